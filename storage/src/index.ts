@@ -1,1 +1,8 @@
-export {};
+// Public surface of @tracehouse/storage: the only package that knows ClickHouse.
+export { ClickHouseStore } from './clickhouse-store.js';
+export type { ClickHouseStoreOptions, RetentionResult } from './clickhouse-store.js';
+export type { SpanWriter } from './span-writer.js';
+export type { TraceReader, TraceQuery, DependencyLink } from './trace-reader.js';
+export { StorageError } from './storage-error.js';
+export type { StorageErrorCode } from './storage-error.js';
+export type { Logger } from './logger.js';

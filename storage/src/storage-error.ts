@@ -1,0 +1,32 @@
+/**
+ * The one error type the storage package throws. `retryable` tells a caller
+ * (the collector) whether the same request may succeed later: connection
+ * problems, timeouts and overload are retryable, a malformed query or a
+ * schema mismatch is not.
+ */
+export type StorageErrorCode =
+  | 'connection' // could not reach the server, or the connection dropped
+  | 'timeout' // the request exceeded queryTimeoutMs
+  | 'overloaded' // the server refused work for now (too many parts, memory, too many queries)
+  | 'server' // the server answered with another error
+  | 'bad_input' // the caller's input cannot be bound (wrong type, out of range)
+  | 'schema' // migrations failed or the schema is not what this version expects
+  | 'closed'; // the store was closed
+
+export class StorageError extends Error {
+  readonly code: StorageErrorCode;
+  readonly retryable: boolean;
+  override readonly cause?: unknown;
+
+  constructor(options: { code: StorageErrorCode; message: string; retryable?: boolean; cause?: unknown }) {
+    super(options.message);
+    this.name = 'StorageError';
+    this.code = options.code;
+    this.retryable = options.retryable ?? defaultRetryable(options.code);
+    if (options.cause !== undefined) this.cause = options.cause;
+  }
+}
+
+function defaultRetryable(code: StorageErrorCode): boolean {
+  return code === 'connection' || code === 'timeout' || code === 'overloaded';
+}
