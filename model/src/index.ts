@@ -1,69 +1,17 @@
-// Public surface of @tracehouse/model. The implementations behind these
-// signatures are being written; the signatures are the contract other
-// packages build against.
+// Public surface of @tracehouse/model: the Zipkin v2 span model, its codecs
+// (JSON v2, JSON v1 read-only, proto3 ListOfSpans) and validation.
 export type { Span, SpanKind, Endpoint, Annotation } from './span.js';
 export { SPAN_KINDS } from './span.js';
-
-import type { Span } from './span.js';
-
-/** How a message body was encoded, detected from its bytes. */
-export type Encoding = 'JSON_V2' | 'JSON_V1' | 'PROTO3';
-
-export type DecodeFailureReason =
-  | 'empty'
-  | 'too_large'
-  | 'bad_gzip'
-  | 'unknown_encoding'
-  | 'malformed_json'
-  | 'not_a_list'
-  | 'malformed_proto';
-
-export type SpanRejectReason =
-  | 'not_an_object'
-  | 'missing_trace_id'
-  | 'bad_trace_id'
-  | 'missing_id'
-  | 'bad_id'
-  | 'bad_parent_id'
-  | 'bad_kind'
-  | 'bad_timestamp'
-  | 'bad_duration'
-  | 'bad_endpoint'
-  | 'bad_annotation'
-  | 'bad_tags'
-  | 'bad_field_type';
-
-export interface DecodeOptions {
-  /** The AMQP `content-encoding` property; `gzip` means the body is gunzipped first. */
-  contentEncoding?: string;
-  /** Largest accepted body after decompression, in bytes. */
-  maxBodyBytes?: number;
-}
-
-export interface DroppedSpan {
-  /** Position of the span in the message's list. */
-  index: number;
-  reason: SpanRejectReason;
-  message: string;
-}
-
-export type DecodeResult =
-  | { ok: true; encoding: Encoding; spans: Span[]; dropped: DroppedSpan[] }
-  | { ok: false; reason: DecodeFailureReason; message: string };
-
-export type NormalizeResult =
-  | { ok: true; span: Span }
-  | { ok: false; reason: SpanRejectReason; message: string };
-
-export function decodeSpans(_body: Uint8Array, _options?: DecodeOptions): DecodeResult {
-  throw new Error('decodeSpans: not implemented yet');
-}
-export function normalizeSpan(_input: unknown): NormalizeResult {
-  throw new Error('normalizeSpan: not implemented yet');
-}
-export function encodeJsonV2(_spans: readonly Span[]): Buffer {
-  throw new Error('encodeJsonV2: not implemented yet');
-}
-export function encodeProto3(_spans: readonly Span[]): Buffer {
-  throw new Error('encodeProto3: not implemented yet');
-}
+export type {
+  Encoding,
+  DecodeFailureReason,
+  SpanRejectReason,
+  DecodeOptions,
+  DroppedSpan,
+  DecodeResult,
+  NormalizeResult,
+} from './results.js';
+export { decodeSpans, DEFAULT_MAX_BODY_BYTES } from './decode-spans.js';
+export { normalizeSpan, normalizeTraceId } from './normalize-span.js';
+export { encodeJsonV2 } from './json-v2.js';
+export { encodeProto3 } from './proto3.js';

@@ -1,0 +1,531 @@
+// Proto3 ListOfSpans (shared/reference/zipkin.proto), read and written by
+// hand. Why not protobufjs here: decoding is the collector's hot path, and
+// protobufjs would first build generic message objects with Uint8Array ids
+// and Long timestamps that then need a second pass to become hex strings and
+// numbers. Reading the wire format straight into the span shape does both in
+// one pass. The tests check both directions against protobufjs.
+import { bytesToHex, isHex, writeHexBytes } from './hex.js';
+import { formatIpv4, formatIpv6, isIpv4Mapped, parseIpv4, parseIpv6 } from './ip.js';
+import { normalizeOrThrow } from './normalize-span.js';
+import { SpanRejection, type DecodeResult, type DroppedSpan } from './results.js';
+import type { Endpoint, Span, SpanKind } from './span.js';
+
+const WIRE_VARINT = 0;
+const WIRE_FIXED64 = 1;
+const WIRE_LEN = 2;
+const WIRE_FIXED32 = 5;
+
+const KIND_BY_NUMBER: readonly (SpanKind | undefined)[] = [undefined, 'CLIENT', 'SERVER', 'PRODUCER', 'CONSUMER'];
+const NUMBER_BY_KIND: Readonly<Record<SpanKind, number>> = { CLIENT: 1, SERVER: 2, PRODUCER: 3, CONSUMER: 4 };
+
+/** Structural damage in the bytes (truncation, bad varint, bad wire type). */
+class ProtoError extends Error {}
+
+/** Cursor over a region of the body. */
+class Reader {
+  constructor(
+    readonly buf: Buffer,
+    public pos: number,
+    readonly end: number,
+  ) {}
+
+  /** A varint as a number; exact up to 2^53, approximate (and so rejected later) above. */
+  varint(): number {
+    const buf = this.buf;
+    let pos = this.pos;
+    let result = 0;
+    let multiplier = 1;
+    for (let i = 0; i < 10; i++) {
+      if (pos >= this.end) throw new ProtoError(`truncated varint at byte ${pos}`);
+      const b = buf[pos++]!;
+      result += (b & 0x7f) * multiplier;
+      if (b < 0x80) {
+        this.pos = pos;
+        return result;
+      }
+      multiplier *= 128;
+    }
+    throw new ProtoError(`varint longer than 10 bytes at byte ${this.pos}`);
+  }
+
+  /** A varint of which only the low 32 bits count, as a signed int32. */
+  int32(): number {
+    const buf = this.buf;
+    let pos = this.pos;
+    let result = 0;
+    for (let i = 0; i < 10; i++) {
+      if (pos >= this.end) throw new ProtoError(`truncated varint at byte ${pos}`);
+      const b = buf[pos++]!;
+      if (i < 5) result |= (b & 0x7f) << (7 * i);
+      if (b < 0x80) {
+        this.pos = pos;
+        return result | 0;
+      }
+    }
+    throw new ProtoError(`varint longer than 10 bytes at byte ${this.pos}`);
+  }
+
+  fixed64(): number {
+    if (this.pos + 8 > this.end) throw new ProtoError(`truncated fixed64 at byte ${this.pos}`);
+    const lo = this.buf.readUInt32LE(this.pos);
+    const hi = this.buf.readUInt32LE(this.pos + 4);
+    this.pos += 8;
+    return hi * 4294967296 + lo;
+  }
+
+  /** Reads a length prefix and returns the end of the region it covers. */
+  lengthDelimited(): number {
+    const length = this.varint();
+    const end = this.pos + length;
+    if (end > this.end) throw new ProtoError(`length ${length} at byte ${this.pos} runs past the end of its message`);
+    return end;
+  }
+
+  string(): string {
+    const end = this.lengthDelimited();
+    const start = this.pos;
+    this.pos = end;
+    const length = end - start;
+    if (length === 0) return '';
+    // Short ASCII strings (names, tag keys) are cheaper to build in JS than
+    // through a native call.
+    if (length <= 24) {
+      const buf = this.buf;
+      let ascii = true;
+      for (let i = start; i < end; i++) {
+        if (buf[i]! >= 0x80) {
+          ascii = false;
+          break;
+        }
+      }
+      if (ascii) {
+        let s = '';
+        for (let i = start; i < end; i++) s += String.fromCharCode(buf[i]!);
+        return s;
+      }
+    }
+    return this.buf.toString('utf8', start, end);
+  }
+
+  skip(wire: number): void {
+    switch (wire) {
+      case WIRE_VARINT:
+        this.varint();
+        return;
+      case WIRE_FIXED64:
+        if (this.pos + 8 > this.end) throw new ProtoError(`truncated fixed64 at byte ${this.pos}`);
+        this.pos += 8;
+        return;
+      case WIRE_LEN:
+        this.pos = this.lengthDelimited();
+        return;
+      case WIRE_FIXED32:
+        if (this.pos + 4 > this.end) throw new ProtoError(`truncated fixed32 at byte ${this.pos}`);
+        this.pos += 4;
+        return;
+      default:
+        throw new ProtoError(`unsupported wire type ${wire} at byte ${this.pos}`);
+    }
+  }
+
+  tag(): { field: number; wire: number } {
+    const tag = this.varint();
+    const field = Math.floor(tag / 8);
+    if (field === 0 || field > 536870911) throw new ProtoError(`invalid field number ${field} at byte ${this.pos}`);
+    return { field, wire: tag % 8 };
+  }
+}
+
+const FIELD_NAMES: Record<number, string> = {
+  1: 'trace_id',
+  2: 'parent_id',
+  3: 'id',
+  4: 'kind',
+  5: 'name',
+  6: 'timestamp',
+  7: 'duration',
+  8: 'local_endpoint',
+  9: 'remote_endpoint',
+  10: 'annotations',
+  11: 'tags',
+  12: 'debug',
+  13: 'shared',
+};
+
+function expectWire(field: number, wire: number, expected: number, where: string): void {
+  if (wire !== expected) {
+    throw new SpanRejection('bad_field_type', `${where} field ${field} (${FIELD_NAMES[field] ?? '?'}) has wire type ${wire}, expected ${expected}`);
+  }
+}
+
+function readIdBytes(r: Reader, field: string, lengths: readonly number[], reason: 'bad_trace_id' | 'bad_id' | 'bad_parent_id'): string | undefined {
+  const end = r.lengthDelimited();
+  const start = r.pos;
+  r.pos = end;
+  const length = end - start;
+  if (length === 0 && reason === 'bad_parent_id') return undefined;
+  if (!lengths.includes(length)) throw new SpanRejection(reason, `${field} is ${length} bytes, expected ${lengths.join(' or ')}`);
+  return bytesToHex(r.buf, start, end);
+}
+
+function readEndpoint(r: Reader, end: number): Endpoint {
+  const out: Endpoint = {};
+  while (r.pos < end) {
+    const { field, wire } = r.tag();
+    if (field === 1) {
+      expectWire(field, wire, WIRE_LEN, 'Endpoint');
+      out.serviceName = r.string();
+    } else if (field === 2 || field === 3) {
+      expectWire(field, wire, WIRE_LEN, 'Endpoint');
+      const ipEnd = r.lengthDelimited();
+      const start = r.pos;
+      r.pos = ipEnd;
+      // Like Zipkin, an address of the wrong length is ignored.
+      if (ipEnd - start === 4) out.ipv4 = formatIpv4(r.buf, start);
+      else if (ipEnd - start === 16) {
+        if (isIpv4Mapped(r.buf, start)) out.ipv4 = formatIpv4(r.buf, start + 12);
+        else out.ipv6 = formatIpv6(r.buf, start);
+      }
+    } else if (field === 4) {
+      expectWire(field, wire, WIRE_VARINT, 'Endpoint');
+      out.port = r.int32();
+    } else {
+      r.skip(wire);
+    }
+  }
+  return out;
+}
+
+interface RawSpan {
+  traceId?: string;
+  parentId?: string;
+  id?: string;
+  kind?: SpanKind;
+  name?: string;
+  timestamp?: number;
+  duration?: number;
+  localEndpoint?: Endpoint;
+  remoteEndpoint?: Endpoint;
+  annotations?: { timestamp: number; value: string }[];
+  tags?: Record<string, string>;
+  debug?: boolean;
+  shared?: boolean;
+}
+
+function readSpan(r: Reader, end: number): RawSpan {
+  const span: RawSpan = {};
+  while (r.pos < end) {
+    const { field, wire } = r.tag();
+    switch (field) {
+      case 1:
+        expectWire(field, wire, WIRE_LEN, 'Span');
+        span.traceId = readIdBytes(r, 'trace_id', [8, 16], 'bad_trace_id');
+        break;
+      case 2:
+        expectWire(field, wire, WIRE_LEN, 'Span');
+        span.parentId = readIdBytes(r, 'parent_id', [8], 'bad_parent_id');
+        break;
+      case 3:
+        expectWire(field, wire, WIRE_LEN, 'Span');
+        span.id = readIdBytes(r, 'id', [8], 'bad_id');
+        break;
+      case 4: {
+        expectWire(field, wire, WIRE_VARINT, 'Span');
+        const n = r.varint();
+        if (n >= KIND_BY_NUMBER.length) throw new SpanRejection('bad_kind', `kind ${n} is not a Span.Kind (0-4)`);
+        span.kind = KIND_BY_NUMBER[n];
+        break;
+      }
+      case 5:
+        expectWire(field, wire, WIRE_LEN, 'Span');
+        span.name = r.string();
+        break;
+      case 6:
+        expectWire(field, wire, WIRE_FIXED64, 'Span');
+        span.timestamp = r.fixed64();
+        break;
+      case 7:
+        expectWire(field, wire, WIRE_VARINT, 'Span');
+        span.duration = r.varint();
+        break;
+      case 8:
+      case 9: {
+        expectWire(field, wire, WIRE_LEN, 'Span');
+        const e = readEndpoint(r, r.lengthDelimited());
+        if (field === 8) span.localEndpoint = e;
+        else span.remoteEndpoint = e;
+        break;
+      }
+      case 10: {
+        expectWire(field, wire, WIRE_LEN, 'Span');
+        const aEnd = r.lengthDelimited();
+        let timestamp = 0;
+        let value = '';
+        while (r.pos < aEnd) {
+          const t = r.tag();
+          if (t.field === 1) {
+            expectWire(t.field, t.wire, WIRE_FIXED64, 'Annotation');
+            timestamp = r.fixed64();
+          } else if (t.field === 2) {
+            expectWire(t.field, t.wire, WIRE_LEN, 'Annotation');
+            value = r.string();
+          } else {
+            r.skip(t.wire);
+          }
+        }
+        (span.annotations ??= []).push({ timestamp, value });
+        break;
+      }
+      case 11: {
+        expectWire(field, wire, WIRE_LEN, 'Span');
+        const eEnd = r.lengthDelimited();
+        let key = '';
+        let value = '';
+        while (r.pos < eEnd) {
+          const t = r.tag();
+          if (t.field === 1) {
+            expectWire(t.field, t.wire, WIRE_LEN, 'tags entry');
+            key = r.string();
+          } else if (t.field === 2) {
+            expectWire(t.field, t.wire, WIRE_LEN, 'tags entry');
+            value = r.string();
+          } else {
+            r.skip(t.wire);
+          }
+        }
+        const tags = (span.tags ??= {});
+        if (key === '__proto__') Object.defineProperty(tags, key, { value, enumerable: true, writable: true, configurable: true });
+        else tags[key] = value;
+        break;
+      }
+      case 12:
+        expectWire(field, wire, WIRE_VARINT, 'Span');
+        span.debug = r.varint() !== 0;
+        break;
+      case 13:
+        expectWire(field, wire, WIRE_VARINT, 'Span');
+        span.shared = r.varint() !== 0;
+        break;
+      default:
+        r.skip(wire);
+    }
+  }
+  if (r.pos !== end) throw new ProtoError(`span runs ${r.pos - end} bytes past its length`);
+  return span;
+}
+
+/** Decodes a proto3 ListOfSpans body; spans are validated like JSON ones. */
+export function decodeProto3List(buf: Buffer): DecodeResult {
+  const spans: Span[] = [];
+  const dropped: DroppedSpan[] = [];
+  const r = new Reader(buf, 0, buf.byteLength);
+  let index = 0;
+  try {
+    while (r.pos < r.end) {
+      const { field, wire } = r.tag();
+      if (field !== 1) {
+        r.skip(wire); // unknown fields are allowed by proto3
+        continue;
+      }
+      if (wire !== WIRE_LEN) throw new ProtoError(`ListOfSpans field 1 has wire type ${wire}, expected 2`);
+      const end = r.lengthDelimited();
+      const start = r.pos;
+      try {
+        spans.push(normalizeOrThrow(readSpan(new Reader(buf, start, end), end), true));
+      } catch (e) {
+        if (e instanceof SpanRejection) dropped.push({ index, reason: e.reason, message: e.message });
+        else if (e instanceof ProtoError) dropped.push({ index, reason: 'bad_field_type', message: `span bytes are malformed: ${e.message}` });
+        else throw e;
+      }
+      r.pos = end;
+      index++;
+    }
+  } catch (e) {
+    if (e instanceof ProtoError) return { ok: false, reason: 'malformed_proto', message: `body is not a valid proto3 ListOfSpans: ${e.message}` };
+    throw e;
+  }
+  return { ok: true, encoding: 'PROTO3', spans, dropped };
+}
+
+// ---------------------------------------------------------------------------
+// Writing
+
+function varintSize(n: number): number {
+  let size = 1;
+  while (n >= 128) {
+    n = Math.floor(n / 128);
+    size++;
+  }
+  return size;
+}
+
+class Writer {
+  buf: Buffer;
+  pos = 0;
+
+  constructor(initial: number) {
+    this.buf = Buffer.allocUnsafe(Math.max(64, initial));
+  }
+
+  ensure(n: number): void {
+    if (this.pos + n <= this.buf.length) return;
+    const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.pos + n));
+    this.buf.copy(next, 0, 0, this.pos);
+    this.buf = next;
+  }
+
+  varint(n: number): void {
+    this.ensure(10);
+    const buf = this.buf;
+    while (n >= 128) {
+      buf[this.pos++] = (n % 128) | 0x80;
+      n = Math.floor(n / 128);
+    }
+    buf[this.pos++] = n;
+  }
+
+  tag(field: number, wire: number): void {
+    this.varint(field * 8 + wire);
+  }
+
+  fixed64(field: number, n: number): void {
+    this.tag(field, WIRE_FIXED64);
+    this.ensure(8);
+    this.buf.writeUInt32LE(n % 4294967296, this.pos);
+    this.buf.writeUInt32LE(Math.floor(n / 4294967296), this.pos + 4);
+    this.pos += 8;
+  }
+
+  string(field: number, s: string): void {
+    this.tag(field, WIRE_LEN);
+    const length = Buffer.byteLength(s, 'utf8');
+    this.varint(length);
+    this.ensure(length);
+    this.pos += this.buf.write(s, this.pos, length, 'utf8');
+  }
+
+  bytes(field: number, b: Uint8Array): void {
+    this.tag(field, WIRE_LEN);
+    this.varint(b.length);
+    this.ensure(b.length);
+    this.buf.set(b, this.pos);
+    this.pos += b.length;
+  }
+
+  hexBytes(field: number, hex: string): void {
+    this.tag(field, WIRE_LEN);
+    this.varint(hex.length / 2);
+    this.ensure(hex.length / 2);
+    writeHexBytes(hex, this.buf, this.pos);
+    this.pos += hex.length / 2;
+  }
+
+  /** Starts a nested message, reserving `reserve` bytes for its length. */
+  begin(field: number, reserve: number): number {
+    this.tag(field, WIRE_LEN);
+    this.ensure(reserve);
+    const at = this.pos;
+    this.pos += reserve;
+    return at;
+  }
+
+  /** Writes the nested message's length, moving its bytes if the guess was off. */
+  end(at: number, reserve: number): void {
+    const length = this.pos - at - reserve;
+    const size = varintSize(length);
+    if (size !== reserve) {
+      this.ensure(size - reserve);
+      this.buf.copyWithin(at + size, at + reserve, this.pos);
+      this.pos += size - reserve;
+    }
+    const save = this.pos;
+    this.pos = at;
+    this.varint(length);
+    this.pos = save;
+  }
+}
+
+function checkId(value: unknown, field: string, lengths: readonly number[], index: number): string {
+  if (typeof value !== 'string' || !lengths.includes(value.length) || !isHex(value)) {
+    throw new TypeError(`encodeProto3: span ${index} ${field} ${JSON.stringify(value)} is not ${lengths.join(' or ')} hex characters`);
+  }
+  return value;
+}
+
+function writeEndpoint(w: Writer, field: number, e: Endpoint, index: number): void {
+  const at = w.begin(field, 1);
+  if (e.serviceName !== undefined && e.serviceName !== '') w.string(1, e.serviceName);
+  if (e.ipv4 !== undefined && e.ipv4 !== '') {
+    const b = parseIpv4(e.ipv4);
+    if (!b) throw new TypeError(`encodeProto3: span ${index} ipv4 ${JSON.stringify(e.ipv4)} is not an IPv4 address`);
+    w.bytes(2, b);
+  }
+  if (e.ipv6 !== undefined && e.ipv6 !== '') {
+    const b = parseIpv6(e.ipv6);
+    if (!b) throw new TypeError(`encodeProto3: span ${index} ipv6 ${JSON.stringify(e.ipv6)} is not an IPv6 address`);
+    w.bytes(3, b);
+  }
+  if (e.port !== undefined && e.port !== 0) {
+    w.tag(4, WIRE_VARINT);
+    // int32: negative numbers take ten bytes, as protobuf encodes them.
+    w.varint(e.port >= 0 ? e.port : e.port + 18446744073709551616);
+  }
+  w.end(at, 1);
+}
+
+function writeSpan(w: Writer, s: Span, index: number): void {
+  const at = w.begin(1, 2);
+  w.hexBytes(1, checkId(s.traceId, 'traceId', [16, 32], index));
+  if (s.parentId !== undefined) w.hexBytes(2, checkId(s.parentId, 'parentId', [16], index));
+  w.hexBytes(3, checkId(s.id, 'id', [16], index));
+  if (s.kind !== undefined) {
+    const n = NUMBER_BY_KIND[s.kind];
+    if (n === undefined) throw new TypeError(`encodeProto3: span ${index} kind ${JSON.stringify(s.kind)} is not a span kind`);
+    w.tag(4, WIRE_VARINT);
+    w.varint(n);
+  }
+  if (s.name !== undefined && s.name !== '') w.string(5, s.name);
+  if (s.timestamp !== undefined && s.timestamp !== 0) w.fixed64(6, s.timestamp);
+  if (s.duration !== undefined && s.duration !== 0) {
+    w.tag(7, WIRE_VARINT);
+    w.varint(s.duration);
+  }
+  if (s.localEndpoint !== undefined) writeEndpoint(w, 8, s.localEndpoint, index);
+  if (s.remoteEndpoint !== undefined) writeEndpoint(w, 9, s.remoteEndpoint, index);
+  if (s.annotations !== undefined) {
+    for (const a of s.annotations) {
+      const aAt = w.begin(10, 1);
+      w.fixed64(1, a.timestamp);
+      w.string(2, a.value);
+      w.end(aAt, 1);
+    }
+  }
+  if (s.tags !== undefined) {
+    for (const key of Object.keys(s.tags)) {
+      const tAt = w.begin(11, 1);
+      w.string(1, key);
+      w.string(2, s.tags[key]!);
+      w.end(tAt, 1);
+    }
+  }
+  if (s.debug === true) {
+    w.tag(12, WIRE_VARINT);
+    w.varint(1);
+  }
+  if (s.shared === true) {
+    w.tag(13, WIRE_VARINT);
+    w.varint(1);
+  }
+  w.end(at, 2);
+}
+
+/**
+ * Encodes spans as a proto3 ListOfSpans. Spans should be normalised (see
+ * normalizeSpan); ids that are not hex of the right length and endpoints
+ * whose addresses do not parse throw a TypeError naming the span.
+ */
+export function encodeProto3(spans: readonly Span[]): Buffer {
+  const w = new Writer(spans.length * 512);
+  for (let i = 0; i < spans.length; i++) writeSpan(w, spans[i]!, i);
+  return Buffer.from(w.buf.subarray(0, w.pos));
+}
