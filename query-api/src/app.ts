@@ -1,0 +1,312 @@
+/**
+ * The query API as a fastify instance: the Zipkin v2 read endpoints under
+ * /api/v2, /health and /openapi.json. `buildApp` does no I/O of its own and
+ * never listens (server.ts does), so tests drive it with `inject()`.
+ */
+import { timingSafeEqual } from 'node:crypto';
+import fastifyCors from '@fastify/cors';
+import fastifySwagger from '@fastify/swagger';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { Span } from '@tracehouse/model';
+import { StorageError, type TraceReader } from '@tracehouse/storage';
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import type { QueryApiConfig } from './config.js';
+import { ApiError, QueryTimeoutError, badParameter, missingParameter, type ErrorBody } from './errors.js';
+import {
+  normalizeTraceId,
+  parseName,
+  parseTagKey,
+  parseTraceIds,
+  parseTracesQuery,
+  parseWindow,
+} from './params.js';
+import {
+  AutocompleteValuesQuery,
+  DependenciesQuery,
+  ErrorSchema,
+  HealthSchema,
+  ListOfDependencyLinksSchema,
+  ListOfTracesSchema,
+  ServiceNameQuery,
+  StringListSchema,
+  TraceIdParams,
+  TraceManyQuery,
+  TraceSchema,
+  TracesQuery,
+} from './schemas.js';
+import { mergeTrace } from './trace-merge.js';
+
+/** The part of the configuration the app itself uses. */
+export type AppConfig = Pick<
+  QueryApiConfig,
+  'defaultLimit' | 'maxLimit' | 'defaultLookbackMs' | 'maxLookbackMs' | 'queryTimeoutMs' | 'corsOrigins' | 'bearerToken'
+>;
+
+export interface BuildAppOptions {
+  reader: TraceReader;
+  config: AppConfig;
+  /** A pino logger (or any fastify-compatible one). Default: no logging. */
+  logger?: FastifyBaseLogger;
+  /** Whether ClickHouse answers, for /health. Default: always true. */
+  ping?: () => Promise<boolean>;
+  /** Epoch milliseconds; tests pin it. Default: Date.now. */
+  now?: () => number;
+}
+
+export type QueryApp = FastifyInstance<
+  import('node:http').Server,
+  import('node:http').IncomingMessage,
+  import('node:http').ServerResponse,
+  FastifyBaseLogger,
+  TypeBoxTypeProvider
+>;
+
+/** Rejects with QueryTimeoutError when `work` takes longer than `timeoutMs`. */
+export function withTimeout<T>(work: Promise<T>, timeoutMs: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new QueryTimeoutError(timeoutMs)), timeoutMs);
+    timer.unref();
+  });
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+}
+
+const errorResponses = { 400: ErrorSchema, 401: ErrorSchema, 503: ErrorSchema, 504: ErrorSchema } as const;
+
+function bearerMatches(header: string | undefined, token: string): boolean {
+  if (header === undefined) return false;
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+  if (match === null) return false;
+  const given = Buffer.from(match[1] as string);
+  const expected = Buffer.from(token);
+  return given.length === expected.length && timingSafeEqual(given, expected);
+}
+
+/** Maps any error a handler or fastify raised to a status and a documented body. */
+function toErrorResponse(error: FastifyError | Error, log: FastifyBaseLogger): { status: number; body: ErrorBody } {
+  if (error instanceof ApiError) return { status: error.statusCode, body: error.toBody() };
+  const validation = (error as FastifyError).validation;
+  if (validation !== undefined && validation.length > 0) {
+    const first = validation[0] as { instancePath?: string; params?: Record<string, unknown>; message?: string };
+    const missing = first.params?.['missingProperty'];
+    if (typeof missing === 'string') return { status: 400, body: missingParameter(missing).toBody() };
+    const parameter = (first.instancePath ?? '').replace(/^\//, '').split('/')[0] || 'query';
+    return { status: 400, body: badParameter(parameter, first.message ?? 'is invalid').toBody() };
+  }
+  if (error instanceof QueryTimeoutError) {
+    log.warn({ err: error }, 'query timed out');
+    return { status: 504, body: { code: 'QUERY_TIMEOUT', message: error.message } };
+  }
+  if (error instanceof StorageError) {
+    log.error({ err: error, storageCode: error.code }, 'storage error');
+    if (error.code === 'timeout') return { status: 504, body: { code: 'QUERY_TIMEOUT', message: 'the query took too long' } };
+    if (error.code === 'connection' || error.code === 'overloaded' || error.code === 'closed') {
+      return { status: 503, body: { code: 'STORAGE_UNAVAILABLE', message: 'the trace store is unavailable; try again' } };
+    }
+    if (error.code === 'bad_input') return { status: 400, body: { code: 'INVALID_PARAMETER', message: 'a parameter cannot be used in a query' } };
+    return { status: 500, body: { code: 'INTERNAL', message: 'the trace store failed to answer' } };
+  }
+  const statusCode = (error as FastifyError).statusCode;
+  if (statusCode !== undefined && statusCode >= 400 && statusCode < 500) {
+    return { status: statusCode, body: { code: statusCode === 404 ? 'NOT_FOUND' : 'INVALID_PARAMETER', message: error.message } };
+  }
+  log.error({ err: error }, 'unexpected error');
+  return { status: 500, body: { code: 'INTERNAL', message: 'internal error' } };
+}
+
+export async function buildApp(options: BuildAppOptions): Promise<QueryApp> {
+  const { reader, config } = options;
+  const now = options.now ?? Date.now;
+  const ping = options.ping ?? (() => Promise.resolve(true));
+  const timed = <T>(work: Promise<T>): Promise<T> => withTimeout(work, config.queryTimeoutMs);
+
+  const app = Fastify({
+    ...(options.logger === undefined ? { logger: false } : { loggerInstance: options.logger }),
+    // Zipkin clients (and the Zipkin UI) do not expect a trailing-slash 404.
+    routerOptions: { ignoreTrailingSlash: true },
+  }).withTypeProvider<TypeBoxTypeProvider>() as QueryApp;
+
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    const { status, body } = toErrorResponse(error, request.log);
+    return reply.status(status).send(body);
+  });
+  app.setNotFoundHandler((request, reply) =>
+    reply.status(404).send({ code: 'NOT_FOUND', message: `no route ${request.method} ${request.url.split('?')[0]}` }),
+  );
+
+  if (config.corsOrigins !== 'off') {
+    await app.register(fastifyCors, {
+      origin: config.corsOrigins === '*' ? '*' : [...config.corsOrigins],
+      methods: ['GET', 'HEAD', 'OPTIONS'],
+      allowedHeaders: ['Authorization', 'Content-Type'],
+    });
+  }
+
+  const token = config.bearerToken;
+  if (token !== undefined) {
+    app.addHook('onRequest', async (request, reply) => {
+      if (request.method === 'OPTIONS' || request.url === '/health' || request.url.startsWith('/health?')) return;
+      if (!bearerMatches(request.headers.authorization, token)) {
+        await reply
+          .status(401)
+          .header('www-authenticate', 'Bearer')
+          .send({ code: 'UNAUTHORIZED', message: 'missing or wrong bearer token' });
+      }
+    });
+  }
+
+  await app.register(fastifySwagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: {
+        title: 'tracehouse query API (Zipkin v2)',
+        version: '2',
+        description:
+          "Zipkin's v2 read API over traces stored in ClickHouse. Errors answer `{ code, message, parameter? }`; see the Error schema.",
+      },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+    },
+  });
+
+  app.get('/openapi.json', { schema: { hide: true } }, () => app.swagger());
+
+  app.get(
+    '/health',
+    { schema: { description: 'Liveness, and whether ClickHouse answers.', response: { 200: HealthSchema, 503: HealthSchema } } },
+    async (_request, reply) => {
+      const up = await ping().catch(() => false);
+      return reply.status(up ? 200 : 503).send({ status: up ? 'UP' : 'DOWN', clickhouse: up ? 'UP' : 'DOWN' });
+    },
+  );
+
+  await app.register(
+    (api: QueryApp, _opts, done) => {
+      api.get(
+        '/services',
+        {
+          schema: {
+            description: 'Returns a list of all service names associated with span endpoints.',
+            response: { 200: StringListSchema, ...errorResponses },
+          },
+        },
+        () => timed(reader.getServiceNames()),
+      );
+
+      api.get(
+        '/spans',
+        {
+          schema: {
+            description: 'Get all the span names recorded by a particular service.',
+            querystring: ServiceNameQuery,
+            response: { 200: StringListSchema, ...errorResponses },
+          },
+        },
+        (request) => timed(reader.getSpanNames(parseName('serviceName', request.query.serviceName, { required: true }))),
+      );
+
+      api.get(
+        '/remoteServices',
+        {
+          schema: {
+            description: 'Get all the remote service names recorded by a particular service.',
+            querystring: ServiceNameQuery,
+            response: { 200: StringListSchema, ...errorResponses },
+          },
+        },
+        (request) =>
+          timed(reader.getRemoteServiceNames(parseName('serviceName', request.query.serviceName, { required: true }))),
+      );
+
+      api.get(
+        '/traces',
+        {
+          schema: {
+            description:
+              'Traces matching the filters, newest first, nearest to endTs within lookback. endTs and lookback are milliseconds; durations are microseconds.',
+            querystring: TracesQuery,
+            response: { 200: ListOfTracesSchema, ...errorResponses },
+          },
+        },
+        async (request) => {
+          const query = parseTracesQuery(request.query, config, now());
+          const traces = await timed(reader.getTraces(query));
+          return traces.map((trace: Span[]) => mergeTrace(trace));
+        },
+      );
+
+      api.get(
+        '/trace/:traceId',
+        {
+          schema: {
+            description: 'The spans of one trace, client and server halves of shared spans merged as Zipkin does.',
+            params: TraceIdParams,
+            response: { 200: TraceSchema, 404: ErrorSchema, ...errorResponses },
+          },
+        },
+        async (request) => {
+          const traceId = normalizeTraceId('traceId', request.params.traceId);
+          const spans = await timed(reader.getTrace(traceId));
+          if (spans.length === 0) {
+            throw new ApiError({ statusCode: 404, code: 'TRACE_NOT_FOUND', message: `trace ${traceId} not found` });
+          }
+          return mergeTrace(spans);
+        },
+      );
+
+      api.get(
+        '/traceMany',
+        {
+          schema: {
+            description: 'The traces with the given ids, in any order; empty when none match. Fewer than two ids is a bad request.',
+            querystring: TraceManyQuery,
+            response: { 200: ListOfTracesSchema, ...errorResponses },
+          },
+        },
+        async (request) => {
+          const ids = parseTraceIds(request.query.traceIds);
+          const traces = await timed(reader.getTraceMany(ids));
+          return traces.map((trace: Span[]) => mergeTrace(trace));
+        },
+      );
+
+      api.get(
+        '/dependencies',
+        {
+          schema: {
+            description: 'Service links derived from parent/child spans across services in the window.',
+            querystring: DependenciesQuery,
+            response: { 200: ListOfDependencyLinksSchema, ...errorResponses },
+          },
+        },
+        (request) => timed(reader.getDependencies(parseWindow(request.query, config, now()))),
+      );
+
+      api.get(
+        '/autocompleteKeys',
+        {
+          schema: {
+            description: 'Tag keys offered for value autocompletion in annotationQuery.',
+            response: { 200: StringListSchema, ...errorResponses },
+          },
+        },
+        () => timed(reader.getAutocompleteKeys()),
+      );
+
+      api.get(
+        '/autocompleteValues',
+        {
+          schema: {
+            description: 'Known values of Span.tags for an autocomplete key; empty when none or the key is not configured.',
+            querystring: AutocompleteValuesQuery,
+            response: { 200: StringListSchema, ...errorResponses },
+          },
+        },
+        (request) => timed(reader.getAutocompleteValues(parseTagKey('key', request.query.key))),
+      );
+      done();
+    },
+    { prefix: '/api/v2' },
+  );
+
+  return app;
+}

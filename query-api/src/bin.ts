@@ -1,0 +1,25 @@
+#!/usr/bin/env node
+// tracehouse-query-api: the Zipkin v2 query API over ClickHouse.
+import { pino } from 'pino';
+import { ConfigError, parseConfig, type QueryApiConfig } from './config.js';
+import { startServer, stopOnSignals } from './server.js';
+
+let config: QueryApiConfig;
+try {
+  config = parseConfig(process.env);
+} catch (error) {
+  if (error instanceof ConfigError) {
+    console.error(`tracehouse-query-api: ${error.message}`);
+    process.exit(2);
+  }
+  throw error;
+}
+
+const logger = pino({ name: 'tracehouse-query-api', level: config.logLevel });
+try {
+  const server = await startServer({ config, logger });
+  stopOnSignals(server, logger);
+} catch (error) {
+  logger.fatal({ err: error }, 'query API failed to start');
+  process.exit(1);
+}

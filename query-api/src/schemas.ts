@@ -1,0 +1,118 @@
+/**
+ * Route schemas (TypeBox) mirroring shared/reference/zipkin2-api.yaml. They
+ * validate the query strings, serialise the responses in Zipkin's field order,
+ * and are what /openapi.json is generated from.
+ */
+import { Type } from 'typebox';
+
+export const EndpointSchema = Type.Object(
+  {
+    serviceName: Type.Optional(Type.String()),
+    ipv4: Type.Optional(Type.String({ format: 'ipv4' })),
+    ipv6: Type.Optional(Type.String({ format: 'ipv6' })),
+    port: Type.Optional(Type.Integer()),
+  },
+  { title: 'Endpoint', description: 'The network context of a node in the service graph' },
+);
+
+export const AnnotationSchema = Type.Object(
+  {
+    timestamp: Type.Integer({ format: 'int64', description: 'Epoch microseconds of this event.' }),
+    value: Type.String(),
+  },
+  { title: 'Annotation' },
+);
+
+const lowerHex16 = { pattern: '^[a-f0-9]{16}$', minLength: 16, maxLength: 16 } as const;
+
+// Property order is Zipkin's JSON order; fast-json-stringify writes them in it.
+export const SpanSchema = Type.Object(
+  {
+    traceId: Type.String({ pattern: '^[a-f0-9]{16,32}$', minLength: 16, maxLength: 32 }),
+    parentId: Type.Optional(Type.String(lowerHex16)),
+    id: Type.String(lowerHex16),
+    kind: Type.Optional(Type.Union([Type.Literal('CLIENT'), Type.Literal('SERVER'), Type.Literal('PRODUCER'), Type.Literal('CONSUMER')])),
+    name: Type.Optional(Type.String()),
+    timestamp: Type.Optional(Type.Integer({ format: 'int64', description: 'Epoch microseconds of the start of this span.' })),
+    duration: Type.Optional(Type.Integer({ format: 'int64', minimum: 1, description: 'Microseconds.' })),
+    localEndpoint: Type.Optional(EndpointSchema),
+    remoteEndpoint: Type.Optional(EndpointSchema),
+    annotations: Type.Optional(Type.Array(AnnotationSchema)),
+    tags: Type.Optional(Type.Object({}, { title: 'Tags', additionalProperties: Type.String() })),
+    debug: Type.Optional(Type.Boolean()),
+    shared: Type.Optional(Type.Boolean()),
+  },
+  { title: 'Span' },
+);
+
+export const TraceSchema = Type.Array(SpanSchema, { title: 'Trace', description: 'List of spans who have the same trace ID.' });
+export const ListOfTracesSchema = Type.Array(TraceSchema, { title: 'ListOfTraces' });
+export const StringListSchema = Type.Array(Type.String());
+
+export const DependencyLinkSchema = Type.Object(
+  {
+    parent: Type.String(),
+    child: Type.String(),
+    callCount: Type.Integer(),
+    errorCount: Type.Optional(Type.Integer()),
+  },
+  { title: 'DependencyLink' },
+);
+export const ListOfDependencyLinksSchema = Type.Array(DependencyLinkSchema, { title: 'ListOfDependencyLinks' });
+
+export const ErrorSchema = Type.Object(
+  {
+    code: Type.String({ description: 'One of the documented error codes, e.g. INVALID_PARAMETER.' }),
+    message: Type.String(),
+    parameter: Type.Optional(Type.String({ description: 'The parameter at fault.' })),
+  },
+  { title: 'Error' },
+);
+
+const serviceNameParam = Type.String({
+  description: 'Lower-case label of a node in the service graph. The /services endpoint enumerates possible input values.',
+});
+const int64 = (description: string) => Type.Integer({ format: 'int64', description });
+
+export const ServiceNameQuery = Type.Object({ serviceName: serviceNameParam });
+
+export const TracesQuery = Type.Object({
+  serviceName: Type.Optional(serviceNameParam),
+  remoteServiceName: Type.Optional(Type.String({ description: 'Only traces with a span that calls this remote service.' })),
+  spanName: Type.Optional(Type.String({ description: 'Only traces that contain a span with this name.' })),
+  annotationQuery: Type.Optional(
+    Type.String({
+      description:
+        "Ex. `http.uri=/foo and retried`: `key=value` constrains Span.tags, a bare word matches Span.annotations[].value or a Span.tags key. Terms are ANDed.",
+    }),
+  ),
+  minDuration: Type.Optional(int64('Only traces with a span of at least this many microseconds.')),
+  maxDuration: Type.Optional(int64('Only traces with a span of at most this many microseconds. Only valid with minDuration.')),
+  endTs: Type.Optional(int64('End of the window in epoch milliseconds. Defaults to now.')),
+  lookback: Type.Optional(int64('Length of the window in milliseconds. Defaults to the configured lookback (1 day), limited to the configured maximum.')),
+  limit: Type.Optional(Type.Integer({ description: 'Maximum number of traces to return. Defaults to 10, bounded by configuration.' })),
+});
+
+export const TraceIdParams = Type.Object({
+  traceId: Type.String({
+    description: 'Trace identifier: 16 or 32 hex characters (64 or 128 bits).',
+  }),
+});
+
+export const TraceManyQuery = Type.Object({
+  traceIds: Type.String({ description: 'Comma-delimited list of at least two unique trace identifiers (16 or 32 hex characters).' }),
+});
+
+export const DependenciesQuery = Type.Object({
+  endTs: int64('Only links from spans at or before this time in epoch milliseconds.'),
+  lookback: Type.Optional(int64('Length of the window in milliseconds. Defaults to the configured lookback (1 day).')),
+});
+
+export const AutocompleteValuesQuery = Type.Object({
+  key: Type.String({ description: 'Name of the autocomplete key from the /autocompleteKeys endpoint.' }),
+});
+
+export const HealthSchema = Type.Object({
+  status: Type.Union([Type.Literal('UP'), Type.Literal('DOWN')]),
+  clickhouse: Type.Union([Type.Literal('UP'), Type.Literal('DOWN')]),
+});

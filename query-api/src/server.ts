@@ -1,0 +1,96 @@
+/**
+ * The running query API: opens the ClickHouse store, builds the app, listens,
+ * and closes both gracefully (in-flight requests finish, new ones get 503).
+ */
+import { ClickHouseStore } from '@tracehouse/storage';
+import type { Logger } from 'pino';
+import { buildApp, type QueryApp } from './app.js';
+import type { QueryApiConfig } from './config.js';
+
+export interface QueryServer {
+  readonly app: QueryApp;
+  readonly store: ClickHouseStore;
+  /** The bound address, e.g. http://127.0.0.1:9411. */
+  readonly url: string;
+  /** Stops accepting connections, lets in-flight requests finish, closes the store. Idempotent. */
+  stop(): Promise<void>;
+}
+
+export async function startServer(options: { config: QueryApiConfig; logger: Logger }): Promise<QueryServer> {
+  const { config, logger } = options;
+  const store = await ClickHouseStore.open({
+    url: config.clickhouseUrl,
+    database: config.clickhouseDatabase,
+    queryTimeoutMs: config.queryTimeoutMs,
+    strictTraceId: config.strictTraceId,
+    ...(config.autocompleteKeys === undefined ? {} : { autocompleteKeys: config.autocompleteKeys }),
+    logger: logger.child({ component: 'storage' }),
+  });
+  let app: QueryApp;
+  try {
+    app = await buildApp({
+      reader: store.reader,
+      config,
+      logger: logger.child({ component: 'http' }),
+      ping: () => store.ping(),
+    });
+    await app.listen({ port: config.port, host: config.host });
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
+  const address = app.server.address();
+  const url =
+    address !== null && typeof address === 'object'
+      ? `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`
+      : String(address);
+  logger.info({ url, database: config.clickhouseDatabase, serverVersion: store.serverVersion }, 'query API listening');
+
+  let stopping: Promise<void> | undefined;
+  return {
+    app,
+    store,
+    url,
+    stop() {
+      stopping ??= (async () => {
+        try {
+          await app.close();
+        } finally {
+          await store.close();
+        }
+        logger.info('query API stopped');
+      })();
+      return stopping;
+    },
+  };
+}
+
+/**
+ * Stops `server` on SIGTERM or SIGINT, then exits. A second signal, or a close
+ * that takes longer than `graceMs`, exits at once.
+ */
+export function stopOnSignals(server: QueryServer, logger: Logger, graceMs = 10_000): void {
+  let received = false;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (received) {
+      logger.warn({ signal }, 'second signal: exiting now');
+      process.exit(1);
+    }
+    received = true;
+    logger.info({ signal }, 'shutting down');
+    const force = setTimeout(() => {
+      logger.error({ graceMs }, 'graceful shutdown timed out: exiting');
+      process.exit(1);
+    }, graceMs);
+    force.unref();
+    server.stop().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        logger.error({ err: error }, 'error while shutting down');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+}
