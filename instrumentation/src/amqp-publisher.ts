@@ -1,0 +1,248 @@
+/**
+ * The exporter's transport: one AMQP connection with one confirm channel,
+ * publishing persistent messages to a queue through the default exchange.
+ *
+ * amqplib 2.x has its own connection recovery, but its reconnect timer and
+ * heartbeat timers are not unref()'d, and a tracer must never keep its host
+ * process alive; so this keeps its own small reconnect loop (exponential
+ * backoff with jitter, unref()'d timer) and unrefs the socket once connected.
+ *
+ * Every call into amqplib runs with tracing suppressed, so that an
+ * instrumented `net`/`amqplib` never traces the tracer's own traffic.
+ */
+import { context, diag } from '@opentelemetry/api';
+import { suppressTracing } from '@opentelemetry/core';
+import { connect, type ChannelModel, type ConfirmChannel } from 'amqplib';
+
+export interface AmqpPublisherOptions {
+  url: string;
+  queue: string;
+  /** TCP + AMQP handshake timeout. */
+  connectTimeoutMillis?: number;
+  /** First reconnect delay; doubles up to `maxReconnectDelayMillis`. */
+  initialReconnectDelayMillis?: number;
+  maxReconnectDelayMillis?: number;
+  /** AMQP heartbeat in seconds (0 disables). */
+  heartbeatSeconds?: number;
+  /** Shown in the broker's management UI and `rabbitmqctl list_connections`. */
+  connectionName?: string;
+  /** Called once each time a connection becomes usable. */
+  onReady?: () => void;
+}
+
+const logger = diag.createComponentLogger({ namespace: '@tracehouse/instrumentation/amqp-publisher' });
+
+/** Runs `fn` in a context where the OpenTelemetry SDK records nothing. */
+function untraced<T>(fn: () => T): T {
+  return context.with(suppressTracing(context.active()), fn);
+}
+
+/** Best effort: let the process exit even while this connection is open (amqplib internals, guarded). */
+function unrefConnection(model: ChannelModel, unref: boolean): void {
+  const connection = model.connection as unknown as {
+    stream?: { unref?: () => void; ref?: () => void };
+    heartbeater?: { sendTimer?: NodeJS.Timeout; recvTimer?: NodeJS.Timeout };
+  };
+  if (unref) {
+    connection.stream?.unref?.();
+    connection.heartbeater?.sendTimer?.unref();
+    connection.heartbeater?.recvTimer?.unref();
+  } else {
+    connection.stream?.ref?.();
+  }
+}
+
+function isNotFound(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && (error as { code?: unknown }).code === 404;
+}
+
+export class AmqpPublisher {
+  readonly #options: Required<Omit<AmqpPublisherOptions, 'onReady'>> & Pick<AmqpPublisherOptions, 'onReady'>;
+  #model: ChannelModel | undefined;
+  #channel: ConfirmChannel | undefined;
+  #connecting = false;
+  #stopped = false;
+  #attempt = 0;
+  #timer: NodeJS.Timeout | undefined;
+  #keepAlive = false;
+
+  constructor(options: AmqpPublisherOptions) {
+    this.#options = {
+      connectTimeoutMillis: 5000,
+      initialReconnectDelayMillis: 200,
+      maxReconnectDelayMillis: 30_000,
+      heartbeatSeconds: 30,
+      connectionName: 'tracehouse-instrumentation',
+      ...options,
+    };
+  }
+
+  /** True when a message can be published right now. */
+  get ready(): boolean {
+    return this.#channel !== undefined;
+  }
+
+  /** Starts connecting in the background; failures are retried with backoff, never thrown. */
+  start(): void {
+    if (this.#stopped || this.#connecting || this.#model !== undefined || this.#timer !== undefined) return;
+    void this.#connect();
+  }
+
+  /** Skips a pending backoff delay and tries to connect right away (used on shutdown). */
+  connectNow(): void {
+    if (this.#stopped || this.#connecting || this.#model !== undefined) return;
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    void this.#connect();
+  }
+
+  /**
+   * While true, the socket keeps the process alive (used while flushing on
+   * shutdown); otherwise the connection never holds the process open.
+   */
+  keepProcessAlive(keep: boolean): void {
+    this.#keepAlive = keep;
+    if (this.#model !== undefined) unrefConnection(this.#model, !keep);
+  }
+
+  /** The configured URL with the heartbeat added unless it names one itself. */
+  #url(): string {
+    const url = new URL(this.#options.url);
+    if (url.searchParams.has('heartbeat')) return this.#options.url;
+    url.searchParams.set('heartbeat', String(this.#options.heartbeatSeconds));
+    return url.toString();
+  }
+
+  async #connect(): Promise<void> {
+    this.#connecting = true;
+    let model: ChannelModel | undefined;
+    try {
+      model = await untraced(() =>
+        connect(this.#url(), {
+          timeout: this.#options.connectTimeoutMillis,
+          clientProperties: { connection_name: this.#options.connectionName },
+        }),
+      );
+      model.on('error', (error: Error) => logger.debug('connection error', error.message));
+      const current = model;
+      model.on('close', () => this.#lost(current, 'connection closed'));
+      if (this.#stopped) {
+        await model.close().catch(() => undefined);
+        return;
+      }
+      unrefConnection(model, !this.#keepAlive);
+      await untraced(() => this.#ensureQueue(current));
+      const channel = await untraced(() => current.createConfirmChannel());
+      channel.on('error', (error: Error) => logger.debug('channel error', error.message));
+      channel.on('close', () => this.#lost(current, 'channel closed'));
+      if (this.#stopped) {
+        await model.close().catch(() => undefined);
+        return;
+      }
+      this.#model = model;
+      this.#channel = channel;
+      this.#attempt = 0;
+      logger.debug(`connected, publishing to queue ${this.#options.queue}`);
+      this.#options.onReady?.();
+    } catch (error) {
+      logger.debug('connect failed', error instanceof Error ? error.message : String(error));
+      if (model !== undefined) await model.close().catch(() => undefined);
+      this.#scheduleReconnect();
+    } finally {
+      this.#connecting = false;
+    }
+  }
+
+  /**
+   * Makes sure the queue exists without redeclaring it: a collector may have
+   * declared it with arguments (dead-lettering, limits) this side does not
+   * know, and a mismatched declaration would fail. Only a missing queue is
+   * declared, durable.
+   */
+  async #ensureQueue(model: ChannelModel): Promise<void> {
+    const probe = await model.createChannel();
+    probe.on('error', () => undefined);
+    try {
+      await probe.checkQueue(this.#options.queue);
+      await probe.close().catch(() => undefined);
+    } catch (error) {
+      if (!isNotFound(error)) throw error;
+      // A failed check closes the probe channel; declare on a fresh one.
+      const declare = await model.createChannel();
+      declare.on('error', () => undefined);
+      await declare.assertQueue(this.#options.queue, { durable: true });
+      await declare.close().catch(() => undefined);
+    }
+  }
+
+  #lost(model: ChannelModel, reason: string): void {
+    if (this.#model !== model && this.#model !== undefined) return;
+    if (this.#model === undefined && this.#connecting) return; // the connect attempt handles its own failure
+    this.#model = undefined;
+    this.#channel = undefined;
+    void model.close().catch(() => undefined);
+    if (this.#stopped) return;
+    logger.debug(`broker connection lost (${reason}), reconnecting`);
+    this.#scheduleReconnect();
+  }
+
+  #scheduleReconnect(): void {
+    if (this.#stopped || this.#timer !== undefined) return;
+    const base = Math.min(
+      this.#options.maxReconnectDelayMillis,
+      this.#options.initialReconnectDelayMillis * 2 ** this.#attempt,
+    );
+    this.#attempt++;
+    const delay = Math.round(base * (0.8 + Math.random() * 0.4));
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      void this.#connect();
+    }, delay);
+    this.#timer.unref();
+  }
+
+  /**
+   * Publishes one persistent message and resolves when the broker confirms it.
+   * Rejects when not connected, when the broker nacks, or when the connection
+   * drops before the confirm.
+   */
+  publish(body: Buffer): Promise<void> {
+    const channel = this.#channel;
+    if (channel === undefined) return Promise.reject(new Error('not connected to the broker'));
+    return new Promise<void>((resolve, reject) => {
+      const onClose = (): void => reject(new Error('channel closed before the broker confirmed'));
+      channel.once('close', onClose);
+      try {
+        untraced(() =>
+          channel.sendToQueue(this.#options.queue, body, { persistent: true }, (error: unknown) => {
+            channel.removeListener('close', onClose);
+            if (error) reject(error instanceof Error ? error : new Error('broker nacked the message'));
+            else resolve();
+          }),
+        );
+      } catch (error) {
+        channel.removeListener('close', onClose);
+        reject(error instanceof Error ? error : new Error(String(error)));
+      }
+    });
+  }
+
+  /** Closes the connection; never rejects, bounded by `timeoutMillis`. */
+  async close(timeoutMillis = 1000): Promise<void> {
+    this.#stopped = true;
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    const model = this.#model;
+    this.#model = undefined;
+    this.#channel = undefined;
+    if (model === undefined) return;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, timeoutMillis);
+      timer.unref();
+    });
+    await Promise.race([untraced(() => model.close()).catch(() => undefined), timeout]);
+    clearTimeout(timer);
+    unrefConnection(model, true);
+  }
+}

@@ -1,0 +1,71 @@
+/**
+ * How spans become message bodies. Each span is encoded on its own as soon as
+ * it is exported (so its size is known and the buffer is bounded in bytes),
+ * and a message is the list of those pieces framed as one list:
+ *
+ * - JSON v2: the per-span encoding of `[span]` minus its brackets; a message
+ *   is `[` + pieces joined by `,` + `]`.
+ * - proto3: `ListOfSpans` is `repeated Span spans = 1`, and concatenated
+ *   encodings of repeated fields are one valid message, so the encoding of a
+ *   one-span list is already a piece and a message is their concatenation.
+ *
+ * Both encoders come from `@tracehouse/model`, which owns the wire format.
+ */
+import { encodeJsonV2, encodeProto3, type Span } from '@tracehouse/model';
+import type { WireEncoding } from './config.js';
+
+export interface WireFormat {
+  readonly encoding: WireEncoding;
+  /** Bytes of one span as it sits inside a message. */
+  encodeSpan(span: Span): Buffer;
+  /** Size of a message holding `count` pieces whose sizes add up to `pieceBytes`. */
+  readonly messageBytes: (count: number, pieceBytes: number) => number;
+  /** Frames the pieces as one message body. */
+  frame(pieces: readonly Buffer[], pieceBytes: number): Buffer;
+}
+
+const OPEN = 0x5b; // [
+const CLOSE = 0x5d; // ]
+const COMMA = 0x2c; // ,
+
+function jsonMessageBytes(count: number, pieceBytes: number): number {
+  return pieceBytes + Math.max(0, count - 1) + 2;
+}
+
+const jsonV2: WireFormat = {
+  encoding: 'json',
+  encodeSpan(span) {
+    const list = encodeJsonV2([span]);
+    if (list.length < 2 || list[0] !== OPEN || list[list.length - 1] !== CLOSE) {
+      throw new Error('encodeJsonV2 did not return a JSON list');
+    }
+    return list.subarray(1, list.length - 1);
+  },
+  messageBytes: jsonMessageBytes,
+  frame(pieces, pieceBytes) {
+    const body = Buffer.allocUnsafe(jsonMessageBytes(pieces.length, pieceBytes));
+    let offset = 0;
+    body[offset++] = OPEN;
+    for (let i = 0; i < pieces.length; i++) {
+      if (i > 0) body[offset++] = COMMA;
+      offset += (pieces[i] as Buffer).copy(body, offset);
+    }
+    body[offset] = CLOSE;
+    return body;
+  },
+};
+
+const proto3: WireFormat = {
+  encoding: 'proto3',
+  encodeSpan(span) {
+    return encodeProto3([span]);
+  },
+  messageBytes: (_count, pieceBytes) => pieceBytes,
+  frame(pieces, pieceBytes) {
+    return Buffer.concat(pieces, pieceBytes);
+  },
+};
+
+export function wireFormat(encoding: WireEncoding): WireFormat {
+  return encoding === 'proto3' ? proto3 : jsonV2;
+}

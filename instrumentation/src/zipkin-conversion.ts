@@ -1,0 +1,262 @@
+/**
+ * OpenTelemetry `ReadableSpan` -> Zipkin v2 span, following the OpenTelemetry
+ * specification's "OpenTelemetry to Zipkin Transformation" and the generic
+ * mapping to non-OTLP formats (dropped counts, instrumentation scope).
+ *
+ * This runs once per span on the host's event loop, so it avoids per-span
+ * allocations it can share: what depends only on the resource (local
+ * endpoint, resource tags) is computed once per resource and cached.
+ */
+import { isIPv4, isIPv6 } from 'node:net';
+import { SpanKind, SpanStatusCode, type AttributeValue, type Attributes, type HrTime } from '@opentelemetry/api';
+import type { Resource } from '@opentelemetry/resources';
+import type { ReadableSpan, TimedEvent } from '@opentelemetry/sdk-trace-base';
+import type { Annotation, Endpoint, Span, SpanKind as ZipkinKind } from '@tracehouse/model';
+
+export const STATUS_CODE_TAG = 'otel.status_code';
+export const STATUS_ERROR_TAG = 'error';
+export const SCOPE_NAME_TAG = 'otel.scope.name';
+export const SCOPE_VERSION_TAG = 'otel.scope.version';
+export const DROPPED_ATTRIBUTES_TAG = 'otel.dropped_attributes_count';
+export const DROPPED_EVENTS_TAG = 'otel.dropped_events_count';
+export const DROPPED_LINKS_TAG = 'otel.dropped_links_count';
+
+/** Resource attributes copied to every span as tags unless configured otherwise. */
+export const DEFAULT_RESOURCE_TAG_KEYS: readonly string[] = Object.freeze([
+  'service.namespace',
+  'service.version',
+  'service.instance.id',
+  'deployment.environment',
+  'deployment.environment.name',
+]);
+
+export interface ZipkinConversionOptions {
+  /**
+   * Resource attributes (other than `service.name`) added to every span's
+   * tags: a list of keys, `'all'`, or `'none'`. The specification leaves the
+   * resource mapping open; copying every attribute (host, process, ...) to
+   * every span multiplies the wire size, so the default is a short list
+   * ({@link DEFAULT_RESOURCE_TAG_KEYS}). `service.namespace` must be a tag.
+   */
+  resourceTags?: readonly string[] | 'all' | 'none';
+}
+
+/** Service name used when the resource has none (the SDK's default resource has `unknown_service:<process>`). */
+const FALLBACK_SERVICE_NAME = 'unknown_service';
+
+const KIND: Record<SpanKind, ZipkinKind | undefined> = {
+  [SpanKind.INTERNAL]: undefined,
+  [SpanKind.SERVER]: 'SERVER',
+  [SpanKind.CLIENT]: 'CLIENT',
+  [SpanKind.PRODUCER]: 'PRODUCER',
+  [SpanKind.CONSUMER]: 'CONSUMER',
+};
+
+interface ResourceView {
+  localEndpoint: Endpoint;
+  /** Already stringified resource tags, copied into each span's tags first. */
+  tags: readonly (readonly [string, string])[];
+}
+
+/**
+ * Remote endpoint candidates for spans that call out (CLIENT, PRODUCER), in
+ * the specification's rank order. `name` candidates become the endpoint's
+ * service name unless their value is an IP literal; `address` candidates set
+ * the IP and take the port from the paired attribute.
+ */
+type Candidate = { key: string; type: 'name' } | { key: string; type: 'address'; portKey: string };
+
+const OUTGOING_CANDIDATES: readonly Candidate[] = [
+  { key: 'peer.service', type: 'name' },
+  { key: 'server.address', type: 'name' },
+  { key: 'net.peer.name', type: 'name' },
+  { key: 'network.peer.address', type: 'address', portKey: 'network.peer.port' },
+  { key: 'server.socket.domain', type: 'name' },
+  { key: 'server.socket.address', type: 'address', portKey: 'server.socket.port' },
+  { key: 'net.sock.peer.name', type: 'name' },
+  { key: 'net.sock.peer.addr', type: 'address', portKey: 'net.sock.peer.port' },
+  { key: 'net.peer.ip', type: 'address', portKey: 'net.peer.port' },
+  { key: 'peer.hostname', type: 'name' },
+  { key: 'peer.address', type: 'address', portKey: 'peer.port' },
+  { key: 'db.name', type: 'name' },
+];
+
+/** Port attributes that go with a name candidate (`server.address` -> `server.port`, ...). */
+const NAME_PORT_KEYS: Readonly<Record<string, string>> = {
+  'server.address': 'server.port',
+  'net.peer.name': 'net.peer.port',
+  'server.socket.domain': 'server.socket.port',
+  'net.sock.peer.name': 'net.sock.peer.port',
+};
+
+/**
+ * For spans that receive (SERVER, CONSUMER) the remote side is the caller:
+ * `server.address` / `net.host.*` describe this very service there, so only
+ * the peer's own attributes qualify.
+ */
+const INCOMING_CANDIDATES: readonly Candidate[] = [
+  { key: 'peer.service', type: 'name' },
+  { key: 'network.peer.address', type: 'address', portKey: 'network.peer.port' },
+  { key: 'client.address', type: 'address', portKey: 'client.port' },
+  { key: 'net.sock.peer.addr', type: 'address', portKey: 'net.sock.peer.port' },
+  { key: 'net.peer.ip', type: 'address', portKey: 'net.peer.port' },
+  { key: 'net.peer.name', type: 'name' },
+  { key: 'peer.hostname', type: 'name' },
+  { key: 'peer.address', type: 'address', portKey: 'peer.port' },
+];
+
+/** Stringifies an attribute value as the specification asks: primitives as text, arrays as a JSON list. */
+export function attributeToTag(value: AttributeValue): string {
+  if (typeof value === 'string') return value;
+  if (typeof value === 'number' || typeof value === 'boolean') return String(value);
+  return JSON.stringify(value);
+}
+
+function hrTimeToMicros(time: HrTime): number {
+  return time[0] * 1_000_000 + Math.round(time[1] / 1000);
+}
+
+function toPort(value: AttributeValue | undefined): number | undefined {
+  const port = typeof value === 'string' ? Number(value) : value;
+  return typeof port === 'number' && Number.isInteger(port) && port > 0 && port <= 65535 ? port : undefined;
+}
+
+function withAddress(endpoint: Endpoint, address: string): boolean {
+  // IPv4-mapped IPv6 (as Node reports for dual-stack sockets) is an IPv4 peer.
+  const mapped = address.startsWith('::ffff:') ? address.slice(7) : address;
+  if (isIPv4(mapped)) {
+    endpoint.ipv4 = mapped;
+    return true;
+  }
+  if (isIPv6(address)) {
+    endpoint.ipv6 = address;
+    return true;
+  }
+  return false;
+}
+
+function remoteEndpoint(attributes: Attributes, candidates: readonly Candidate[]): Endpoint | undefined {
+  for (const candidate of candidates) {
+    const value = attributes[candidate.key];
+    if (typeof value !== 'string' || value === '') continue;
+    const endpoint: Endpoint = {};
+    if (candidate.type === 'address') {
+      if (!withAddress(endpoint, value)) endpoint.serviceName = value.toLowerCase();
+      const port = toPort(attributes[candidate.portKey]);
+      if (port !== undefined) endpoint.port = port;
+    } else {
+      if (!withAddress(endpoint, value)) endpoint.serviceName = value.toLowerCase();
+      const portKey = NAME_PORT_KEYS[candidate.key];
+      const port = portKey === undefined ? undefined : toPort(attributes[portKey]);
+      if (port !== undefined) endpoint.port = port;
+    }
+    return endpoint;
+  }
+  return undefined;
+}
+
+function annotation(event: TimedEvent): Annotation {
+  const timestamp = hrTimeToMicros(event.time);
+  const attributes = event.attributes;
+  if (attributes === undefined) return { timestamp, value: event.name };
+  const keys = Object.keys(attributes);
+  if (keys.length === 0) return { timestamp, value: event.name };
+  // The specification's form: "event-name": {"key1":"value1", ...}
+  const values: Record<string, string> = {};
+  for (const key of keys) {
+    const value = attributes[key];
+    if (value !== undefined && value !== null) values[key] = attributeToTag(value);
+  }
+  return { timestamp, value: `${JSON.stringify(event.name)}:${JSON.stringify(values)}` };
+}
+
+/** Converts SDK spans to Zipkin v2 spans; one instance per exporter (it caches per-resource work). */
+export class ZipkinSpanConverter {
+  readonly #resourceTags: readonly string[] | 'all' | 'none';
+  readonly #resources = new WeakMap<Resource, ResourceView>();
+
+  constructor(options: ZipkinConversionOptions = {}) {
+    this.#resourceTags = options.resourceTags ?? DEFAULT_RESOURCE_TAG_KEYS;
+  }
+
+  #resourceView(resource: Resource): ResourceView {
+    let view = this.#resources.get(resource);
+    if (view !== undefined) return view;
+    const attributes = resource.attributes;
+    const name = attributes['service.name'];
+    const serviceName = typeof name === 'string' && name !== '' ? name : FALLBACK_SERVICE_NAME;
+    const keys =
+      this.#resourceTags === 'all'
+        ? Object.keys(attributes)
+        : this.#resourceTags === 'none'
+          ? []
+          : this.#resourceTags;
+    const tags: (readonly [string, string])[] = [];
+    for (const key of keys) {
+      if (key === 'service.name') continue;
+      const value = attributes[key];
+      if (value !== undefined && value !== null) tags.push([key, attributeToTag(value)]);
+    }
+    view = { localEndpoint: Object.freeze({ serviceName }), tags: Object.freeze(tags) };
+    this.#resources.set(resource, view);
+    return view;
+  }
+
+  convert(span: ReadableSpan): Span {
+    const context = span.spanContext();
+    const resource = this.#resourceView(span.resource);
+    const attributes = span.attributes;
+
+    const tags: Record<string, string> = {};
+    for (const [key, value] of resource.tags) tags[key] = value;
+    for (const key in attributes) {
+      const value = attributes[key];
+      if (value !== undefined && value !== null) tags[key] = attributeToTag(value);
+    }
+    const scope = span.instrumentationScope;
+    if (scope.name) tags[SCOPE_NAME_TAG] = scope.name;
+    if (scope.version) tags[SCOPE_VERSION_TAG] = scope.version;
+    const status = span.status;
+    if (status.code === SpanStatusCode.OK) {
+      tags[STATUS_CODE_TAG] = 'OK';
+      // "error": only for ERROR; a boolean-looking error attribute would mark the span failed.
+      if (tags[STATUS_ERROR_TAG] === 'false') delete tags[STATUS_ERROR_TAG];
+    } else if (status.code === SpanStatusCode.ERROR) {
+      tags[STATUS_CODE_TAG] = 'ERROR';
+      tags[STATUS_ERROR_TAG] = status.message ?? '';
+    } else if (tags[STATUS_ERROR_TAG] === 'false') {
+      delete tags[STATUS_ERROR_TAG];
+    }
+    if (span.droppedAttributesCount > 0) tags[DROPPED_ATTRIBUTES_TAG] = String(span.droppedAttributesCount);
+    if (span.droppedEventsCount > 0) tags[DROPPED_EVENTS_TAG] = String(span.droppedEventsCount);
+    if (span.droppedLinksCount > 0) tags[DROPPED_LINKS_TAG] = String(span.droppedLinksCount);
+
+    const zipkin: Span = {
+      traceId: context.traceId,
+      id: context.spanId,
+      name: span.name,
+      timestamp: hrTimeToMicros(span.startTime),
+      // Whole microseconds; Zipkin reads a zero duration as "unknown", so a finished span lasts at least 1 µs.
+      duration: Math.max(1, hrTimeToMicros(span.duration)),
+      localEndpoint: resource.localEndpoint,
+    };
+    const parentId = span.parentSpanContext?.spanId;
+    if (parentId !== undefined && parentId !== '') zipkin.parentId = parentId;
+    const kind = KIND[span.kind];
+    if (kind !== undefined) {
+      zipkin.kind = kind;
+      const remote = remoteEndpoint(
+        attributes,
+        kind === 'CLIENT' || kind === 'PRODUCER' ? OUTGOING_CANDIDATES : INCOMING_CANDIDATES,
+      );
+      if (remote !== undefined) zipkin.remoteEndpoint = remote;
+    }
+    if (span.events.length > 0) zipkin.annotations = span.events.map(annotation);
+    // Absent rather than empty, as the specification's "Request Payload" section asks.
+    for (const _ in tags) {
+      zipkin.tags = tags;
+      break;
+    }
+    return zipkin;
+  }
+}
