@@ -1,0 +1,59 @@
+#!/usr/bin/env node
+/**
+ * tracehouse-collector: consumes spans from RabbitMQ into ClickHouse.
+ * Configured by environment variables only (see --help).
+ */
+import { pino } from 'pino';
+import { Collector } from './collector.js';
+import { CONFIG_HELP, ConfigError, parseConfig, type CollectorConfig } from './config.js';
+
+if (process.argv.includes('--help') || process.argv.includes('-h')) {
+  console.log(`Usage: tracehouse-collector\n\n${CONFIG_HELP}`);
+  process.exit(0);
+}
+
+let config: CollectorConfig;
+try {
+  config = parseConfig(process.env);
+} catch (error) {
+  if (error instanceof ConfigError) {
+    console.error(`tracehouse-collector: invalid configuration: ${error.message}`);
+    process.exit(2);
+  }
+  throw error;
+}
+
+const logger = pino({ level: config.logLevel, base: { service: 'tracehouse-collector', pid: process.pid } });
+const collector = new Collector({ config, logger });
+
+let signals = 0;
+function onSignal(signal: NodeJS.Signals): void {
+  signals++;
+  if (signals > 1) {
+    logger.warn({ signal }, 'second signal: exiting now');
+    process.exit(130);
+  }
+  logger.info({ signal }, 'shutting down');
+  // stop() is bounded by the shutdown timeout; this is the backstop if something hangs anyway.
+  setTimeout(() => {
+    logger.error('shutdown did not finish in time; exiting');
+    process.exit(1);
+  }, config.shutdownTimeoutMs + 5_000).unref();
+  collector.stop().then(
+    () => process.exit(0),
+    (error: unknown) => {
+      logger.error({ err: error }, 'shutdown failed');
+      process.exit(1);
+    },
+  );
+}
+process.on('SIGTERM', onSignal);
+process.on('SIGINT', onSignal);
+process.on('unhandledRejection', (reason) => {
+  logger.error({ err: reason }, 'unhandled rejection');
+});
+
+collector.start().catch((error: unknown) => {
+  logger.fatal({ err: error }, 'collector failed to start');
+  process.exit(1);
+});

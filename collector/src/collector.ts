@@ -1,0 +1,481 @@
+/**
+ * The collector: competing consumer on the span queue, batches into the span
+ * store, acks only after the store committed, dead-letters what can never be
+ * stored, reconnects to RabbitMQ, reports health and metrics.
+ *
+ * Delivery tags belong to one channel. Every (re)connection starts a new
+ * generation; batches and acks of an older generation are never acked (the
+ * broker redelivers those messages, and the store ignores the replay).
+ */
+import { hostname } from 'node:os';
+import { connect, type Channel, type ChannelModel, type ConfirmChannel, type ConsumeMessage, type Message, type Options } from 'amqplib';
+import { decodeSpans, encodeJsonV2, type Span } from '@tracehouse/model';
+import { ClickHouseStore } from '@tracehouse/storage';
+import { pino, type Logger } from 'pino';
+import { AckTracker } from './ack-tracker.js';
+import { AdminServer, type ReadinessReport } from './admin-server.js';
+import { backoffDelay, sleep } from './backoff.js';
+import { Batcher } from './batcher.js';
+import type { CollectorConfig } from './config.js';
+import { deadLetterOptions, minimalDeadLetterOptions, type DeadLetterInfo } from './dead-letter.js';
+import { InsertPipeline, type SpanSink } from './insert-pipeline.js';
+import { createMetrics, type CollectorMetrics } from './metrics.js';
+import { setUpQueues } from './queue-setup.js';
+
+/** What the collector needs from the span store. ClickHouseStore satisfies it. */
+export interface CollectorStore {
+  readonly writer: SpanSink;
+  ping(): Promise<boolean>;
+  close(): Promise<void>;
+  enforceRetention?(now?: Date): Promise<unknown>;
+}
+
+export interface CollectorOptions {
+  config: CollectorConfig;
+  logger?: Logger;
+  /** Opens the span store; defaults to ClickHouseStore.open with the config's ClickHouse settings. */
+  openStore?: (config: CollectorConfig, logger: Logger) => Promise<CollectorStore>;
+}
+
+interface Token {
+  readonly generation: number;
+  readonly tag: number;
+  readonly spanCount: number;
+}
+
+interface Session {
+  readonly generation: number;
+  readonly connection: ChannelModel;
+  readonly channel: Channel;
+  readonly confirm: ConfirmChannel;
+  consumerTag?: string;
+}
+
+const PING_INTERVAL_MS = 2_000;
+
+export class Collector {
+  readonly metrics: CollectorMetrics;
+  private readonly config: CollectorConfig;
+  private readonly logger: Logger;
+  private readonly openStore: (config: CollectorConfig, logger: Logger) => Promise<CollectorStore>;
+  private readonly admin: AdminServer;
+  private readonly acks = new AckTracker();
+  private readonly batcher: Batcher<Token>;
+  private readonly pipeline: InsertPipeline<Token>;
+  private readonly stopper = new AbortController();
+  private readonly collectorId = `${hostname()}:${process.pid}`;
+
+  private store: CollectorStore | undefined;
+  private session: Session | undefined;
+  private generation = 0;
+  private rabbitmqUp = false;
+  private pingOk = false;
+  private insertsFailing = false;
+  private deadLettersInFlight = 0;
+  private started = false;
+  private stopping = false;
+  private stopped: Promise<void> | undefined;
+  private loops: Promise<void>[] = [];
+  private timers: NodeJS.Timeout[] = [];
+  private adminPort = 0;
+
+  constructor(o: CollectorOptions) {
+    this.config = o.config;
+    this.logger = (o.logger ?? pino({ level: o.config.logLevel })).child({ component: 'collector' });
+    this.openStore = o.openStore ?? openClickHouseStore;
+    this.metrics = createMetrics();
+    this.admin = new AdminServer({
+      host: this.config.adminHost,
+      port: this.config.adminPort,
+      registry: this.metrics.registry,
+      readiness: () => this.readiness(),
+    });
+    this.batcher = new Batcher<Token>({
+      maxSpans: this.config.batchSpans,
+      maxMessages: this.config.batchMessages,
+      maxAgeMs: this.config.batchAgeMs,
+      onBatch: (batch) => this.pipeline.submit(batch),
+    });
+    this.pipeline = new InsertPipeline<Token>({
+      sink: { write: (spans) => this.requireStore().writer.write(spans) },
+      concurrency: this.config.insertConcurrency,
+      retry: { initialMs: this.config.retryInitialMs, maxMs: this.config.retryMaxMs },
+      logger: this.logger,
+      metrics: this.metrics,
+      onCommitted: (tokens) => this.settle(tokens),
+      onRejected: (token, spans, error) => this.deadLetterSpans(token, spans, error),
+      onHealth: (ok) => {
+        this.insertsFailing = !ok;
+        this.updateUp();
+      },
+    });
+    this.updateUp();
+  }
+
+  /** The admin server's port (the configured one, or the one picked for port 0). */
+  get port(): number {
+    return this.adminPort;
+  }
+
+  readiness(): ReadinessReport {
+    const clickhouse = this.store !== undefined && this.pingOk && !this.insertsFailing;
+    return {
+      ready: this.rabbitmqUp && clickhouse && !this.stopping,
+      rabbitmq: this.rabbitmqUp,
+      clickhouse,
+      stopping: this.stopping,
+    };
+  }
+
+  /**
+   * Starts the admin server, then connects to the store and RabbitMQ in the
+   * background, retrying with backoff until both answer. Resolves once the
+   * admin server listens; /ready says when spans flow.
+   */
+  async start(): Promise<void> {
+    if (this.started) throw new Error('Collector.start: already started');
+    this.started = true;
+    this.adminPort = await this.admin.start();
+    this.logger.info(
+      {
+        port: this.adminPort,
+        queue: this.config.queue,
+        batchSpans: this.config.batchSpans,
+        batchMessages: this.config.batchMessages,
+        batchAgeMs: this.config.batchAgeMs,
+        prefetch: this.config.prefetch,
+        insertConcurrency: this.config.insertConcurrency,
+      },
+      'collector starting',
+    );
+    this.loops.push(this.run());
+  }
+
+  /**
+   * Graceful stop, bounded by shutdownTimeoutMs: cancel the consumer, write
+   * and ack what was received, close RabbitMQ, the store and the admin server.
+   * Messages that could not be written in time stay unacked for another replica.
+   */
+  stop(): Promise<void> {
+    this.stopped ??= this.shutdown();
+    return this.stopped;
+  }
+
+  private async shutdown(): Promise<void> {
+    this.stopping = true;
+    this.updateUp();
+    const deadline = Date.now() + this.config.shutdownTimeoutMs;
+    const left = (): number => Math.max(0, deadline - Date.now());
+    this.logger.info('stopping: cancelling the consumer');
+    const session = this.session;
+    if (session?.consumerTag !== undefined) {
+      await withTimeout(session.channel.cancel(session.consumerTag), left()).catch((error: unknown) =>
+        this.logger.warn({ err: error }, 'could not cancel the consumer'),
+      );
+    }
+    this.batcher.flush();
+    const drained = await withTimeout(
+      Promise.all([this.pipeline.drain(), this.deadLettersDrained()]).then(() => true),
+      left(),
+    ).catch(() => false);
+    if (!drained) {
+      this.logger.warn({ unacked: this.acks.size }, 'shutdown timeout: leaving unwritten messages to the broker');
+    }
+    this.pipeline.abort();
+    this.stopper.abort();
+    for (const timer of this.timers) clearInterval(timer);
+    if (this.session !== undefined) {
+      await withTimeout(this.session.connection.close(), Math.max(left(), 1_000)).catch(() => undefined);
+    }
+    await withTimeout(Promise.all(this.loops), Math.max(left(), 1_000)).catch(() => undefined);
+    await this.store?.close().catch((error: unknown) => this.logger.warn({ err: error }, 'closing the store failed'));
+    await this.admin.stop().catch(() => undefined);
+    this.logger.info({ drained }, 'collector stopped');
+  }
+
+  private requireStore(): CollectorStore {
+    if (this.store === undefined) throw new Error('span store not open');
+    return this.store;
+  }
+
+  private updateUp(): void {
+    const report = this.readiness();
+    this.metrics.up.set({ dependency: 'rabbitmq' }, report.rabbitmq ? 1 : 0);
+    this.metrics.up.set({ dependency: 'clickhouse' }, report.clickhouse ? 1 : 0);
+  }
+
+  // ---- background loops ----------------------------------------------------
+
+  private async run(): Promise<void> {
+    const signal = this.stopper.signal;
+    for (let attempt = 1; this.store === undefined && !signal.aborted; attempt++) {
+      try {
+        this.store = await this.openStore(this.config, this.logger);
+        this.pingOk = true;
+        this.updateUp();
+      } catch (error) {
+        const delay = backoffDelay(attempt, { initialMs: this.config.reconnectInitialMs, maxMs: this.config.reconnectMaxMs });
+        this.logger.warn({ err: error, retryInMs: delay }, 'cannot open the span store; retrying');
+        await sleep(delay, signal);
+      }
+    }
+    if (signal.aborted) return;
+    this.schedule(PING_INTERVAL_MS, () => this.pingStore());
+    if (typeof this.store?.enforceRetention === 'function') {
+      this.schedule(this.config.retentionIntervalMs, () => this.enforceRetention());
+      void this.enforceRetention();
+    }
+    await this.amqpLoop();
+  }
+
+  private schedule(ms: number, task: () => Promise<void>): void {
+    let running = false;
+    const timer = setInterval(() => {
+      if (running || this.stopping) return;
+      running = true;
+      void task().finally(() => (running = false));
+    }, ms);
+    timer.unref();
+    this.timers.push(timer);
+  }
+
+  private async pingStore(): Promise<void> {
+    const ok = await this.requireStore().ping().catch(() => false);
+    if (ok !== this.pingOk) this.logger.info({ clickhouse: ok }, ok ? 'ClickHouse answers again' : 'ClickHouse does not answer');
+    this.pingOk = ok;
+    this.updateUp();
+  }
+
+  private async enforceRetention(): Promise<void> {
+    try {
+      const result = await this.store?.enforceRetention?.();
+      this.logger.debug({ result }, 'retention enforced');
+    } catch (error) {
+      this.logger.warn({ err: error }, 'retention failed');
+    }
+  }
+
+  private async amqpLoop(): Promise<void> {
+    const signal = this.stopper.signal;
+    let attempt = 0;
+    let connectedBefore = false;
+    while (!signal.aborted && !this.stopping) {
+      let closed: Promise<unknown> | undefined;
+      try {
+        ({ closed } = await this.connect());
+        if (connectedBefore) this.metrics.reconnects.inc();
+        connectedBefore = true;
+        attempt = 0;
+        await closed;
+      } catch (error) {
+        this.logger.warn({ err: error }, 'RabbitMQ connection failed');
+        const connection = this.session?.connection;
+        if (closed === undefined && connection !== undefined) await connection.close().catch(() => undefined);
+      }
+      this.dropSession();
+      if (signal.aborted || this.stopping) break;
+      attempt++;
+      const delay = backoffDelay(attempt, { initialMs: this.config.reconnectInitialMs, maxMs: this.config.reconnectMaxMs });
+      this.logger.info({ retryInMs: delay, attempt }, 'reconnecting to RabbitMQ');
+      await sleep(delay, signal);
+    }
+  }
+
+  /** Connects, sets up queues and the consumer; resolves with a promise that settles when the connection closes. */
+  private async connect(): Promise<{ closed: Promise<unknown> }> {
+    const connection = await connect(this.config.rabbitmqUrl, {
+      clientProperties: { connection_name: `tracehouse-collector ${this.collectorId}` },
+    });
+    const generation = ++this.generation;
+    const closed = new Promise((resolve) => connection.once('close', resolve));
+    connection.on('error', (error: Error) => this.logger.warn({ err: error }, 'RabbitMQ connection error'));
+    connection.on('blocked', (reason: string) => this.logger.warn({ reason }, 'RabbitMQ blocked the connection'));
+    try {
+      await setUpQueues(connection, { ...this.config, logger: this.logger });
+      const channel = await connection.createChannel();
+      const confirm = await connection.createConfirmChannel();
+      const session: Session = { generation, connection, channel, confirm };
+      this.session = session;
+      for (const ch of [channel, confirm]) {
+        ch.on('error', (error: Error) => this.logger.warn({ err: error }, 'RabbitMQ channel error'));
+        // A channel closed under us (not by stop) leaves the session unusable: start over.
+        ch.on('close', () => {
+          if (!this.stopping && this.session === session) void connection.close().catch(() => undefined);
+        });
+      }
+      await channel.prefetch(this.config.prefetch);
+      const reply = await channel.consume(this.config.queue, (message) => this.onMessage(session, message), { noAck: false });
+      session.consumerTag = reply.consumerTag;
+      this.rabbitmqUp = true;
+      this.updateUp();
+      this.logger.info({ queue: this.config.queue, prefetch: this.config.prefetch, generation }, 'consuming');
+      return { closed };
+    } catch (error) {
+      await connection.close().catch(() => undefined);
+      throw error;
+    }
+  }
+
+  /** The connection is gone: everything unacked on it will be redelivered. */
+  private dropSession(): void {
+    if (this.session === undefined && !this.rabbitmqUp) return;
+    const unacked = this.acks.size;
+    this.session = undefined;
+    this.rabbitmqUp = false;
+    this.acks.reset();
+    this.batcher.discard();
+    this.metrics.inflightMessages.set(0);
+    this.updateUp();
+    if (!this.stopping) this.logger.warn({ unacked }, 'RabbitMQ connection lost; unacked messages go back to the queue');
+  }
+
+  // ---- the hot path ----------------------------------------------------------
+
+  private onMessage(session: Session, message: ConsumeMessage | null): void {
+    if (message === null) {
+      // The broker cancelled the consumer (queue deleted, node down): start over.
+      this.logger.warn({ queue: this.config.queue }, 'consumer cancelled by the broker; reconnecting');
+      void session.connection.close().catch(() => undefined);
+      return;
+    }
+    if (this.session !== session) return;
+    const tag = message.fields.deliveryTag;
+    this.acks.delivered(tag);
+    this.metrics.messagesConsumed.inc();
+    this.metrics.inflightMessages.set(this.acks.size);
+    const body = message.content;
+    if (body.length > this.config.maxMessageBytes) {
+      this.deadLetter(session, message, body, 'too_large', `message of ${body.length} bytes exceeds ${this.config.maxMessageBytes}`);
+      return;
+    }
+    const encoding = message.properties.contentEncoding as unknown;
+    let result: ReturnType<typeof decodeSpans>;
+    try {
+      result = decodeSpans(body, {
+        maxBodyBytes: this.config.maxMessageBytes,
+        ...(typeof encoding === 'string' ? { contentEncoding: encoding } : {}),
+      });
+    } catch (error) {
+      // A decoder bug must not take the replica down: park the message.
+      this.deadLetter(session, message, body, 'decode_error', errorText(error));
+      return;
+    }
+    if (!result.ok) {
+      this.deadLetter(session, message, body, result.reason, result.message);
+      return;
+    }
+    for (const dropped of result.dropped) this.metrics.spansDropped.inc({ reason: dropped.reason });
+    if (result.spans.length === 0 && result.dropped.length > 0) {
+      const first = result.dropped[0]!;
+      this.deadLetter(session, message, body, 'no_valid_spans', `all ${result.dropped.length} spans invalid; first: ${first.reason}: ${first.message}`);
+      return;
+    }
+    this.batcher.add({ generation: session.generation, tag, spanCount: result.spans.length }, result.spans);
+  }
+
+  /** Acks messages whose spans are committed, as few acks as the channel allows. */
+  private settle(tokens: readonly Token[]): void {
+    const session = this.session;
+    if (session === undefined) return;
+    const tags: number[] = [];
+    for (const token of tokens) if (token.generation === session.generation) tags.push(token.tag);
+    if (tags.length === 0) return;
+    const plan = this.acks.settle(tags);
+    try {
+      if (plan.upTo !== undefined) session.channel.ack(ackable(plan.upTo), true);
+      for (const tag of plan.singles) session.channel.ack(ackable(tag));
+      this.metrics.messagesAcked.inc(tags.length);
+    } catch (error) {
+      // The channel closed between commit and ack: the broker redelivers, the store dedupes.
+      this.logger.warn({ err: error }, 'ack failed');
+    }
+    this.metrics.inflightMessages.set(this.acks.size);
+  }
+
+  // ---- dead letters ----------------------------------------------------------
+
+  private deadLetter(session: Session, message: ConsumeMessage, body: Buffer, reason: string, error: string): void {
+    const info: DeadLetterInfo = { reason, error, queue: this.config.queue, collector: this.collectorId };
+    const token: Token = { generation: session.generation, tag: message.fields.deliveryTag, spanCount: 0 };
+    this.logger.warn({ reason, error, bytes: body.length, deliveryTag: token.tag }, 'dead-lettering message');
+    let options: Options.Publish;
+    try {
+      options = deadLetterOptions(message.properties, info);
+      this.publishDeadLetter(session, token, body, options, reason);
+    } catch {
+      // The original headers could not be encoded again (RangeError from amqplib): keep ours only.
+      options = minimalDeadLetterOptions(info);
+      this.publishDeadLetter(session, token, body, options, reason);
+    }
+  }
+
+  private deadLetterSpans(token: Token, spans: Span[], error: unknown): void {
+    const session = this.session;
+    if (session === undefined || session.generation !== token.generation) return;
+    const info: DeadLetterInfo = { reason: 'insert_rejected', error: errorText(error), queue: this.config.queue, collector: this.collectorId };
+    this.logger.warn({ reason: info.reason, error: info.error, spans: spans.length }, 'dead-lettering spans ClickHouse refused');
+    try {
+      this.publishDeadLetter(session, token, encodeJsonV2(spans), minimalDeadLetterOptions(info), info.reason);
+    } catch (publishError) {
+      this.logger.error({ err: publishError }, 'could not dead-letter refused spans; leaving the message unacked');
+    }
+  }
+
+  private publishDeadLetter(session: Session, token: Token, body: Buffer, options: Options.Publish, reason: string): void {
+    this.deadLettersInFlight++;
+    session.confirm.publish(this.config.deadLetterExchange, this.config.queue, body, options, (error: unknown) => {
+      this.deadLettersInFlight--;
+      if (error !== null && error !== undefined) {
+        this.logger.error({ err: error, reason }, 'dead-letter publish not confirmed; the message stays unacked');
+      } else {
+        this.metrics.messagesDeadLettered.inc({ reason });
+        this.settle([token]);
+      }
+      if (this.deadLettersInFlight === 0) for (const resolve of this.deadLetterWaiters.splice(0)) resolve();
+    });
+  }
+
+  private readonly deadLetterWaiters: (() => void)[] = [];
+
+  private deadLettersDrained(): Promise<void> {
+    if (this.deadLettersInFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => this.deadLetterWaiters.push(resolve));
+  }
+}
+
+async function openClickHouseStore(config: CollectorConfig, logger: Logger): Promise<CollectorStore> {
+  return ClickHouseStore.open({
+    url: config.clickhouseUrl,
+    database: config.clickhouseDatabase,
+    queryTimeoutMs: config.queryTimeoutMs,
+    logger: logger.child({ component: 'storage' }),
+    ...(config.retentionDays !== undefined ? { retentionDays: config.retentionDays } : {}),
+  });
+}
+
+/** amqplib acks by message; only the delivery tag is read. */
+function ackable(tag: number): Message {
+  return { fields: { deliveryTag: tag } } as unknown as Message;
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
+    timer.unref();
+    promise.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        reject(error instanceof Error ? error : new Error(String(error)));
+      },
+    );
+  });
+}
+

@@ -1,0 +1,121 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, parseConfig } from './config.js';
+
+describe('parseConfig', () => {
+  it('uses the documented defaults with an empty environment', () => {
+    const config = parseConfig({});
+    expect(config).toMatchObject({
+      rabbitmqUrl: 'amqp://guest:guest@127.0.0.1:5672',
+      queue: 'zipkin',
+      queueType: 'classic',
+      deadLetterExchange: 'zipkin.dlx',
+      deadLetterQueue: 'zipkin.dlq',
+      clickhouseUrl: 'http://127.0.0.1:8123',
+      clickhouseDatabase: 'tracehouse',
+      adminPort: 9412,
+      batchSpans: 10_000,
+      batchAgeMs: 1_000,
+      retentionDays: undefined,
+      logLevel: 'info',
+    });
+    // The broker may hand out enough messages for every concurrent insert plus the open batch.
+    expect(config.prefetch).toBe(config.batchMessages * (config.insertConcurrency + 1));
+    expect(Object.isFrozen(config)).toBe(true);
+    expect(Object.isFrozen(config.queueArguments)).toBe(true);
+  });
+
+  it('reads every variable it documents', () => {
+    const config = parseConfig({
+      TRACEHOUSE_RABBITMQ_URL: 'amqps://u:p@mq.example:5671/vh',
+      TRACEHOUSE_QUEUE: 'spans',
+      TRACEHOUSE_QUEUE_TYPE: 'QUORUM',
+      TRACEHOUSE_QUEUE_ARGUMENTS: '{"x-max-length": 5}',
+      TRACEHOUSE_DEAD_LETTER_EXCHANGE: 'dlx',
+      TRACEHOUSE_DEAD_LETTER_QUEUE: 'dlq',
+      TRACEHOUSE_CLICKHOUSE_URL: 'https://ch:8443',
+      TRACEHOUSE_CLICKHOUSE_DATABASE: 'traces',
+      TRACEHOUSE_RETENTION_DAYS: '30',
+      TRACEHOUSE_COLLECTOR_PORT: '0',
+      TRACEHOUSE_COLLECTOR_BATCH_SPANS: '500',
+      TRACEHOUSE_COLLECTOR_BATCH_MESSAGES: '7',
+      TRACEHOUSE_COLLECTOR_BATCH_AGE_MS: '250',
+      TRACEHOUSE_COLLECTOR_INSERT_CONCURRENCY: '3',
+      TRACEHOUSE_COLLECTOR_PREFETCH: '99',
+      TRACEHOUSE_COLLECTOR_MAX_MESSAGE_BYTES: '2048',
+      TRACEHOUSE_LOG_LEVEL: 'debug',
+    });
+    expect(config).toMatchObject({
+      rabbitmqUrl: 'amqps://u:p@mq.example:5671/vh',
+      queue: 'spans',
+      queueType: 'quorum',
+      queueArguments: { 'x-max-length': 5 },
+      deadLetterExchange: 'dlx',
+      deadLetterQueue: 'dlq',
+      clickhouseUrl: 'https://ch:8443',
+      clickhouseDatabase: 'traces',
+      retentionDays: 30,
+      adminPort: 0,
+      batchSpans: 500,
+      batchMessages: 7,
+      batchAgeMs: 250,
+      insertConcurrency: 3,
+      prefetch: 99,
+      maxMessageBytes: 2048,
+      logLevel: 'debug',
+    });
+  });
+
+  it('derives the dead-letter names and the prefetch from other settings', () => {
+    const config = parseConfig({ TRACEHOUSE_QUEUE: 'q1', TRACEHOUSE_COLLECTOR_BATCH_SPANS: '1000', TRACEHOUSE_COLLECTOR_INSERT_CONCURRENCY: '1' });
+    expect(config.deadLetterQueue).toBe('q1.dlq');
+    expect(config.batchMessages).toBe(20);
+    expect(config.prefetch).toBe(40);
+  });
+
+  it('treats blank values as unset', () => {
+    expect(parseConfig({ TRACEHOUSE_QUEUE: '  ', TRACEHOUSE_COLLECTOR_PORT: '' }).queue).toBe('zipkin');
+  });
+
+  const bad: Array<[string, string, RegExp]> = [
+    ['TRACEHOUSE_COLLECTOR_PORT', '70000', /whole number from 0 to 65535/],
+    ['TRACEHOUSE_COLLECTOR_PORT', 'http', /whole number/],
+    ['TRACEHOUSE_COLLECTOR_BATCH_SPANS', '0', /from 1 to/],
+    ['TRACEHOUSE_COLLECTOR_BATCH_SPANS', '1e4', /whole number/],
+    ['TRACEHOUSE_COLLECTOR_BATCH_AGE_MS', '-5', /whole number/],
+    ['TRACEHOUSE_COLLECTOR_PREFETCH', '1.5', /whole number/],
+    ['TRACEHOUSE_RABBITMQ_URL', 'localhost:5672', /amqp/],
+    ['TRACEHOUSE_RABBITMQ_URL', 'http://localhost', /amqp: or amqps:/],
+    ['TRACEHOUSE_CLICKHOUSE_URL', 'tcp://ch:9000', /http: or https:/],
+    ['TRACEHOUSE_QUEUE_TYPE', 'stream', /classic, quorum/],
+    ['TRACEHOUSE_QUEUE_ARGUMENTS', '[1]', /JSON object/],
+    ['TRACEHOUSE_QUEUE_ARGUMENTS', '{oops', /JSON object/],
+    ['TRACEHOUSE_QUEUE', 'has space', /name of letters/],
+    ['TRACEHOUSE_CLICKHOUSE_DATABASE', 'x'.repeat(300), /at most 255 bytes/],
+    ['TRACEHOUSE_RETENTION_DAYS', '0', /from 1 to/],
+    ['TRACEHOUSE_LOG_LEVEL', 'loud', /one of fatal/],
+  ];
+  for (const [variable, value, accepts] of bad) {
+    it(`rejects ${variable}=${value.slice(0, 20)} naming the variable`, () => {
+      let caught: unknown;
+      try {
+        parseConfig({ [variable]: value });
+      } catch (error) {
+        caught = error;
+      }
+      expect(caught).toBeInstanceOf(ConfigError);
+      expect((caught as ConfigError).variable).toBe(variable);
+      expect((caught as ConfigError).message).toMatch(new RegExp(`^${variable}: `));
+      expect((caught as ConfigError).message).toMatch(accepts);
+    });
+  }
+
+  it('rejects a retry maximum below the initial delay', () => {
+    expect(() => parseConfig({ TRACEHOUSE_COLLECTOR_RETRY_INITIAL_MS: '500', TRACEHOUSE_COLLECTOR_RETRY_MAX_MS: '100' })).toThrow(
+      /TRACEHOUSE_COLLECTOR_RETRY_MAX_MS/,
+    );
+  });
+
+  it('refuses a queue type hidden in the arguments that contradicts TRACEHOUSE_QUEUE_TYPE', () => {
+    expect(() => parseConfig({ TRACEHOUSE_QUEUE_ARGUMENTS: '{"x-queue-type":"quorum"}' })).toThrow(/TRACEHOUSE_QUEUE_ARGUMENTS/);
+  });
+});

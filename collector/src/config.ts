@@ -1,0 +1,222 @@
+/**
+ * The collector's configuration, read once from the environment into a frozen,
+ * typed object. A bad value throws a ConfigError naming the variable and what
+ * it accepts; the bin turns that into a message and a non-zero exit.
+ */
+
+export type QueueType = 'classic' | 'quorum';
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+
+export interface CollectorConfig {
+  readonly rabbitmqUrl: string;
+  /** The span queue; spans arrive on the default exchange with this routing key. */
+  readonly queue: string;
+  /** Used only when the collector has to declare the queue itself. */
+  readonly queueType: QueueType;
+  /** Extra `x-` arguments used only when the collector declares the queue. */
+  readonly queueArguments: Readonly<Record<string, unknown>>;
+  readonly deadLetterExchange: string;
+  readonly deadLetterQueue: string;
+  readonly clickhouseUrl: string;
+  readonly clickhouseDatabase: string;
+  /** Days of spans kept; undefined leaves the store's default. */
+  readonly retentionDays: number | undefined;
+  readonly retentionIntervalMs: number;
+  readonly adminHost: string;
+  readonly adminPort: number;
+  /** A batch is written once it holds this many spans... */
+  readonly batchSpans: number;
+  /** ...or this many messages... */
+  readonly batchMessages: number;
+  /** ...or its first message is this old. */
+  readonly batchAgeMs: number;
+  /** Unacked messages the broker may hand this replica (basic.qos). */
+  readonly prefetch: number;
+  /** Batches being written to ClickHouse at the same time. */
+  readonly insertConcurrency: number;
+  /** Largest message accepted, compressed and after decompression. */
+  readonly maxMessageBytes: number;
+  readonly retryInitialMs: number;
+  readonly retryMaxMs: number;
+  readonly reconnectInitialMs: number;
+  readonly reconnectMaxMs: number;
+  /** Upper bound for a graceful stop: flush, ack, close. */
+  readonly shutdownTimeoutMs: number;
+  readonly queryTimeoutMs: number;
+  readonly logLevel: LogLevel;
+}
+
+export class ConfigError extends Error {
+  constructor(
+    readonly variable: string,
+    message: string,
+  ) {
+    super(`${variable}: ${message}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+function raw(env: Env, name: string): string | undefined {
+  const value = env[name];
+  if (value === undefined) return undefined;
+  const trimmed = value.trim();
+  return trimmed === '' ? undefined : trimmed;
+}
+
+function str(env: Env, name: string, fallback: string): string {
+  return raw(env, name) ?? fallback;
+}
+
+function int(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const value = raw(env, name);
+  if (value === undefined) return fallback;
+  if (!/^\d+$/.test(value)) {
+    throw new ConfigError(name, `expected a whole number from ${min} to ${max}, got "${value}"`);
+  }
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < min || n > max) {
+    throw new ConfigError(name, `expected a whole number from ${min} to ${max}, got "${value}"`);
+  }
+  return n;
+}
+
+function optionalInt(env: Env, name: string, min: number, max: number): number | undefined {
+  return raw(env, name) === undefined ? undefined : int(env, name, 0, min, max);
+}
+
+function url(env: Env, name: string, fallback: string, protocols: readonly string[]): string {
+  const value = str(env, name, fallback);
+  let parsed: URL;
+  try {
+    parsed = new URL(value);
+  } catch {
+    throw new ConfigError(name, `expected a URL (${protocols.join(', ')}), got "${value}"`);
+  }
+  if (!protocols.includes(parsed.protocol)) {
+    throw new ConfigError(name, `expected a URL with scheme ${protocols.join(' or ')}, got "${value}"`);
+  }
+  return value;
+}
+
+function name(env: Env, variable: string, fallback: string): string {
+  const value = str(env, variable, fallback);
+  // AMQP short strings: at most 255 bytes; keep to printable characters.
+  if (Buffer.byteLength(value) > 255 || !/^[\w.:@/-]+$/.test(value)) {
+    throw new ConfigError(
+      variable,
+      `expected a name of letters, digits and . _ - : @ / (at most 255 bytes), got "${value}"`,
+    );
+  }
+  return value;
+}
+
+function oneOf<T extends string>(env: Env, variable: string, fallback: T, allowed: readonly T[]): T {
+  const value = str(env, variable, fallback).toLowerCase();
+  if (!(allowed as readonly string[]).includes(value)) {
+    throw new ConfigError(variable, `expected one of ${allowed.join(', ')}, got "${value}"`);
+  }
+  return value as T;
+}
+
+function jsonObject(env: Env, variable: string): Record<string, unknown> {
+  const value = raw(env, variable);
+  if (value === undefined) return {};
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(value);
+  } catch {
+    throw new ConfigError(variable, `expected a JSON object such as {"x-max-length":1000000}, got "${value}"`);
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw new ConfigError(variable, `expected a JSON object such as {"x-max-length":1000000}, got "${value}"`);
+  }
+  return parsed as Record<string, unknown>;
+}
+
+const MiB = 1024 * 1024;
+
+/** Reads every variable the collector knows. Throws ConfigError on the first bad one. */
+export function parseConfig(env: Env = process.env): CollectorConfig {
+  const queue = name(env, 'TRACEHOUSE_QUEUE', 'zipkin');
+  const batchSpans = int(env, 'TRACEHOUSE_COLLECTOR_BATCH_SPANS', 10_000, 1, 1_000_000);
+  const insertConcurrency = int(env, 'TRACEHOUSE_COLLECTOR_INSERT_CONCURRENCY', 2, 1, 16);
+  // Zipkin reporters send hundreds of spans per message; assume ~50 so that a
+  // batch fills by span count, and let the broker hand out enough messages for
+  // every concurrent batch plus the one being filled.
+  const batchMessagesDefault = Math.max(10, Math.ceil(batchSpans / 50));
+  const batchMessages = int(env, 'TRACEHOUSE_COLLECTOR_BATCH_MESSAGES', batchMessagesDefault, 1, 65_535);
+  const prefetchDefault = Math.min(65_535, batchMessages * (insertConcurrency + 1));
+  const prefetch = int(env, 'TRACEHOUSE_COLLECTOR_PREFETCH', prefetchDefault, 1, 65_535);
+  const queueType = oneOf<QueueType>(env, 'TRACEHOUSE_QUEUE_TYPE', 'classic', ['classic', 'quorum']);
+  const queueArguments = jsonObject(env, 'TRACEHOUSE_QUEUE_ARGUMENTS');
+  if ('x-queue-type' in queueArguments && queueArguments['x-queue-type'] !== queueType) {
+    throw new ConfigError('TRACEHOUSE_QUEUE_ARGUMENTS', 'set the queue type with TRACEHOUSE_QUEUE_TYPE, not x-queue-type');
+  }
+  const retryInitialMs = int(env, 'TRACEHOUSE_COLLECTOR_RETRY_INITIAL_MS', 200, 1, 600_000);
+  const retryMaxMs = int(env, 'TRACEHOUSE_COLLECTOR_RETRY_MAX_MS', 5_000, 1, 3_600_000);
+  if (retryMaxMs < retryInitialMs) {
+    throw new ConfigError('TRACEHOUSE_COLLECTOR_RETRY_MAX_MS', `must be at least TRACEHOUSE_COLLECTOR_RETRY_INITIAL_MS (${retryInitialMs})`);
+  }
+  const reconnectInitialMs = int(env, 'TRACEHOUSE_COLLECTOR_RECONNECT_INITIAL_MS', 200, 1, 600_000);
+  const reconnectMaxMs = int(env, 'TRACEHOUSE_COLLECTOR_RECONNECT_MAX_MS', 5_000, 1, 3_600_000);
+  if (reconnectMaxMs < reconnectInitialMs) {
+    throw new ConfigError('TRACEHOUSE_COLLECTOR_RECONNECT_MAX_MS', `must be at least TRACEHOUSE_COLLECTOR_RECONNECT_INITIAL_MS (${reconnectInitialMs})`);
+  }
+
+  return Object.freeze({
+    rabbitmqUrl: url(env, 'TRACEHOUSE_RABBITMQ_URL', 'amqp://guest:guest@127.0.0.1:5672', ['amqp:', 'amqps:']),
+    queue,
+    queueType,
+    queueArguments: Object.freeze(queueArguments),
+    deadLetterExchange: name(env, 'TRACEHOUSE_DEAD_LETTER_EXCHANGE', `${queue}.dlx`),
+    deadLetterQueue: name(env, 'TRACEHOUSE_DEAD_LETTER_QUEUE', `${queue}.dlq`),
+    clickhouseUrl: url(env, 'TRACEHOUSE_CLICKHOUSE_URL', 'http://127.0.0.1:8123', ['http:', 'https:']),
+    clickhouseDatabase: name(env, 'TRACEHOUSE_CLICKHOUSE_DATABASE', 'tracehouse'),
+    retentionDays: optionalInt(env, 'TRACEHOUSE_RETENTION_DAYS', 1, 36_500),
+    retentionIntervalMs: int(env, 'TRACEHOUSE_COLLECTOR_RETENTION_INTERVAL_MS', 3_600_000, 1_000, 86_400_000 * 7),
+    adminHost: str(env, 'TRACEHOUSE_COLLECTOR_HOST', '0.0.0.0'),
+    adminPort: int(env, 'TRACEHOUSE_COLLECTOR_PORT', 9412, 0, 65_535),
+    batchSpans,
+    batchMessages,
+    batchAgeMs: int(env, 'TRACEHOUSE_COLLECTOR_BATCH_AGE_MS', 1_000, 1, 600_000),
+    prefetch,
+    insertConcurrency,
+    maxMessageBytes: int(env, 'TRACEHOUSE_COLLECTOR_MAX_MESSAGE_BYTES', 4 * MiB, 1_024, 512 * MiB),
+    retryInitialMs,
+    retryMaxMs,
+    reconnectInitialMs,
+    reconnectMaxMs,
+    shutdownTimeoutMs: int(env, 'TRACEHOUSE_COLLECTOR_SHUTDOWN_TIMEOUT_MS', 10_000, 100, 600_000),
+    queryTimeoutMs: int(env, 'TRACEHOUSE_CLICKHOUSE_TIMEOUT_MS', 30_000, 100, 3_600_000),
+    logLevel: oneOf<LogLevel>(env, 'TRACEHOUSE_LOG_LEVEL', 'info', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
+  });
+}
+
+/** The variables parseConfig reads, with what they accept, for `--help`. */
+export const CONFIG_HELP = `Environment variables (defaults in brackets):
+  TRACEHOUSE_RABBITMQ_URL                 amqp(s) URL [amqp://guest:guest@127.0.0.1:5672]
+  TRACEHOUSE_QUEUE                        span queue [zipkin]
+  TRACEHOUSE_QUEUE_TYPE                   classic | quorum, used when declaring the queue [classic]
+  TRACEHOUSE_QUEUE_ARGUMENTS              JSON object of extra x- arguments when declaring [{}]
+  TRACEHOUSE_DEAD_LETTER_EXCHANGE         exchange for poison messages [<queue>.dlx]
+  TRACEHOUSE_DEAD_LETTER_QUEUE            queue for poison messages [<queue>.dlq]
+  TRACEHOUSE_CLICKHOUSE_URL               http(s) URL [http://127.0.0.1:8123]
+  TRACEHOUSE_CLICKHOUSE_DATABASE          database [tracehouse]
+  TRACEHOUSE_CLICKHOUSE_TIMEOUT_MS        per-request timeout [30000]
+  TRACEHOUSE_RETENTION_DAYS               days of spans kept [store default]
+  TRACEHOUSE_COLLECTOR_RETENTION_INTERVAL_MS  how often retention runs [3600000]
+  TRACEHOUSE_COLLECTOR_HOST               admin server address [0.0.0.0]
+  TRACEHOUSE_COLLECTOR_PORT               admin server port: /health /ready /metrics [9412]
+  TRACEHOUSE_COLLECTOR_BATCH_SPANS        spans per insert [10000]
+  TRACEHOUSE_COLLECTOR_BATCH_MESSAGES     messages per insert [batch spans / 50]
+  TRACEHOUSE_COLLECTOR_BATCH_AGE_MS       oldest span waits at most this long [1000]
+  TRACEHOUSE_COLLECTOR_INSERT_CONCURRENCY inserts in flight [2]
+  TRACEHOUSE_COLLECTOR_PREFETCH           unacked messages per replica [batch messages x (concurrency + 1)]
+  TRACEHOUSE_COLLECTOR_MAX_MESSAGE_BYTES  largest message, compressed or not [4194304]
+  TRACEHOUSE_COLLECTOR_RETRY_INITIAL_MS / _RETRY_MAX_MS          insert retry backoff [200 / 5000]
+  TRACEHOUSE_COLLECTOR_RECONNECT_INITIAL_MS / _RECONNECT_MAX_MS  RabbitMQ reconnect backoff [200 / 5000]
+  TRACEHOUSE_COLLECTOR_SHUTDOWN_TIMEOUT_MS  bound for a graceful stop [10000]
+  TRACEHOUSE_LOG_LEVEL                    fatal | error | warn | info | debug | trace | silent [info]
+`;

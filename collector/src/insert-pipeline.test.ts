@@ -1,0 +1,119 @@
+import type { Span } from '@tracehouse/model';
+import { StorageError } from '@tracehouse/storage';
+import { pino } from 'pino';
+import { describe, expect, it } from 'vitest';
+import type { Batch } from './batcher.js';
+import { InsertPipeline, type SpanSink } from './insert-pipeline.js';
+import { createMetrics } from './metrics.js';
+
+interface Tok {
+  id: number;
+  spanCount: number;
+}
+
+function span(i: number): Span {
+  return { traceId: '1'.padStart(16, '0'), id: i.toString(16).padStart(16, '0') };
+}
+
+function batch(ids: number[], perMessage = 2): Batch<Tok> {
+  return {
+    tokens: ids.map((id) => ({ id, spanCount: perMessage })),
+    spans: ids.flatMap((id) => Array.from({ length: perMessage }, (_, j) => span(id * 100 + j))),
+    reason: 'forced',
+  };
+}
+
+function setup(sink: SpanSink, concurrency = 2) {
+  const committed: number[][] = [];
+  const rejected: number[] = [];
+  const health: boolean[] = [];
+  const metrics = createMetrics({ defaultMetrics: false });
+  const pipeline = new InsertPipeline<Tok>({
+    sink,
+    concurrency,
+    retry: { initialMs: 5, maxMs: 20 },
+    logger: pino({ level: 'silent' }),
+    metrics,
+    onCommitted: (tokens) => committed.push(tokens.map((t) => t.id)),
+    onRejected: (token) => rejected.push(token.id),
+    onHealth: (ok) => health.push(ok),
+  });
+  return { pipeline, committed, rejected, health, metrics };
+}
+
+describe('InsertPipeline', () => {
+  it('reports a batch committed only after the writer resolved', async () => {
+    let release!: () => void;
+    const { pipeline, committed } = setup({ write: () => new Promise<void>((r) => (release = r)) });
+    pipeline.submit(batch([1, 2]));
+    await new Promise((r) => setTimeout(r, 10));
+    expect(committed).toEqual([]);
+    release();
+    await pipeline.drain();
+    expect(committed).toEqual([[1, 2]]);
+  });
+
+  it('retries a retryable failure with backoff and never reports it committed early', async () => {
+    let calls = 0;
+    const { pipeline, committed, health, metrics } = setup({
+      write: () => {
+        calls++;
+        return calls <= 3 ? Promise.reject(new StorageError({ code: 'connection', message: 'down' })) : Promise.resolve();
+      },
+    });
+    pipeline.submit(batch([1]));
+    await pipeline.drain();
+    expect(calls).toBe(4);
+    expect(committed).toEqual([[1]]);
+    expect(health).toEqual([false, false, false, true]);
+    expect((await metrics.insertRetries.get()).values[0]!.value).toBe(3);
+    expect((await metrics.spansStored.get()).values[0]!.value).toBe(2);
+  });
+
+  it('keeps at most `concurrency` inserts running and queues the rest', async () => {
+    let running = 0;
+    let peak = 0;
+    const { pipeline, committed } = setup(
+      {
+        write: async () => {
+          running++;
+          peak = Math.max(peak, running);
+          await new Promise((r) => setTimeout(r, 5));
+          running--;
+        },
+      },
+      2,
+    );
+    for (let i = 0; i < 6; i++) pipeline.submit(batch([i]));
+    expect(pipeline.pending).toBe(6);
+    await pipeline.drain();
+    expect(peak).toBe(2);
+    expect(committed.flat().sort()).toEqual([0, 1, 2, 3, 4, 5]);
+  });
+
+  it('narrows a refused batch down to the message ClickHouse refuses', async () => {
+    const poisoned = span(300).id;
+    const { pipeline, committed, rejected } = setup({
+      write: (spans) =>
+        spans.some((s) => s.id === poisoned)
+          ? Promise.reject(new StorageError({ code: 'bad_input', message: 'cannot bind' }))
+          : Promise.resolve(),
+    });
+    pipeline.submit(batch([1, 2, 3, 4]));
+    await pipeline.drain();
+    expect(rejected).toEqual([3]);
+    expect(committed).toEqual([[1], [2], [4]]);
+  });
+
+  it('abort stops retrying and leaves the batch uncommitted', async () => {
+    const { pipeline, committed } = setup({ write: () => Promise.reject(new StorageError({ code: 'timeout', message: 'slow' })) });
+    pipeline.submit(batch([1]));
+    pipeline.submit(batch([2]));
+    pipeline.submit(batch([3]));
+    await new Promise((r) => setTimeout(r, 30));
+    const drained = pipeline.drain();
+    pipeline.abort();
+    await drained;
+    expect(committed).toEqual([]);
+  });
+});

@@ -1,0 +1,158 @@
+/**
+ * Writes closed batches to the span store: at most `concurrency` inserts at a
+ * time, retried with exponential backoff while the store fails with a
+ * retryable error. A batch is reported committed only once the writer
+ * resolved for every span in it. Batches waiting for a slot stay queued; the
+ * broker's prefetch bounds how many can exist, so memory stays bounded while
+ * ClickHouse is away.
+ *
+ * An error the store marks as not retryable (ClickHouse refused the rows
+ * themselves) is narrowed down by writing the batch's messages one by one;
+ * a message that is refused on its own is handed to onRejected (dead letter).
+ */
+import type { Span } from '@tracehouse/model';
+import type { Logger } from 'pino';
+import { backoffDelay, sleep, type BackoffOptions } from './backoff.js';
+import type { Batch } from './batcher.js';
+import type { CollectorMetrics } from './metrics.js';
+
+export interface SpanSink {
+  write(spans: readonly Span[]): Promise<void>;
+}
+
+export interface CountedToken {
+  /** How many spans of the batch belong to this message, in order. */
+  readonly spanCount: number;
+}
+
+export interface InsertPipelineOptions<T extends CountedToken> {
+  sink: SpanSink;
+  concurrency: number;
+  retry: BackoffOptions;
+  logger: Logger;
+  metrics: CollectorMetrics;
+  /** Every span of these messages is committed. */
+  onCommitted: (tokens: T[]) => void;
+  /** ClickHouse refused this message's spans for good. */
+  onRejected: (token: T, spans: Span[], error: unknown) => void;
+  /** Called with false on a failed insert, true on a successful one. */
+  onHealth: (ok: boolean) => void;
+}
+
+export function isRetryable(error: unknown): boolean {
+  if (error !== null && typeof error === 'object' && 'retryable' in error) {
+    return (error).retryable !== false;
+  }
+  // Anything unknown is retried: losing spans is worse than waiting.
+  return true;
+}
+
+export class InsertPipeline<T extends CountedToken> {
+  private readonly queue: Batch<T>[] = [];
+  private active = 0;
+  private readonly aborter = new AbortController();
+  private idleWaiters: (() => void)[] = [];
+
+  constructor(private readonly o: InsertPipelineOptions<T>) {}
+
+  /** Batches queued or being written. */
+  get pending(): number {
+    return this.queue.length + this.active;
+  }
+
+  submit(batch: Batch<T>): void {
+    if (this.aborter.signal.aborted) return;
+    this.queue.push(batch);
+    this.o.metrics.pendingBatches.set(this.pending);
+    this.pump();
+  }
+
+  /** Resolves once every submitted batch is committed (or the pipeline was aborted). */
+  drain(): Promise<void> {
+    if (this.pending === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /** Stops retrying and forgets queued batches; their messages stay unacked. */
+  abort(): void {
+    this.aborter.abort();
+    this.queue.length = 0;
+    this.o.metrics.pendingBatches.set(this.pending);
+    this.settleIdle();
+  }
+
+  private pump(): void {
+    while (this.active < this.o.concurrency && this.queue.length > 0) {
+      const batch = this.queue.shift()!;
+      this.active++;
+      void this.run(batch).finally(() => {
+        this.active--;
+        this.o.metrics.pendingBatches.set(this.pending);
+        this.pump();
+        this.settleIdle();
+      });
+    }
+  }
+
+  private settleIdle(): void {
+    if (this.pending !== 0 && !this.aborter.signal.aborted) return;
+    if (this.active !== 0) return;
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const resolve of waiters) resolve();
+  }
+
+  private async run(batch: Batch<T>): Promise<void> {
+    this.o.metrics.batchSpans.observe(batch.spans.length);
+    this.o.metrics.batchMessages.observe(batch.tokens.length);
+    const outcome = await this.writeWithRetry(batch.spans);
+    if (outcome === 'aborted') return;
+    if (outcome === 'ok') {
+      this.o.metrics.spansStored.inc(batch.spans.length);
+      this.o.onCommitted(batch.tokens);
+      return;
+    }
+    // Refused for good: find the message(s) responsible.
+    let offset = 0;
+    for (const token of batch.tokens) {
+      const spans = batch.spans.slice(offset, offset + token.spanCount);
+      offset += token.spanCount;
+      const single = batch.tokens.length === 1 ? outcome : await this.writeWithRetry(spans);
+      if (single === 'aborted') return;
+      if (single === 'ok') {
+        this.o.metrics.spansStored.inc(spans.length);
+        this.o.onCommitted([token]);
+      } else {
+        this.o.onRejected(token, spans, single.error);
+      }
+    }
+  }
+
+  private async writeWithRetry(spans: readonly Span[]): Promise<'ok' | 'aborted' | { error: unknown }> {
+    if (spans.length === 0) return 'ok';
+    const signal = this.aborter.signal;
+    for (let attempt = 1; ; attempt++) {
+      if (signal.aborted) return 'aborted';
+      const started = performance.now();
+      try {
+        await this.o.sink.write(spans);
+        this.o.metrics.insertSeconds.observe({ outcome: 'ok' }, (performance.now() - started) / 1000);
+        this.o.onHealth(true);
+        return 'ok';
+      } catch (error) {
+        this.o.metrics.insertSeconds.observe({ outcome: 'error' }, (performance.now() - started) / 1000);
+        // Stopping closes the store under a running insert; that is no verdict on the spans.
+        if (signal.aborted) return 'aborted';
+        if (!isRetryable(error)) {
+          this.o.logger.error({ err: error, spans: spans.length }, 'ClickHouse refused the spans; not retrying them');
+          return { error };
+        }
+        this.o.onHealth(false);
+        const delay = backoffDelay(attempt, this.o.retry);
+        this.o.logger.warn({ err: error, attempt, retryInMs: delay, spans: spans.length }, 'insert failed; retrying');
+        this.o.metrics.insertRetries.inc();
+        await sleep(delay, signal);
+      }
+    }
+  }
+}
