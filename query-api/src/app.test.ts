@@ -1,0 +1,232 @@
+// HTTP-layer behaviour that a real ClickHouse cannot be made to show on demand
+// (slow queries, a store that is down) or that does not involve it (auth, CORS,
+// routing, parameter errors). Reads against real ClickHouse are in
+// api.integration.test.ts.
+import type { Span } from '@tracehouse/model';
+import { StorageError, type DependencyLink, type TraceQuery, type TraceReader } from '@tracehouse/storage';
+import { afterEach, describe, expect, it } from 'vitest';
+import { buildApp, type AppConfig, type QueryApp } from './app.js';
+
+const config: AppConfig = {
+  defaultLimit: 10,
+  maxLimit: 100,
+  defaultLookbackMs: 86_400_000,
+  maxLookbackMs: 7 * 86_400_000,
+  queryTimeoutMs: 300,
+  corsOrigins: '*',
+  bearerToken: undefined,
+};
+const NOW = 1_700_000_000_000;
+
+/** Records what the app asked for and answers with fixed data. */
+class RecordingReader implements TraceReader {
+  calls: Array<[string, unknown]> = [];
+  delayMs = 0;
+  failWith: Error | undefined;
+  constructor(private readonly traces: Span[][] = []) {}
+  private async answer<T>(method: string, arg: unknown, value: T): Promise<T> {
+    this.calls.push([method, arg]);
+    if (this.delayMs > 0) await new Promise((resolve) => setTimeout(resolve, this.delayMs));
+    if (this.failWith !== undefined) throw this.failWith;
+    return value;
+  }
+  getServiceNames() {
+    return this.answer('getServiceNames', undefined, ['backend', 'frontend']);
+  }
+  getSpanNames(serviceName: string) {
+    return this.answer('getSpanNames', serviceName, ['get']);
+  }
+  getRemoteServiceNames(serviceName: string) {
+    return this.answer('getRemoteServiceNames', serviceName, ['db']);
+  }
+  getTraces(query: TraceQuery) {
+    return this.answer('getTraces', query, this.traces);
+  }
+  getTrace(traceId: string) {
+    return this.answer('getTrace', traceId, this.traces.find((t) => t[0]?.traceId === traceId) ?? []);
+  }
+  getTraceMany(traceIds: readonly string[]) {
+    return this.answer('getTraceMany', traceIds, this.traces.filter((t) => traceIds.includes(t[0]?.traceId ?? '')));
+  }
+  getDependencies(options: { endTs: number; lookback: number }) {
+    const links: DependencyLink[] = [{ parent: 'frontend', child: 'backend', callCount: 2, errorCount: 1 }];
+    return this.answer('getDependencies', options, links);
+  }
+  getAutocompleteKeys() {
+    return this.answer('getAutocompleteKeys', undefined, ['http.method']);
+  }
+  getAutocompleteValues(key: string) {
+    return this.answer('getAutocompleteValues', key, ['GET']);
+  }
+}
+
+const TRACE = '463ac35c9f6413ad';
+const spans: Span[] = [
+  { traceId: TRACE, id: '0000000000000002', kind: 'SERVER', localEndpoint: { serviceName: 'backend' } },
+  { traceId: TRACE, id: '0000000000000002', kind: 'CLIENT', parentId: '0000000000000001', localEndpoint: { serviceName: 'frontend' } },
+];
+
+let app: QueryApp | undefined;
+afterEach(async () => {
+  await app?.close();
+  app = undefined;
+});
+
+async function start(reader: TraceReader, overrides: Partial<AppConfig> = {}): Promise<QueryApp> {
+  app = await buildApp({ reader, config: { ...config, ...overrides }, now: () => NOW });
+  return app;
+}
+
+describe('buildApp', () => {
+  it('passes parsed Zipkin parameters to the reader and merges what it returns', async () => {
+    const reader = new RecordingReader([spans]);
+    const api = await start(reader);
+    const response = await api.inject({
+      url: '/api/v2/traces?serviceName=Frontend&annotationQuery=error%20and%20http.method%3DGET&minDuration=5&limit=3',
+    });
+    expect(response.statusCode).toBe(200);
+    expect(reader.calls).toEqual([
+      [
+        'getTraces',
+        {
+          serviceName: 'frontend',
+          annotationQuery: [{ key: 'error' }, { key: 'http.method', value: 'GET' }],
+          minDuration: 5,
+          endTs: NOW,
+          lookback: 86_400_000,
+          limit: 3,
+        },
+      ],
+    ]);
+    const [trace] = response.json<Span[][]>();
+    expect(trace?.map((span) => [span.kind, span.shared, span.parentId])).toEqual([
+      ['CLIENT', undefined, '0000000000000001'],
+      ['SERVER', true, '0000000000000001'],
+    ]);
+  });
+
+  it('answers 400 naming the parameter for type errors, bounds and missing parameters', async () => {
+    const api = await start(new RecordingReader());
+    const cases: Array<[string, string, string]> = [
+      ['/api/v2/traces?limit=abc', 'limit', 'INVALID_PARAMETER'],
+      ['/api/v2/traces?limit=101', 'limit', 'INVALID_PARAMETER'],
+      ['/api/v2/traces?endTs=1.5', 'endTs', 'INVALID_PARAMETER'],
+      ['/api/v2/traces?lookback=-1', 'lookback', 'INVALID_PARAMETER'],
+      ['/api/v2/traces?minDuration=x', 'minDuration', 'INVALID_PARAMETER'],
+      ['/api/v2/spans', 'serviceName', 'MISSING_PARAMETER'],
+      ['/api/v2/spans?serviceName=', 'serviceName', 'MISSING_PARAMETER'],
+      ['/api/v2/remoteServices', 'serviceName', 'MISSING_PARAMETER'],
+      ['/api/v2/trace/nothex', 'traceId', 'INVALID_PARAMETER'],
+      ['/api/v2/traceMany?traceIds=463ac35c9f6413ad', 'traceIds', 'INVALID_PARAMETER'],
+      ['/api/v2/traceMany', 'traceIds', 'MISSING_PARAMETER'],
+      ['/api/v2/dependencies', 'endTs', 'MISSING_PARAMETER'],
+      ['/api/v2/dependencies?endTs=0', 'endTs', 'INVALID_PARAMETER'],
+      ['/api/v2/autocompleteValues', 'key', 'MISSING_PARAMETER'],
+    ];
+    for (const [url, parameter, code] of cases) {
+      const response = await api.inject({ url });
+      expect({ url, status: response.statusCode }).toEqual({ url, status: 400 });
+      expect({ url, ...response.json<object>() }).toMatchObject({ url, parameter, code });
+    }
+  });
+
+  it('answers 404 for an unknown trace and an unknown route', async () => {
+    const api = await start(new RecordingReader([spans]));
+    const missing = await api.inject({ url: '/api/v2/trace/00000000000000ff' });
+    expect(missing.statusCode).toBe(404);
+    expect(missing.json()).toMatchObject({ code: 'TRACE_NOT_FOUND' });
+    const found = await api.inject({ url: `/api/v2/trace/${TRACE.toUpperCase()}` });
+    expect(found.statusCode).toBe(200);
+    const route = await api.inject({ url: '/api/v2/nope' });
+    expect(route.statusCode).toBe(404);
+    expect(route.json()).toMatchObject({ code: 'NOT_FOUND' });
+  });
+
+  it('answers 504 when a read outlasts the query timeout', async () => {
+    const reader = new RecordingReader();
+    reader.delayMs = 2000;
+    const api = await start(reader, { queryTimeoutMs: 100 });
+    const started = Date.now();
+    const response = await api.inject({ url: '/api/v2/services' });
+    expect(response.statusCode).toBe(504);
+    expect(response.json()).toMatchObject({ code: 'QUERY_TIMEOUT' });
+    expect(Date.now() - started).toBeLessThan(1500);
+  });
+
+  it('maps storage errors without leaking their text', async () => {
+    const reader = new RecordingReader();
+    const api = await start(reader);
+    reader.failWith = new StorageError({ code: 'connection', message: 'ECONNREFUSED 127.0.0.1:8123' });
+    const down = await api.inject({ url: '/api/v2/services' });
+    expect(down.statusCode).toBe(503);
+    expect(down.json()).toMatchObject({ code: 'STORAGE_UNAVAILABLE' });
+    expect(down.body).not.toContain('8123');
+    reader.failWith = new StorageError({ code: 'server', message: 'Code: 62. DB::Exception: Syntax error' });
+    const failed = await api.inject({ url: '/api/v2/services' });
+    expect(failed.statusCode).toBe(500);
+    expect(failed.body).not.toContain('DB::Exception');
+  });
+
+  it('requires the bearer token when configured, except for /health and preflight', async () => {
+    const api = await start(new RecordingReader(), { bearerToken: 'tok-12345678' });
+    expect((await api.inject({ url: '/api/v2/services' })).statusCode).toBe(401);
+    expect((await api.inject({ url: '/api/v2/services', headers: { authorization: 'Bearer wrong-token' } })).statusCode).toBe(401);
+    expect((await api.inject({ url: '/openapi.json' })).statusCode).toBe(401);
+    const ok = await api.inject({ url: '/api/v2/services', headers: { authorization: 'Bearer tok-12345678' } });
+    expect(ok.statusCode).toBe(200);
+    expect(ok.json()).toEqual(['backend', 'frontend']);
+    expect((await api.inject({ url: '/health' })).statusCode).toBe(200);
+    const preflight = await api.inject({
+      method: 'OPTIONS',
+      url: '/api/v2/services',
+      headers: { origin: 'http://ui.example', 'access-control-request-method': 'GET' },
+    });
+    expect(preflight.statusCode).toBe(204);
+  });
+
+  it('sends CORS headers for configured origins only, and none when off', async () => {
+    const listed = await start(new RecordingReader(), { corsOrigins: ['http://ui.example'] });
+    const allowed = await listed.inject({ url: '/api/v2/services', headers: { origin: 'http://ui.example' } });
+    expect(allowed.headers['access-control-allow-origin']).toBe('http://ui.example');
+    const other = await listed.inject({ url: '/api/v2/services', headers: { origin: 'http://evil.example' } });
+    expect(other.headers['access-control-allow-origin']).toBeUndefined();
+    await listed.close();
+    const any = await start(new RecordingReader());
+    expect((await any.inject({ url: '/api/v2/services', headers: { origin: 'http://x.example' } })).headers['access-control-allow-origin']).toBe('*');
+    await any.close();
+    const off = await start(new RecordingReader(), { corsOrigins: 'off' });
+    expect((await off.inject({ url: '/api/v2/services', headers: { origin: 'http://x.example' } })).headers['access-control-allow-origin']).toBeUndefined();
+  });
+
+  it('reports ClickHouse health', async () => {
+    const api = await buildApp({ reader: new RecordingReader(), config, ping: () => Promise.resolve(false) });
+    app = api;
+    const response = await api.inject({ url: '/health' });
+    expect(response.statusCode).toBe(503);
+    expect(response.json()).toEqual({ status: 'DOWN', clickhouse: 'DOWN' });
+  });
+
+  it('describes every Zipkin endpoint in /openapi.json', async () => {
+    const api = await start(new RecordingReader());
+    const document = (await api.inject({ url: '/openapi.json' })).json<{ openapi: string; paths: Record<string, Record<string, unknown>> }>();
+    expect(document.openapi).toBe('3.0.3');
+    for (const path of [
+      '/api/v2/services',
+      '/api/v2/spans',
+      '/api/v2/remoteServices',
+      '/api/v2/traces',
+      '/api/v2/trace/{traceId}',
+      '/api/v2/traceMany',
+      '/api/v2/dependencies',
+      '/api/v2/autocompleteKeys',
+      '/api/v2/autocompleteValues',
+      '/health',
+    ]) {
+      expect(document.paths[path]?.['get'], path).toBeDefined();
+    }
+    const traces = document.paths['/api/v2/traces']?.['get'] as { parameters: Array<{ name: string }> };
+    expect(traces.parameters.map((p) => p.name).sort()).toEqual(
+      ['annotationQuery', 'endTs', 'limit', 'lookback', 'maxDuration', 'minDuration', 'remoteServiceName', 'serviceName', 'spanName'].sort(),
+    );
+  });
+});
