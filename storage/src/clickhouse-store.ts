@@ -1,14 +1,25 @@
-import type { Logger } from './logger.js';
+import type { Engine } from './engine.js';
+import { silentLogger, type Logger } from './logger.js';
 import type { SpanWriter } from './span-writer.js';
 import type { TraceReader } from './trace-reader.js';
 import { StorageError } from './storage-error.js';
+import { HttpEngine } from './http-engine.js';
+import { ChdbEngine } from './chdb-engine.js';
+import { featuresFor, parseServerVersion, type ServerFeatures } from './server-features.js';
+import { bindSql, checkIdentifier, type BindMode } from './sql-binding.js';
+import { runMigrations } from './migrations.js';
+import { DATA_TABLES, DAY_MICROS } from './schema.js';
+import { ClickHouseSpanWriter } from './clickhouse-span-writer.js';
+import { ClickHouseTraceReader } from './clickhouse-trace-reader.js';
+import { toStorageError } from './error-mapping.js';
 
 export interface ClickHouseStoreOptions {
   /**
    * `http://host:8123` (or https) talks to a ClickHouse server through
    * @clickhouse/client. `chdb:` opens the embedded engine (the `chdb` package,
-   * a devDependency used by tests) in a fresh temporary directory;
-   * `chdb:/some/dir` opens it on that directory.
+   * a devDependency used by tests) in a temporary directory shared by the
+   * process; `chdb:/some/dir` opens it on that directory. chdb allows one
+   * directory per process; stores on it are told apart by `database`.
    */
   url: string;
   /** Database name, created when missing; [A-Za-z_][A-Za-z0-9_]*. */
@@ -34,8 +45,20 @@ export interface ClickHouseStoreOptions {
 }
 
 export interface RetentionResult {
-  /** Partition ids (days since the epoch, UTC) dropped, per table. */
+  /** Partitions dropped: table and partition (days since the epoch, UTC). */
   dropped: Array<{ table: string; partition: string }>;
+}
+
+interface StoreInit {
+  engine: Engine;
+  database: string;
+  serverVersion: string;
+  features: ServerFeatures;
+  retentionDays: number;
+  logger: Logger;
+  bindMode: BindMode;
+  strictTraceId: boolean;
+  autocompleteKeys: readonly string[] | undefined;
 }
 
 /**
@@ -49,42 +72,163 @@ export class ClickHouseStore {
   /** `SELECT version()` of the engine, e.g. "18.16.1". */
   readonly serverVersion: string;
   readonly database: string;
+  /** What the schema and queries use on this server. */
+  readonly features: ServerFeatures;
+  readonly retentionDays: number;
+  readonly #engine: Engine;
+  readonly #logger: Logger;
+  readonly #mode: BindMode;
+  #closed = false;
 
-  protected constructor(init: { writer: SpanWriter; reader: TraceReader; serverVersion: string; database: string }) {
-    this.writer = init.writer;
-    this.reader = init.reader;
+  private constructor(init: StoreInit) {
+    this.#engine = init.engine;
+    this.#logger = init.logger;
+    this.#mode = init.bindMode;
     this.serverVersion = init.serverVersion;
     this.database = init.database;
+    this.features = init.features;
+    this.retentionDays = init.retentionDays;
+    this.writer = new ClickHouseSpanWriter({ engine: init.engine, database: init.database });
+    this.reader = new ClickHouseTraceReader({
+      engine: init.engine,
+      database: init.database,
+      bindMode: init.bindMode,
+      strictTraceId: init.strictTraceId,
+      autocompleteKeys: init.autocompleteKeys,
+    });
   }
 
-  static open(_options: ClickHouseStoreOptions): Promise<ClickHouseStore> {
-    return Promise.reject(new StorageError({ code: 'schema', message: 'ClickHouseStore.open: not implemented yet' }));
+  static async open(options: ClickHouseStoreOptions): Promise<ClickHouseStore> {
+    const database = checkIdentifier('database', options.database);
+    const retentionDays = options.retentionDays ?? 7;
+    if (!Number.isInteger(retentionDays) || retentionDays < 1 || retentionDays > 3650) {
+      throw new StorageError({ code: 'bad_input', retryable: false, message: 'retentionDays must be an integer from 1 to 3650' });
+    }
+    const queryTimeoutMs = options.queryTimeoutMs ?? 30_000;
+    if (!Number.isInteger(queryTimeoutMs) || queryTimeoutMs < 1) {
+      throw new StorageError({ code: 'bad_input', retryable: false, message: 'queryTimeoutMs must be a positive integer' });
+    }
+    const logger = (options.logger ?? silentLogger).child({ component: 'storage' });
+    const engine = await openEngine(options.url, options, queryTimeoutMs);
+    try {
+      const [row] = await engine.query<{ v: string }>({ sql: 'SELECT version() AS v', params: {} });
+      const version = parseServerVersion(String(row?.v ?? ''));
+      const features = featuresFor(version);
+      const bindMode: BindMode = features.serverParams ? 'server' : 'literal';
+      const outcome = await runMigrations({
+        engine,
+        context: { database, features, retentionDays },
+        bindMode,
+        logger,
+      });
+      logger.info(
+        { engine: engine.kind, version: version.text, database, features, migrated: outcome.applied, schema: outcome.current },
+        'ClickHouse store open',
+      );
+      return new ClickHouseStore({
+        engine,
+        database,
+        serverVersion: version.text,
+        features,
+        retentionDays,
+        logger,
+        bindMode,
+        strictTraceId: options.strictTraceId ?? true,
+        autocompleteKeys: options.autocompleteKeys,
+      });
+    } catch (error) {
+      await engine.close().catch(() => undefined);
+      throw toStorageError(error, 'opening the ClickHouse store failed');
+    }
   }
 
   /** True when the server answers. Never throws. */
-  ping(): Promise<boolean> {
-    return Promise.resolve(false);
-  }
-
-  /** Drops day partitions older than `retentionDays` (call it periodically). */
-  enforceRetention(_now?: Date): Promise<RetentionResult> {
-    return Promise.resolve({ dropped: [] });
+  async ping(): Promise<boolean> {
+    if (this.#closed) return false;
+    return this.#engine.ping();
   }
 
   /**
-   * Counts for tests and benchmarks: rows physically stored (duplicates
-   * included until merged) and distinct spans as readers see them.
+   * Drops the day partitions that hold only data older than `retentionDays`
+   * before `now`, in every table. Cheap (metadata only); call it periodically.
    */
-  countSpans(): Promise<{ rows: number; distinct: number }> {
-    return Promise.resolve({ rows: 0, distinct: 0 });
+  async enforceRetention(now: Date = new Date()): Promise<RetentionResult> {
+    const cutoffDay = Math.floor((now.getTime() * 1000 - this.retentionDays * DAY_MICROS) / DAY_MICROS);
+    const parts = await this.#engine.query<{ table: string; partition: string }>(
+      bindSql(
+        `SELECT DISTINCT table, partition FROM system.parts
+WHERE database = {db:String} AND active AND table IN {tables:Array(String)}`,
+        { db: this.database, tables: [...DATA_TABLES] },
+        this.#mode,
+      ),
+    );
+    const dropped: RetentionResult['dropped'] = [];
+    for (const part of parts) {
+      const day = Number(part.partition);
+      if (!Number.isSafeInteger(day) || day >= cutoffDay) continue;
+      // Table comes from DATA_TABLES (checked by the IN above), day is an integer.
+      checkIdentifier('table', part.table);
+      await this.#engine.execute({ sql: `ALTER TABLE ${this.database}.${part.table} DROP PARTITION ${day}`, params: {} });
+      dropped.push({ table: part.table, partition: String(day) });
+    }
+    if (dropped.length > 0) this.#logger.info({ dropped, cutoffDay }, 'retention dropped old partitions');
+    return { dropped };
+  }
+
+  /**
+   * Counts for tests and benchmarks: rows physically stored in `spans`
+   * (duplicates included until merged) and distinct spans as readers see them.
+   */
+  async countSpans(): Promise<{ rows: number; distinct: number }> {
+    const [row] = await this.#engine.query<{ stored: string; unique_spans: string }>(
+      bindSql(
+        `SELECT count() AS stored, uniqExact(trace_low, trace_high, span_id, cityHash64(payload)) AS unique_spans FROM ${this.database}.spans`,
+        {},
+        this.#mode,
+      ),
+    );
+    return { rows: Number(row?.stored ?? 0), distinct: Number(row?.unique_spans ?? 0) };
+  }
+
+  /** Merges parts now (tests use it to prove ReplacingMergeTree deduplication; costly on big tables). */
+  async optimize(): Promise<void> {
+    await this.#engine.execute({ sql: `OPTIMIZE TABLE ${this.database}.spans FINAL`, params: {} });
   }
 
   /** Drops the whole database (tests use a unique database and drop it after). */
-  dropDatabase(): Promise<void> {
-    return Promise.resolve();
+  async dropDatabase(): Promise<void> {
+    await this.#engine.execute({ sql: `DROP DATABASE IF EXISTS ${this.database}`, params: {} });
   }
 
-  close(): Promise<void> {
-    return Promise.resolve();
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#engine.close();
   }
+}
+
+async function openEngine(url: string, options: ClickHouseStoreOptions, queryTimeoutMs: number): Promise<Engine> {
+  if (url.startsWith('chdb:')) {
+    const rest = url.slice('chdb:'.length).replace(/^\/\//, '');
+    return ChdbEngine.open({ queryTimeoutMs, ...(rest === '' ? {} : { path: rest }) });
+  }
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new StorageError({ code: 'bad_input', retryable: false, message: `ClickHouse URL "${url}" is not a URL` });
+  }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
+    throw new StorageError({
+      code: 'bad_input',
+      retryable: false,
+      message: `ClickHouse URL "${url}" must start with http://, https:// or chdb:`,
+    });
+  }
+  return new HttpEngine({
+    url,
+    queryTimeoutMs,
+    ...(options.username !== undefined ? { username: options.username } : {}),
+    ...(options.password !== undefined ? { password: options.password } : {}),
+  });
 }

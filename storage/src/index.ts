@@ -5,4 +5,8 @@ export type { SpanWriter } from './span-writer.js';
 export type { TraceReader, TraceQuery, DependencyLink } from './trace-reader.js';
 export { StorageError } from './storage-error.js';
 export type { StorageErrorCode } from './storage-error.js';
+export type { ServerFeatures } from './server-features.js';
 export type { Logger } from './logger.js';
+export { normalizeTraceId } from './clickhouse-trace-reader.js';
+export { generateSpans, DEFAULT_SERVICES } from './span-generator.js';
+export type { GenerateOptions } from './span-generator.js';

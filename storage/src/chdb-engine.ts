@@ -1,0 +1,121 @@
+import type { Session } from 'chdb';
+import type { Engine } from './engine.js';
+import type { BoundSql } from './sql-binding.js';
+import { StorageError } from './storage-error.js';
+import { toStorageError } from './error-mapping.js';
+
+/**
+ * The embedded current ClickHouse engine (npm `chdb`, a devDependency used by
+ * tests). chdb allows one data directory per process, so every ChdbEngine of
+ * a process shares one Session, closed when the last engine closes.
+ */
+interface SharedSession {
+  session: Session;
+  path: string | undefined;
+  users: number;
+}
+
+let shared: SharedSession | undefined;
+
+export class ChdbEngine implements Engine {
+  readonly kind = 'chdb' as const;
+  #session: Session | undefined;
+  readonly #timeoutMs: number;
+
+  private constructor(session: Session, timeoutMs: number) {
+    this.#session = session;
+    this.#timeoutMs = timeoutMs;
+  }
+
+  /** `path` undefined: a temporary directory shared by the process. */
+  static async open(options: { path?: string; queryTimeoutMs: number }): Promise<ChdbEngine> {
+    if (shared !== undefined) {
+      if (options.path !== undefined && options.path !== shared.path) {
+        throw new StorageError({
+          code: 'connection',
+          retryable: false,
+          message: `chdb already has ${shared.path ?? 'a temporary directory'} open in this process; it cannot open ${options.path} too`,
+        });
+      }
+      shared.users += 1;
+      return new ChdbEngine(shared.session, options.queryTimeoutMs);
+    }
+    let chdb: typeof import('chdb');
+    try {
+      chdb = await import('chdb');
+    } catch (error) {
+      throw new StorageError({
+        code: 'connection',
+        retryable: false,
+        message: 'the chdb: URL needs the optional package "chdb" (npm install chdb)',
+        cause: error,
+      });
+    }
+    // Another open() may have raced us through the await above.
+    if (shared === undefined) {
+      shared = { session: new chdb.Session(options.path), path: options.path, users: 0 };
+    }
+    shared.users += 1;
+    return new ChdbEngine(shared.session, options.queryTimeoutMs);
+  }
+
+  #live(): Session {
+    if (this.#session === undefined) throw new StorageError({ code: 'closed', message: 'chdb engine is closed' });
+    return this.#session;
+  }
+
+  async #run(statement: BoundSql, format: string): Promise<string> {
+    const session = this.#live();
+    try {
+      const options = { format, timeout: this.#timeoutMs };
+      const result =
+        Object.keys(statement.params).length > 0
+          ? await session.queryBindAsync(statement.sql, statement.params, options)
+          : await session.queryAsync(statement.sql, options);
+      return result.text();
+    } catch (error) {
+      throw toStorageError(error, 'chdb query failed');
+    }
+  }
+
+  async execute(statement: BoundSql): Promise<void> {
+    await this.#run(statement, 'TabSeparated');
+  }
+
+  async query<T>(statement: BoundSql): Promise<T[]> {
+    const text = await this.#run(statement, 'JSONEachRow');
+    const rows: T[] = [];
+    for (const line of text.split('\n')) if (line.length > 0) rows.push(JSON.parse(line) as T);
+    return rows;
+  }
+
+  queryText(statement: BoundSql, format: 'TabSeparatedRaw' | 'TabSeparated'): Promise<string> {
+    return this.#run(statement, format);
+  }
+
+  async insertTabSeparated(table: string, columns: readonly string[], body: Buffer): Promise<void> {
+    const session = this.#live();
+    try {
+      await session.insert({ table, values: body, format: 'TabSeparated', columns, timeout: this.#timeoutMs });
+    } catch (error) {
+      throw toStorageError(error, 'chdb insert failed');
+    }
+  }
+
+  ping(): Promise<boolean> {
+    return Promise.resolve(this.#session !== undefined && this.#session.open);
+  }
+
+  close(): Promise<void> {
+    if (this.#session === undefined) return Promise.resolve();
+    this.#session = undefined;
+    if (shared !== undefined) {
+      shared.users -= 1;
+      if (shared.users <= 0) {
+        shared.session.close();
+        shared = undefined;
+      }
+    }
+    return Promise.resolve();
+  }
+}

@@ -1,0 +1,44 @@
+import type { Span } from '@tracehouse/model';
+import type { Engine } from './engine.js';
+import type { SpanWriter } from './span-writer.js';
+import { INGEST_COLUMNS } from './schema.js';
+import { spanRow } from './span-row.js';
+import { StorageError } from './storage-error.js';
+
+/** Spans per INSERT: bounds the size of one request body. */
+const MAX_SPANS_PER_INSERT = 50_000;
+
+/**
+ * Writes spans as TabSeparated rows into span_ingest; the materialized views
+ * fill the tables. One INSERT per call (per 50 000 spans): ClickHouse wants
+ * few large inserts, and the collector already batches.
+ */
+export class ClickHouseSpanWriter implements SpanWriter {
+  readonly #engine: Engine;
+  readonly #table: string;
+
+  constructor(options: { engine: Engine; database: string }) {
+    this.#engine = options.engine;
+    this.#table = `${options.database}.span_ingest`;
+  }
+
+  async write(spans: readonly Span[]): Promise<void> {
+    const now = Date.now() * 1000;
+    for (let start = 0; start < spans.length; start += MAX_SPANS_PER_INSERT) {
+      const end = Math.min(spans.length, start + MAX_SPANS_PER_INSERT);
+      let body = '';
+      for (let i = start; i < end; i++) {
+        const span = spans[i] as Span;
+        if (typeof span?.traceId !== 'string' || typeof span.id !== 'string') {
+          throw new StorageError({
+            code: 'bad_input',
+            retryable: false,
+            message: `span ${i} has no traceId or id; spans must be normalised by @tracehouse/model`,
+          });
+        }
+        body += spanRow(span, now);
+      }
+      await this.#engine.insertTabSeparated(this.#table, INGEST_COLUMNS, Buffer.from(body, 'utf8'));
+    }
+  }
+}

@@ -1,0 +1,259 @@
+import type { Span } from '@tracehouse/model';
+import type { Engine } from './engine.js';
+import type { DependencyLink, TraceQuery, TraceReader } from './trace-reader.js';
+import { bindSql, type BindMode } from './sql-binding.js';
+import { DependencyLinker, type LinkSpan } from './dependency-linker.js';
+import { StorageError } from './storage-error.js';
+
+export interface ReaderOptions {
+  engine: Engine;
+  database: string;
+  bindMode: BindMode;
+  strictTraceId: boolean;
+  autocompleteKeys: readonly string[] | undefined;
+}
+
+/** Most autocomplete values returned for one key. */
+const MAX_AUTOCOMPLETE_VALUES = 10_000;
+
+const HEX_ID = /^[0-9a-f]{16}$|^[0-9a-f]{32}$/;
+
+/**
+ * A trace id as Zipkin normalises it: lower case, and a 32-character id whose
+ * high 64 bits are zero shortened to 16. Undefined when not a trace id.
+ */
+export function normalizeTraceId(input: string): string | undefined {
+  const id = input.toLowerCase();
+  if (!HEX_ID.test(id)) return undefined;
+  return id.length === 32 && id.startsWith('0000000000000000') ? id.slice(16) : id;
+}
+
+function badInput(message: string): StorageError {
+  return new StorageError({ code: 'bad_input', message, retryable: false });
+}
+
+function checkWindow(endTs: number, lookback: number): { lo: number; hi: number } {
+  if (!Number.isSafeInteger(endTs) || endTs <= 0) throw badInput('endTs must be a positive integer (epoch ms)');
+  if (!Number.isSafeInteger(lookback) || lookback <= 0) throw badInput('lookback must be a positive integer (ms)');
+  const lo = Math.max(0, endTs - lookback) * 1000;
+  const hi = endTs * 1000 + 999;
+  if (!Number.isSafeInteger(hi)) throw badInput('endTs is too large');
+  return { lo, hi };
+}
+
+export class ClickHouseTraceReader implements TraceReader {
+  readonly #engine: Engine;
+  readonly #db: string;
+  readonly #mode: BindMode;
+  readonly #strict: boolean;
+  readonly #autocompleteKeys: readonly string[] | undefined;
+
+  constructor(options: ReaderOptions) {
+    this.#engine = options.engine;
+    this.#db = options.database;
+    this.#mode = options.bindMode;
+    this.#strict = options.strictTraceId;
+    this.#autocompleteKeys = options.autocompleteKeys ? [...new Set(options.autocompleteKeys)].sort() : undefined;
+  }
+
+  async #column(template: string, params: Record<string, unknown>, column: string): Promise<string[]> {
+    const rows = await this.#engine.query<Record<string, string>>(bindSql(template, params, this.#mode));
+    return rows.map((row) => String(row[column]));
+  }
+
+  getServiceNames(): Promise<string[]> {
+    return this.#column(
+      `SELECT DISTINCT service FROM ${this.#db}.span_names WHERE service != '' ORDER BY service`,
+      {},
+      'service',
+    );
+  }
+
+  getSpanNames(serviceName: string): Promise<string[]> {
+    return this.#column(
+      `SELECT DISTINCT name FROM ${this.#db}.span_names WHERE service = {service:String} AND name != '' ORDER BY name`,
+      { service: String(serviceName).toLowerCase() },
+      'name',
+    );
+  }
+
+  getRemoteServiceNames(serviceName: string): Promise<string[]> {
+    return this.#column(
+      `SELECT DISTINCT remote_service FROM ${this.#db}.span_names
+WHERE service = {service:String} AND remote_service != '' ORDER BY remote_service`,
+      { service: String(serviceName).toLowerCase() },
+      'remote_service',
+    );
+  }
+
+  async getTraces(query: TraceQuery): Promise<Span[][]> {
+    const { lo, hi } = checkWindow(query.endTs, query.lookback);
+    if (!Number.isSafeInteger(query.limit) || query.limit <= 0) throw badInput('limit must be a positive integer');
+    const params: Record<string, unknown> = { lo, hi, limit: Math.min(query.limit, 1_000_000) };
+    const where = ['ts >= {lo:UInt64}', 'ts <= {hi:UInt64}'];
+    // Each criterion must be met by some span of the trace (of serviceName
+    // when given), as Zipkin's QueryRequest.test has it; they need not be met
+    // by the same span. WHERE keeps only rows meeting at least one criterion,
+    // HAVING checks that every criterion was met.
+    const criteria: string[] = [];
+    if (query.serviceName !== undefined && query.serviceName !== '') {
+      where.push('service = {service:String}');
+      params.service = query.serviceName.toLowerCase();
+    }
+    if (query.spanName !== undefined && query.spanName !== '' && query.spanName.toLowerCase() !== 'all') {
+      criteria.push('name = {spanName:String}');
+      params.spanName = query.spanName.toLowerCase();
+    }
+    if (query.remoteServiceName !== undefined && query.remoteServiceName !== '') {
+      criteria.push('remote_service = {remoteService:String}');
+      params.remoteService = query.remoteServiceName.toLowerCase();
+    }
+    if (query.minDuration !== undefined && query.maxDuration !== undefined) {
+      criteria.push('(duration >= {minDuration:UInt64} AND duration <= {maxDuration:UInt64})');
+      params.minDuration = query.minDuration;
+      params.maxDuration = query.maxDuration;
+    } else if (query.minDuration !== undefined) {
+      criteria.push('duration >= {minDuration:UInt64}');
+      params.minDuration = query.minDuration;
+    } else if (query.maxDuration !== undefined) {
+      criteria.push('duration <= {maxDuration:UInt64}');
+      params.maxDuration = query.maxDuration;
+    }
+    const terms = new Set<string>();
+    for (const term of query.annotationQuery ?? []) {
+      if (typeof term.key !== 'string' || term.key === '') throw badInput('annotationQuery keys must be non-empty');
+      terms.add(term.value === undefined || term.value === '' ? term.key : `${term.key}=${term.value}`);
+    }
+    if (terms.size > 32) throw badInput('annotationQuery has more than 32 terms');
+    [...terms].forEach((term, i) => {
+      // The placeholder name is made here from a counter, never from input.
+      criteria.push(`has(annotation_query, {term${i}:String})`);
+      params[`term${i}`] = term;
+    });
+    if (criteria.length > 0) where.push(`(${criteria.join(' OR ')})`);
+    const having = criteria.length > 0 ? `\nHAVING ${criteria.map((c) => `countIf(${c}) > 0`).join(' AND ')}` : '';
+    const template = `SELECT trace_id, min(ts) AS start
+FROM ${this.#db}.span_index
+WHERE ${where.join(' AND ')}
+GROUP BY trace_id${having}
+ORDER BY start DESC, trace_id DESC
+LIMIT {limit:UInt32}`;
+    const rows = await this.#engine.query<{ trace_id: string }>(bindSql(template, params, this.#mode));
+    if (rows.length === 0) return [];
+    return this.#traces(rows.map((r) => r.trace_id), true);
+  }
+
+  async getTrace(traceId: string): Promise<Span[]> {
+    const [trace] = await this.getTraceMany([traceId]);
+    return trace ?? [];
+  }
+
+  getTraceMany(traceIds: readonly string[]): Promise<Span[][]> {
+    return this.#traces(traceIds, this.#strict);
+  }
+
+  /**
+   * Reads whole traces. Ids not shaped like trace ids simply find nothing.
+   * `strict`: match the full id; otherwise match on the low 64 bits.
+   */
+  async #traces(traceIds: readonly string[], strict: boolean): Promise<Span[][]> {
+    const wanted: string[] = [];
+    for (const raw of traceIds) {
+      const id = typeof raw === 'string' ? normalizeTraceId(raw) : undefined;
+      if (id !== undefined && !wanted.includes(id)) wanted.push(id);
+    }
+    if (wanted.length === 0) return [];
+    if (wanted.length > 10_000) throw badInput('at most 10000 trace ids per request');
+    const lows = [...new Set(wanted.map((id) => id.slice(-16)))];
+    const [range] = await this.#engine.query<{ lo: string; hi: string; n: string }>(
+      bindSql(
+        `SELECT min(ts_min) AS lo, max(ts_max) AS hi, count() AS n FROM ${this.#db}.trace_index WHERE trace_low IN {lows:Array(String)}`,
+        { lows },
+        this.#mode,
+      ),
+    );
+    if (range === undefined || Number(range.n) === 0) return [];
+    const text = await this.#engine.queryText(
+      bindSql(
+        `SELECT DISTINCT trace_high, trace_low, payload FROM ${this.#db}.spans
+WHERE trace_low IN {lows:Array(String)} AND ts >= {lo:UInt64} AND ts <= {hi:UInt64}`,
+        // Bounds travel as text: microsecond times stay exact beyond 2^53 too.
+        { lows, lo: BigInt(range.lo), hi: BigInt(range.hi) },
+        this.#mode,
+      ),
+      'TabSeparatedRaw',
+    );
+    const groups = new Map<string, string[]>(wanted.map((id) => [strict ? id : id.slice(-16), []]));
+    for (const line of text.split('\n')) {
+      if (line.length === 0) continue;
+      // trace_high and trace_low are hex; the payload is JSON, which never
+      // holds a raw tab or newline, so TabSeparatedRaw splits safely.
+      const tab1 = line.indexOf('\t');
+      const tab2 = line.indexOf('\t', tab1 + 1);
+      const high = line.slice(0, tab1);
+      const low = line.slice(tab1 + 1, tab2);
+      const group = groups.get(strict ? high + low : low);
+      if (group !== undefined) group.push(line.slice(tab2 + 1));
+    }
+    const traces: Span[][] = [];
+    for (const payloads of groups.values()) {
+      if (payloads.length > 0) traces.push(JSON.parse(`[${payloads.join(',')}]`) as Span[]);
+    }
+    return traces;
+  }
+
+  async getDependencies(options: { endTs: number; lookback: number }): Promise<DependencyLink[]> {
+    const { lo, hi } = checkWindow(options.endTs, options.lookback);
+    const rows = await this.#engine.query<{
+      trace_id: string;
+      span_id: string;
+      parent_id: string;
+      kind: LinkSpan['kind'];
+      service: string;
+      remote_service: string;
+      error: number | string;
+    }>(
+      bindSql(
+        `SELECT DISTINCT trace_id, span_id, parent_id, kind, service, remote_service, error
+FROM ${this.#db}.span_index
+WHERE ts >= {lo:UInt64} AND ts <= {hi:UInt64} AND (kind != '' OR parent_id != '')
+ORDER BY trace_id`,
+        { lo, hi },
+        this.#mode,
+      ),
+    );
+    const linker = new DependencyLinker();
+    let trace: LinkSpan[] = [];
+    for (const row of rows) {
+      if (trace.length > 0 && trace[0]?.traceId !== row.trace_id) {
+        linker.putTrace(trace);
+        trace = [];
+      }
+      trace.push({
+        traceId: row.trace_id,
+        id: row.span_id,
+        parentId: row.parent_id,
+        kind: row.kind,
+        service: row.service,
+        remoteService: row.remote_service,
+        error: Number(row.error) === 1,
+      });
+    }
+    if (trace.length > 0) linker.putTrace(trace);
+    return linker.links();
+  }
+
+  async getAutocompleteKeys(): Promise<string[]> {
+    if (this.#autocompleteKeys !== undefined) return [...this.#autocompleteKeys];
+    return this.#column(`SELECT DISTINCT key FROM ${this.#db}.tag_values ORDER BY key`, {}, 'key');
+  }
+
+  async getAutocompleteValues(key: string): Promise<string[]> {
+    if (this.#autocompleteKeys !== undefined && !this.#autocompleteKeys.includes(key)) return [];
+    return this.#column(
+      `SELECT DISTINCT value FROM ${this.#db}.tag_values WHERE key = {key:String} ORDER BY value LIMIT ${MAX_AUTOCOMPLETE_VALUES}`,
+      { key: String(key) },
+      'value',
+    );
+  }
+}

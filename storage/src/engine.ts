@@ -1,0 +1,21 @@
+import type { BoundSql } from './sql-binding.js';
+
+/**
+ * The little the rest of the package needs from a ClickHouse engine. Two
+ * adapters: HTTP (@clickhouse/client; production, and the 18.16 tests) and
+ * chdb (the embedded current engine; tests of the modern DDL and queries).
+ * Statements arrive already bound (see sql-binding.ts).
+ */
+export interface Engine {
+  readonly kind: 'http' | 'chdb';
+  /** Runs a statement that returns nothing (DDL, ALTER, INSERT ... SELECT). */
+  execute(statement: BoundSql): Promise<void>;
+  /** Runs a SELECT and returns its rows (JSONEachRow; 64-bit integers arrive as strings). */
+  query<T>(statement: BoundSql): Promise<T[]>;
+  /** Runs a SELECT and returns the body in `format` (e.g. TabSeparatedRaw). */
+  queryText(statement: BoundSql, format: 'TabSeparatedRaw' | 'TabSeparated'): Promise<string>;
+  /** Inserts a TabSeparated body into `table` (qualified) with `columns`. */
+  insertTabSeparated(table: string, columns: readonly string[], body: Buffer): Promise<void>;
+  ping(): Promise<boolean>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,98 @@
+import { Readable } from 'node:stream';
+import { createClient, type ClickHouseClient } from '@clickhouse/client';
+import type { Engine } from './engine.js';
+import type { BoundSql } from './sql-binding.js';
+import { toStorageError } from './error-mapping.js';
+
+export interface HttpEngineOptions {
+  url: string;
+  username?: string;
+  password?: string;
+  queryTimeoutMs: number;
+}
+
+/** ClickHouse over HTTP through @clickhouse/client (any server version). */
+export class HttpEngine implements Engine {
+  readonly kind = 'http' as const;
+  readonly #client: ClickHouseClient;
+  readonly #timeoutSeconds: number;
+
+  constructor(options: HttpEngineOptions) {
+    this.#client = createClient({
+      url: options.url,
+      username: options.username ?? 'default',
+      password: options.password ?? '',
+      request_timeout: options.queryTimeoutMs,
+      // Local traffic: compression would only cost CPU on both sides.
+      compression: { request: false, response: false },
+      max_open_connections: 16,
+    });
+    this.#timeoutSeconds = Math.max(1, Math.ceil(options.queryTimeoutMs / 1000));
+  }
+
+  async execute(statement: BoundSql): Promise<void> {
+    try {
+      await this.#client.command({ query: statement.sql, ...this.#params(statement) });
+    } catch (error) {
+      throw toStorageError(error, 'ClickHouse statement failed');
+    }
+  }
+
+  async query<T>(statement: BoundSql): Promise<T[]> {
+    try {
+      const result = await this.#client.query({
+        query: statement.sql,
+        format: 'JSONEachRow',
+        clickhouse_settings: { max_execution_time: this.#timeoutSeconds },
+        ...this.#params(statement),
+      });
+      return await result.json<T>();
+    } catch (error) {
+      throw toStorageError(error, 'ClickHouse query failed');
+    }
+  }
+
+  async queryText(statement: BoundSql, format: 'TabSeparatedRaw' | 'TabSeparated'): Promise<string> {
+    try {
+      const result = await this.#client.query({
+        query: statement.sql,
+        format,
+        clickhouse_settings: { max_execution_time: this.#timeoutSeconds },
+        ...this.#params(statement),
+      });
+      return await result.text();
+    } catch (error) {
+      throw toStorageError(error, 'ClickHouse query failed');
+    }
+  }
+
+  async insertTabSeparated(table: string, columns: readonly string[], body: Buffer): Promise<void> {
+    try {
+      await this.#client.insert({
+        table,
+        values: Readable.from([body], { objectMode: false }),
+        format: 'TabSeparated',
+        columns: columns as [string, ...string[]],
+      });
+    } catch (error) {
+      throw toStorageError(error, 'ClickHouse insert failed');
+    }
+  }
+
+  async ping(): Promise<boolean> {
+    try {
+      const result = await this.#client.ping();
+      return result.success;
+    } catch {
+      return false;
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.#client.close();
+  }
+
+  #params(statement: BoundSql): { query_params?: Record<string, unknown> } {
+    return Object.keys(statement.params).length > 0 ? { query_params: statement.params } : {};
+  }
+}

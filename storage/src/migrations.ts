@@ -1,0 +1,90 @@
+import type { Engine } from './engine.js';
+import type { Logger } from './logger.js';
+import { MIGRATIONS, type Migration, type SchemaContext } from './schema.js';
+import { bindSql, type BindMode } from './sql-binding.js';
+import { clickhouseCode } from './error-mapping.js';
+import { StorageError } from './storage-error.js';
+
+const TABLE_ALREADY_EXISTS = 57;
+const DATABASE_ALREADY_EXISTS = 82;
+
+export interface MigrationOutcome {
+  /** Versions this call applied (another process may have applied the rest). */
+  applied: number[];
+  /** Highest version recorded after this call. */
+  current: number;
+}
+
+/**
+ * Applies the migrations not yet recorded in `<db>.schema_migrations`.
+ *
+ * Several processes may start at once. Every statement is idempotent (IF NOT
+ * EXISTS), an "already exists" error from a lost race counts as success, and a
+ * version recorded twice is harmless (reads take DISTINCT), so concurrent
+ * starters all end with the same schema and none fails.
+ */
+export async function runMigrations(options: {
+  engine: Engine;
+  context: SchemaContext;
+  bindMode: BindMode;
+  logger: Logger;
+  migrations?: readonly Migration[];
+}): Promise<MigrationOutcome> {
+  const { engine, context, bindMode, logger } = options;
+  const migrations = options.migrations ?? MIGRATIONS;
+  const db = context.database;
+  const run = async (sql: string): Promise<void> => {
+    try {
+      await engine.execute({ sql, params: {} });
+    } catch (error) {
+      const code = clickhouseCode(error instanceof StorageError ? error.cause : error);
+      if (code === TABLE_ALREADY_EXISTS || code === DATABASE_ALREADY_EXISTS) return;
+      throw error;
+    }
+  };
+
+  await run(`CREATE DATABASE IF NOT EXISTS ${db}`);
+  await run(`CREATE TABLE IF NOT EXISTS ${db}.schema_migrations (
+  version UInt32,
+  description String,
+  applied_at DateTime
+) ENGINE = MergeTree ORDER BY version`);
+
+  const recorded = await engine.query<{ version: number | string }>(
+    bindSql(`SELECT DISTINCT version FROM ${db}.schema_migrations ORDER BY version`, {}, bindMode),
+  );
+  const done = new Set(recorded.map((row) => Number(row.version)));
+  const known = Math.max(0, ...migrations.map((m) => m.version));
+  const newest = Math.max(0, ...done);
+  if (newest > known) {
+    logger.warn({ recorded: newest, known }, 'the database has migrations newer than this build; continuing');
+  }
+
+  const applied: number[] = [];
+  for (const migration of [...migrations].sort((a, b) => a.version - b.version)) {
+    if (done.has(migration.version)) continue;
+    logger.info({ version: migration.version, description: migration.description }, 'applying migration');
+    try {
+      for (const statement of migration.statements(context)) await run(statement);
+    } catch (error) {
+      const cause = error instanceof StorageError ? error : undefined;
+      throw new StorageError({
+        code: cause?.retryable ? cause.code : 'schema',
+        retryable: cause?.retryable ?? false,
+        message: `migration ${migration.version} (${migration.description}) failed: ${error instanceof Error ? error.message : String(error)}`,
+        cause: error,
+      });
+    }
+    await engine.execute(
+      bindSql(
+        `INSERT INTO ${db}.schema_migrations (version, description, applied_at) VALUES ({version:UInt32}, {description:String}, now())`,
+        { version: migration.version, description: migration.description },
+        // INSERT ... VALUES is parsed by the insert parser, which does not take
+        // server-side parameters on every version: always use literals here.
+        'literal',
+      ),
+    );
+    applied.push(migration.version);
+  }
+  return { applied, current: Math.max(newest, ...applied) };
+}
