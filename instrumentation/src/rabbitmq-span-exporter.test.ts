@@ -1,0 +1,150 @@
+// The exporter's behaviour when the broker cannot be reached: no service
+// needed, the URL points at a closed port.
+import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import { AggregationTemporality, MeterProvider, MetricReader, type MetricData } from '@opentelemetry/sdk-metrics';
+import {
+  BasicTracerProvider,
+  InMemorySpanExporter,
+  SimpleSpanProcessor,
+  type ReadableSpan,
+} from '@opentelemetry/sdk-trace-base';
+import { describe, expect, it } from 'vitest';
+import { RabbitMqSpanExporter, type RabbitMqSpanExporterOptions } from './rabbitmq-span-exporter.js';
+
+const UNREACHABLE = 'amqp://guest:guest@127.0.0.1:1';
+
+function spans(count: number, attributes: Record<string, string> = {}): ReadableSpan[] {
+  const memory = new InMemorySpanExporter();
+  const provider = new BasicTracerProvider({
+    resource: resourceFromAttributes({ 'service.name': 'unit' }),
+    spanProcessors: [new SimpleSpanProcessor(memory)],
+  });
+  const tracer = provider.getTracer('unit');
+  for (let i = 0; i < count; i++) tracer.startSpan(`op-${i}`, { attributes }).end();
+  return memory.getFinishedSpans();
+}
+
+/** An exporter aimed at nothing, quick to shut down. */
+function unreachable(options: RabbitMqSpanExporterOptions = {}): RabbitMqSpanExporter {
+  return new RabbitMqSpanExporter({ rabbitmqUrl: UNREACHABLE, shutdownTimeoutMillis: 50, meterProvider: false, ...options });
+}
+
+function exportAsync(exporter: RabbitMqSpanExporter, batch: ReadableSpan[]): Promise<ExportResult> {
+  return new Promise((resolve) => exporter.export(batch, resolve));
+}
+
+class TestReader extends MetricReader {
+  constructor() {
+    super({ aggregationTemporalitySelector: () => AggregationTemporality.CUMULATIVE });
+  }
+  protected override onForceFlush(): Promise<void> {
+    return Promise.resolve();
+  }
+  protected override onShutdown(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+describe('RabbitMqSpanExporter without a broker', () => {
+  it('buffers up to its limit, then drops and counts; reports the drops in the export result', async () => {
+    const exporter = unreachable({ maxBufferedSpans: 5 });
+    const first = await exportAsync(exporter, spans(3));
+    expect(first.code).toBe(ExportResultCode.SUCCESS);
+    const second = await exportAsync(exporter, spans(4));
+    expect(second.code).toBe(ExportResultCode.FAILED);
+    expect(second.error?.message).toContain('2 of 4');
+    const stats = exporter.stats();
+    expect(stats.bufferedSpans).toBe(5);
+    expect(stats.bufferedBytes).toBeGreaterThan(0);
+    expect(stats.spansDropped.buffer_full).toBe(2);
+    expect(stats.spansExported).toBe(0);
+    expect(stats.connected).toBe(false);
+    await exporter.shutdown();
+  });
+
+  it('drops a span larger than the maximum message size', async () => {
+    const exporter = unreachable({ maxMessageBytes: 2048 });
+    await exportAsync(exporter, [...spans(1, { blob: 'x'.repeat(4000) }), ...spans(2)]);
+    expect(exporter.stats().spansDropped.too_large).toBe(1);
+    expect(exporter.stats().bufferedSpans).toBe(2);
+    await exporter.shutdown();
+  });
+
+  it('counts a span it cannot convert, keeps the others, and does not throw', async () => {
+    const exporter = unreachable();
+    const broken = {
+      ...(spans(1)[0] as ReadableSpan),
+      spanContext: () => {
+        throw new Error('hostile span');
+      },
+    } as ReadableSpan;
+    const result = await exportAsync(exporter, [broken, ...spans(2)]);
+    expect(result.code).toBe(ExportResultCode.FAILED);
+    expect(exporter.stats().spansDropped.conversion_error).toBe(1);
+    expect(exporter.stats().bufferedSpans).toBe(2);
+    await exporter.shutdown();
+  });
+
+  it('converts large batches without blocking the event loop for the whole batch', async () => {
+    const exporter = unreachable();
+    let ticks = 0;
+    const ticker = setInterval(() => ticks++, 0);
+    const result = await exportAsync(exporter, spans(2000));
+    clearInterval(ticker);
+    expect(result.code).toBe(ExportResultCode.SUCCESS);
+    expect(ticks).toBeGreaterThan(0); // timers ran between conversion chunks
+    expect(exporter.stats().bufferedSpans).toBe(2000);
+    await exporter.shutdown();
+  });
+
+  it('shuts down once within its timeout, counting what it could not deliver, and refuses later exports', async () => {
+    const exporter = unreachable({ shutdownTimeoutMillis: 300 });
+    await exportAsync(exporter, spans(4));
+    const started = Date.now();
+    const first = exporter.shutdown();
+    expect(exporter.shutdown()).toBe(first);
+    await first;
+    const took = Date.now() - started;
+    expect(took).toBeGreaterThanOrEqual(250);
+    expect(took).toBeLessThan(2000);
+    expect(exporter.stats().spansDropped.shutdown).toBe(4);
+    expect(exporter.stats().bufferedSpans).toBe(0);
+
+    const late = await exportAsync(exporter, spans(2));
+    expect(late.code).toBe(ExportResultCode.FAILED);
+    expect(exporter.stats().spansDropped.shutdown).toBe(6);
+  });
+
+  it('forceFlush resolves after its timeout when the broker is away', async () => {
+    const exporter = unreachable({ flushTimeoutMillis: 200 });
+    await exportAsync(exporter, spans(1));
+    const started = Date.now();
+    await exporter.forceFlush();
+    expect(Date.now() - started).toBeLessThan(1500);
+    expect(exporter.stats().bufferedSpans).toBe(1);
+    await exporter.shutdown();
+  });
+
+  it('exposes its counters through the OpenTelemetry metrics API', async () => {
+    const reader = new TestReader();
+    const meterProvider = new MeterProvider({ readers: [reader] });
+    const exporter = unreachable({ maxBufferedSpans: 2, meterProvider });
+    await exportAsync(exporter, spans(5));
+    const { resourceMetrics } = await reader.collect();
+    const all: MetricData[] = resourceMetrics.scopeMetrics.flatMap((s) => s.metrics);
+    const byName = (name: string): MetricData => {
+      const found = all.find((m) => m.descriptor.name === name);
+      if (found === undefined) throw new Error(`metric ${name} missing`);
+      return found;
+    };
+    const dropped = byName('tracehouse.exporter.spans.dropped').dataPoints;
+    expect(dropped.find((p) => p.attributes.reason === 'buffer_full')?.value).toBe(3);
+    expect(byName('tracehouse.exporter.spans.exported').dataPoints[0]?.value).toBe(0);
+    expect(byName('tracehouse.exporter.messages.published').dataPoints[0]?.value).toBe(0);
+    expect(byName('tracehouse.exporter.publish.failures').dataPoints[0]?.value).toBe(0);
+    expect(byName('tracehouse.exporter.buffer.spans').dataPoints[0]?.value).toBe(2);
+    await exporter.shutdown();
+    await meterProvider.shutdown();
+  });
+});
