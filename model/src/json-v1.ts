@@ -45,6 +45,11 @@ function serviceOf(endpoint: unknown): string | undefined {
   return isObject(endpoint) && typeof endpoint.serviceName === 'string' ? endpoint.serviceName.toLowerCase() : undefined;
 }
 
+function sameEndpoint(a: unknown, b: unknown): boolean {
+  if (!isObject(a) || !isObject(b)) return false;
+  return serviceOf(a) === serviceOf(b) && a.ipv4 === b.ipv4 && a.ipv6 === b.ipv6 && a.port === b.port;
+}
+
 /** Converts one v1 span into one or two v2 span objects (not yet validated). */
 export function v1ToV2(input: unknown): unknown[] {
   if (!isObject(input)) return [input];
@@ -58,7 +63,9 @@ export function v1ToV2(input: unknown): unknown[] {
   for (const a of rawAnnotations as unknown[]) {
     if (!isObject(a)) throw new SpanRejection('bad_annotation', 'an annotation is not an object');
     const value = a.value;
-    if (value === 'cs' || value === 'cr' || value === 'sr' || value === 'ss' || value === 'ms' || value === 'mr') {
+    // A core annotation without an endpoint gets no special treatment (Zipkin).
+    const isCore = value === 'cs' || value === 'cr' || value === 'sr' || value === 'ss' || value === 'ms' || value === 'mr';
+    if (isCore && isObject(a.endpoint)) {
       if (!core.has(value)) core.set(value, a);
     } else {
       other.push(a);
@@ -103,11 +110,19 @@ export function v1ToV2(input: unknown): unknown[] {
   if (input.timestamp !== undefined && input.timestamp !== null) first.timestamp = input.timestamp;
   if (input.duration !== undefined && input.duration !== null) first.duration = input.duration;
   if (input.debug === true) first.debug = true;
-  const server = sides.find((d) => d.kind === 'SERVER');
-  if (server !== undefined && sides.length > 1 && sides[0]!.kind === 'CLIENT') {
-    server.shared = true;
-    server.timestamp = sr?.timestamp;
-    server.duration = sr !== undefined && ss !== undefined && typeof sr.timestamp === 'number' && typeof ss.timestamp === 'number' ? ss.timestamp - sr.timestamp : undefined;
+  if (sides.length > 1) {
+    // One v1 span holding both sides of an RPC (or messaging hop): the
+    // second side shares the first one's id and owns its own timing.
+    const second = sides[1]!;
+    second.shared = true;
+    const start = second.kind === 'SERVER' ? sr : core.get('mr');
+    const end = second.kind === 'SERVER' ? ss : undefined;
+    second.timestamp = start?.timestamp;
+    second.duration = start !== undefined && end !== undefined && typeof start.timestamp === 'number' && typeof end.timestamp === 'number' ? end.timestamp - start.timestamp : undefined;
+  } else if (first.kind === 'SERVER' && (input.timestamp === undefined || input.timestamp === null)) {
+    // v1 could not say "shared"; a server side without the span timestamp
+    // is taken as joining a client's span, as Zipkin does.
+    first.shared = true;
   }
 
   const sideFor = (endpoint: unknown): V2Draft => {
@@ -119,27 +134,46 @@ export function v1ToV2(input: unknown): unknown[] {
     target.localEndpoint ??= a.endpoint;
     target.annotations.push({ timestamp: a.timestamp, value: a.value });
   }
+  const addresses = new Map<string, unknown>();
   for (const b of rawBinary as unknown[]) {
     if (!isObject(b)) throw new SpanRejection('bad_tags', 'a binary annotation is not an object');
     const key = b.key;
     const value = b.value;
     if (typeof key !== 'string') throw new SpanRejection('bad_tags', 'a binary annotation has no key');
     if ((key === 'ca' || key === 'sa' || key === 'ma') && (value === true || value === 1 || value === '1' || value === 'true')) {
-      const wanted = key === 'ca' ? 'SERVER' : key === 'sa' ? 'CLIENT' : undefined;
-      let target = sides.find((d) => (wanted === undefined ? d.kind === 'PRODUCER' || d.kind === 'CONSUMER' : d.kind === wanted));
-      if (target === undefined && first.kind === undefined) {
-        // An address alone says which side this is.
-        if (wanted !== undefined) first.kind = wanted;
-        target = first;
-      }
-      if (target !== undefined) target.remoteEndpoint = b.endpoint;
+      if (isObject(b.endpoint)) addresses.set(key, b.endpoint);
       continue;
     }
     const target = sideFor(b.endpoint);
     target.localEndpoint ??= b.endpoint;
+    // An empty local-component tag only says where a local span ran.
+    if (key === 'lc' && value === '') continue;
     if (typeof value === 'string') target.tags[key] = value;
     else if (typeof value === 'number' || typeof value === 'boolean') target.tags[key] = String(value);
     else throw new SpanRejection('bad_tags', `binary annotation ${JSON.stringify(key)} has a value that is not a string, number or boolean`);
+  }
+  const ca = addresses.get('ca');
+  const sa = addresses.get('sa');
+  const ma = addresses.get('ma');
+  if (first.kind === undefined && sides.length === 1 && ca !== undefined && sa !== undefined) {
+    // Addresses of both ends and no core annotation: no kind can be told.
+    first.localEndpoint ??= ca;
+    if (!sameEndpoint(first.localEndpoint, sa)) first.remoteEndpoint = sa;
+  } else {
+    for (const [key, endpoint] of [['ca', ca], ['sa', sa], ['ma', ma]] as const) {
+      if (endpoint === undefined) continue;
+      const wanted = key === 'ca' ? ['SERVER'] : key === 'sa' ? ['CLIENT'] : ['PRODUCER', 'CONSUMER'];
+      const matching = sides.filter((d) => d.kind !== undefined && wanted.includes(d.kind));
+      if (matching.length === 0 && first.kind === undefined && key !== 'ma') {
+        // An address alone says which side this is (a late flush).
+        first.kind = wanted[0];
+        matching.push(first);
+      }
+      for (const d of matching) {
+        // An address equal to the local endpoint is redundant.
+        if (!sameEndpoint(d.localEndpoint, endpoint)) d.remoteEndpoint = endpoint;
+      }
+    }
   }
   return sides;
 }

@@ -4,7 +4,7 @@
 // and Long timestamps that then need a second pass to become hex strings and
 // numbers. Reading the wire format straight into the span shape does both in
 // one pass. The tests check both directions against protobufjs.
-import { bytesToHex, isHex, writeHexBytes } from './hex.js';
+import { isHex, writeHexBytes } from './hex.js';
 import { formatIpv4, formatIpv6, isIpv4Mapped, parseIpv4, parseIpv6 } from './ip.js';
 import { normalizeOrThrow } from './normalize-span.js';
 import { SpanRejection, type DecodeResult, type DroppedSpan } from './results.js';
@@ -17,6 +17,16 @@ const WIRE_FIXED32 = 5;
 
 const KIND_BY_NUMBER: readonly (SpanKind | undefined)[] = [undefined, 'CLIENT', 'SERVER', 'PRODUCER', 'CONSUMER'];
 const NUMBER_BY_KIND: Readonly<Record<SpanKind, number>> = { CLIENT: 1, SERVER: 2, PRODUCER: 3, CONSUMER: 4 };
+
+// Node's Buffer has these one-call slicers (what toString() dispatches to)
+// without declaring them in its type definitions.
+declare module 'node:buffer' {
+  interface Buffer {
+    latin1Slice(start: number, end: number): string;
+    hexSlice(start: number, end: number): string;
+    utf8Slice(start: number, end: number): string;
+  }
+}
 
 /** Structural damage in the bytes (truncation, bad varint, bad wire type). */
 class ProtoError extends Error {}
@@ -81,30 +91,20 @@ class Reader {
     return end;
   }
 
+  /** A string field, decoded from UTF-8. */
   string(): string {
     const end = this.lengthDelimited();
     const start = this.pos;
     this.pos = end;
-    const length = end - start;
-    if (length === 0) return '';
-    // Short ASCII strings (names, tag keys) are cheaper to build in JS than
-    // through a native call.
-    if (length <= 24) {
-      const buf = this.buf;
-      let ascii = true;
-      for (let i = start; i < end; i++) {
-        if (buf[i]! >= 0x80) {
-          ascii = false;
-          break;
-        }
-      }
-      if (ascii) {
-        let s = '';
-        for (let i = start; i < end; i++) s += String.fromCharCode(buf[i]!);
-        return s;
-      }
-    }
-    return this.buf.toString('utf8', start, end);
+    return end === start ? '' : this.buf.utf8Slice(start, end);
+  }
+
+  /** A string field that is likely to repeat across spans (names, tag keys). */
+  label(): string {
+    const end = this.lengthDelimited();
+    const start = this.pos;
+    this.pos = end;
+    return end - start <= MAX_CACHED ? cachedString(this.buf, start, end) : this.buf.utf8Slice(start, end);
   }
 
   skip(wire: number): void {
@@ -128,12 +128,45 @@ class Reader {
     }
   }
 
-  tag(): { field: number; wire: number } {
+  /** Reads a field tag: field number * 8 + wire type. */
+  tag(): number {
     const tag = this.varint();
-    const field = Math.floor(tag / 8);
-    if (field === 0 || field > 536870911) throw new ProtoError(`invalid field number ${field} at byte ${this.pos}`);
-    return { field, wire: tag % 8 };
+    if (tag < 8 || tag > 4294967295) throw new ProtoError(`invalid field tag ${tag} at byte ${this.pos}`);
+    return tag;
   }
+}
+
+// Span names, service names and tag keys repeat from span to span. Short strings are looked up in a small direct-mapped cache keyed by a
+// hash of their bytes, so a repeated one costs a byte comparison instead of a
+// new string (and, for tag keys, a new property-name internalisation).
+const MAX_CACHED = 48;
+const CACHE_SLOTS = 4096;
+const stringCache: (string | undefined)[] = new Array<string | undefined>(CACHE_SLOTS).fill(undefined);
+
+function cachedString(buf: Buffer, start: number, end: number): string {
+  const length = end - start;
+  if (length === 0) return '';
+  let hash = length;
+  for (let i = start; i < end; i++) {
+    const b = buf[i]!;
+    if (b >= 0x80) return buf.utf8Slice(start, end); // not ASCII: not cached
+    hash = (Math.imul(hash, 31) + b) | 0;
+  }
+  const slot = (hash ^ (hash >>> 15)) & (CACHE_SLOTS - 1);
+  const cached = stringCache[slot];
+  if (cached !== undefined && cached.length === length) {
+    let same = true;
+    for (let i = 0; i < length; i++) {
+      if (cached.charCodeAt(i) !== buf[start + i]) {
+        same = false;
+        break;
+      }
+    }
+    if (same) return cached;
+  }
+  const fresh = buf.latin1Slice(start, end);
+  stringCache[slot] = fresh;
+  return fresh;
 }
 
 const FIELD_NAMES: Record<number, string> = {
@@ -158,23 +191,27 @@ function expectWire(field: number, wire: number, expected: number, where: string
   }
 }
 
-function readIdBytes(r: Reader, field: string, lengths: readonly number[], reason: 'bad_trace_id' | 'bad_id' | 'bad_parent_id'): string | undefined {
+function readIdBytes(r: Reader, field: string, reason: 'bad_trace_id' | 'bad_id' | 'bad_parent_id'): string | undefined {
   const end = r.lengthDelimited();
   const start = r.pos;
   r.pos = end;
   const length = end - start;
   if (length === 0 && reason === 'bad_parent_id') return undefined;
-  if (!lengths.includes(length)) throw new SpanRejection(reason, `${field} is ${length} bytes, expected ${lengths.join(' or ')}`);
-  return bytesToHex(r.buf, start, end);
+  if (length !== 8 && (length !== 16 || reason !== 'bad_trace_id')) {
+    throw new SpanRejection(reason, `${field} is ${length} bytes, expected ${reason === 'bad_trace_id' ? '8 or 16' : '8'}`);
+  }
+  return r.buf.hexSlice(start, end);
 }
 
 function readEndpoint(r: Reader, end: number): Endpoint {
   const out: Endpoint = {};
   while (r.pos < end) {
-    const { field, wire } = r.tag();
+    const tag = r.tag();
+    const field = tag >>> 3;
+    const wire = tag & 7;
     if (field === 1) {
       expectWire(field, wire, WIRE_LEN, 'Endpoint');
-      out.serviceName = r.string();
+      out.serviceName = r.label();
     } else if (field === 2 || field === 3) {
       expectWire(field, wire, WIRE_LEN, 'Endpoint');
       const ipEnd = r.lengthDelimited();
@@ -215,19 +252,21 @@ interface RawSpan {
 function readSpan(r: Reader, end: number): RawSpan {
   const span: RawSpan = {};
   while (r.pos < end) {
-    const { field, wire } = r.tag();
+    const tag = r.tag();
+    const field = tag >>> 3;
+    const wire = tag & 7;
     switch (field) {
       case 1:
         expectWire(field, wire, WIRE_LEN, 'Span');
-        span.traceId = readIdBytes(r, 'trace_id', [8, 16], 'bad_trace_id');
+        span.traceId = readIdBytes(r, 'trace_id', 'bad_trace_id');
         break;
       case 2:
         expectWire(field, wire, WIRE_LEN, 'Span');
-        span.parentId = readIdBytes(r, 'parent_id', [8], 'bad_parent_id');
+        span.parentId = readIdBytes(r, 'parent_id', 'bad_parent_id');
         break;
       case 3:
         expectWire(field, wire, WIRE_LEN, 'Span');
-        span.id = readIdBytes(r, 'id', [8], 'bad_id');
+        span.id = readIdBytes(r, 'id', 'bad_id');
         break;
       case 4: {
         expectWire(field, wire, WIRE_VARINT, 'Span');
@@ -238,7 +277,7 @@ function readSpan(r: Reader, end: number): RawSpan {
       }
       case 5:
         expectWire(field, wire, WIRE_LEN, 'Span');
-        span.name = r.string();
+        span.name = r.label();
         break;
       case 6:
         expectWire(field, wire, WIRE_FIXED64, 'Span');
@@ -263,14 +302,14 @@ function readSpan(r: Reader, end: number): RawSpan {
         let value = '';
         while (r.pos < aEnd) {
           const t = r.tag();
-          if (t.field === 1) {
-            expectWire(t.field, t.wire, WIRE_FIXED64, 'Annotation');
+          if (t === 9) {
             timestamp = r.fixed64();
-          } else if (t.field === 2) {
-            expectWire(t.field, t.wire, WIRE_LEN, 'Annotation');
-            value = r.string();
+          } else if (t === 18) {
+            value = r.label();
+          } else if (t >>> 3 === 1 || t >>> 3 === 2) {
+            expectWire(t >>> 3, t & 7, t >>> 3 === 1 ? WIRE_FIXED64 : WIRE_LEN, 'Annotation');
           } else {
-            r.skip(t.wire);
+            r.skip(t & 7);
           }
         }
         (span.annotations ??= []).push({ timestamp, value });
@@ -283,14 +322,14 @@ function readSpan(r: Reader, end: number): RawSpan {
         let value = '';
         while (r.pos < eEnd) {
           const t = r.tag();
-          if (t.field === 1) {
-            expectWire(t.field, t.wire, WIRE_LEN, 'tags entry');
-            key = r.string();
-          } else if (t.field === 2) {
-            expectWire(t.field, t.wire, WIRE_LEN, 'tags entry');
+          if (t === 10) {
+            key = r.label();
+          } else if (t === 18) {
             value = r.string();
+          } else if (t >>> 3 === 1 || t >>> 3 === 2) {
+            expectWire(t >>> 3, t & 7, WIRE_LEN, 'tags entry');
           } else {
-            r.skip(t.wire);
+            r.skip(t & 7);
           }
         }
         const tags = (span.tags ??= {});
@@ -322,7 +361,9 @@ export function decodeProto3List(buf: Buffer): DecodeResult {
   let index = 0;
   try {
     while (r.pos < r.end) {
-      const { field, wire } = r.tag();
+      const tag = r.tag();
+      const field = tag >>> 3;
+      const wire = tag & 7;
       if (field !== 1) {
         r.skip(wire); // unknown fields are allowed by proto3
         continue;
