@@ -1,0 +1,154 @@
+// The exporter against the real RabbitMQ: the wire contract of DESIGN.md.
+import { randomBytes } from 'node:crypto';
+import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import {
+  BasicTracerProvider,
+  InMemorySpanExporter,
+  SimpleSpanProcessor,
+  type ReadableSpan,
+} from '@opentelemetry/sdk-trace-base';
+import { decodeSpans, type Span } from '@tracehouse/model';
+import { connect, type ChannelModel, type GetMessage } from 'amqplib';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RabbitMqSpanExporter, type RabbitMqSpanExporterOptions } from './rabbitmq-span-exporter.js';
+
+const URL = process.env.TRACEHOUSE_RABBITMQ_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
+
+let broker: ChannelModel;
+const queues: string[] = [];
+
+function queueName(): string {
+  const name = `th-instr-exporter-${randomBytes(4).toString('hex')}`;
+  queues.push(name);
+  return name;
+}
+
+function spans(count: number): ReadableSpan[] {
+  const memory = new InMemorySpanExporter();
+  const provider = new BasicTracerProvider({
+    resource: resourceFromAttributes({ 'service.name': 'inventory' }),
+    spanProcessors: [new SimpleSpanProcessor(memory)],
+  });
+  const tracer = provider.getTracer('integration');
+  for (let i = 0; i < count; i++) {
+    tracer.startSpan(`reserve ${i}`, { attributes: { 'item.id': i, 'item.sku': `sku-${i}-${'z'.repeat(40)}` } }).end();
+  }
+  return memory.getFinishedSpans();
+}
+
+function exportAsync(exporter: RabbitMqSpanExporter, batch: ReadableSpan[]): Promise<ExportResult> {
+  return new Promise((resolve) => exporter.export(batch, resolve));
+}
+
+async function drainQueue(queue: string): Promise<GetMessage[]> {
+  const channel = await broker.createChannel();
+  const messages: GetMessage[] = [];
+  for (;;) {
+    const message = await channel.get(queue, { noAck: true });
+    if (message === false) break;
+    messages.push(message);
+  }
+  await channel.close();
+  return messages;
+}
+
+function decodeAll(messages: GetMessage[]): Span[] {
+  return messages.flatMap((m) => {
+    const result = decodeSpans(m.content);
+    if (!result.ok) throw new Error(`undecodable message: ${result.message}`);
+    return result.spans;
+  });
+}
+
+function exporter(queue: string, options: RabbitMqSpanExporterOptions = {}): RabbitMqSpanExporter {
+  return new RabbitMqSpanExporter({ rabbitmqUrl: URL, queue, meterProvider: false, ...options });
+}
+
+beforeAll(async () => {
+  broker = await connect(URL);
+});
+
+afterAll(async () => {
+  const channel = await broker.createChannel();
+  for (const queue of queues) await channel.deleteQueue(queue);
+  await broker.close();
+});
+
+describe('RabbitMqSpanExporter with RabbitMQ', () => {
+  it('publishes persistent, confirmed messages of many spans, each within the size limit', async () => {
+    const queue = queueName();
+    const sut = exporter(queue, { maxMessageBytes: 64 * 1024 });
+    const batch = spans(1500);
+    const first = exportAsync(sut, batch.slice(0, 700));
+    const second = exportAsync(sut, batch.slice(700));
+    expect((await first).code).toBe(ExportResultCode.SUCCESS);
+    expect((await second).code).toBe(ExportResultCode.SUCCESS);
+    await sut.forceFlush();
+    const stats = sut.stats();
+    expect(stats.spansExported).toBe(1500);
+    expect(stats.bufferedSpans).toBe(0);
+    expect(stats.connected).toBe(true);
+    await sut.shutdown();
+
+    const messages = await drainQueue(queue);
+    expect(messages.length).toBe(stats.messagesPublished);
+    expect(messages.length).toBeGreaterThan(2);
+    expect(messages.length).toBeLessThan(50);
+    for (const message of messages) {
+      expect(message.fields.exchange).toBe('');
+      expect(message.fields.routingKey).toBe(queue);
+      expect(message.properties.deliveryMode).toBe(2);
+      expect(message.properties.contentType).toBeUndefined();
+      expect(message.content.length).toBeLessThanOrEqual(64 * 1024);
+      expect(message.content[0]).toBe(0x5b); // JSON list
+    }
+    const decoded = decodeAll(messages);
+    expect(decoded.map((s) => s.id).sort()).toEqual(batch.map((s) => s.spanContext().spanId).sort());
+    expect(decoded[0]?.localEndpoint?.serviceName).toBe('inventory');
+  });
+
+  it('publishes proto3 ListOfSpans when asked', async () => {
+    const queue = queueName();
+    const sut = exporter(queue, { encoding: 'proto3' });
+    await exportAsync(sut, spans(10));
+    await sut.shutdown();
+    const messages = await drainQueue(queue);
+    expect(messages).toHaveLength(1);
+    const result = decodeSpans((messages[0] as GetMessage).content);
+    expect(result.ok && result.encoding).toBe('PROTO3');
+    expect(result.ok && result.spans.length).toBe(10);
+  });
+
+  it('declares a missing queue durable, and leaves a queue declared with other arguments alone', async () => {
+    const missing = queueName();
+    const sut = exporter(missing);
+    await exportAsync(sut, spans(2));
+    await sut.shutdown();
+    const channel = await broker.createChannel();
+    expect((await channel.checkQueue(missing)).messageCount).toBe(1);
+
+    const existing = queueName();
+    await channel.assertQueue(existing, { durable: true, arguments: { 'x-max-length': 100_000, 'x-queue-mode': 'lazy' } });
+    await channel.close();
+    const other = exporter(existing);
+    await exportAsync(other, spans(3));
+    await other.forceFlush();
+    expect(other.stats().spansExported).toBe(3);
+    expect(other.stats().publishFailures).toBe(0);
+    await other.shutdown();
+    expect(decodeAll(await drainQueue(existing))).toHaveLength(3);
+  });
+
+  it('delivers what it buffered before it could connect once the broker answers', async () => {
+    const queue = queueName();
+    // Buffer first (no connection attempt has finished yet), then let it connect.
+    const sut = exporter(queue);
+    const results = await Promise.all([exportAsync(sut, spans(5)), exportAsync(sut, spans(5))]);
+    expect(results.every((r) => r.code === ExportResultCode.SUCCESS)).toBe(true);
+    await sut.shutdown();
+    expect(sut.stats().spansExported).toBe(10);
+    expect(sut.stats().spansDropped.shutdown).toBe(0);
+    expect(decodeAll(await drainQueue(queue))).toHaveLength(10);
+  });
+});
