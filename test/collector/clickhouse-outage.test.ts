@@ -1,0 +1,116 @@
+/**
+ * ClickHouse goes away for more than 10 s while spans keep arriving: the
+ * collectors stay up, stop pulling (memory bounded by the prefetch), report
+ * not-ready, retry, and store everything exactly once when it is back.
+ * Uses a private clickhouse-server so the shared one keeps serving others.
+ */
+import { encodeJsonV2, type Span } from '@tracehouse/model';
+import { ClickHouseStore } from '@tracehouse/storage';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CollectorProcess, METRIC, Rabbit, checkStored, chunk, makeSpans, sumMetric, uniqueName, waitFor } from './harness.js';
+import { PrivateClickHouse } from './private-clickhouse.js';
+
+const PREFETCH = 40;
+const MiB = 1024 * 1024;
+
+describe('ClickHouse outage', () => {
+  const queue = uniqueName('th_outage');
+  const database = uniqueName('th_outage');
+  let clickhouse: PrivateClickHouse;
+  let rabbit: Rabbit;
+  let collectors: CollectorProcess[] = [];
+
+  beforeAll(async () => {
+    clickhouse = await PrivateClickHouse.launch();
+    rabbit = await Rabbit.open();
+    // Create the schema once so the collectors find it.
+    const store = await ClickHouseStore.open({ url: clickhouse.url, database });
+    await store.close();
+    const env = {
+      TRACEHOUSE_LOG_LEVEL: 'error',
+      TRACEHOUSE_COLLECTOR_BATCH_SPANS: '2000',
+      TRACEHOUSE_COLLECTOR_BATCH_MESSAGES: '20',
+      TRACEHOUSE_COLLECTOR_INSERT_CONCURRENCY: '1',
+      TRACEHOUSE_COLLECTOR_PREFETCH: String(PREFETCH),
+      TRACEHOUSE_COLLECTOR_BATCH_AGE_MS: '200',
+      TRACEHOUSE_COLLECTOR_RETRY_MAX_MS: '2000',
+      TRACEHOUSE_CLICKHOUSE_TIMEOUT_MS: '3000',
+    };
+    collectors = await Promise.all([1, 2].map(() => CollectorProcess.spawn({ queue, database, clickhouseUrl: clickhouse.url, env })));
+    await Promise.all(collectors.map((c) => c.waitReady()));
+  });
+
+  afterAll(async () => {
+    await Promise.all(collectors.map((c) => c.stop()));
+    await rabbit.deleteQueues(queue, `${queue}.dlq`);
+    await rabbit.deleteExchanges(`${queue}.dlx`);
+    await rabbit.close();
+    await clickhouse.destroy();
+  });
+
+  it('keeps the collectors up with bounded memory, reports not-ready, and lands everything afterwards', async () => {
+    const sent: Span[] = [];
+    let publishing = true;
+    // A steady stream: 50 messages of 100 spans per second.
+    const publisher = (async () => {
+      while (publishing) {
+        const spans = makeSpans(5_000, { perTrace: 20 });
+        sent.push(...spans);
+        await rabbit.publishAll(queue, chunk(spans, 100).map((s) => encodeJsonV2(s)));
+        await new Promise((resolve) => setTimeout(resolve, 1_000));
+      }
+    })();
+
+    await waitFor(async () => (await sumMetric(collectors, METRIC.stored)) > 5_000, { timeoutMs: 30_000, what: 'spans flowing before the outage' });
+    await clickhouse.stop();
+    const outageStarted = Date.now();
+
+    await waitFor(async () => (await Promise.all(collectors.map((c) => c.ready()))).every((r) => r?.status === 503), {
+      timeoutMs: 15_000,
+      what: 'collectors reporting not-ready',
+    });
+    const notReady = await collectors[0]!.ready();
+    expect(notReady?.body).toMatchObject({ ready: false, clickhouse: false, rabbitmq: true });
+
+    // Hold the outage for at least 10 s, watching memory and what the replicas hold.
+    let peakInflight = 0;
+    let peakRss = 0;
+    while (Date.now() - outageStarted < 12_000) {
+      for (const c of collectors) {
+        expect(c.running).toBe(true);
+        const m = await c.metrics();
+        peakInflight = Math.max(peakInflight, m.value(METRIC.inflight));
+        peakRss = Math.max(peakRss, m.value(METRIC.rss));
+      }
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+    // Each replica holds at most its prefetch; the backlog waits in RabbitMQ.
+    expect(peakInflight).toBeLessThanOrEqual(PREFETCH);
+    expect(peakRss).toBeLessThan(300 * MiB);
+    expect(await rabbit.messageCount(queue)).toBeGreaterThan(0);
+    expect(await sumMetric(collectors, METRIC.retries)).toBeGreaterThan(0);
+
+    await clickhouse.start();
+    publishing = false;
+    await publisher;
+
+    await waitFor(async () => (await Promise.all(collectors.map((c) => c.ready()))).every((r) => r?.status === 200), {
+      timeoutMs: 30_000,
+      what: 'collectors ready again',
+    });
+    await waitFor(async () => (await rabbit.messageCount(queue)) === 0 && (await sumMetric(collectors, METRIC.inflight)) === 0, {
+      timeoutMs: 60_000,
+      what: 'backlog written',
+      intervalMs: 250,
+    });
+
+    const store = await ClickHouseStore.open({ url: clickhouse.url, database });
+    try {
+      const check = await checkStored(store.reader, sent);
+      expect(check).toEqual({ expected: sent.length, missing: 0, duplicates: 0, unexpected: 0 });
+    } finally {
+      await store.close();
+    }
+    for (const c of collectors) expect(c.running).toBe(true);
+  });
+});
