@@ -71,6 +71,7 @@ function shutdown(code: number, reason: string): void {
         ? `stopped: all ${stopped.length} processes exited cleanly`
         : `stopped: ${unclean.map((p) => p.name).join(', ')} did not exit cleanly`,
     );
+    say(`exit code ${exitCode}`);
     process.exit(exitCode);
   });
 }

@@ -4,6 +4,7 @@ import { startTracing, TracingConfigError, type TracingHandle } from '@tracehous
 import { DemoConfigError } from './env.js';
 import { createLog, type Log } from './log.js';
 import type { RunningServer } from './http-server.js';
+import { spanNameFor } from './route-name.js';
 
 export interface ServiceMainOptions<C> {
   /** Component name in log lines, and the service name traces carry when `traced`. */
@@ -41,7 +42,12 @@ export async function runService<C>(options: ServiceMainOptions<C>): Promise<voi
     tracing = options.traced
       ? startTracing({
           serviceName,
-          instrumentations: [new HttpInstrumentation({ ignoreIncomingRequestHook: (req) => req.url === '/health' })],
+          instrumentations: [
+            new HttpInstrumentation({
+              ignoreIncomingRequestHook: (req) => req.url === '/health',
+              applyCustomAttributesOnSpan: (span, request) => span.updateName(spanNameFor(request)),
+            }),
+          ],
           // This process stops its server first and then flushes; see stop() below.
           shutdownSignals: [],
         })
