@@ -4,7 +4,7 @@
  * auto-instrumentations, a batch span processor feeding the RabbitMQ
  * exporter, and a flush on SIGTERM/SIGINT bounded by a timeout.
  */
-import { createRequire } from 'node:module';
+import * as nodeModule from 'node:module';
 import { diag, type TextMapPropagator } from '@opentelemetry/api';
 import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } from '@opentelemetry/core';
 import { B3InjectEncoding, B3Propagator } from '@opentelemetry/propagator-b3';
@@ -35,6 +35,12 @@ export interface StartTracingOptions extends TracingOptions {
   shutdownSignals?: NodeJS.Signals[];
   /** Extra span processors run before the exporter's batch processor. */
   spanProcessors?: SpanProcessor[];
+  /**
+   * Register OpenTelemetry's ESM loader hook (import-in-the-middle) so that
+   * ES modules imported after this call, including `node:http`, can be
+   * instrumented. Default true; a CommonJS-only app may turn it off.
+   */
+  esmLoaderHook?: boolean;
   /** Environment to read; default `process.env`. */
   env?: Readonly<Record<string, string | undefined>>;
 }
@@ -77,7 +83,7 @@ function defaultPropagator(): TextMapPropagator {
 }
 
 function loadAutoInstrumentations(config: true | Record<string, unknown>): Instrumentation[] {
-  const require = createRequire(import.meta.url);
+  const require = nodeModule.createRequire(import.meta.url);
   let module: { getNodeAutoInstrumentations: (config?: Record<string, unknown>) => Instrumentation[] };
   try {
     module = require('@opentelemetry/auto-instrumentations-node') as typeof module;
@@ -89,6 +95,23 @@ function loadAutoInstrumentations(config: true | Record<string, unknown>): Instr
     return [];
   }
   return module.getNodeAutoInstrumentations(config === true ? {} : config);
+}
+
+let esmHookRegistered = false;
+
+/** Registers the import-in-the-middle loader once per process (Node >= 20.6 has `module.register`). */
+function registerEsmLoaderHook(): void {
+  if (esmHookRegistered) return;
+  esmHookRegistered = true;
+  if (typeof nodeModule.register !== 'function') {
+    logger.warn('module.register is not available: ES modules will not be instrumented');
+    return;
+  }
+  try {
+    nodeModule.register('@opentelemetry/instrumentation/hook.mjs', import.meta.url);
+  } catch (error) {
+    logger.warn('could not register the ESM loader hook; ES modules will not be instrumented', error);
+  }
 }
 
 function bounded(promise: Promise<unknown>, millis: number): Promise<void> {
@@ -142,6 +165,7 @@ export function startTracing(options: StartTracingOptions = {}): TracingHandle {
   });
 
   const instrumentations: (Instrumentation | Instrumentation[])[] = [...(options.instrumentations ?? [])];
+  if (options.esmLoaderHook ?? true) registerEsmLoaderHook();
   if (options.autoInstrumentations) instrumentations.push(loadAutoInstrumentations(options.autoInstrumentations));
 
   const env = options.env ?? process.env;
