@@ -57,6 +57,7 @@ export class Collector {
   readonly metrics: CollectorMetrics;
   private readonly config: CollectorConfig;
   private readonly logger: Logger;
+  private readonly rootLogger: Logger;
   private readonly openStore: (config: CollectorConfig, logger: Logger) => Promise<CollectorStore>;
   private readonly admin: AdminServer;
   private readonly acks = new AckTracker();
@@ -81,7 +82,8 @@ export class Collector {
 
   constructor(o: CollectorOptions) {
     this.config = o.config;
-    this.logger = (o.logger ?? pino({ level: o.config.logLevel })).child({ component: 'collector' });
+    this.rootLogger = o.logger ?? pino({ level: o.config.logLevel });
+    this.logger = this.rootLogger.child({ component: 'collector' });
     this.openStore = o.openStore ?? openClickHouseStore;
     this.metrics = createMetrics();
     this.admin = new AdminServer({
@@ -185,7 +187,11 @@ export class Collector {
     this.stopper.abort();
     for (const timer of this.timers) clearInterval(timer);
     if (this.session !== undefined) {
-      await withTimeout(this.session.connection.close(), Math.max(left(), 1_000)).catch(() => undefined);
+      // Close the channels first: that round trip guarantees the broker has
+      // read every ack sent on them before the connection goes.
+      const { channel, confirm, connection } = this.session;
+      await withTimeout(Promise.all([channel.close(), confirm.close()]), Math.max(left(), 1_000)).catch(() => undefined);
+      await withTimeout(connection.close(), Math.max(left(), 1_000)).catch(() => undefined);
     }
     await withTimeout(Promise.all(this.loops), Math.max(left(), 1_000)).catch(() => undefined);
     await this.store?.close().catch((error: unknown) => this.logger.warn({ err: error }, 'closing the store failed'));
@@ -210,7 +216,7 @@ export class Collector {
     const signal = this.stopper.signal;
     for (let attempt = 1; this.store === undefined && !signal.aborted; attempt++) {
       try {
-        this.store = await this.openStore(this.config, this.logger);
+        this.store = await this.openStore(this.config, this.rootLogger);
         this.pingOk = true;
         this.updateUp();
       } catch (error) {
@@ -381,6 +387,7 @@ export class Collector {
     for (const token of tokens) if (token.generation === session.generation) tags.push(token.tag);
     if (tags.length === 0) return;
     const plan = this.acks.settle(tags);
+    this.logger.debug({ tags: tags.length, plan }, 'acking');
     try {
       if (plan.upTo !== undefined) session.channel.ack(ackable(plan.upTo), true);
       for (const tag of plan.singles) session.channel.ack(ackable(tag));
