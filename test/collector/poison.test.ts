@@ -47,7 +47,7 @@ function poisons(): Poison[] {
     { kind: 'gzip flag on plain bytes', body: json([one]), options: { contentEncoding: 'gzip' }, deadLetter: 'bad_gzip' },
     { kind: 'gzip bomb', body: gzipSync(Buffer.alloc(64 * 1024 * 1024, 0x20)), options: { contentEncoding: 'gzip' }, deadLetter: 'too_large' },
     { kind: 'gzipped garbage', body: gzipSync(Buffer.concat([Buffer.from([0xff]), randomBytes(500)])), options: { contentEncoding: 'gzip' }, deadLetter: 'unknown_encoding' },
-    { kind: 'unsupported content-encoding', body: json([one]), options: { contentEncoding: 'br' }, deadLetter: 'unknown_encoding' },
+    { kind: 'unsupported content-encoding', body: json(makeSpans(1)), options: { contentEncoding: 'br' }, deadLetter: 'unknown_encoding' },
     { kind: 'truncated proto', body: listOfSpans([{ ...one, name: 'cut' }]).subarray(0, 20), deadLetter: 'malformed_proto' },
     {
       kind: 'proto span of garbage bytes',
@@ -69,6 +69,8 @@ function poisons(): Poison[] {
     { kind: 'span without ids', body: json([...g, { name: 'orphan' }]), stored: g, drops: { missing_trace_id: 1 } },
   ];
   expect(fiveMegabytes.length).toBeGreaterThan(5_000_000);
+  // Dead letters are matched to their kind by body, so bodies must differ.
+  expect(new Set(list.map((p) => p.body.toString('base64'))).size).toBe(list.length);
   return list;
 }
 
