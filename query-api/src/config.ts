@@ -12,7 +12,7 @@ export interface QueryApiConfig {
   readonly port: number;
   /** TRACEHOUSE_QUERY_HOST, default 0.0.0.0. */
   readonly host: string;
-  /** TRACEHOUSE_CLICKHOUSE_URL, default http://127.0.0.1:8123. */
+  /** TRACEHOUSE_CLICKHOUSE_URL, default http://127.0.0.1:8123 (`chdb:` opens the embedded engine). */
   readonly clickhouseUrl: string;
   /** TRACEHOUSE_CLICKHOUSE_DATABASE, default tracehouse. */
   readonly clickhouseDatabase: string;
@@ -74,14 +74,14 @@ function integer(env: Env, name: string, fallback: number, min: number, max: num
 
 function httpUrl(env: Env, name: string, fallback: string): string {
   const value = raw(env, name) ?? fallback;
-  const accepts = 'an http:// or https:// URL such as http://127.0.0.1:8123';
+  const accepts = 'an http:// or https:// URL such as http://127.0.0.1:8123, or chdb: / chdb:<dir> for the embedded engine';
   let url: URL;
   try {
     url = new URL(value);
   } catch {
     throw new ConfigError(name, accepts, value);
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigError(name, accepts, value);
+  if (url.protocol !== 'http:' && url.protocol !== 'https:' && url.protocol !== 'chdb:') throw new ConfigError(name, accepts, value);
   return value;
 }
 

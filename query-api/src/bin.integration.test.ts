@@ -1,0 +1,78 @@
+// The tracehouse-query-api bin as a real process (needs `npm run build` first:
+// it runs dist/bin.js) against the ClickHouse server.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+import { ClickHouseStore } from '@tracehouse/storage';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const BIN = fileURLToPath(new URL('../dist/bin.js', import.meta.url));
+const CLICKHOUSE_URL = process.env['TRACEHOUSE_CLICKHOUSE_URL'] ?? 'http://127.0.0.1:8123';
+const database = `qa_bin_${randomBytes(5).toString('hex')}`;
+
+function run(env: Record<string, string>): { child: ChildProcess; stdout: () => string; stderr: () => string } {
+  const child = spawn(process.execPath, [BIN], {
+    env: { PATH: process.env['PATH'] ?? '', TRACEHOUSE_CLICKHOUSE_URL: CLICKHOUSE_URL, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  child.stdout?.on('data', (chunk: Buffer) => (out += chunk.toString()));
+  child.stderr?.on('data', (chunk: Buffer) => (err += chunk.toString()));
+  return { child, stdout: () => out, stderr: () => err };
+}
+
+async function listeningUrl(stdout: () => string, child: ChildProcess): Promise<string> {
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline) {
+    for (const line of stdout().split('\n')) {
+      if (!line.includes('query API listening')) continue;
+      const { url } = JSON.parse(line) as { url: string };
+      return url;
+    }
+    if (child.exitCode !== null) throw new Error(`bin exited with ${child.exitCode}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`bin did not start: ${stdout()}`);
+}
+
+afterAll(async () => {
+  const store = await ClickHouseStore.open({ url: CLICKHOUSE_URL, database });
+  await store.dropDatabase();
+  await store.close();
+});
+
+describe('tracehouse-query-api bin', () => {
+  it('refuses a bad variable, naming it, with exit code 2', async () => {
+    const { child, stderr } = run({ TRACEHOUSE_QUERY_MAX_LIMIT: 'lots' });
+    const [code] = (await once(child, 'exit')) as [number];
+    expect(code).toBe(2);
+    expect(stderr()).toContain('TRACEHOUSE_QUERY_MAX_LIMIT');
+    expect(stderr()).toContain('accepts an integer');
+  });
+
+  it('serves the API over HTTP with a bearer token and stops cleanly on SIGTERM', async () => {
+    const { child, stdout } = run({
+      TRACEHOUSE_QUERY_PORT: '0',
+      TRACEHOUSE_QUERY_HOST: '127.0.0.1',
+      TRACEHOUSE_CLICKHOUSE_DATABASE: database,
+      TRACEHOUSE_QUERY_BEARER_TOKEN: 'bin-test-token',
+    });
+    try {
+      const url = await listeningUrl(stdout, child);
+      expect((await fetch(`${url}/health`)).status).toBe(200);
+      expect((await fetch(`${url}/api/v2/services`)).status).toBe(401);
+      const services = await fetch(`${url}/api/v2/services`, { headers: { authorization: 'Bearer bin-test-token' } });
+      expect(services.status).toBe(200);
+      expect(await services.json()).toEqual([]);
+      const exited = once(child, 'exit');
+      child.kill('SIGTERM');
+      const [code] = (await exited) as [number];
+      expect(code).toBe(0);
+      expect(stdout()).toContain('query API stopped');
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
+  });
+});
