@@ -149,6 +149,7 @@ export function startTracing(options: StartTracingOptions = {}): TracingHandle {
   }
 
   const exporter = new RabbitMqSpanExporter({
+    connectionName: `tracehouse-instrumentation ${config.serviceName ?? 'unknown_service'} pid ${process.pid}`,
     ...options.exporter,
     rabbitmqUrl: config.rabbitmqUrl,
     queue: config.queue,

@@ -1,0 +1,119 @@
+// SIGTERM: buffered spans are delivered on the way out, and a broker that
+// cannot be reached does not hold the process beyond the flush timeout.
+import net from 'node:net';
+import type { ChannelModel } from 'amqplib';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  RABBITMQ_URL,
+  connectBroker,
+  deleteQueues,
+  readSpans,
+  startService,
+  uniqueQueue,
+  type RunningService,
+} from './harness.js';
+
+const SHUTDOWN_TIMEOUT_MS = 1000;
+/** startTracing bounds the whole SDK shutdown by the exporter's timeout plus 1.5 s; allow process teardown on a busy 2-core box. */
+const EXIT_BUDGET_MS = SHUTDOWN_TIMEOUT_MS + 1500 + 1000;
+
+let broker: ChannelModel;
+const queues: string[] = [];
+const services: RunningService[] = [];
+const servers: net.Server[] = [];
+const sockets = new Set<net.Socket>();
+
+beforeAll(async () => {
+  broker = await connectBroker();
+});
+
+afterAll(async () => {
+  for (const service of services) service.kill();
+  for (const socket of sockets) socket.destroy();
+  for (const server of servers) await new Promise((resolve) => server.close(resolve));
+  await deleteQueues(broker, queues);
+  await broker.close();
+});
+
+/** A port nothing listens on. */
+async function closedPort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** A "broker" that accepts TCP connections and never says a word. */
+async function silentBroker(): Promise<number> {
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on('error', () => undefined);
+  });
+  servers.push(server);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return (server.address() as net.AddressInfo).port;
+}
+
+async function requests(service: RunningService, count: number): Promise<void> {
+  for (let i = 0; i < count; i++) expect((await service.get(`/r/${i}`)).status).toBe(200);
+}
+
+describe('shutdown on SIGTERM', () => {
+  it('delivers the spans still held by the SDK and the exporter', async () => {
+    const queue = uniqueQueue('shutdown');
+    queues.push(queue);
+    const service = await startService({
+      TRACEHOUSE_RABBITMQ_URL: RABBITMQ_URL,
+      TRACEHOUSE_QUEUE: queue,
+      OTEL_SERVICE_NAME: 'shutdown-service',
+      INSTRUMENTATION: 'http',
+      // Nothing leaves before shutdown: the batch processor waits a minute.
+      OTEL_BSP_SCHEDULE_DELAY: '60000',
+      TRACEHOUSE_SHUTDOWN_TIMEOUT_MS: '5000',
+    });
+    services.push(service);
+    await requests(service, 40);
+    expect((await service.stats()).spansExported).toBe(0);
+
+    const sent = Date.now();
+    service.child.kill('SIGTERM');
+    const exit = await service.exited();
+    // startTracing re-raises the signal once it has flushed: the process dies of SIGTERM as it would without us.
+    expect(exit.signal).toBe('SIGTERM');
+    expect(exit.at - sent).toBeLessThan(5000);
+
+    const { spans } = await readSpans(broker, queue);
+    expect(spans).toHaveLength(40);
+    expect(new Set(spans.map((s) => s.tags?.['url.path']))).toEqual(
+      new Set(Array.from({ length: 40 }, (_, i) => `/r/${i}`)),
+    );
+  });
+
+  it.each([
+    ['refused (nothing listening)', closedPort],
+    ['silent (accepts TCP, never answers)', silentBroker],
+  ])('does not hold the exit beyond the flush timeout when the broker is %s', async (_label, brokerPort) => {
+    const port = await brokerPort();
+    const service = await startService({
+      TRACEHOUSE_RABBITMQ_URL: `amqp://guest:guest@127.0.0.1:${port}`,
+      TRACEHOUSE_QUEUE: uniqueQueue('unreachable'),
+      OTEL_SERVICE_NAME: 'stranded-service',
+      INSTRUMENTATION: 'http',
+      TRACEHOUSE_SHUTDOWN_TIMEOUT_MS: String(SHUTDOWN_TIMEOUT_MS),
+    });
+    services.push(service);
+    await requests(service, 20);
+    const stats = await service.stats();
+    expect(stats.connected).toBe(false);
+
+    const sent = Date.now();
+    service.child.kill('SIGTERM');
+    const exit = await service.exited();
+    const took = exit.at - sent;
+    console.log(`exit with an unreachable broker (${_label}): ${took} ms after SIGTERM`);
+    expect(exit.signal).toBe('SIGTERM');
+    expect(took).toBeLessThan(EXIT_BUDGET_MS);
+    expect(service.stderr()).not.toMatch(/Unhandled|TypeError|ReferenceError/);
+  });
+});
