@@ -119,16 +119,22 @@ WHERE service = {service:String} AND remote_service != '' ORDER BY remote_servic
       criteria.push('duration <= {maxDuration:UInt64}');
       params.maxDuration = query.maxDuration;
     }
-    const terms = new Set<string>();
+    const terms = new Map<string, { key: string; value: string | undefined }>();
     for (const term of query.annotationQuery ?? []) {
       if (typeof term.key !== 'string' || term.key === '') throw badInput('annotationQuery keys must be non-empty');
-      terms.add(term.value === undefined || term.value === '' ? term.key : `${term.key}=${term.value}`);
+      const value = term.value === undefined || term.value === '' ? undefined : String(term.value);
+      terms.set(value === undefined ? term.key : `${term.key}=${value}`, { key: term.key, value });
     }
     if (terms.size > 32) throw badInput('annotationQuery has more than 32 terms');
-    [...terms].forEach((term, i) => {
-      // The placeholder name is made here from a counter, never from input.
-      criteria.push(`has(annotation_query, {term${i}:String})`);
-      params[`term${i}`] = term;
+    [...terms.values()].forEach((term, i) => {
+      // Placeholder names are made here from a counter, never from input.
+      params[`key${i}`] = term.key;
+      if (term.value === undefined) {
+        criteria.push(`(has(tag_keys, {key${i}:String}) OR has(annotation_values, {key${i}:String}))`);
+      } else {
+        criteria.push(`tag_values[indexOf(tag_keys, {key${i}:String})] = {value${i}:String}`);
+        params[`value${i}`] = term.value;
+      }
     });
     if (criteria.length > 0) where.push(`(${criteria.join(' OR ')})`);
     const having = criteria.length > 0 ? `\nHAVING ${criteria.map((c) => `countIf(${c}) > 0`).join(' AND ')}` : '';

@@ -140,9 +140,11 @@ FROM ${db}.span_ingest
 GROUP BY trace_low`,
 
         // One row per span for searches: by service then time, with what the
-        // Zipkin query filters on. annotation_query holds, like Zipkin's
-        // Cassandra index, every tag key, every key=value and every annotation
-        // value, so a term is one has().
+        // Zipkin query filters on. Tags and annotation values are kept as the
+        // arrays the writer sends (copying them is cheap at insert; building
+        // Zipkin-Cassandra-style "key=value" strings here cost more than all
+        // the other views together), and the reader tests a key=value term
+        // with tag_values[indexOf(tag_keys, key)].
         `CREATE TABLE IF NOT EXISTS ${db}.span_index (
   service ${lc},
   ts UInt64${codec(f, 'Delta, ZSTD(1)')},
@@ -154,14 +156,15 @@ GROUP BY trace_low`,
   kind ${KIND_ENUM},
   duration UInt64${codec(f, 'T64, ZSTD(1)')},
   error UInt8,
-  annotation_query Array(String)${codec(f, 'ZSTD(1)')}${skipIndex(f, 'idx_annotation_query annotation_query TYPE bloom_filter(0.01) GRANULARITY 4')}${skipIndex(f, 'idx_name name TYPE set(256) GRANULARITY 4')}${skipIndex(f, 'idx_remote remote_service TYPE set(256) GRANULARITY 4')}${skipIndex(f, 'idx_duration duration TYPE minmax GRANULARITY 4')}
+  tag_keys Array(${lc}),
+  tag_values Array(String)${codec(f, 'ZSTD(1)')},
+  annotation_values Array(String)${codec(f, 'ZSTD(1)')}${skipIndex(f, 'idx_tag_keys tag_keys TYPE bloom_filter(0.01) GRANULARITY 4')}${skipIndex(f, 'idx_tag_values tag_values TYPE bloom_filter(0.01) GRANULARITY 4')}${skipIndex(f, 'idx_annotation_values annotation_values TYPE bloom_filter(0.01) GRANULARITY 4')}${skipIndex(f, 'idx_name name TYPE set(256) GRANULARITY 4')}${skipIndex(f, 'idx_remote remote_service TYPE set(256) GRANULARITY 4')}${skipIndex(f, 'idx_duration duration TYPE minmax GRANULARITY 4')}
 ) ENGINE = MergeTree
 PARTITION BY ${DAY_OF_TS}
 ORDER BY (service, ts)${ttl(c, 'ts')}${settings(c)}`,
         `CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.span_index_mv TO ${db}.span_index AS
 SELECT service, ts, name, remote_service, trace_id, span_id, parent_id, kind, duration,
-  has(tag_keys, 'error') AS error,
-  arrayConcat(tag_keys, arrayMap((k, v) -> concat(k, '=', v), tag_keys, tag_values), annotation_values) AS annotation_query
+  has(tag_keys, 'error') AS error, tag_keys, tag_values, annotation_values
 FROM ${db}.span_ingest`,
 
         // Name lists: a handful of rows per insert (GROUP BY per block), merged per day.

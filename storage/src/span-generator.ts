@@ -109,9 +109,9 @@ export function generateSpans(options: GenerateOptions): Span[] {
         tags,
       };
       if (parentIndex >= 0) {
-        span.parentId = ids[parentIndex] as string;
+        span.parentId = ids[parentIndex];
         // A SERVER span's remote is its caller; a CLIENT span's is its callee.
-        span.remoteEndpoint = { serviceName: span.kind === 'SERVER' ? (parentService as string) : pick(random, services) };
+        span.remoteEndpoint = { serviceName: span.kind === 'SERVER' ? (parentService) : pick(random, services) };
       }
       ids.push(id);
       serviceOf.push(service);

@@ -13,47 +13,68 @@ import type { Annotation, Endpoint, Span } from '@tracehouse/model';
 
 /** The payload: the span as canonical Zipkin v2 JSON (fixed field order, sorted tags). */
 export function canonicalJson(span: Span): string {
-  // Building a fresh object in a fixed key order makes the payload, and so the
-  // deduplication key, identical for identical spans whatever order their
-  // fields arrived in (JSON v2 or proto3, any producer).
-  const out: Record<string, unknown> = { traceId: span.traceId };
-  if (span.parentId !== undefined) out.parentId = span.parentId;
-  out.id = span.id;
-  if (span.kind !== undefined) out.kind = span.kind;
-  if (span.name !== undefined) out.name = span.name;
-  if (span.timestamp !== undefined) out.timestamp = span.timestamp;
-  if (span.duration !== undefined) out.duration = span.duration;
-  if (span.debug === true) out.debug = true;
-  if (span.shared === true) out.shared = true;
-  if (span.localEndpoint !== undefined) out.localEndpoint = endpoint(span.localEndpoint);
-  if (span.remoteEndpoint !== undefined) out.remoteEndpoint = endpoint(span.remoteEndpoint);
-  if (span.annotations !== undefined && span.annotations.length > 0) out.annotations = annotations(span.annotations);
+  // Written field by field in a fixed order, so the payload, and with it the
+  // deduplication key, is identical for identical spans whatever order their
+  // fields arrived in (JSON v2 or proto3, any producer). Hand-built because it
+  // runs for every span: about twice as fast as building a fresh object for
+  // JSON.stringify (npm run bench -w storage prints the row-building rate).
+  let out = '{"traceId":' + JSON.stringify(span.traceId);
+  if (span.parentId !== undefined) out += ',"parentId":' + JSON.stringify(span.parentId);
+  out += ',"id":' + JSON.stringify(span.id);
+  if (span.kind !== undefined) out += ',"kind":' + JSON.stringify(span.kind);
+  if (span.name !== undefined) out += ',"name":' + JSON.stringify(span.name);
+  if (span.timestamp !== undefined) out += ',"timestamp":' + jsonNumber(span.timestamp);
+  if (span.duration !== undefined) out += ',"duration":' + jsonNumber(span.duration);
+  if (span.debug === true) out += ',"debug":true';
+  if (span.shared === true) out += ',"shared":true';
+  if (span.localEndpoint !== undefined) out += ',"localEndpoint":' + endpoint(span.localEndpoint);
+  if (span.remoteEndpoint !== undefined) out += ',"remoteEndpoint":' + endpoint(span.remoteEndpoint);
+  if (span.annotations !== undefined && span.annotations.length > 0) out += ',"annotations":' + annotations(span.annotations);
   if (span.tags !== undefined) {
     const keys = Object.keys(span.tags);
     if (keys.length > 0) {
       if (!isSorted(keys)) keys.sort();
-      const tags: Record<string, string> = {};
-      for (const key of keys) tags[key] = span.tags[key] as string;
-      out.tags = tags;
+      let tags = '';
+      for (const key of keys) {
+        tags += (tags === '' ? '{' : ',') + JSON.stringify(key) + ':' + JSON.stringify(span.tags[key]);
+      }
+      out += ',"tags":' + tags + '}';
     }
   }
-  return JSON.stringify(out);
+  return out + '}';
 }
 
-function endpoint(e: Endpoint): Endpoint {
-  const out: Endpoint = {};
-  if (e.serviceName !== undefined) out.serviceName = e.serviceName;
-  if (e.ipv4 !== undefined) out.ipv4 = e.ipv4;
-  if (e.ipv6 !== undefined) out.ipv6 = e.ipv6;
-  if (e.port !== undefined) out.port = e.port;
-  return out;
+function jsonNumber(n: number): string {
+  return Number.isFinite(n) ? String(n) : 'null';
 }
 
-function annotations(list: readonly Annotation[]): Annotation[] {
-  const out = list.map((a) => ({ timestamp: a.timestamp, value: a.value }));
-  // Zipkin orders annotations by timestamp; sorting keeps the payload canonical.
-  out.sort((a, b) => a.timestamp - b.timestamp || (a.value < b.value ? -1 : a.value > b.value ? 1 : 0));
-  return out;
+function endpoint(e: Endpoint): string {
+  let out = '';
+  if (e.serviceName !== undefined) out += ',"serviceName":' + JSON.stringify(e.serviceName);
+  if (e.ipv4 !== undefined) out += ',"ipv4":' + JSON.stringify(e.ipv4);
+  if (e.ipv6 !== undefined) out += ',"ipv6":' + JSON.stringify(e.ipv6);
+  if (e.port !== undefined) out += ',"port":' + jsonNumber(e.port);
+  return out === '' ? '{}' : '{' + out.slice(1) + '}';
+}
+
+function annotations(list: readonly Annotation[]): string {
+  let sorted = list;
+  for (let i = 1; i < list.length; i++) {
+    if (compareAnnotations(list[i - 1] as Annotation, list[i] as Annotation) > 0) {
+      // Zipkin orders annotations by timestamp; sorting keeps the payload canonical.
+      sorted = [...list].sort(compareAnnotations);
+      break;
+    }
+  }
+  let out = '';
+  for (const a of sorted) {
+    out += (out === '' ? '[' : ',') + '{"timestamp":' + jsonNumber(a.timestamp) + ',"value":' + JSON.stringify(a.value) + '}';
+  }
+  return out + ']';
+}
+
+function compareAnnotations(a: Annotation, b: Annotation): number {
+  return a.timestamp - b.timestamp || (a.value < b.value ? -1 : a.value > b.value ? 1 : 0);
 }
 
 function isSorted(keys: readonly string[]): boolean {

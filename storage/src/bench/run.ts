@@ -1,0 +1,109 @@
+/**
+ * Insert benchmark: loads N generated spans through the SpanWriter and reports
+ * the rate. Also reports the JS-only cost of building the rows, and (with
+ * --compare-json) the rate of the same rows sent as JSONEachRow objects
+ * through @clickhouse/client, the format the writer does not use.
+ *
+ *   npm run bench -w storage -- [--spans 500000] [--batch 10000] [--url http://127.0.0.1:8123] [--chdb] [--compare-json]
+ */
+import { parseArgs } from 'node:util';
+import { createClient } from '@clickhouse/client';
+import { ClickHouseStore } from '../clickhouse-store.js';
+import { generateSpans } from '../span-generator.js';
+import { spanRow, canonicalJson, spanTime } from '../span-row.js';
+import { INGEST_COLUMNS } from '../schema.js';
+
+const { values } = parseArgs({
+  options: {
+    spans: { type: 'string', default: '500000' },
+    batch: { type: 'string', default: '10000' },
+    url: { type: 'string', default: process.env.TRACEHOUSE_CLICKHOUSE_URL ?? 'http://127.0.0.1:8123' },
+    chdb: { type: 'boolean', default: false },
+    'compare-json': { type: 'boolean', default: false },
+  },
+});
+
+const total = Number(values.spans);
+const batch = Number(values.batch);
+if (!Number.isInteger(total) || total <= 0 || !Number.isInteger(batch) || batch <= 0) {
+  console.error('--spans and --batch must be positive integers');
+  process.exit(2);
+}
+
+const spans = generateSpans({ traces: Math.ceil(total / 10), spansPerTrace: 10, seed: 7 }).slice(0, total);
+const rate = (n: number, ms: number): string => `${Math.round((n / ms) * 1000).toLocaleString('en-US')} spans/s`;
+
+// JS cost alone: building the TabSeparated rows.
+{
+  const now = Date.now() * 1000;
+  const started = performance.now();
+  let bytes = 0;
+  for (let i = 0; i < spans.length; i += batch) {
+    let body = '';
+    for (let j = i; j < Math.min(spans.length, i + batch); j++) body += spanRow(spans[j]!, now);
+    bytes += Buffer.byteLength(body);
+  }
+  const ms = performance.now() - started;
+  console.log(`row building (JS only): ${rate(spans.length, ms)}, ${(bytes / spans.length).toFixed(0)} bytes/span`);
+}
+
+async function writerRun(url: string): Promise<void> {
+  const database = `th_bench_${process.pid}_${Math.random().toString(36).slice(2, 8)}`;
+  const store = await ClickHouseStore.open({ url, database });
+  try {
+    // Warm up the connection and the tables.
+    await store.writer.write(spans.slice(0, Math.min(batch, 1000)));
+    const started = performance.now();
+    for (let i = 0; i < spans.length; i += batch) await store.writer.write(spans.slice(i, i + batch));
+    const ms = performance.now() - started;
+    const counted = await store.countSpans();
+    console.log(
+      `writer → ${store.serverVersion} (${url.startsWith('chdb:') ? 'chdb' : 'http'}): ${spans.length.toLocaleString('en-US')} spans in ${(ms / 1000).toFixed(2)} s = ${rate(spans.length, ms)} (batch ${batch}; ${counted.distinct} distinct stored)`,
+    );
+  } finally {
+    await store.dropDatabase();
+    await store.close();
+  }
+}
+
+/** The same rows as JSONEachRow objects through @clickhouse/client, for comparison. */
+async function jsonRun(url: string): Promise<void> {
+  const database = `th_bench_json_${process.pid}_${Math.random().toString(36).slice(2, 8)}`;
+  const store = await ClickHouseStore.open({ url, database });
+  const client = createClient({ url, compression: { request: false, response: false } });
+  try {
+    const now = Date.now() * 1000;
+    const started = performance.now();
+    for (let i = 0; i < spans.length; i += batch) {
+      const rows = spans.slice(i, i + batch).map((s) => {
+        const tags = s.tags ?? {};
+        return {
+          trace_id: s.traceId,
+          span_id: s.id,
+          parent_id: s.parentId ?? '',
+          kind: s.kind ?? '',
+          name: s.name ?? '',
+          service: s.localEndpoint?.serviceName ?? '',
+          remote_service: s.remoteEndpoint?.serviceName ?? '',
+          ts: spanTime(s, now),
+          duration: s.duration ?? 0,
+          tag_keys: Object.keys(tags),
+          tag_values: Object.values(tags),
+          annotation_values: (s.annotations ?? []).map((a) => a.value),
+          payload: canonicalJson(s),
+        };
+      });
+      await client.insert({ table: `${database}.span_ingest`, values: rows, format: 'JSONEachRow', columns: [...INGEST_COLUMNS] });
+    }
+    const ms = performance.now() - started;
+    console.log(`JSONEachRow objects via @clickhouse/client (comparison): ${rate(spans.length, ms)}`);
+  } finally {
+    await client.close();
+    await store.dropDatabase();
+    await store.close();
+  }
+}
+
+await writerRun(values.url);
+if (values['compare-json']) await jsonRun(values.url);
+if (values.chdb) await writerRun('chdb:');
