@@ -5,7 +5,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:net';
+import { connect as dial, createServer, type Server, type Socket } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { connect, type ChannelModel, type ConfirmChannel, type Options } from 'amqplib';
@@ -343,4 +343,60 @@ export async function sumMetric(collectors: readonly CollectorProcess[], name: s
   let sum = 0;
   for (const c of collectors) if (c.running) sum += (await c.metrics()).value(name, labels);
   return sum;
+}
+
+// ---- a TCP proxy the test can cut ------------------------------------------------------
+
+/** Forwards a local port to a target; cut() drops every connection and refuses new ones until restore(). */
+export class TcpProxy {
+  private readonly sockets = new Set<Socket>();
+  private open = true;
+  private readonly server: Server;
+  port = 0;
+
+  private constructor(targetHost: string, targetPort: number) {
+    this.server = createServer((client) => {
+      if (!this.open) {
+        client.destroy();
+        return;
+      }
+      const upstream = dial(targetPort, targetHost);
+      for (const s of [client, upstream]) {
+        this.sockets.add(s);
+        s.on('error', () => undefined);
+        s.on('close', () => {
+          this.sockets.delete(s);
+          client.destroy();
+          upstream.destroy();
+        });
+      }
+      client.pipe(upstream);
+      upstream.pipe(client);
+    });
+  }
+
+  static async start(targetHost: string, targetPort: number): Promise<TcpProxy> {
+    const proxy = new TcpProxy(targetHost, targetPort);
+    proxy.port = await new Promise<number>((resolve) =>
+      proxy.server.listen(0, '127.0.0.1', () => {
+        const address = proxy.server.address();
+        resolve(typeof address === 'object' && address !== null ? address.port : 0);
+      }),
+    );
+    return proxy;
+  }
+
+  cut(): void {
+    this.open = false;
+    for (const s of this.sockets) s.destroy();
+  }
+
+  restore(): void {
+    this.open = true;
+  }
+
+  async close(): Promise<void> {
+    this.cut();
+    await new Promise((resolve) => this.server.close(resolve));
+  }
 }
