@@ -6,6 +6,23 @@ import { normalizeIp } from './ip.js';
 import { SpanRejection, type NormalizeResult, type SpanRejectReason } from './results.js';
 import type { Annotation, Endpoint, Span, SpanKind } from './span.js';
 
+declare global {
+  // ES2024, in Node since 20; the project's lib setting is ES2023.
+  interface String {
+    isWellFormed(): boolean;
+    toWellFormed(): string;
+  }
+}
+
+/**
+ * Text that UTF-8 can carry: a lone UTF-16 surrogate (possible in JSON via
+ * \ud800 escapes) becomes U+FFFD, so a span reads the same after proto3 or
+ * storage. Free for one-byte (Latin-1) strings, which V8 checks in O(1).
+ */
+function wellFormed(s: string): string {
+  return s.isWellFormed() ? s : s.toWellFormed();
+}
+
 /** Short printable form of a bad value for error messages. */
 export function show(value: unknown): string {
   let text: string;
@@ -129,7 +146,7 @@ function endpointOf(value: unknown, field: string): Endpoint | undefined {
   const serviceName = raw.serviceName;
   if (typeof serviceName === 'string') {
     if (serviceName.length > 0) {
-      out.serviceName = serviceName.toLowerCase();
+      out.serviceName = wellFormed(serviceName.toLowerCase());
       empty = false;
     }
   } else if (serviceName !== undefined && serviceName !== null) {
@@ -186,7 +203,7 @@ function annotationsOf(value: unknown): Annotation[] | undefined {
       reject('bad_annotation', `annotations[${i}].timestamp ${show(timestamp)} is not positive epoch microseconds`);
     }
     if (typeof text !== 'string' || text.length === 0) reject('bad_annotation', `annotations[${i}].value ${show(text)} is not a non-empty string`);
-    const annotation: Annotation = { timestamp, value: text };
+    const annotation: Annotation = { timestamp, value: wellFormed(text) };
     if (i > 0 && sorted && compareAnnotations(out[i - 1]!, annotation) >= 0) sorted = false;
     out[i] = annotation;
   }
@@ -205,19 +222,22 @@ function tagsOf(value: unknown, reuse: boolean): Record<string, string> | undefi
   if (typeof value !== 'object' || Array.isArray(value)) return reject('bad_tags', `tags is ${show(value)}, not an object`);
   const raw = value as Record<string, unknown>;
   let count = 0;
+  let clean = true;
   for (const key in raw) {
     if (!Object.prototype.hasOwnProperty.call(raw, key)) continue;
     const v = raw[key];
     // Zipkin rejects non-string tag values as malformed (openzipkin/zipkin#3695).
     if (typeof v !== 'string') reject('bad_tags', `tag ${show(key)} has value ${show(v)}, not a string`);
+    if (clean && (!key.isWellFormed() || !v.isWellFormed())) clean = false;
     count++;
   }
   if (count === 0) return undefined;
-  if (reuse && Object.getPrototypeOf(raw) === Object.prototype) return raw as Record<string, string>;
+  if (reuse && clean && Object.getPrototypeOf(raw) === Object.prototype) return raw as Record<string, string>;
   const out: Record<string, string> = {};
-  for (const key in raw) {
-    if (!Object.prototype.hasOwnProperty.call(raw, key)) continue;
-    const v = raw[key] as string;
+  for (const rawKey in raw) {
+    if (!Object.prototype.hasOwnProperty.call(raw, rawKey)) continue;
+    const v = wellFormed(raw[rawKey] as string);
+    const key = wellFormed(rawKey);
     if (key === '__proto__') Object.defineProperty(out, key, { value: v, enumerable: true, writable: true, configurable: true });
     else out[key] = v;
   }
@@ -272,7 +292,7 @@ export function normalizeOrThrow(input: unknown, reuse: boolean): Span {
   // normalised span matches Zipkin's own output.
   const span: Span = parentId === undefined ? { traceId, id } : { traceId, parentId, id };
   if (kind !== undefined) span.kind = kind;
-  if (rawName !== undefined) span.name = rawName.toLowerCase();
+  if (rawName !== undefined) span.name = wellFormed(rawName.toLowerCase());
   if (timestamp !== undefined) span.timestamp = timestamp;
   if (duration !== undefined) span.duration = duration;
   if (localEndpoint !== undefined) span.localEndpoint = localEndpoint;
