@@ -1,4 +1,3 @@
-import { createRequire } from 'node:module';
 import { HttpInstrumentation } from '@opentelemetry/instrumentation-http';
 import { startTracing, TracingConfigError, type TracingHandle } from '@tracehouse/instrumentation';
 import { DemoConfigError } from './env.js';
@@ -59,13 +58,7 @@ export async function runService<C>(options: ServiceMainOptions<C>): Promise<voi
     }
     throw error;
   }
-  if (tracing !== undefined) {
-    // The HTTP instrumentation hooks CommonJS `require`; an ESM import of a
-    // built-in module does not pass through it. Requiring `node:http` once
-    // here lets it patch the module object that the ESM default import shares.
-    createRequire(import.meta.url)('node:http');
-    log(`tracing on as service "${serviceName}"`);
-  }
+  if (tracing !== undefined) log(`tracing on as service "${serviceName}"`);
 
   const server = await options.start(config, log);
   log(`listening on port ${server.port}`);
