@@ -10,7 +10,7 @@ import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } 
 import { B3InjectEncoding, B3Propagator } from '@opentelemetry/propagator-b3';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { NodeSDK, type NodeSDKConfiguration } from '@opentelemetry/sdk-node';
-import { BatchSpanProcessor, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { BatchSpanProcessor, type SpanExporter, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { parseTracingConfig, type TracingConfig, type TracingOptions } from './config.js';
 import type { ExporterStats } from './exporter-stats.js';
 import { RabbitMqSpanExporter, type RabbitMqSpanExporterOptions } from './rabbitmq-span-exporter.js';
@@ -33,6 +33,11 @@ export interface StartTracingOptions extends TracingOptions {
   propagator?: TextMapPropagator;
   /** Flush and shut down on these signals, then let the signal take its default course. Default `['SIGTERM', 'SIGINT']`; `[]` to leave signals to the app. */
   shutdownSignals?: NodeJS.Signals[];
+  /**
+   * Use this exporter instead of the RabbitMQ one (benchmarks, tests, or
+   * another backend); everything else stays the same.
+   */
+  spanExporter?: SpanExporter;
   /** Extra span processors run before the exporter's batch processor. */
   spanProcessors?: SpanProcessor[];
   /**
@@ -47,7 +52,7 @@ export interface StartTracingOptions extends TracingOptions {
 
 export interface TracingHandle {
   readonly config: TracingConfig;
-  /** The exporter, or undefined when tracing is disabled (`OTEL_SDK_DISABLED`). */
+  /** The exporter, or undefined when tracing is disabled (`OTEL_SDK_DISABLED`) or another exporter was given. */
   readonly exporter: RabbitMqSpanExporter | undefined;
   /** The exporter's counters (all zero when disabled). */
   stats(): ExporterStats;
@@ -148,17 +153,24 @@ export function startTracing(options: StartTracingOptions = {}): TracingHandle {
     };
   }
 
-  const exporter = new RabbitMqSpanExporter({
-    connectionName: `tracehouse-instrumentation ${config.serviceName ?? 'unknown_service'} pid ${process.pid}`,
-    ...options.exporter,
-    rabbitmqUrl: config.rabbitmqUrl,
-    queue: config.queue,
-    encoding: config.encoding,
-    maxMessageBytes: config.maxMessageBytes,
-    maxBufferedSpans: config.maxBufferedSpans,
-    shutdownTimeoutMillis: config.shutdownTimeoutMillis,
-  });
-  const batchProcessor = new BatchSpanProcessor(exporter, {
+  let exporter: RabbitMqSpanExporter | undefined;
+  let spanExporter: SpanExporter;
+  if (options.spanExporter !== undefined) {
+    spanExporter = options.spanExporter;
+  } else {
+    exporter = new RabbitMqSpanExporter({
+      connectionName: `tracehouse-instrumentation ${config.serviceName ?? 'unknown_service'} pid ${process.pid}`,
+      ...options.exporter,
+      rabbitmqUrl: config.rabbitmqUrl,
+      queue: config.queue,
+      encoding: config.encoding,
+      maxMessageBytes: config.maxMessageBytes,
+      maxBufferedSpans: config.maxBufferedSpans,
+      shutdownTimeoutMillis: config.shutdownTimeoutMillis,
+    });
+    spanExporter = exporter;
+  }
+  const batchProcessor = new BatchSpanProcessor(spanExporter, {
     scheduledDelayMillis: config.scheduledDelayMillis,
     exportTimeoutMillis: config.exportTimeoutMillis,
     maxQueueSize: config.maxQueueSize,
@@ -182,7 +194,7 @@ export function startTracing(options: StartTracingOptions = {}): TracingHandle {
     ...(env.OTEL_LOGS_EXPORTER ? {} : { logRecordProcessors: [] }),
   });
   sdk.start();
-  exporter.start();
+  exporter?.start();
 
   // Flushing can take at most the exporter's shutdown timeout plus the SDK's own bookkeeping.
   const shutdownBudget = config.shutdownTimeoutMillis + 1500;
@@ -215,11 +227,11 @@ export function startTracing(options: StartTracingOptions = {}): TracingHandle {
   return {
     config,
     exporter,
-    stats: () => exporter.stats(),
+    stats: () => exporter?.stats() ?? EMPTY_STATS,
     forceFlush: async () => {
       try {
         await bounded(batchProcessor.forceFlush(), config.exportTimeoutMillis);
-        await exporter.forceFlush();
+        await spanExporter.forceFlush?.();
       } catch (error) {
         logger.error('forceFlush failed', error);
       }

@@ -151,8 +151,10 @@ describe('ZipkinSpanConverter', () => {
     const { tracer, finished } = sdk();
     tracer.startSpan('plain', { kind: SpanKind.CLIENT }).end();
     const zipkin = converter.convert(only(finished()));
-    expect(zipkin).not.toHaveProperty('annotations');
-    expect(zipkin).not.toHaveProperty('remoteEndpoint');
+    expect(zipkin.annotations).toBeUndefined();
+    expect(zipkin.remoteEndpoint).toBeUndefined();
+    expect(JSON.parse(JSON.stringify(zipkin))).not.toHaveProperty('annotations');
+    expect(JSON.parse(JSON.stringify(zipkin))).not.toHaveProperty('remoteEndpoint');
   });
 
   it('counts dropped attributes and events in tags', () => {

@@ -1,0 +1,46 @@
+// The benchmark's HTTP hello-world server, run as a child process.
+//   argv[2]: 'none' (no tracing), 'noop' (SDK + HTTP instrumentation, spans thrown
+//   away by a no-op exporter), 'rabbitmq' (SDK + this package's exporter to RabbitMQ).
+// Prints {"port":N} once listening; GET /__stats answers the exporter's counters (untraced).
+import type { IncomingMessage } from 'node:http';
+import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
+import { HttpInstrumentation } from '@opentelemetry/instrumentation-http';
+import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base';
+import { startTracing, type TracingHandle } from '../index.js';
+
+const mode = process.argv[2] ?? 'none';
+
+class NoopExporter implements SpanExporter {
+  export(_spans: ReadableSpan[], done: (result: ExportResult) => void): void {
+    done({ code: ExportResultCode.SUCCESS });
+  }
+  shutdown(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+let tracing: TracingHandle | undefined;
+if (mode !== 'none') {
+  tracing = startTracing({
+    serviceName: 'bench-hello',
+    instrumentations: [
+      new HttpInstrumentation({ ignoreIncomingRequestHook: (request: IncomingMessage) => request.url === '/__stats' }),
+    ],
+    ...(mode === 'noop' ? { spanExporter: new NoopExporter() } : {}),
+  });
+}
+
+const { default: http } = await import('node:http');
+const server = http.createServer((request, response) => {
+  if (request.url === '/__stats') {
+    response.writeHead(200, { 'content-type': 'application/json' });
+    response.end(JSON.stringify(tracing?.stats() ?? {}));
+    return;
+  }
+  response.writeHead(200, { 'content-type': 'text/plain' });
+  response.end('hello world');
+});
+server.listen(0, '127.0.0.1', () => {
+  const address = server.address();
+  process.stdout.write(`${JSON.stringify({ port: typeof address === 'object' && address ? address.port : 0 })}\n`);
+});

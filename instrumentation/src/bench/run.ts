@@ -1,0 +1,238 @@
+// Benchmark of @tracehouse/instrumentation (`npm run bench -w instrumentation`).
+//
+// 1. The exporter's own cost per span: ReadableSpan -> Zipkin conversion and
+//    encoding, on realistic HTTP spans made by the real SDK. Goal: <= 2 µs.
+// 2. An HTTP hello-world server's throughput at saturation (autocannon; the
+//    server in a child process) without tracing, with the SDK and a no-op
+//    exporter, and with the SDK and this exporter publishing to the real
+//    RabbitMQ, in the same run. Goal: the exporter costs <= 10% of the
+//    throughput beyond the SDK's own cost.
+//
+// Environment: BENCH_SECONDS (per throughput run, default 10; 0 skips part 2), BENCH_ROUNDS
+// (default 2), BENCH_CONNECTIONS (default 32), TRACEHOUSE_RABBITMQ_URL.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { SpanKind, SpanStatusCode, context, trace } from '@opentelemetry/api';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import {
+  BasicTracerProvider,
+  InMemorySpanExporter,
+  SimpleSpanProcessor,
+  type ReadableSpan,
+} from '@opentelemetry/sdk-trace-base';
+import { connect } from 'amqplib';
+import autocannon from 'autocannon';
+import { RabbitMqSpanExporter } from '../rabbitmq-span-exporter.js';
+import { wireFormat } from '../wire-format.js';
+import { ZipkinSpanConverter } from '../zipkin-conversion.js';
+
+const RABBITMQ_URL = process.env.TRACEHOUSE_RABBITMQ_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
+
+/** Spans shaped like what instrumentation-http records: a server span, a client span under it, some with an event. */
+function realisticSpans(pairs: number): ReadableSpan[] {
+  const memory = new InMemorySpanExporter();
+  const provider = new BasicTracerProvider({
+    resource: resourceFromAttributes({
+      'service.name': 'checkout',
+      'service.version': '2.4.1',
+      'service.instance.id': 'checkout-7d9f8-abcde',
+      'host.name': 'node-17',
+      'process.pid': 4242,
+    }),
+    spanProcessors: [new SimpleSpanProcessor(memory)],
+  });
+  const tracer = provider.getTracer('@opentelemetry/instrumentation-http', '0.223.0');
+  for (let i = 0; i < pairs; i++) {
+    const server = tracer.startSpan('GET /api/cart/:id', {
+      kind: SpanKind.SERVER,
+      attributes: {
+        'http.request.method': 'GET',
+        'url.scheme': 'http',
+        'url.path': `/api/cart/${i}`,
+        'server.address': 'checkout.internal',
+        'server.port': 8080,
+        'network.peer.address': '10.2.3.4',
+        'network.peer.port': 51234,
+        'network.protocol.version': '1.1',
+        'client.address': '10.2.3.4',
+        'user_agent.original': 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0',
+        'http.route': '/api/cart/:id',
+        'http.response.status_code': 200,
+      },
+    });
+    const client = tracer.startSpan(
+      'GET',
+      {
+        kind: SpanKind.CLIENT,
+        attributes: {
+          'http.request.method': 'GET',
+          'server.address': 'inventory.internal',
+          'server.port': 9000,
+          'url.full': `http://inventory.internal:9000/stock/${i}`,
+          'network.peer.address': '10.2.9.9',
+          'network.peer.port': 9000,
+          'http.response.status_code': i % 50 === 0 ? 503 : 200,
+        },
+      },
+      trace.setSpan(context.active(), server),
+    );
+    if (i % 5 === 0) client.addEvent('retry', { attempt: 1 });
+    if (i % 50 === 0) client.setStatus({ code: SpanStatusCode.ERROR, message: 'Service Unavailable' });
+    client.end();
+    server.end();
+  }
+  return memory.getFinishedSpans();
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)] as number;
+}
+
+/** Median over rounds of the time per span of `work` in microseconds. */
+function perSpan(spans: readonly ReadableSpan[], rounds: number, work: (span: ReadableSpan) => void): number {
+  const times: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    const start = process.hrtime.bigint();
+    for (const span of spans) work(span);
+    times.push(Number(process.hrtime.bigint() - start) / 1000 / spans.length);
+  }
+  return median(times);
+}
+
+async function exportCost(spans: ReadableSpan[]): Promise<number> {
+  // Nothing listens on port 1: the spans stay buffered, so this times export() itself.
+  const exporter = new RabbitMqSpanExporter({
+    rabbitmqUrl: 'amqp://127.0.0.1:1',
+    maxBufferedSpans: spans.length * 2,
+    maxBufferedBytes: 1024 * 1024 * 1024,
+    shutdownTimeoutMillis: 0,
+    meterProvider: false,
+  });
+  const batch = 512;
+  const start = process.hrtime.bigint();
+  for (let i = 0; i < spans.length; i += batch) {
+    await new Promise((resolve) => exporter.export(spans.slice(i, i + batch), resolve));
+  }
+  const micros = Number(process.hrtime.bigint() - start) / 1000 / spans.length;
+  await exporter.shutdown();
+  return micros;
+}
+
+async function spanCost(): Promise<void> {
+  const spans = realisticSpans(10_000);
+  const converter = new ZipkinSpanConverter();
+  const json = wireFormat('json');
+  const proto = wireFormat('proto3');
+  let bytes = 0;
+  // Warm up the JIT on every path.
+  perSpan(spans, 3, (s) => json.encodeSpan(converter.convert(s)));
+  perSpan(spans, 3, (s) => proto.encodeSpan(converter.convert(s)));
+  const convert = perSpan(spans, 7, (s) => void converter.convert(s));
+  const jsonTotal = perSpan(spans, 7, (s) => (bytes += json.encodeSpan(converter.convert(s)).length));
+  const protoTotal = perSpan(spans, 7, (s) => void proto.encodeSpan(converter.convert(s)));
+  await exportCost(spans); // warm-up
+  const exportTotal = median([await exportCost(spans), await exportCost(spans), await exportCost(spans)]);
+  const averageBytes = Math.round(bytes / (7 * spans.length));
+  console.log('\n== exporter cost per span (realistic HTTP spans, %d spans, median of rounds) ==', spans.length);
+  console.log(`conversion only                        ${convert.toFixed(2)} µs`);
+  console.log(`conversion + JSON v2 encoding          ${jsonTotal.toFixed(2)} µs   (goal <= 2 µs; ${averageBytes} B/span)`);
+  console.log(`conversion + proto3 encoding           ${protoTotal.toFixed(2)} µs`);
+  console.log(`export() into the buffer (JSON, all)   ${exportTotal.toFixed(2)} µs`);
+}
+
+interface Server {
+  child: ChildProcess;
+  port: number;
+}
+
+async function startServer(mode: string, queue: string): Promise<Server> {
+  const script = fileURLToPath(new URL('./hello-server.js', import.meta.url));
+  const child = spawn(process.execPath, [script, mode], {
+    env: {
+      PATH: process.env.PATH ?? '',
+      TRACEHOUSE_RABBITMQ_URL: RABBITMQ_URL,
+      TRACEHOUSE_QUEUE: queue,
+    },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const port = await new Promise<number>((resolve, reject) => {
+    let out = '';
+    child.stdout?.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      if (out.includes('\n')) resolve((JSON.parse(out.split('\n')[0] as string) as { port: number }).port);
+    });
+    child.once('exit', (code) => reject(new Error(`${mode} server exited with ${code}`)));
+  });
+  return { child, port };
+}
+
+async function stopServer(server: Server): Promise<void> {
+  const exited = new Promise((resolve) => server.child.once('exit', resolve));
+  server.child.kill('SIGTERM');
+  await exited;
+}
+
+async function saturate(port: number, seconds: number): Promise<autocannon.Result> {
+  return autocannon({ url: `http://127.0.0.1:${port}/`, connections: CONNECTIONS, duration: seconds });
+}
+
+async function stats(port: number): Promise<Record<string, unknown>> {
+  const response = await fetch(`http://127.0.0.1:${port}/__stats`);
+  return (await response.json()) as Record<string, unknown>;
+}
+
+async function throughput(): Promise<void> {
+  const queue = `th-bench-${randomBytes(4).toString('hex')}`;
+  const modes = ['none', 'noop', 'rabbitmq'] as const;
+  const results: Record<(typeof modes)[number], number[]> = { none: [], noop: [], rabbitmq: [] };
+  console.log(
+    `\n== HTTP hello world at saturation (autocannon, ${CONNECTIONS} connections, ${SECONDS} s x ${ROUNDS} rounds per configuration) ==`,
+  );
+  try {
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const mode of modes) {
+        const server = await startServer(mode, queue);
+        try {
+          await saturate(server.port, 2); // warm-up
+          const result = await saturate(server.port, SECONDS);
+          const failed = result.errors + result.non2xx + result.timeouts;
+          results[mode].push(result.requests.average);
+          let extra = '';
+          if (mode === 'rabbitmq') {
+            const s = await stats(server.port);
+            extra = ` exporter: ${JSON.stringify(s)}`;
+          }
+          console.log(
+            `round ${round + 1} ${mode.padEnd(8)} ${result.requests.average.toFixed(0).padStart(7)} req/s  ` +
+              `p99 ${result.latency.p99} ms  failed ${failed}${extra}`,
+          );
+        } finally {
+          await stopServer(server);
+        }
+      }
+    }
+  } finally {
+    const connection = await connect(RABBITMQ_URL);
+    const channel = await connection.createChannel();
+    const deleted = await channel.deleteQueue(queue).catch(() => ({ messageCount: 0 }));
+    console.log(`(deleted bench queue ${queue} holding ${deleted.messageCount} messages)`);
+    await connection.close();
+  }
+  const none = median(results.none);
+  const noop = median(results.noop);
+  const rabbit = median(results.rabbitmq);
+  console.log('\nmedian req/s: none %s, SDK + no-op exporter %s, SDK + RabbitMQ exporter %s', none.toFixed(0), noop.toFixed(0), rabbit.toFixed(0));
+  console.log(`SDK + no-op exporter / no tracing        ${(noop / none).toFixed(3)}  (the SDK's own cost: ${((1 - noop / none) * 100).toFixed(1)}%)`);
+  console.log(`SDK + RabbitMQ exporter / no tracing     ${(rabbit / none).toFixed(3)}`);
+  console.log(
+    `SDK + RabbitMQ exporter / SDK + no-op    ${(rabbit / noop).toFixed(3)}  (lost to the exporter: ${((1 - rabbit / noop) * 100).toFixed(1)}%; goal <= 10%)`,
+  );
+}
+
+await spanCost();
+if (SECONDS > 0) await throughput();
