@@ -13,24 +13,37 @@ function median(values: number[]): number {
   return sorted[Math.floor(sorted.length / 2)]!;
 }
 
-/** Runs `fn` (which handles `spansPerCall` spans) for ROUNDS rounds; returns median spans/s. */
+/**
+ * Runs `fn` (which handles `spansPerCall` spans) for ROUNDS rounds and prints
+ * the median rate. The rate is per CPU-second of this process (user+system,
+ * from process.cpuUsage), which is what "on one core" means and what stays
+ * meaningful when other work shares the machine; wall-clock rates are printed
+ * too.
+ */
 function measure(label: string, spansPerCall: number, fn: () => void): number {
   for (let i = 0; i < 20; i++) fn(); // warm-up
-  const rates: number[] = [];
+  const cpuRates: number[] = [];
+  const wallRates: number[] = [];
   for (let round = 0; round < ROUNDS; round++) {
     let calls = 0;
     const start = process.hrtime.bigint();
+    const cpuStart = process.cpuUsage();
     let elapsed: number;
     do {
       fn();
       calls++;
       elapsed = Number(process.hrtime.bigint() - start) / 1e6;
     } while (elapsed < ROUND_MS);
-    rates.push((calls * spansPerCall) / (elapsed / 1000));
+    const cpu = process.cpuUsage(cpuStart);
+    const cpuMs = (cpu.user + cpu.system) / 1000;
+    cpuRates.push((calls * spansPerCall) / (cpuMs / 1000));
+    wallRates.push((calls * spansPerCall) / (elapsed / 1000));
   }
-  const m = median(rates);
-  const spread = `min ${Math.round(Math.min(...rates)).toLocaleString('en')} max ${Math.round(Math.max(...rates)).toLocaleString('en')}`;
-  console.log(`${label.padEnd(36)} ${Math.round(m).toLocaleString('en').padStart(12)} spans/s  (median of ${ROUNDS}; ${spread})`);
+  const m = median(cpuRates);
+  const fmt = (n: number) => Math.round(n).toLocaleString('en');
+  console.log(
+    `${label.padEnd(34)} ${fmt(m).padStart(10)} spans/CPU-s  (median of ${ROUNDS}, min ${fmt(Math.min(...cpuRates))}, max ${fmt(Math.max(...cpuRates))}; wall-clock median ${fmt(median(wallRates))} spans/s)`,
+  );
   return m;
 }
 
@@ -69,4 +82,5 @@ measure('JSON v2 encode', SPANS_PER_MESSAGE, () => {
 measure('proto3 encode', SPANS_PER_MESSAGE, () => {
   encodeProto3(spans);
 });
-console.log(`JSON v2 decode+validate runs at ${(jsonRate / jsonParseOnly).toFixed(2)}x the speed of JSON.parse alone; goal >= 300,000 spans/s: ${jsonRate >= 300_000 ? 'met' : 'NOT met'}`);
+console.log(`JSON v2 decode+validate runs at ${(jsonRate / jsonParseOnly).toFixed(2)}x the speed of JSON.parse alone (same run)`);
+console.log(`goal >= 300,000 spans/s on one core for JSON v2 decode+validate: ${jsonRate >= 300_000 ? 'met' : 'NOT met'} (${Math.round(jsonRate).toLocaleString('en')})`);
