@@ -53,7 +53,9 @@ export class ChdbEngine implements Engine {
     }
     // Another open() may have raced us through the await above.
     if (shared === undefined) {
-      shared = { session: new chdb.Session(options.path), path: options.path, users: 0 };
+      // Same JSON shape as a server over HTTP: 64-bit integers as strings.
+      const session = new chdb.Session(options.path, { connectionArgs: ['--output_format_json_quote_64bit_integers=1'] });
+      shared = { session, path: options.path, users: 0 };
     }
     shared.users += 1;
     return new ChdbEngine(shared.session, options.queryTimeoutMs);

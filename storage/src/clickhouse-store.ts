@@ -190,6 +190,14 @@ WHERE database = {db:String} AND active AND table IN {tables:Array(String)}`,
     return { rows: Number(row?.stored ?? 0), distinct: Number(row?.unique_spans ?? 0) };
   }
 
+  /** Highest migration version recorded in the database. */
+  async schemaVersion(): Promise<number> {
+    const [row] = await this.#engine.query<{ v: number | string }>(
+      bindSql(`SELECT max(version) AS v FROM ${this.database}.schema_migrations`, {}, this.#mode),
+    );
+    return Number(row?.v ?? 0);
+  }
+
   /** Merges parts now (tests use it to prove ReplacingMergeTree deduplication; costly on big tables). */
   async optimize(): Promise<void> {
     await this.#engine.execute({ sql: `OPTIMIZE TABLE ${this.database}.spans FINAL`, params: {} });

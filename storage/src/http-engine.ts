@@ -1,5 +1,5 @@
 import { Readable } from 'node:stream';
-import { createClient, type ClickHouseClient } from '@clickhouse/client';
+import { ClickHouseLogLevel, createClient, type ClickHouseClient } from '@clickhouse/client';
 import type { Engine } from './engine.js';
 import type { BoundSql } from './sql-binding.js';
 import { toStorageError } from './error-mapping.js';
@@ -26,6 +26,8 @@ export class HttpEngine implements Engine {
       // Local traffic: compression would only cost CPU on both sides.
       compression: { request: false, response: false },
       max_open_connections: 16,
+      // Failures reach the caller as StorageError; the driver need not print them too.
+      log: { level: ClickHouseLogLevel.OFF },
     });
     this.#timeoutSeconds = Math.max(1, Math.ceil(options.queryTimeoutMs / 1000));
   }

@@ -1,0 +1,373 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Span } from '@tracehouse/model';
+import { ClickHouseStore } from './clickhouse-store.js';
+import { StorageError } from './storage-error.js';
+import { generateSpans } from './span-generator.js';
+import { ENGINES, fixtureTraces, sortSpans, uniqueDatabase } from './test-support/fixtures.js';
+import { INJECTION_STRINGS } from './test-support/injection-strings.js';
+
+const HOUR_MS = 3_600_000;
+const DAY_MS = 24 * HOUR_MS;
+
+describe.each(ENGINES)('ClickHouseStore on the $name', ({ url }) => {
+  const database = uniqueDatabase('th_store');
+  let store: ClickHouseStore;
+  const now = Date.now();
+  const base = now - HOUR_MS;
+  const { traceA, traceB, traceAId, traceBId } = fixtureTraces(base);
+
+  beforeAll(async () => {
+    store = await ClickHouseStore.open({ url, database });
+    await store.writer.write([...traceA, ...traceB]);
+  });
+
+  afterAll(async () => {
+    await store?.dropDatabase();
+    await store?.close();
+  });
+
+  it('reports the engine version and the features it chose', () => {
+    expect(store.serverVersion).toMatch(/^\d+\.\d+/);
+    const modern = !store.serverVersion.startsWith('18.');
+    expect(store.features.serverParams).toBe(modern);
+    expect(store.features.ttl).toBe(modern);
+  });
+
+  it('answers ping', async () => {
+    expect(await store.ping()).toBe(true);
+  });
+
+  it('reads a trace back by id, exactly as written', async () => {
+    expect(sortSpans(await store.reader.getTrace(traceAId))).toEqual(sortSpans(traceA));
+    expect(await store.reader.getTrace(traceBId)).toEqual(traceB);
+    expect(await store.reader.getTrace(traceAId.toUpperCase())).toHaveLength(traceA.length);
+  });
+
+  it('returns [] for unknown or malformed trace ids', async () => {
+    expect(await store.reader.getTrace('ffffffffffffffff')).toEqual([]);
+    expect(await store.reader.getTrace('not-a-trace-id')).toEqual([]);
+    expect(await store.reader.getTrace('')).toEqual([]);
+  });
+
+  it('reads several traces, leaving unknown ids out', async () => {
+    const traces = await store.reader.getTraceMany([traceBId, 'ffffffffffffffff', traceAId]);
+    expect(traces.map((t) => t[0]?.traceId)).toEqual([traceBId, traceAId]);
+    expect(await store.reader.getTraceMany([])).toEqual([]);
+  });
+
+  it('lists services, span names and remote services', async () => {
+    expect(await store.reader.getServiceNames()).toEqual(['frontend', 'inventory', 'payment']);
+    expect(await store.reader.getSpanNames('frontend')).toEqual(['get /checkout', 'post /pay']);
+    expect(await store.reader.getSpanNames('payment')).toEqual(['post /pay', 'query']);
+    expect(await store.reader.getSpanNames('nobody')).toEqual([]);
+    expect(await store.reader.getRemoteServiceNames('frontend')).toEqual(['payment']);
+    expect(await store.reader.getRemoteServiceNames('payment')).toEqual(['mysql']);
+    expect(await store.reader.getRemoteServiceNames('inventory')).toEqual([]);
+  });
+
+  it('offers tag keys and values for autocompletion', async () => {
+    expect(await store.reader.getAutocompleteKeys()).toEqual([
+      'db.statement',
+      'error',
+      'http.method',
+      'http.path',
+      'region',
+    ]);
+    expect(await store.reader.getAutocompleteValues('http.method')).toEqual(['GET', 'POST']);
+    expect(await store.reader.getAutocompleteValues('nope')).toEqual([]);
+  });
+
+  const window = { endTs: now, lookback: 2 * HOUR_MS, limit: 10 };
+  const ids = (traces: Span[][]): string[] => traces.map((t) => t[0]?.traceId ?? '?');
+
+  it('searches by time window, newest first', async () => {
+    expect(ids(await store.reader.getTraces(window))).toEqual([traceBId, traceAId]);
+    expect(ids(await store.reader.getTraces({ ...window, limit: 1 }))).toEqual([traceBId]);
+    expect(await store.reader.getTraces({ ...window, endTs: base - HOUR_MS, lookback: HOUR_MS })).toEqual([]);
+  });
+
+  it('searches by service, span name and remote service', async () => {
+    expect(ids(await store.reader.getTraces({ ...window, serviceName: 'payment' }))).toEqual([traceAId]);
+    expect(ids(await store.reader.getTraces({ ...window, serviceName: 'PAYMENT' }))).toEqual([traceAId]);
+    expect(ids(await store.reader.getTraces({ ...window, serviceName: 'frontend', spanName: 'post /pay' }))).toEqual([
+      traceAId,
+    ]);
+    expect(await store.reader.getTraces({ ...window, serviceName: 'inventory', spanName: 'post /pay' })).toEqual([]);
+    expect(ids(await store.reader.getTraces({ ...window, serviceName: 'payment', remoteServiceName: 'mysql' }))).toEqual([
+      traceAId,
+    ]);
+    expect(await store.reader.getTraces({ ...window, serviceName: 'frontend', remoteServiceName: 'mysql' })).toEqual([]);
+    // A whole trace comes back, not only the matching spans.
+    const [trace] = await store.reader.getTraces({ ...window, serviceName: 'payment' });
+    expect(trace).toHaveLength(traceA.length);
+  });
+
+  it('searches by duration', async () => {
+    expect(ids(await store.reader.getTraces({ ...window, minDuration: 1_000_000 }))).toEqual([traceBId]);
+    expect(ids(await store.reader.getTraces({ ...window, minDuration: 95_000, maxDuration: 120_000 }))).toEqual([
+      traceAId,
+    ]);
+    expect(ids(await store.reader.getTraces({ ...window, serviceName: 'payment', maxDuration: 25_000 }))).toEqual([
+      traceAId,
+    ]);
+    expect(await store.reader.getTraces({ ...window, serviceName: 'payment', minDuration: 1_000_000 })).toEqual([]);
+  });
+
+  it('searches by tags and annotations with Zipkin annotationQuery semantics', async () => {
+    const q = (annotationQuery: Array<{ key: string; value?: string }>, serviceName?: string) =>
+      store.reader
+        .getTraces({ ...window, annotationQuery, ...(serviceName ? { serviceName } : {}) })
+        .then(ids);
+    expect(await q([{ key: 'error' }])).toEqual([traceAId]); // tag key alone
+    expect(await q([{ key: 'retry' }])).toEqual([traceAId]); // annotation value
+    expect(await q([{ key: 'region', value: 'eu' }])).toEqual([traceBId]);
+    expect(await q([{ key: 'region', value: 'us' }])).toEqual([]);
+    expect(await q([{ key: 'http.method', value: 'POST' }, { key: 'error' }])).toEqual([traceAId]);
+    // Every term must match some span of the service.
+    expect(await q([{ key: 'http.method', value: 'GET' }, { key: 'error' }], 'payment')).toEqual([]);
+    expect(await q([{ key: 'http.method', value: 'GET' }, { key: 'error' }])).toEqual([traceAId]);
+    expect(await q([{ key: 'db.statement', value: "SELECT * FROM cards WHERE id = 'x'" }])).toEqual([traceAId]);
+  });
+
+  it('computes dependency links with call and error counts', async () => {
+    expect(await store.reader.getDependencies({ endTs: now, lookback: 2 * HOUR_MS })).toEqual([
+      { parent: 'frontend', child: 'payment', callCount: 1, errorCount: 1 },
+      { parent: 'payment', child: 'mysql', callCount: 1 },
+    ]);
+    expect(await store.reader.getDependencies({ endTs: base - HOUR_MS, lookback: HOUR_MS })).toEqual([]);
+  });
+
+  it('keeps SQL injection attempts inert in every string parameter', async () => {
+    const before = await store.countSpans();
+    for (const evil of INJECTION_STRINGS) {
+      expect(await store.reader.getSpanNames(evil)).toEqual([]);
+      expect(await store.reader.getRemoteServiceNames(evil)).toEqual([]);
+      expect(await store.reader.getAutocompleteValues(evil)).toEqual([]);
+      expect(await store.reader.getTrace(evil)).toEqual([]);
+      expect(
+        await store.reader.getTraces({
+          ...window,
+          serviceName: evil === '' ? 'x' : evil,
+          spanName: evil,
+          remoteServiceName: evil,
+          annotationQuery: [{ key: evil === '' ? 'x' : evil, value: evil }],
+        }),
+      ).toEqual([]);
+    }
+    expect(await store.countSpans()).toEqual(before);
+    expect(await store.reader.getServiceNames()).toEqual(['frontend', 'inventory', 'payment']);
+  });
+
+  it('stores hostile strings and reads them back unchanged', async () => {
+    const hostile: Span[] = INJECTION_STRINGS.map((s, i) => ({
+      traceId: 'e'.repeat(16),
+      id: (i + 1).toString(16).padStart(16, '0'),
+      name: s === '' ? 'empty' : s,
+      timestamp: base * 1000 + i,
+      duration: 1,
+      localEndpoint: { serviceName: 'hostile' },
+      tags: { [`k${i}`]: s, [s === '' ? 'blank' : s]: 'v' },
+      annotations: [{ timestamp: base * 1000 + i, value: s === '' ? 'blank' : s }],
+    }));
+    await store.writer.write(hostile);
+    expect(sortSpans(await store.reader.getTrace('e'.repeat(16)))).toEqual(sortSpans(hostile));
+    const names = await store.reader.getSpanNames('hostile');
+    expect(names).toHaveLength(new Set(hostile.map((s) => s.name?.toLowerCase())).size);
+    expect(await store.reader.getAutocompleteValues('k1')).toEqual([INJECTION_STRINGS[1]]);
+    const tagged = await store.reader.getTraces({
+      ...window,
+      annotationQuery: [{ key: 'k0', value: INJECTION_STRINGS[0] }],
+    });
+    expect(ids(tagged)).toEqual(['e'.repeat(16)]);
+  });
+
+  it('rejects bad search input with a non-retryable StorageError', async () => {
+    for (const bad of [
+      { ...window, limit: 0 },
+      { ...window, endTs: -1 },
+      { ...window, lookback: 1.5 },
+      { ...window, minDuration: -1 },
+    ]) {
+      await expect(store.reader.getTraces(bad)).rejects.toMatchObject({ code: 'bad_input', retryable: false });
+    }
+  });
+});
+
+describe.each(ENGINES)('deduplication on the $name', ({ url }) => {
+  const database = uniqueDatabase('th_dedup');
+  let store: ClickHouseStore;
+
+  beforeAll(async () => {
+    store = await ClickHouseStore.open({ url, database });
+  });
+  afterAll(async () => {
+    await store?.dropDatabase();
+    await store?.close();
+  });
+
+  it('never shows a replayed span twice', async () => {
+    const now = Date.now();
+    const spans = generateSpans({ traces: 50, spansPerTrace: 6, startMicros: (now - HOUR_MS) * 1000, seed: 42 });
+    await store.writer.write(spans);
+    // A replay: the same spans again, in other batches and another order.
+    await store.writer.write(spans.slice(100).reverse());
+    await store.writer.write(spans.slice(0, 100));
+    const counted = await store.countSpans();
+    expect(counted.distinct).toBe(spans.length);
+    expect(counted.rows).toBeGreaterThanOrEqual(spans.length);
+
+    const traceIds = [...new Set(spans.map((s) => s.traceId))];
+    const traces = await store.reader.getTraceMany(traceIds);
+    expect(traces).toHaveLength(traceIds.length);
+    expect(traces.flat()).toHaveLength(spans.length);
+
+    const found = await store.reader.getTraces({ endTs: now, lookback: 2 * HOUR_MS, limit: 1000 });
+    expect(found).toHaveLength(traceIds.length);
+    expect(found.flat()).toHaveLength(spans.length);
+    for (const trace of found) {
+      const keys = trace.map((s) => `${s.id}/${s.kind}/${s.localEndpoint?.serviceName}`);
+      expect(new Set(keys).size).toBe(keys.length);
+    }
+
+    // Merging removes the physical copies too.
+    await store.optimize();
+    expect(await store.countSpans()).toEqual({ rows: spans.length, distinct: spans.length });
+  });
+
+  it('keeps two different reports of the same span id (client and server halves)', async () => {
+    const base = Date.now() - HOUR_MS;
+    const { traceA, traceAId } = fixtureTraces(base);
+    await store.writer.write(traceA);
+    await store.writer.write(traceA);
+    const trace = await store.reader.getTrace(traceAId);
+    expect(trace).toHaveLength(traceA.length);
+    expect(trace.filter((s) => s.id === '1000000000000002')).toHaveLength(2);
+  });
+});
+
+describe.each(ENGINES)('trace id lengths on the $name', ({ url }) => {
+  const database = uniqueDatabase('th_ids');
+  let strict: ClickHouseStore;
+  let lenient: ClickHouseStore;
+  const high = '463ac35c9f6413ad';
+  const low = '48485a3953bb6124';
+  const now = Date.now();
+
+  beforeAll(async () => {
+    strict = await ClickHouseStore.open({ url, database });
+    lenient = await ClickHouseStore.open({ url, database, strictTraceId: false });
+    const t = (now - HOUR_MS) * 1000;
+    await strict.writer.write([
+      { traceId: high + low, id: 'a000000000000001', name: 'long', timestamp: t, localEndpoint: { serviceName: 's' } },
+      // The same low 64 bits reported by an old 64-bit tracer.
+      { traceId: low, id: 'a000000000000002', name: 'short', timestamp: t + 1, localEndpoint: { serviceName: 's' } },
+      { traceId: 'c0ffee00c0ffee00', id: 'a000000000000003', timestamp: t + 2, localEndpoint: { serviceName: 's' } },
+    ]);
+  });
+  afterAll(async () => {
+    await strict?.dropDatabase();
+    await lenient?.close();
+    await strict?.close();
+  });
+
+  it('strictTraceId (default): each id finds only its own trace', async () => {
+    expect((await strict.reader.getTrace(high + low)).map((s) => s.name)).toEqual(['long']);
+    expect((await strict.reader.getTrace(low)).map((s) => s.name)).toEqual(['short']);
+  });
+
+  it('a 32-character id with zero high bits is the 16-character id', async () => {
+    expect(await strict.reader.getTrace(`0000000000000000c0ffee00c0ffee00`)).toHaveLength(1);
+    expect(await strict.reader.getTrace('C0FFEE00C0FFEE00')).toHaveLength(1);
+  });
+
+  it('strictTraceId false: ids match on the low 64 bits, one trace for both', async () => {
+    expect((await lenient.reader.getTrace(low)).map((s) => s.name).sort()).toEqual(['long', 'short']);
+    expect((await lenient.reader.getTrace(high + low)).map((s) => s.name).sort()).toEqual(['long', 'short']);
+    expect(await lenient.reader.getTraceMany([low, high + low])).toHaveLength(1);
+  });
+});
+
+describe.each(ENGINES)('retention on the $name', ({ url }) => {
+  const database = uniqueDatabase('th_retention');
+  let store: ClickHouseStore;
+
+  beforeAll(async () => {
+    store = await ClickHouseStore.open({ url, database, retentionDays: 7 });
+  });
+  afterAll(async () => {
+    await store?.dropDatabase();
+    await store?.close();
+  });
+
+  it('drops whole day partitions older than the retention, in every table', async () => {
+    const now = Date.now();
+    const old = generateSpans({ traces: 5, spansPerTrace: 3, startMicros: (now - 3 * DAY_MS) * 1000, seed: 1 });
+    const fresh = generateSpans({ traces: 5, spansPerTrace: 3, startMicros: (now - HOUR_MS) * 1000, seed: 2 });
+    await store.writer.write([...old, ...fresh]);
+    expect(await store.reader.getTrace(old[0]!.traceId)).toHaveLength(3);
+
+    // Nothing is old enough yet.
+    expect((await store.enforceRetention(new Date(now))).dropped).toEqual([]);
+
+    // Six days later, the spans written "3 days ago" are 9 days old.
+    const result = await store.enforceRetention(new Date(now + 6 * DAY_MS));
+    const oldDay = String(Math.floor(((now - 3 * DAY_MS) * 1000) / 86_400_000_000));
+    expect(result.dropped.filter((d) => d.partition === oldDay).map((d) => d.table).sort()).toEqual([
+      'span_index',
+      'span_names',
+      'spans',
+      'tag_values',
+      'trace_index',
+    ]);
+    expect(await store.reader.getTrace(old[0]!.traceId)).toEqual([]);
+    expect(await store.reader.getTrace(fresh[0]!.traceId)).toHaveLength(3);
+    expect((await store.countSpans()).distinct).toBe(fresh.length);
+    const found = await store.reader.getTraces({ endTs: now, lookback: 5 * DAY_MS, limit: 100 });
+    expect(found).toHaveLength(5);
+  });
+});
+
+describe.each(ENGINES)('migrations on the $name', ({ url }) => {
+  const database = uniqueDatabase('th_migrate');
+
+  afterAll(async () => {
+    const store = await ClickHouseStore.open({ url, database });
+    await store.dropDatabase();
+    await store.close();
+  });
+
+  it('lets several processes start at once, then again, on the same database', async () => {
+    const stores = await Promise.all([1, 2, 3, 4].map(() => ClickHouseStore.open({ url, database })));
+    const spans = generateSpans({ traces: 2, spansPerTrace: 2, seed: 9 });
+    await stores[0]!.writer.write(spans);
+    for (const store of stores) expect(await store.reader.getTrace(spans[0]!.traceId)).toHaveLength(2);
+    // Keep one open: the chdb: temporary directory lives as long as a store uses it.
+    await Promise.all(stores.slice(1).map((s) => s.close()));
+
+    const again = await ClickHouseStore.open({ url, database });
+    expect(await again.reader.getTrace(spans[0]!.traceId)).toHaveLength(2);
+    expect(await again.schemaVersion()).toBe(1);
+    await again.close();
+    await stores[0]!.close();
+  });
+});
+
+describe('opening a store', () => {
+  it('fails with a retryable connection error when the server is unreachable', async () => {
+    const error: unknown = await ClickHouseStore.open({ url: 'http://127.0.0.1:1', database: 'x' }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(StorageError);
+    expect(error).toMatchObject({ code: 'connection', retryable: true });
+  });
+
+  it('refuses a database name that is not an identifier', async () => {
+    await expect(ClickHouseStore.open({ url: ENGINES[0].url, database: 'x; DROP TABLE y' })).rejects.toMatchObject({
+      code: 'bad_input',
+    });
+  });
+
+  it('refuses a URL it cannot use', async () => {
+    await expect(ClickHouseStore.open({ url: 'ftp://example', database: 'x' })).rejects.toMatchObject({
+      code: 'bad_input',
+    });
+  });
+});
