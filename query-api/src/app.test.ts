@@ -224,6 +224,12 @@ describe('buildApp', () => {
     ]) {
       expect(document.paths[path]?.['get'], path).toBeDefined();
     }
+    const schemas = (document as unknown as { components: { schemas: Record<string, unknown> } }).components.schemas;
+    for (const name of ['Span', 'Endpoint', 'Annotation', 'Trace', 'ListOfTraces', 'DependencyLink', 'Error']) {
+      expect(schemas[name], name).toBeDefined();
+    }
+    expect(JSON.stringify(document.paths['/api/v2/traces'])).toContain('#/components/schemas/ListOfTraces');
+    expect(JSON.stringify(document.paths['/api/v2/trace/{traceId}'])).toContain('#/components/schemas/Trace');
     const traces = document.paths['/api/v2/traces']?.['get'] as { parameters: Array<{ name: string }> };
     expect(traces.parameters.map((p) => p.name).sort()).toEqual(
       ['annotationQuery', 'endTs', 'limit', 'lookback', 'maxDuration', 'minDuration', 'remoteServiceName', 'serviceName', 'spanName'].sort(),

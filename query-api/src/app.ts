@@ -23,15 +23,16 @@ import {
 import {
   AutocompleteValuesQuery,
   DependenciesQuery,
-  ErrorSchema,
+  ErrorRef,
   HealthSchema,
   ListOfDependencyLinksSchema,
-  ListOfTracesSchema,
+  ListOfTracesRef,
+  SHARED_SCHEMAS,
   ServiceNameQuery,
   StringListSchema,
   TraceIdParams,
   TraceManyQuery,
-  TraceSchema,
+  TraceRef,
   TracesQuery,
 } from './schemas.js';
 import { mergeTrace } from './trace-merge.js';
@@ -71,7 +72,7 @@ export function withTimeout<T>(work: Promise<T>, timeoutMs: number): Promise<T> 
   return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }
 
-const errorResponses = { 400: ErrorSchema, 401: ErrorSchema, 503: ErrorSchema, 504: ErrorSchema } as const;
+const errorResponses = { 400: ErrorRef, 401: ErrorRef, 503: ErrorRef, 504: ErrorRef } as const;
 
 function bearerMatches(header: string | undefined, token: string): boolean {
   if (header === undefined) return false;
@@ -155,7 +156,11 @@ export async function buildApp(options: BuildAppOptions): Promise<QueryApp> {
     });
   }
 
+  for (const schema of SHARED_SCHEMAS) app.addSchema(schema);
+
   await app.register(fastifySwagger, {
+    // Shared schemas keep their names (Span, Trace, ...) under components/schemas.
+    refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json['$id'] === 'string' ? json['$id'] : `def-${i}`) },
     openapi: {
       openapi: '3.0.3',
       info: {
@@ -224,7 +229,7 @@ export async function buildApp(options: BuildAppOptions): Promise<QueryApp> {
             description:
               'Traces matching the filters, newest first, nearest to endTs within lookback. endTs and lookback are milliseconds; durations are microseconds.',
             querystring: TracesQuery,
-            response: { 200: ListOfTracesSchema, ...errorResponses },
+            response: { 200: ListOfTracesRef, ...errorResponses },
           },
         },
         async (request) => {
@@ -240,7 +245,7 @@ export async function buildApp(options: BuildAppOptions): Promise<QueryApp> {
           schema: {
             description: 'The spans of one trace, client and server halves of shared spans merged as Zipkin does.',
             params: TraceIdParams,
-            response: { 200: TraceSchema, 404: ErrorSchema, ...errorResponses },
+            response: { 200: TraceRef, 404: ErrorRef, ...errorResponses },
           },
         },
         async (request) => {
@@ -259,7 +264,7 @@ export async function buildApp(options: BuildAppOptions): Promise<QueryApp> {
           schema: {
             description: 'The traces with the given ids, in any order; empty when none match. Fewer than two ids is a bad request.',
             querystring: TraceManyQuery,
-            response: { 200: ListOfTracesSchema, ...errorResponses },
+            response: { 200: ListOfTracesRef, ...errorResponses },
           },
         },
         async (request) => {

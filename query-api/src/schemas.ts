@@ -3,7 +3,8 @@
  * validate the query strings, serialise the responses in Zipkin's field order,
  * and are what /openapi.json is generated from.
  */
-import { Type } from 'typebox';
+import { SPAN_KINDS, type SpanKind } from '@tracehouse/model';
+import { Type, type Static } from 'typebox';
 
 export const EndpointSchema = Type.Object(
   {
@@ -12,7 +13,7 @@ export const EndpointSchema = Type.Object(
     ipv6: Type.Optional(Type.String({ format: 'ipv6' })),
     port: Type.Optional(Type.Integer()),
   },
-  { title: 'Endpoint', description: 'The network context of a node in the service graph' },
+  { $id: 'Endpoint', title: 'Endpoint', description: 'The network context of a node in the service graph' },
 );
 
 export const AnnotationSchema = Type.Object(
@@ -20,7 +21,7 @@ export const AnnotationSchema = Type.Object(
     timestamp: Type.Integer({ format: 'int64', description: 'Epoch microseconds of this event.' }),
     value: Type.String(),
   },
-  { title: 'Annotation' },
+  { $id: 'Annotation', title: 'Annotation', description: 'An event that explains latency, with its time.' },
 );
 
 const lowerHex16 = { pattern: '^[a-f0-9]{16}$', minLength: 16, maxLength: 16 } as const;
@@ -31,22 +32,25 @@ export const SpanSchema = Type.Object(
     traceId: Type.String({ pattern: '^[a-f0-9]{16,32}$', minLength: 16, maxLength: 32 }),
     parentId: Type.Optional(Type.String(lowerHex16)),
     id: Type.String(lowerHex16),
-    kind: Type.Optional(Type.Union([Type.Literal('CLIENT'), Type.Literal('SERVER'), Type.Literal('PRODUCER'), Type.Literal('CONSUMER')])),
+    kind: Type.Optional(Type.Unsafe<SpanKind>({ type: 'string', enum: [...SPAN_KINDS] })),
     name: Type.Optional(Type.String()),
     timestamp: Type.Optional(Type.Integer({ format: 'int64', description: 'Epoch microseconds of the start of this span.' })),
     duration: Type.Optional(Type.Integer({ format: 'int64', minimum: 1, description: 'Microseconds.' })),
-    localEndpoint: Type.Optional(EndpointSchema),
-    remoteEndpoint: Type.Optional(EndpointSchema),
-    annotations: Type.Optional(Type.Array(AnnotationSchema)),
+    localEndpoint: Type.Optional(Type.Unsafe<Static<typeof EndpointSchema>>(Type.Ref('Endpoint#'))),
+    remoteEndpoint: Type.Optional(Type.Unsafe<Static<typeof EndpointSchema>>(Type.Ref('Endpoint#'))),
+    annotations: Type.Optional(Type.Array(Type.Unsafe<Static<typeof AnnotationSchema>>(Type.Ref('Annotation#')))),
     tags: Type.Optional(Type.Object({}, { title: 'Tags', additionalProperties: Type.String() })),
     debug: Type.Optional(Type.Boolean()),
     shared: Type.Optional(Type.Boolean()),
   },
-  { title: 'Span' },
+  { $id: 'Span', title: 'Span', description: 'A single-host view of an operation (Zipkin v2).' },
 );
+const SpanRef = Type.Unsafe<Static<typeof SpanSchema>>(Type.Ref('Span#'));
 
-export const TraceSchema = Type.Array(SpanSchema, { title: 'Trace', description: 'List of spans who have the same trace ID.' });
-export const ListOfTracesSchema = Type.Array(TraceSchema, { title: 'ListOfTraces' });
+export const TraceSchema = Type.Array(SpanRef, { $id: 'Trace', title: 'Trace', description: 'List of spans who have the same trace ID.' });
+export const TraceRef = Type.Unsafe<Static<typeof TraceSchema>>(Type.Ref('Trace#'));
+export const ListOfTracesSchema = Type.Array(TraceRef, { $id: 'ListOfTraces', title: 'ListOfTraces' });
+export const ListOfTracesRef = Type.Unsafe<Static<typeof ListOfTracesSchema>>(Type.Ref('ListOfTraces#'));
 export const StringListSchema = Type.Array(Type.String());
 
 export const DependencyLinkSchema = Type.Object(
@@ -56,9 +60,11 @@ export const DependencyLinkSchema = Type.Object(
     callCount: Type.Integer(),
     errorCount: Type.Optional(Type.Integer()),
   },
-  { title: 'DependencyLink' },
+  { $id: 'DependencyLink', title: 'DependencyLink', description: 'The count of traced calls between two services.' },
 );
-export const ListOfDependencyLinksSchema = Type.Array(DependencyLinkSchema, { title: 'ListOfDependencyLinks' });
+export const ListOfDependencyLinksSchema = Type.Array(Type.Unsafe<Static<typeof DependencyLinkSchema>>(Type.Ref('DependencyLink#')), {
+  title: 'ListOfDependencyLinks',
+});
 
 export const ErrorSchema = Type.Object(
   {
@@ -66,8 +72,12 @@ export const ErrorSchema = Type.Object(
     message: Type.String(),
     parameter: Type.Optional(Type.String({ description: 'The parameter at fault.' })),
   },
-  { title: 'Error' },
+  { $id: 'Error', title: 'Error' },
 );
+export const ErrorRef = Type.Unsafe<Static<typeof ErrorSchema>>(Type.Ref('Error#'));
+
+/** The named schemas, in dependency order, for app.addSchema (they become components/schemas in /openapi.json). */
+export const SHARED_SCHEMAS = [EndpointSchema, AnnotationSchema, SpanSchema, TraceSchema, ListOfTracesSchema, DependencyLinkSchema, ErrorSchema];
 
 const serviceNameParam = Type.String({
   description: 'Lower-case label of a node in the service graph. The /services endpoint enumerates possible input values.',
