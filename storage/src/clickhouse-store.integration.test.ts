@@ -2,6 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Span } from '@tracehouse/model';
 import { ClickHouseStore } from './clickhouse-store.js';
 import { StorageError } from './storage-error.js';
+import { ChdbEngine } from './chdb-engine.js';
+import { HttpEngine } from './http-engine.js';
 import { generateSpans } from './span-generator.js';
 import { ENGINES, fixtureTraces, sortSpans, uniqueDatabase } from './test-support/fixtures.js';
 import { INJECTION_STRINGS } from './test-support/injection-strings.js';
@@ -349,6 +351,27 @@ describe.each(ENGINES)('migrations on the $name', ({ url }) => {
     expect(await again.schemaVersion()).toBe(1);
     await again.close();
     await stores[0]!.close();
+  });
+
+  it('changes the TTL to a new retention on servers with TTL', async () => {
+    const store = await ClickHouseStore.open({ url, database, retentionDays: 9 });
+    const engine = url.startsWith('chdb:')
+      ? await ChdbEngine.open({ queryTimeoutMs: 30_000 })
+      : new HttpEngine({ url, queryTimeoutMs: 30_000 });
+    try {
+      const rows = await engine.query<{ name: string; engine_full: string }>({
+        sql: `SELECT name, engine_full FROM system.tables WHERE database = '${database}' AND name IN ('spans', 'span_index', 'trace_index', 'span_names', 'tag_values')`,
+        params: {},
+      });
+      expect(rows).toHaveLength(5);
+      for (const row of rows) {
+        if (store.features.ttl) expect(row.engine_full, row.name).toMatch(/toIntervalDay\(9\)/);
+        else expect(row.engine_full, row.name).not.toMatch(/TTL/);
+      }
+    } finally {
+      await engine.close();
+      await store.close();
+    }
   });
 });
 

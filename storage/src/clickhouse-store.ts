@@ -7,7 +7,7 @@ import { HttpEngine } from './http-engine.js';
 import { ChdbEngine } from './chdb-engine.js';
 import { featuresFor, parseServerVersion, type ServerFeatures } from './server-features.js';
 import { bindSql, checkIdentifier, type BindMode } from './sql-binding.js';
-import { runMigrations } from './migrations.js';
+import { runMigrations, syncTtl } from './migrations.js';
 import { DATA_TABLES, DAY_MICROS } from './schema.js';
 import { ClickHouseSpanWriter } from './clickhouse-span-writer.js';
 import { ClickHouseTraceReader } from './clickhouse-trace-reader.js';
@@ -115,12 +115,9 @@ export class ClickHouseStore {
       const version = parseServerVersion(String(row?.v ?? ''));
       const features = featuresFor(version);
       const bindMode: BindMode = features.serverParams ? 'server' : 'literal';
-      const outcome = await runMigrations({
-        engine,
-        context: { database, features, retentionDays },
-        bindMode,
-        logger,
-      });
+      const context = { database, features, retentionDays };
+      const outcome = await runMigrations({ engine, context, bindMode, logger });
+      await syncTtl({ engine, context, logger });
       logger.info(
         { engine: engine.kind, version: version.text, database, features, migrated: outcome.applied, schema: outcome.current },
         'ClickHouse store open',

@@ -1,6 +1,6 @@
 import type { Engine } from './engine.js';
 import type { Logger } from './logger.js';
-import { MIGRATIONS, type Migration, type SchemaContext } from './schema.js';
+import { DATA_TABLES, MIGRATIONS, ttlExpression, type Migration, type SchemaContext } from './schema.js';
 import { bindSql, type BindMode } from './sql-binding.js';
 import { clickhouseCode } from './error-mapping.js';
 import { StorageError } from './storage-error.js';
@@ -87,4 +87,34 @@ export async function runMigrations(options: {
     applied.push(migration.version);
   }
   return { applied, current: Math.max(newest, ...applied) };
+}
+
+/**
+ * Brings the TTL of every data table to `retentionDays` (servers with TTL
+ * only). The TTL is written when a table is created; a later start with
+ * another retention changes it here, without rewriting existing parts
+ * (materialize_ttl_after_modify = 0: old parts expire as they are merged or
+ * dropped by enforceRetention).
+ */
+export async function syncTtl(options: { engine: Engine; context: SchemaContext; logger: Logger }): Promise<void> {
+  const { engine, context, logger } = options;
+  if (!context.features.ttl) return;
+  const rows = await engine.query<{ name: string; engine_full: string }>(
+    bindSql(
+      'SELECT name, engine_full FROM system.tables WHERE database = {db:String} AND name IN {tables:Array(String)}',
+      { db: context.database, tables: [...DATA_TABLES] },
+      'server',
+    ),
+  );
+  for (const row of rows) {
+    const match = /toIntervalDay\((\d+)\)|INTERVAL (\d+) DAY/.exec(row.engine_full);
+    const days = match ? Number(match[1] ?? match[2]) : undefined;
+    if (days === context.retentionDays) continue;
+    const table = row.name as (typeof DATA_TABLES)[number];
+    logger.info({ table, from: days, to: context.retentionDays }, 'changing table TTL to the configured retention');
+    await engine.execute({
+      sql: `ALTER TABLE ${context.database}.${table} MODIFY TTL ${ttlExpression(table, context.retentionDays)} SETTINGS materialize_ttl_after_modify = 0`,
+      params: {},
+    });
+  }
 }

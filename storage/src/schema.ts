@@ -62,10 +62,24 @@ function codec(f: ServerFeatures, spec: string): string {
   return f.codecs ? ` CODEC(${spec})` : '';
 }
 
-/** TTL on a table whose day is `expression` (days since the epoch), when the server has TTL. */
-function ttl(context: SchemaContext, microsExpression: string): string {
+/** Per data table, the time (epoch microseconds) its TTL counts from. */
+export const TTL_TIME: Record<(typeof DATA_TABLES)[number], string> = {
+  spans: 'ts',
+  trace_index: 'ts_max',
+  span_index: 'ts',
+  span_names: 'toUInt64(day) * 86400000000',
+  tag_values: 'toUInt64(day) * 86400000000',
+};
+
+/** The TTL expression of a data table for a retention in days. */
+export function ttlExpression(table: (typeof DATA_TABLES)[number], retentionDays: number): string {
+  return `toDateTime(intDiv(${TTL_TIME[table]}, 1000000)) + INTERVAL ${retentionDays} DAY`;
+}
+
+/** TTL clause of a data table, when the server has TTL. */
+function ttl(context: SchemaContext, table: (typeof DATA_TABLES)[number]): string {
   if (!context.features.ttl) return '';
-  return ` TTL toDateTime(intDiv(${microsExpression}, 1000000)) + INTERVAL ${context.retentionDays} DAY`;
+  return ` TTL ${ttlExpression(table, context.retentionDays)}`;
 }
 
 function settings(context: SchemaContext, extra: string[] = []): string {
@@ -119,7 +133,7 @@ export const MIGRATIONS: readonly Migration[] = [
   payload String${codec(f, 'ZSTD(1)')}
 ) ENGINE = ReplacingMergeTree
 PARTITION BY ${DAY_OF_TS}
-ORDER BY (trace_low, trace_high, span_id, cityHash64(payload))${ttl(c, 'ts')}${settings(c, ['index_granularity = 1024'])}`,
+ORDER BY (trace_low, trace_high, span_id, cityHash64(payload))${ttl(c, 'spans')}${settings(c, ['index_granularity = 1024'])}`,
         `CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.spans_mv TO ${db}.spans AS
 SELECT ${TRACE_LOW} AS trace_low, ${TRACE_HIGH} AS trace_high, span_id, ts, payload
 FROM ${db}.span_ingest`,
@@ -133,7 +147,7 @@ FROM ${db}.span_ingest`,
   ts_max UInt64${codec(f, 'Delta, ZSTD(1)')}
 ) ENGINE = MergeTree
 PARTITION BY intDiv(ts_min, 86400000000)
-ORDER BY trace_low${ttl(c, 'ts_max')}${settings(c, ['index_granularity = 1024'])}`,
+ORDER BY trace_low${ttl(c, 'trace_index')}${settings(c, ['index_granularity = 1024'])}`,
         `CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.trace_index_mv TO ${db}.trace_index AS
 SELECT ${TRACE_LOW} AS trace_low, min(ts) AS ts_min, max(ts) AS ts_max
 FROM ${db}.span_ingest
@@ -161,7 +175,7 @@ GROUP BY trace_low`,
   annotation_values Array(String)${codec(f, 'ZSTD(1)')}${skipIndex(f, 'idx_tag_keys tag_keys TYPE bloom_filter(0.01) GRANULARITY 4')}${skipIndex(f, 'idx_tag_values tag_values TYPE bloom_filter(0.01) GRANULARITY 4')}${skipIndex(f, 'idx_annotation_values annotation_values TYPE bloom_filter(0.01) GRANULARITY 4')}${skipIndex(f, 'idx_name name TYPE set(256) GRANULARITY 4')}${skipIndex(f, 'idx_remote remote_service TYPE set(256) GRANULARITY 4')}${skipIndex(f, 'idx_duration duration TYPE minmax GRANULARITY 4')}
 ) ENGINE = MergeTree
 PARTITION BY ${DAY_OF_TS}
-ORDER BY (service, ts)${ttl(c, 'ts')}${settings(c)}`,
+ORDER BY (service, ts)${ttl(c, 'span_index')}${settings(c)}`,
         `CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.span_index_mv TO ${db}.span_index AS
 SELECT service, ts, name, remote_service, trace_id, span_id, parent_id, kind, duration,
   has(tag_keys, 'error') AS error, tag_keys, tag_values, annotation_values
@@ -175,7 +189,7 @@ FROM ${db}.span_ingest`,
   remote_service ${lc}
 ) ENGINE = ReplacingMergeTree
 PARTITION BY day
-ORDER BY (service, name, remote_service)${ttl(c, 'toUInt64(day) * 86400000000')}${settings(c)}`,
+ORDER BY (service, name, remote_service)${ttl(c, 'span_names')}${settings(c)}`,
         `CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.span_names_mv TO ${db}.span_names AS
 SELECT toUInt32(${DAY_OF_TS}) AS day, service, name, remote_service
 FROM ${db}.span_ingest
@@ -188,7 +202,7 @@ GROUP BY day, service, name, remote_service`,
   value String
 ) ENGINE = ReplacingMergeTree
 PARTITION BY day
-ORDER BY (key, value)${ttl(c, 'toUInt64(day) * 86400000000')}${settings(c)}`,
+ORDER BY (key, value)${ttl(c, 'tag_values')}${settings(c)}`,
         `CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.tag_values_mv TO ${db}.tag_values AS
 SELECT toUInt32(${DAY_OF_TS}) AS day, key, value
 FROM ${db}.span_ingest
