@@ -58,7 +58,7 @@ interface ComposeService {
 }
 
 describe('docker-compose.yml', () => {
-  const file = parse(readFileSync(composeFile, 'utf8')) as { services: Record<string, ComposeService> };
+  const file = parse(readFileSync(composeFile, 'utf8'), { merge: true }) as { services: Record<string, ComposeService> };
   const services = file.services;
 
   it('runs RabbitMQ with its management UI, a pinned ClickHouse, two collectors, the query API and the demo', () => {
