@@ -121,18 +121,33 @@ function toPort(value: AttributeValue | undefined): number | undefined {
   return typeof port === 'number' && Number.isInteger(port) && port > 0 && port <= 65535 ? port : undefined;
 }
 
-function withAddress(endpoint: Endpoint, address: string): boolean {
+type AddressKind = { ipv4: string } | { ipv6: string } | null;
+
+/**
+ * Peers repeat (a handful of upstreams and downstreams), and the IP-literal
+ * checks are regular expressions: remember recent answers. Bounded: emptied
+ * when full.
+ */
+const addressKinds = new Map<string, AddressKind>();
+const ADDRESS_CACHE_SIZE = 1024;
+
+function addressKind(address: string): AddressKind {
+  let kind = addressKinds.get(address);
+  if (kind !== undefined) return kind;
   // IPv4-mapped IPv6 (as Node reports for dual-stack sockets) is an IPv4 peer.
   const mapped = address.startsWith('::ffff:') ? address.slice(7) : address;
-  if (isIPv4(mapped)) {
-    endpoint.ipv4 = mapped;
-    return true;
-  }
-  if (isIPv6(address)) {
-    endpoint.ipv6 = address;
-    return true;
-  }
-  return false;
+  kind = isIPv4(mapped) ? { ipv4: mapped } : isIPv6(address) ? { ipv6: address } : null;
+  if (addressKinds.size >= ADDRESS_CACHE_SIZE) addressKinds.clear();
+  addressKinds.set(address, kind);
+  return kind;
+}
+
+function withAddress(endpoint: Endpoint, address: string): boolean {
+  const kind = addressKind(address);
+  if (kind === null) return false;
+  if ('ipv4' in kind) endpoint.ipv4 = kind.ipv4;
+  else endpoint.ipv6 = kind.ipv6;
+  return true;
 }
 
 function remoteEndpoint(attributes: Attributes, candidates: readonly Candidate[]): Endpoint | undefined {
