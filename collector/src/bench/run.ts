@@ -1,0 +1,231 @@
+/**
+ * Collector benchmark: the sustained queue -> ClickHouse rate with 1 and 2
+ * collector replicas, next to the ceiling measured in the same run: the same
+ * spans written straight into ClickHouse with the storage writer (same batch
+ * size and insert concurrency as the collector, no RabbitMQ, no decoding).
+ *
+ * The load generator publishes from this process while the collectors
+ * consume, so RabbitMQ, ClickHouse, the collectors and the publisher share
+ * the machine, as in the target. Each phase uses its own database.
+ *
+ *   npm run bench -w collector -- [--spans 400000] [--per-message 200] [--encoding json|proto]
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:net';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { connect } from 'amqplib';
+import { decodeSpans, encodeJsonV2, encodeProto3, type Span } from '@tracehouse/model';
+import { ClickHouseStore, generateSpans } from '@tracehouse/storage';
+import { pino } from 'pino';
+import { Collector } from '../collector.js';
+import { parseConfig } from '../config.js';
+
+const { values } = parseArgs({
+  options: {
+    spans: { type: 'string', default: '400000' },
+    'per-message': { type: 'string', default: '200' },
+    encoding: { type: 'string', default: 'json' },
+    replicas: { type: 'string', default: '1,2' },
+  },
+});
+const total = Number(values.spans);
+const perMessage = Number(values['per-message']);
+const replicaCounts = values.replicas.split(',').map(Number);
+const config = parseConfig(process.env);
+const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'bin.js');
+
+const rate = (n: number, ms: number): number => Math.round((n / ms) * 1000);
+const fmt = (n: number): string => n.toLocaleString('en-US');
+const suffix = (): string => `${Date.now().toString(36)}_${randomBytes(3).toString('hex')}`;
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address !== null ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+async function metric(port: number, name: string): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  let sum = 0;
+  for (const line of text.split('\n')) if (line.startsWith(`${name} `) || line.startsWith(`${name}{`)) sum += Number(line.split(' ').pop());
+  return sum;
+}
+
+async function ceiling(spans: Span[]): Promise<number> {
+  const database = `th_bench_ceiling_${suffix()}`;
+  const store = await ClickHouseStore.open({ url: config.clickhouseUrl, database });
+  try {
+    await store.writer.write(spans.slice(0, 1_000)); // warm up connection and tables
+    const batches: Span[][] = [];
+    for (let i = 0; i < spans.length; i += config.batchSpans) batches.push(spans.slice(i, i + config.batchSpans));
+    const started = performance.now();
+    let next = 0;
+    let retries = 0;
+    // Retry what the collector retries (e.g. a stale keep-alive socket), so both sides face the same rules.
+    const write = async (batch: Span[]): Promise<void> => {
+      for (;;) {
+        try {
+          return await store.writer.write(batch);
+        } catch (error) {
+          if ((error as { retryable?: unknown }).retryable !== true) throw error;
+          retries++;
+        }
+      }
+    };
+    await Promise.all(
+      Array.from({ length: config.insertConcurrency }, async () => {
+        while (next < batches.length) await write(batches[next++]!);
+      }),
+    );
+    const result = rate(spans.length, performance.now() - started);
+    if (retries > 0) console.log(`  (ceiling run retried ${retries} inserts)`);
+    return result;
+  } finally {
+    await store.dropDatabase().catch(() => undefined);
+    await store.close();
+  }
+}
+
+async function throughQueue(bodies: Buffer[], spanCount: number, replicas: number): Promise<{ rate: number; publishRate: number; perReplica: number[] }> {
+  const queue = `th_bench_${suffix()}`;
+  const database = queue;
+  // Create the schema before the clock starts, as a running deployment has it.
+  const store = await ClickHouseStore.open({ url: config.clickhouseUrl, database });
+  const children: Array<{ child: ChildProcess; port: number }> = [];
+  const connection = await connect(config.rabbitmqUrl);
+  try {
+    for (let i = 0; i < replicas; i++) {
+      const port = await freePort();
+      const child = spawn(process.execPath, [BIN], {
+        env: {
+          ...process.env,
+          TRACEHOUSE_QUEUE: queue,
+          TRACEHOUSE_CLICKHOUSE_DATABASE: database,
+          TRACEHOUSE_COLLECTOR_PORT: String(port),
+          TRACEHOUSE_COLLECTOR_HOST: '127.0.0.1',
+          TRACEHOUSE_LOG_LEVEL: 'warn',
+        },
+        stdio: ['ignore', 'inherit', 'inherit'],
+      });
+      children.push({ child, port });
+    }
+    for (const { port } of children) {
+      for (;;) {
+        const ok = await fetch(`http://127.0.0.1:${port}/ready`).then((r) => r.ok, () => false);
+        if (ok) break;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    }
+    const channel = await connection.createConfirmChannel();
+    const started = performance.now();
+    // Publish with a window of unconfirmed messages, as a busy Zipkin sender would.
+    const window = 100;
+    for (let i = 0; i < bodies.length; i += window) {
+      for (const body of bodies.slice(i, i + window)) channel.sendToQueue(queue, body);
+      await channel.waitForConfirms();
+    }
+    const published = performance.now() - started;
+    for (;;) {
+      let stored = 0;
+      for (const { port } of children) stored += await metric(port, 'tracehouse_collector_spans_stored_total');
+      if (stored >= spanCount) break;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    const elapsed = performance.now() - started;
+    const perReplica = await Promise.all(children.map(({ port }) => metric(port, 'tracehouse_collector_spans_stored_total')));
+    const counted = await store.countSpans();
+    if (counted.distinct !== spanCount) throw new Error(`expected ${spanCount} distinct spans, ClickHouse has ${counted.distinct}`);
+    return { rate: rate(spanCount, elapsed), publishRate: rate(spanCount, published), perReplica };
+  } finally {
+    for (const { child } of children) child.kill('SIGTERM');
+    await Promise.all(children.map(({ child }) => new Promise((resolve) => (child.exitCode !== null ? resolve(null) : child.once('exit', resolve)))));
+    const channel = await connection.createChannel();
+    for (const name of [queue, `${queue}.dlq`]) await channel.deleteQueue(name).catch(() => undefined);
+    await channel.deleteExchange(`${queue}.dlx`).catch(() => undefined);
+    await connection.close();
+    await store.dropDatabase().catch(() => undefined);
+    await store.close();
+  }
+}
+
+async function noopStore(messages: Buffer[], spanCount: number): Promise<number> {
+  const queue = `th_bench_noop_${suffix()}`;
+  const connection = await connect(config.rabbitmqUrl);
+  const channel = await connection.createConfirmChannel();
+  await channel.assertQueue(queue, { durable: true });
+  for (let i = 0; i < messages.length; i += 100) {
+    for (const body of messages.slice(i, i + 100)) channel.sendToQueue(queue, body);
+    await channel.waitForConfirms();
+  }
+  let stored = 0;
+  let done: () => void = () => undefined;
+  const finished = new Promise<void>((resolve) => (done = resolve));
+  const collector = new Collector({
+    config: Object.freeze({ ...config, queue, deadLetterQueue: `${queue}.dlq`, deadLetterExchange: `${queue}.dlx`, adminPort: 0, adminHost: '127.0.0.1' }),
+    logger: pino({ level: 'warn' }),
+    openStore: () =>
+      Promise.resolve({
+        writer: {
+          write: (batch) => {
+            stored += batch.length;
+            if (stored >= spanCount) done();
+            return Promise.resolve();
+          },
+        },
+        ping: () => Promise.resolve(true),
+        close: () => Promise.resolve(),
+      }),
+  });
+  const started = performance.now();
+  await collector.start();
+  await finished;
+  const result = rate(spanCount, performance.now() - started);
+  await collector.stop();
+  for (const name of [queue, `${queue}.dlq`]) await channel.deleteQueue(name).catch(() => undefined);
+  await channel.deleteExchange(`${queue}.dlx`).catch(() => undefined);
+  await connection.close();
+  return result;
+}
+
+const spans = generateSpans({ traces: Math.ceil(total / 10), spansPerTrace: 10, seed: 11, startMicros: (Date.now() - 3_600_000) * 1000 }).slice(0, total);
+const encode = values.encoding === 'proto' ? encodeProto3 : encodeJsonV2;
+const bodies: Buffer[] = [];
+for (let i = 0; i < spans.length; i += perMessage) bodies.push(encode(spans.slice(i, i + perMessage)));
+const avgBytes = Math.round(bodies.reduce((n, b) => n + b.length, 0) / bodies.length);
+console.log(
+  `collector bench: ${fmt(total)} spans in ${fmt(bodies.length)} ${values.encoding} messages of ${perMessage} spans (${fmt(avgBytes)} bytes each); ` +
+    `batch ${fmt(config.batchSpans)} spans / ${config.batchAgeMs} ms, insert concurrency ${config.insertConcurrency}, prefetch ${config.prefetch}`,
+);
+
+// What the collector itself costs, without ClickHouse: decoding alone, then
+// the whole RabbitMQ path (deliver, decode, batch, ack) into a store that
+// accepts instantly, from a queue filled beforehand.
+{
+  const started = performance.now();
+  let decoded = 0;
+  for (const body of bodies) {
+    const result = decodeSpans(body);
+    if (result.ok) decoded += result.spans.length;
+  }
+  console.log(`decodeSpans alone (JS, one core): ${fmt(rate(decoded, performance.now() - started))} spans/s`);
+  console.log(`collector without ClickHouse (no-op store, queue filled first): ${fmt(await noopStore(bodies, spans.length))} spans/s`);
+}
+
+const top = await ceiling(spans);
+console.log(`ceiling  (storage writer straight into ClickHouse): ${fmt(top)} spans/s`);
+for (const replicas of replicaCounts) {
+  const result = await throughQueue(bodies, spans.length, replicas);
+  console.log(
+    `${replicas} replica${replicas > 1 ? 's' : ' '} (queue -> ClickHouse, publisher running): ${fmt(result.rate)} spans/s = ` +
+      `${((result.rate / top) * 100).toFixed(0)}% of ceiling; publish ${fmt(result.publishRate)} spans/s; per replica ${result.perReplica.map(fmt).join(' / ')}`,
+  );
+}
