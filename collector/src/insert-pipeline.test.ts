@@ -3,7 +3,7 @@ import { StorageError } from '@tracehouse/storage';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import type { Batch } from './batcher.js';
-import { InsertPipeline, type SpanSink } from './insert-pipeline.js';
+import { InsertPipeline, isRetryable, type SpanSink } from './insert-pipeline.js';
 import { createMetrics } from './metrics.js';
 
 interface Tok {
@@ -115,5 +115,16 @@ describe('InsertPipeline', () => {
     pipeline.abort();
     await drained;
     expect(committed).toEqual([]);
+  });
+});
+
+describe('isRetryable', () => {
+  it('retries what storage marks retryable, schema trouble, and anything unknown; not refused rows', () => {
+    expect(isRetryable(new StorageError({ code: 'connection', message: 'x' }))).toBe(true);
+    expect(isRetryable(new StorageError({ code: 'overloaded', message: 'x' }))).toBe(true);
+    expect(isRetryable(new StorageError({ code: 'schema', message: 'x' }))).toBe(true);
+    expect(isRetryable(new Error('socket hang up'))).toBe(true);
+    expect(isRetryable(new StorageError({ code: 'bad_input', message: 'x' }))).toBe(false);
+    expect(isRetryable(new StorageError({ code: 'server', message: 'Cannot parse input' }))).toBe(false);
   });
 });

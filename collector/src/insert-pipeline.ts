@@ -41,7 +41,10 @@ export interface InsertPipelineOptions<T extends CountedToken> {
 
 export function isRetryable(error: unknown): boolean {
   if (error !== null && typeof error === 'object' && 'retryable' in error) {
-    return (error).retryable !== false;
+    // A schema problem (database dropped, migration missing) concerns every
+    // message alike: wait for an operator rather than dead-letter the stream.
+    if ('code' in error && error.code === 'schema') return true;
+    return error.retryable !== false;
   }
   // Anything unknown is retried: losing spans is worse than waiting.
   return true;
