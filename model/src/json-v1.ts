@@ -5,7 +5,7 @@
 // binary annotations (ca, sa, ma) become the remote endpoint, other binary
 // annotations become tags. The v2 objects then go through the same validator
 // as JSON v2.
-import { SpanRejection } from './results.js';
+import { rejectSpan } from './results.js';
 
 type Obj = Record<string, unknown>;
 
@@ -55,13 +55,13 @@ export function v1ToV2(input: unknown): unknown[] {
   if (!isObject(input)) return [input];
   const rawAnnotations = input.annotations ?? [];
   const rawBinary = input.binaryAnnotations ?? [];
-  if (!Array.isArray(rawAnnotations)) throw new SpanRejection('bad_annotation', 'annotations is not a list');
-  if (!Array.isArray(rawBinary)) throw new SpanRejection('bad_tags', 'binaryAnnotations is not a list');
+  if (!Array.isArray(rawAnnotations)) rejectSpan('bad_annotation', 'annotations is not a list');
+  if (!Array.isArray(rawBinary)) rejectSpan('bad_tags', 'binaryAnnotations is not a list');
 
   const core = new Map<string, Obj>();
   const other: Obj[] = [];
   for (const a of rawAnnotations as unknown[]) {
-    if (!isObject(a)) throw new SpanRejection('bad_annotation', 'an annotation is not an object');
+    if (!isObject(a)) rejectSpan('bad_annotation', 'an annotation is not an object');
     const value = a.value;
     // A core annotation without an endpoint gets no special treatment (Zipkin).
     const isCore = value === 'cs' || value === 'cr' || value === 'sr' || value === 'ss' || value === 'ms' || value === 'mr';
@@ -136,10 +136,10 @@ export function v1ToV2(input: unknown): unknown[] {
   }
   const addresses = new Map<string, unknown>();
   for (const b of rawBinary as unknown[]) {
-    if (!isObject(b)) throw new SpanRejection('bad_tags', 'a binary annotation is not an object');
+    if (!isObject(b)) rejectSpan('bad_tags', 'a binary annotation is not an object');
     const key = b.key;
     const value = b.value;
-    if (typeof key !== 'string') throw new SpanRejection('bad_tags', 'a binary annotation has no key');
+    if (typeof key !== 'string') rejectSpan('bad_tags', 'a binary annotation has no key');
     if ((key === 'ca' || key === 'sa' || key === 'ma') && (value === true || value === 1 || value === '1' || value === 'true')) {
       if (isObject(b.endpoint)) addresses.set(key, b.endpoint);
       continue;
@@ -150,7 +150,7 @@ export function v1ToV2(input: unknown): unknown[] {
     if (key === 'lc' && value === '') continue;
     if (typeof value === 'string') target.tags[key] = value;
     else if (typeof value === 'number' || typeof value === 'boolean') target.tags[key] = String(value);
-    else throw new SpanRejection('bad_tags', `binary annotation ${JSON.stringify(key)} has a value that is not a string, number or boolean`);
+    else rejectSpan('bad_tags', `binary annotation ${JSON.stringify(key)} has a value that is not a string, number or boolean`);
   }
   const ca = addresses.get('ca');
   const sa = addresses.get('sa');

@@ -3,7 +3,7 @@
 // every message passes through it, so it is a hand-written single pass with no
 // regular expressions and no intermediate copies.
 import { normalizeIp } from './ip.js';
-import { SpanRejection, type NormalizeResult, type SpanRejectReason } from './results.js';
+import { SpanRejection, rejectSpan, type NormalizeResult, type SpanRejectReason } from './results.js';
 import type { Annotation, Endpoint, Span, SpanKind } from './span.js';
 
 declare global {
@@ -35,7 +35,7 @@ export function show(value: unknown): string {
 }
 
 function reject(reason: SpanRejectReason, message: string): never {
-  throw new SpanRejection(reason, message);
+  return rejectSpan(reason, message);
 }
 
 /**

@@ -7,7 +7,7 @@
 import { isHex, writeHexBytes } from './hex.js';
 import { formatIpv4, formatIpv6, isIpv4Mapped, parseIpv4, parseIpv6 } from './ip.js';
 import { normalizeOrThrow } from './normalize-span.js';
-import { SpanRejection, type DecodeResult, type DroppedSpan } from './results.js';
+import { SpanRejection, rejectSpan, type DecodeResult, type DroppedSpan } from './results.js';
 import type { Endpoint, Span, SpanKind } from './span.js';
 
 const WIRE_VARINT = 0;
@@ -187,7 +187,7 @@ const FIELD_NAMES: Record<number, string> = {
 
 function expectWire(field: number, wire: number, expected: number, where: string): void {
   if (wire !== expected) {
-    throw new SpanRejection('bad_field_type', `${where} field ${field} (${FIELD_NAMES[field] ?? '?'}) has wire type ${wire}, expected ${expected}`);
+    rejectSpan('bad_field_type', `${where} field ${field} (${FIELD_NAMES[field] ?? '?'}) has wire type ${wire}, expected ${expected}`);
   }
 }
 
@@ -198,7 +198,7 @@ function readIdBytes(r: Reader, field: string, reason: 'bad_trace_id' | 'bad_id'
   const length = end - start;
   if (length === 0 && reason === 'bad_parent_id') return undefined;
   if (length !== 8 && (length !== 16 || reason !== 'bad_trace_id')) {
-    throw new SpanRejection(reason, `${field} is ${length} bytes, expected ${reason === 'bad_trace_id' ? '8 or 16' : '8'}`);
+    rejectSpan(reason, `${field} is ${length} bytes, expected ${reason === 'bad_trace_id' ? '8 or 16' : '8'}`);
   }
   return r.buf.hexSlice(start, end);
 }
@@ -271,7 +271,7 @@ function readSpan(r: Reader, end: number): RawSpan {
       case 4: {
         expectWire(field, wire, WIRE_VARINT, 'Span');
         const n = r.varint();
-        if (n >= KIND_BY_NUMBER.length) throw new SpanRejection('bad_kind', `kind ${n} is not a Span.Kind (0-4)`);
+        if (n >= KIND_BY_NUMBER.length) rejectSpan('bad_kind', `kind ${n} is not a Span.Kind (0-4)`);
         span.kind = KIND_BY_NUMBER[n];
         break;
       }
