@@ -69,6 +69,8 @@ describe('npm start', () => {
         TRACEHOUSE_DEMO_BACKEND_PORT: String(backend),
         TRACEHOUSE_DEMO_TRAFFIC_PORT: String(traffic),
         TRACEHOUSE_DEMO_TRAFFIC_INTERVAL_MS: '300',
+        // Bounds the stop at 4 stages x 5 s even if a process hung.
+        TRACEHOUSE_STOP_TIMEOUT_MS: '5000',
       },
     });
 
@@ -86,7 +88,7 @@ describe('npm start', () => {
     // The walkthrough: list services, search traces, fetch one.
     const api = `http://127.0.0.1:${query}/api/v2`;
     let found: Span[] | undefined;
-    const deadline = Date.now() + 30_000;
+    const deadline = Date.now() + 20_000;
     while (found === undefined && Date.now() < deadline) {
       const services = await getJson<string[]>(`${api}/services`);
       if (services.includes('frontend') && services.includes('backend')) {
@@ -95,7 +97,7 @@ describe('npm start', () => {
       }
       if (found === undefined) await sleep(500);
     }
-    expect(found, `no trace crossing frontend and backend within 30 s; output:\n${run.tail()}`).toBeDefined();
+    expect(found, `no trace crossing frontend and backend within 20 s; output:\n${run.tail()}`).toBeDefined();
     const traceId = found?.[0]?.traceId ?? '';
     const trace = await getJson<Span[]>(`${api}/trace/${traceId}`);
     expect(crossesBothServices(trace)).toBe(true);
@@ -103,8 +105,8 @@ describe('npm start', () => {
 
     // Ctrl-C.
     run.signalGroup('SIGINT');
-    const exit = await Promise.race([run.exited, sleep(45_000).then(() => 'timeout' as const)]);
-    expect(exit, `npm start did not exit within 45 s of SIGINT; output:\n${run.tail()}`).not.toBe('timeout');
+    const exit = await Promise.race([run.exited, sleep(22_000).then(() => 'timeout' as const)]);
+    expect(exit, `npm start did not exit within 22 s of SIGINT; output:\n${run.tail()}`).not.toBe('timeout');
     // npm itself ends the way it ends on a terminal's Ctrl-C (by the signal);
     // what counts is that the pipeline stopped everything and exited 0.
     await run.waitFor(/^\[pipeline\] exit code \d+$/m, 5_000);
