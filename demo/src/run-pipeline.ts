@@ -123,6 +123,9 @@ if (shuttingDown === undefined) {
     `  dead letters    "${config.queue}.dlq"`,
     `  ClickHouse      ${redact(config.clickhouseUrl)} database "${config.clickhouseDatabase}"`,
     '',
+    ...(process.env['TRACEHOUSE_QUERY_BEARER_TOKEN']?.trim()
+      ? ['  (TRACEHOUSE_QUERY_BEARER_TOKEN is set: add -H "Authorization: Bearer $TRACEHOUSE_QUERY_BEARER_TOKEN" to the API calls)', '']
+      : []),
     'Press Ctrl-C to stop everything.',
     '',
   ];
