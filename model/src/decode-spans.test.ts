@@ -28,6 +28,13 @@ describe('decodeSpans: whole-body failures', () => {
     expect(DEFAULT_MAX_BODY_BYTES).toBe(5 * 1024 * 1024);
   });
 
+  it('a maxBodyBytes that is not a positive number means the default', () => {
+    for (const maxBodyBytes of [0, -1, NaN, Infinity]) {
+      expect(decodeSpans(json([good]), { maxBodyBytes })).toMatchObject({ ok: true, spans: [good] });
+      expect(decodeSpans(gzipSync(json([good])), { maxBodyBytes, contentEncoding: 'gzip' })).toMatchObject({ ok: true, spans: [good] });
+    }
+  });
+
   it('too_large: a gzip bomb stops at the bound instead of inflating', () => {
     const bomb = gzipSync(Buffer.alloc(64 * 1024 * 1024, 0x20)); // 64 MiB of spaces, ~64 KiB gzipped
     expect(bomb.length).toBeLessThan(DEFAULT_MAX_BODY_BYTES);

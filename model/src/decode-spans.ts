@@ -1,6 +1,7 @@
 // decodeSpans: message body -> validated spans. Detects the encoding from the
 // bytes as Zipkin's SpanBytesDecoderDetector does, gunzips with a bound, and
 // never throws.
+import { kMaxLength } from 'node:buffer';
 import { gunzipSync, inflateSync } from 'node:zlib';
 import { normalizeOrThrow, show } from './normalize-span.js';
 import { decodeProto3List } from './proto3.js';
@@ -80,7 +81,9 @@ function decodeJson(body: Buffer, start: number): DecodeResult {
  */
 export function decodeSpans(body: Uint8Array, options: DecodeOptions = {}): DecodeResult {
   try {
-    const max = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+    const requested = options.maxBodyBytes;
+    // A missing or nonsensical bound (not a positive number) means the default.
+    const max = typeof requested === 'number' && requested > 0 ? Math.min(Math.floor(requested), kMaxLength) : DEFAULT_MAX_BODY_BYTES;
     if (!(body instanceof Uint8Array)) return fail('unknown_encoding', 'body is not bytes');
     if (body.byteLength === 0) return fail('empty', 'body is empty');
     if (body.byteLength > max) return fail('too_large', `body is ${body.byteLength} bytes, more than the ${max} allowed`);

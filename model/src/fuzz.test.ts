@@ -119,7 +119,7 @@ function nextBody(i: number): Body {
       return { label: 'a list of non-spans', body: Buffer.from(JSON.stringify(list) ?? 'null') };
     }
     case 6: {
-      const depth = pick([10, 1000, 100_000, 500_000]);
+      const depth = pick([10, 1000, 20_000, 100_000]);
       const text = pick([deepNesting(depth, '[', ']'), `[{"traceId":"1","id":"2","tags":${deepNesting(depth, '{"a":', '}').replace(/\{"a":\}/, '"x"')}}]`, '['.repeat(depth)]);
       return { label: 'deep nesting', body: Buffer.from(text) };
     }
@@ -161,6 +161,11 @@ function nextBody(i: number): Body {
       return { label: 'tiny maxBodyBytes', body: pick([seedJson, seedProto, gzipSync(seedJson)]), options: { maxBodyBytes: max, contentEncoding: int(2) ? 'gzip' : undefined } };
     }
     default: {
+      if (int(10) === 0) {
+        // Many junk items: each must cost little (256 KiB of them here).
+        const unit = pick(['{},', '1,', 'null,', '"x",', '{"traceId":"x","id":"1"},', '[],']);
+        return { label: 'many junk items', body: Buffer.from(`[${unit.repeat(Math.floor(262_144 / unit.length))}{}]`) };
+      }
       // Valid JSON of the wrong shape.
       return { label: 'JSON of the wrong shape', body: Buffer.from(JSON.stringify(pick(WEIRD_VALUES)()) ?? '0') };
     }
@@ -203,9 +208,10 @@ describe(`decodeSpans fuzz (FUZZ_SEED=${SEED})`, () => {
         seen.set(result.reason, (seen.get(result.reason) ?? 0) + 1);
       } else {
         for (const d of result.dropped) {
-          expect(SPAN_REASONS).toContain(d.reason);
-          expect(d.message.length).toBeGreaterThan(5);
-          expect(Number.isInteger(d.index) && d.index >= 0).toBe(true);
+          // Plain checks: expect() per item is too slow for bodies of 80,000 junk items.
+          if (!SPAN_REASONS.includes(d.reason) || d.message.length <= 5 || !Number.isInteger(d.index) || d.index < 0) {
+            expect.fail(`body ${i} (${label}): bad dropped entry ${JSON.stringify(d)}`);
+          }
           seen.set(`dropped:${d.reason}`, (seen.get(`dropped:${d.reason}`) ?? 0) + 1);
         }
         checkAccepted(result.spans);
@@ -218,5 +224,5 @@ describe(`decodeSpans fuzz (FUZZ_SEED=${SEED})`, () => {
     const spanReasons = SPAN_REASONS.filter((r) => seen.has(`dropped:${r}`));
     expect(spanReasons.length, tally).toBeGreaterThanOrEqual(10);
     expect(slowest).toBeLessThan(2000);
-  });
+  }, 60_000);
 });
