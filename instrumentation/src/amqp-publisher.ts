@@ -24,6 +24,11 @@ export interface AmqpPublisherOptions {
   maxReconnectDelayMillis?: number;
   /** AMQP heartbeat in seconds (0 disables). */
   heartbeatSeconds?: number;
+  /**
+   * A publish not confirmed within this time (a blocked or wedged broker) is
+   * failed and the connection renewed, so the buffer is not stuck behind it.
+   */
+  confirmTimeoutMillis?: number;
   /** Shown in the broker's management UI and `rabbitmqctl list_connections`. */
   connectionName?: string;
   /** Called once each time a connection becomes usable. */
@@ -72,6 +77,7 @@ export class AmqpPublisher {
       initialReconnectDelayMillis: 200,
       maxReconnectDelayMillis: 30_000,
       heartbeatSeconds: 30,
+      confirmTimeoutMillis: 30_000,
       connectionName: 'tracehouse-instrumentation',
       ...options,
     };
@@ -208,21 +214,33 @@ export class AmqpPublisher {
    */
   publish(body: Buffer): Promise<void> {
     const channel = this.#channel;
-    if (channel === undefined) return Promise.reject(new Error('not connected to the broker'));
+    const model = this.#model;
+    if (channel === undefined || model === undefined) return Promise.reject(new Error('not connected to the broker'));
     return new Promise<void>((resolve, reject) => {
-      const onClose = (): void => reject(new Error('channel closed before the broker confirmed'));
+      let settled = false;
+      const settle = (error?: Error): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        channel.removeListener('close', onClose);
+        if (error === undefined) resolve();
+        else reject(error);
+      };
+      const onClose = (): void => settle(new Error('channel closed before the broker confirmed'));
+      const timer = setTimeout(() => {
+        settle(new Error(`no confirm from the broker within ${this.#options.confirmTimeoutMillis} ms`));
+        this.#lost(model, 'confirm timeout');
+      }, this.#options.confirmTimeoutMillis);
+      timer.unref();
       channel.once('close', onClose);
       try {
         untraced(() =>
           channel.sendToQueue(this.#options.queue, body, { persistent: true }, (error: unknown) => {
-            channel.removeListener('close', onClose);
-            if (error) reject(error instanceof Error ? error : new Error('broker nacked the message'));
-            else resolve();
+            settle(error ? (error instanceof Error ? error : new Error('broker nacked the message')) : undefined);
           }),
         );
       } catch (error) {
-        channel.removeListener('close', onClose);
-        reject(error instanceof Error ? error : new Error(String(error)));
+        settle(error instanceof Error ? error : new Error(String(error)));
       }
     });
   }

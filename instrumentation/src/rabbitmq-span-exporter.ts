@@ -61,6 +61,16 @@ export interface RabbitMqSpanExporterOptions {
   maxReconnectDelayMillis?: number;
   /** TCP + AMQP handshake timeout; default 5000 ms. */
   connectTimeoutMillis?: number;
+  /**
+   * Messages published ahead of their confirms; default 8. Persistent
+   * messages are confirmed after the broker's disk write, so waiting for each
+   * confirm before the next publish caps throughput at one message per disk
+   * sync. Spans in flight are outside the buffer's limit (at most this many
+   * messages of `maxMessageBytes`).
+   */
+  maxInFlightMessages?: number;
+  /** A publish the broker has not confirmed after this long counts as failed and the connection is renewed; default 30 000 ms. */
+  confirmTimeoutMillis?: number;
 }
 
 /** Spans converted per turn of the event loop, so a large batch never blocks it for long. */
@@ -90,10 +100,12 @@ export class RabbitMqSpanExporter implements SpanExporter {
   #meterProvider: MeterProvider | false | undefined;
   #started = false;
   #shutdown: Promise<void> | undefined;
-  #draining = false;
+  /** Messages published and not yet confirmed (or failed). */
+  #inFlight = 0;
+  readonly #maxInFlight: number;
   #drainScheduled = false;
-  /** Bumped when the buffer is emptied by force, so an in-flight publish does not remove newer spans. */
-  #epoch = 0;
+  #retryTimer: NodeJS.Timeout | undefined;
+  #closing = false;
   #idleWaiters: (() => void)[] = [];
 
   constructor(options: RabbitMqSpanExporterOptions = {}) {
@@ -106,6 +118,7 @@ export class RabbitMqSpanExporter implements SpanExporter {
     });
     this.#shutdownTimeoutMillis = options.shutdownTimeoutMillis ?? DEFAULT_SHUTDOWN_TIMEOUT_MILLIS;
     this.#flushTimeoutMillis = options.flushTimeoutMillis ?? 5000;
+    this.#maxInFlight = options.maxInFlightMessages ?? 8;
     this.#meterProvider = options.meterProvider;
     this.#publisher = new AmqpPublisher({
       url: options.rabbitmqUrl ?? DEFAULT_RABBITMQ_URL,
@@ -114,6 +127,7 @@ export class RabbitMqSpanExporter implements SpanExporter {
       initialReconnectDelayMillis: options.initialReconnectDelayMillis ?? 200,
       maxReconnectDelayMillis: options.maxReconnectDelayMillis ?? 30_000,
       connectTimeoutMillis: options.connectTimeoutMillis ?? 5000,
+      confirmTimeoutMillis: options.confirmTimeoutMillis ?? 30_000,
       onReady: () => this.#scheduleDrain(),
     });
   }
@@ -160,7 +174,17 @@ export class RabbitMqSpanExporter implements SpanExporter {
       return;
     }
     this.start();
-    this.#accept(spans, 0, 0, done);
+    this.#acceptSafely(spans, 0, 0, done);
+  }
+
+  /** Runs one step of `#accept`, turning an unexpected error into a FAILED result instead of an uncaught exception. */
+  #acceptSafely(spans: ReadableSpan[], start: number, dropped: number, done: (result: ExportResult) => void): void {
+    try {
+      this.#accept(spans, start, dropped, done);
+    } catch (error) {
+      logger.error('export failed unexpectedly', error);
+      done({ code: ExportResultCode.FAILED, error: error instanceof Error ? error : new Error(String(error)) });
+    }
   }
 
   /** Converts and buffers `spans[start...]` a chunk per turn, then reports. */
@@ -171,7 +195,7 @@ export class RabbitMqSpanExporter implements SpanExporter {
       if (!this.#bufferSpan(spans[i] as ReadableSpan)) dropped++;
     }
     if (end < spans.length) {
-      setImmediate(() => this.#accept(spans, end, dropped, done));
+      setImmediate(() => this.#acceptSafely(spans, end, dropped, done));
       return;
     }
     this.#scheduleDrain();
@@ -200,46 +224,63 @@ export class RabbitMqSpanExporter implements SpanExporter {
   }
 
   #scheduleDrain(): void {
-    if (this.#drainScheduled || this.#draining) return;
+    if (this.#drainScheduled) return;
     this.#drainScheduled = true;
     // setImmediate coalesces spans exported in the same turn into one message.
     setImmediate(() => {
       this.#drainScheduled = false;
-      context.with(suppressTracing(context.active()), () => void this.#drain());
+      context.with(suppressTracing(context.active()), () => this.#drain());
     });
   }
 
-  async #drain(): Promise<void> {
-    if (this.#draining) return;
-    this.#draining = true;
+  /** Publishes messages from the front of the buffer while the window of unconfirmed messages has room. */
+  #drain(): void {
     try {
-      while (this.#buffer.length > 0 && this.#publisher.ready) {
-        const { pieces, pieceBytes } = this.#buffer.peek(this.#maxMessageBytes, this.#format.messageBytes);
-        const epoch = this.#epoch;
+      while (this.#inFlight < this.#maxInFlight && this.#buffer.length > 0 && this.#publisher.ready) {
+        const pieces = this.#buffer.take(this.#maxMessageBytes, this.#format.messageBytes);
+        const pieceBytes = pieces.reduce((sum, piece) => sum + piece.length, 0);
         const body = this.#format.frame(pieces, pieceBytes);
-        try {
-          await this.#publisher.publish(body);
-        } catch (error) {
-          this.#counters.publishFailures++;
-          logger.debug('publish failed, spans stay buffered', error instanceof Error ? error.message : error);
-          break;
-        }
-        if (epoch === this.#epoch) this.#buffer.remove(pieces.length);
-        this.#counters.spansExported += pieces.length;
-        this.#counters.messagesPublished++;
+        this.#inFlight++;
+        this.#publisher.publish(body).then(
+          () => this.#published(pieces.length),
+          (error: unknown) => this.#publishFailed(pieces, error),
+        );
       }
     } catch (error) {
       logger.error('unexpected error while publishing', error);
-    } finally {
-      this.#draining = false;
-      this.#wakeIdleWaiters();
     }
-    // Spans buffered while the last publish was in flight.
-    if (this.#buffer.length > 0 && this.#publisher.ready) this.#scheduleDrain();
+  }
+
+  #published(count: number): void {
+    this.#inFlight--;
+    this.#counters.spansExported += count;
+    this.#counters.messagesPublished++;
+    this.#scheduleDrain();
+    this.#wakeIdleWaiters();
+  }
+
+  #publishFailed(pieces: Buffer[], error: unknown): void {
+    this.#inFlight--;
+    this.#counters.publishFailures++;
+    logger.debug('publish failed', error instanceof Error ? error.message : error);
+    if (this.#closing) {
+      this.#counters.drop('shutdown', pieces.length);
+    } else {
+      // Back to the front of the buffer: delivered after the reconnection (onReady) or the retry below.
+      this.#buffer.putBack(pieces);
+      if (this.#retryTimer === undefined) {
+        this.#retryTimer = setTimeout(() => {
+          this.#retryTimer = undefined;
+          this.#scheduleDrain();
+        }, 1000);
+        this.#retryTimer.unref();
+      }
+    }
+    this.#wakeIdleWaiters();
   }
 
   #wakeIdleWaiters(): void {
-    if (this.#buffer.length > 0 || this.#draining) return;
+    if (this.#buffer.length > 0 || this.#inFlight > 0) return;
     const waiters = this.#idleWaiters;
     this.#idleWaiters = [];
     for (const wake of waiters) wake();
@@ -247,7 +288,7 @@ export class RabbitMqSpanExporter implements SpanExporter {
 
   /** Resolves true once the buffer is empty, false if `millis` pass first. */
   async #waitUntilEmpty(millis: number, keepAlive = false): Promise<boolean> {
-    if (this.#buffer.length === 0 && !this.#draining) return true;
+    if (this.#buffer.length === 0 && this.#inFlight === 0) return true;
     const limit = timeout(millis, keepAlive);
     let emptied = false;
     const wait = new Promise<void>((resolve) => {
@@ -259,7 +300,7 @@ export class RabbitMqSpanExporter implements SpanExporter {
     this.#scheduleDrain();
     await Promise.race([wait, limit.promise]);
     limit.cancel();
-    return emptied || (this.#buffer.length === 0 && !this.#draining);
+    return emptied || (this.#buffer.length === 0 && this.#inFlight === 0);
   }
 
   /** Waits (bounded by `flushTimeoutMillis`) for buffered spans to be confirmed. Never rejects. */
@@ -289,8 +330,9 @@ export class RabbitMqSpanExporter implements SpanExporter {
         this.#publisher.keepProcessAlive(true);
         await this.#waitUntilEmpty(this.#shutdownTimeoutMillis, true);
       }
+      this.#closing = true;
+      if (this.#retryTimer !== undefined) clearTimeout(this.#retryTimer);
       const left = this.#buffer.clear();
-      this.#epoch++;
       if (left > 0) {
         this.#counters.drop('shutdown', left);
         logger.warn(`${left} spans dropped: broker not reachable before the shutdown timeout`);

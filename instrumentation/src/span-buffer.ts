@@ -35,28 +35,21 @@ export class SpanBuffer {
   }
 
   /**
-   * The longest run from the front whose message stays within `maxMessageBytes`
-   * (at least one span), without removing it.
+   * Removes and returns the longest run from the front whose message stays
+   * within `maxMessageBytes` (at least one span).
    */
-  peek(maxMessageBytes: number, messageBytes: (count: number, pieceBytes: number) => number): {
-    pieces: Buffer[];
-    pieceBytes: number;
-  } {
-    const pieces: Buffer[] = [];
+  take(maxMessageBytes: number, messageBytes: (count: number, pieceBytes: number) => number): Buffer[] {
+    const start = this.#head;
+    let end = start;
     let pieceBytes = 0;
-    for (let i = this.#head; i < this.#items.length; i++) {
-      const piece = this.#items[i] as Buffer;
-      if (pieces.length > 0 && messageBytes(pieces.length + 1, pieceBytes + piece.length) > maxMessageBytes) break;
-      pieces.push(piece);
-      pieceBytes += piece.length;
+    while (end < this.#items.length) {
+      const size = (this.#items[end] as Buffer).length;
+      if (end > start && messageBytes(end - start + 1, pieceBytes + size) > maxMessageBytes) break;
+      pieceBytes += size;
+      end++;
     }
-    return { pieces, pieceBytes };
-  }
-
-  /** Removes `count` spans from the front. */
-  remove(count: number): void {
-    const end = Math.min(this.#head + count, this.#items.length);
-    for (let i = this.#head; i < end; i++) this.#bytes -= (this.#items[i] as Buffer).length;
+    const pieces = this.#items.slice(start, end);
+    this.#bytes -= pieceBytes;
     this.#head = end;
     if (this.#head === this.#items.length) {
       this.#items = [];
@@ -65,6 +58,18 @@ export class SpanBuffer {
       this.#items = this.#items.slice(this.#head);
       this.#head = 0;
     }
+    return pieces;
+  }
+
+  /**
+   * Returns spans taken earlier to the front (a failed publish). They were
+   * within the limits when offered, so they are accepted even if newer spans
+   * filled the buffer meanwhile: the overshoot is bounded by what was in flight.
+   */
+  putBack(pieces: readonly Buffer[]): void {
+    this.#items = [...pieces, ...this.#items.slice(this.#head)];
+    this.#head = 0;
+    for (const piece of pieces) this.#bytes += piece.length;
   }
 
   /** Empties the buffer and returns how many spans it held. */
