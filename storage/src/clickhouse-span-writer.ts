@@ -2,8 +2,7 @@ import type { Span } from '@tracehouse/model';
 import type { Engine } from './engine.js';
 import type { SpanWriter } from './span-writer.js';
 import { INGEST_COLUMNS } from './schema.js';
-import { spanRow } from './span-row.js';
-import { StorageError } from './storage-error.js';
+import { encodeRows } from './span-row.js';
 
 /** Spans per INSERT: bounds the size of one request body. */
 const MAX_SPANS_PER_INSERT = 50_000;
@@ -26,19 +25,8 @@ export class ClickHouseSpanWriter implements SpanWriter {
     const now = Date.now() * 1000;
     for (let start = 0; start < spans.length; start += MAX_SPANS_PER_INSERT) {
       const end = Math.min(spans.length, start + MAX_SPANS_PER_INSERT);
-      let body = '';
-      for (let i = start; i < end; i++) {
-        const span = spans[i] as Span;
-        if (typeof span?.traceId !== 'string' || typeof span.id !== 'string') {
-          throw new StorageError({
-            code: 'bad_input',
-            retryable: false,
-            message: `span ${i} has no traceId or id; spans must be normalised by @tracehouse/model`,
-          });
-        }
-        body += spanRow(span, now);
-      }
-      await this.#engine.insertTabSeparated(this.#table, INGEST_COLUMNS, Buffer.from(body, 'utf8'));
+      const body = encodeRows(spans, start, end, now);
+      await this.#engine.insertTabSeparated(this.#table, INGEST_COLUMNS, body);
     }
   }
 }

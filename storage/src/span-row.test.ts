@@ -76,9 +76,11 @@ describe('spanRow', () => {
       '1700000000000000',
       '1500',
     ]);
-    expect(fields[9]).toBe("['http.path','error']");
-    expect(fields[10]).toBe("['/api','boom']");
-    expect(fields[11]).toBe("['wr','ws']");
+    // Tags in key order, annotations in time order, as in the payload.
+    expect(fields[9]).toBe("['error','http.path']");
+    expect(fields[10]).toBe("['boom','/api']");
+    expect(fields[11]).toBe("['ws','wr']");
+    expect(fields[12]).toBe(canonicalJson(span));
   });
 
   it('escapes tabs, newlines and quotes so a hostile value stays one field', () => {
