@@ -2,10 +2,9 @@
 // written in the RFC 5952 canonical form, and an IPv4-mapped IPv6 address
 // (::ffff:a.b.c.d) is reported as IPv4.
 
-/** Parses dotted-quad IPv4 into 4 bytes, or returns undefined. */
-export function parseIpv4(s: string): Uint8Array | undefined {
+/** Parses dotted-quad IPv4 into 4 bytes (into `out` when given), or returns undefined. */
+export function parseIpv4(s: string, out: Uint8Array = new Uint8Array(4)): Uint8Array | undefined {
   if (s.length < 7 || s.length > 15) return undefined;
-  const out = new Uint8Array(4);
   let part = 0;
   let value = 0;
   let digits = 0;

@@ -25,6 +25,7 @@ declare module 'node:buffer' {
     latin1Slice(start: number, end: number): string;
     hexSlice(start: number, end: number): string;
     utf8Slice(start: number, end: number): string;
+    utf8Write(s: string, offset: number, length: number): number;
   }
 }
 
@@ -439,10 +440,29 @@ class Writer {
 
   string(field: number, s: string): void {
     this.tag(field, WIRE_LEN);
+    // Short ASCII strings (nearly all names, keys and values) are copied by
+    // a JS loop: cheaper than Buffer.byteLength plus buf.write for each.
+    const n = s.length;
+    if (n < 128) {
+      this.ensure(n + 1);
+      const buf = this.buf;
+      const start = this.pos + 1;
+      let i = 0;
+      for (; i < n; i++) {
+        const c = s.charCodeAt(i);
+        if (c >= 0x80) break;
+        buf[start + i] = c;
+      }
+      if (i === n) {
+        buf[this.pos] = n;
+        this.pos = start + n;
+        return;
+      }
+    }
     const length = Buffer.byteLength(s, 'utf8');
     this.varint(length);
     this.ensure(length);
-    this.pos += this.buf.write(s, this.pos, length, 'utf8');
+    this.pos += this.buf.utf8Write(s, this.pos, length);
   }
 
   bytes(field: number, b: Uint8Array): void {
@@ -493,11 +513,13 @@ function checkId(value: unknown, field: string, lengths: readonly number[], inde
   return value;
 }
 
+const IPV4_SCRATCH = new Uint8Array(4);
+
 function writeEndpoint(w: Writer, field: number, e: Endpoint, index: number): void {
   const at = w.begin(field, 1);
   if (e.serviceName !== undefined && e.serviceName !== '') w.string(1, e.serviceName);
   if (e.ipv4 !== undefined && e.ipv4 !== '') {
-    const b = parseIpv4(e.ipv4);
+    const b = parseIpv4(e.ipv4, IPV4_SCRATCH);
     if (!b) throw new TypeError(`encodeProto3: span ${index} ipv4 ${JSON.stringify(e.ipv4)} is not an IPv4 address`);
     w.bytes(2, b);
   }
@@ -566,7 +588,8 @@ function writeSpan(w: Writer, s: Span, index: number): void {
  * whose addresses do not parse throw a TypeError naming the span.
  */
 export function encodeProto3(spans: readonly Span[]): Buffer {
-  const w = new Writer(spans.length * 512);
+  const w = new Writer(spans.length * 600);
   for (let i = 0; i < spans.length; i++) writeSpan(w, spans[i]!, i);
-  return Buffer.from(w.buf.subarray(0, w.pos));
+  // Copy only when most of the buffer would be wasted.
+  return w.pos * 2 >= w.buf.length ? w.buf.subarray(0, w.pos) : Buffer.from(w.buf.subarray(0, w.pos));
 }
