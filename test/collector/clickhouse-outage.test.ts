@@ -113,4 +113,56 @@ describe('ClickHouse outage', () => {
     }
     for (const c of collectors) expect(c.running).toBe(true);
   });
+  it('starts without ClickHouse, and a SIGTERM during an outage exits 0 in bounded time leaving its messages to others', async () => {
+    const queue2 = uniqueName('th_outage2');
+    const database2 = uniqueName('th_outage2');
+    const env = { TRACEHOUSE_LOG_LEVEL: 'error', TRACEHOUSE_COLLECTOR_BATCH_AGE_MS: '200', TRACEHOUSE_COLLECTOR_SHUTDOWN_TIMEOUT_MS: '3000', TRACEHOUSE_CLICKHOUSE_TIMEOUT_MS: '2000' };
+    const spawn = (): Promise<CollectorProcess> => CollectorProcess.spawn({ queue: queue2, database: database2, clickhouseUrl: clickhouse.url, env });
+    try {
+      await clickhouse.stop();
+      const first = await spawn();
+      collectors.push(first);
+      await waitFor(async () => (await fetch(`${first.url}/health`).then((r) => r.status, () => 0)) === 200, { timeoutMs: 10_000, what: '/health' });
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      expect(await first.ready()).toMatchObject({ status: 503, body: { ready: false, clickhouse: false } });
+      expect(first.running).toBe(true);
+
+      await clickhouse.start();
+      await first.waitReady(30_000);
+      const before = makeSpans(1_000, { perTrace: 10 });
+      await rabbit.publishAll(queue2, chunk(before, 100).map((s) => encodeJsonV2(s)));
+      await waitFor(async () => (await first.metrics()).value(METRIC.stored) >= before.length, { timeoutMs: 20_000, what: 'first spans stored' });
+
+      // ClickHouse goes; the replica takes messages it cannot write, then is told to stop.
+      await clickhouse.stop();
+      const during = makeSpans(1_000, { perTrace: 10 });
+      await rabbit.publishAll(queue2, chunk(during, 100).map((s) => encodeJsonV2(s)));
+      await waitFor(async () => (await first.metrics()).value(METRIC.inflight) === 10, { timeoutMs: 10_000, what: 'messages held during the outage' });
+      const stopping = Date.now();
+      const code = await first.stop(15_000);
+      expect(code).toBe(0);
+      expect(Date.now() - stopping).toBeLessThan(8_000);
+      // Nothing acked without being stored: all ten are back in the queue.
+      expect(await rabbit.messageCount(queue2)).toBe(10);
+
+      await clickhouse.start();
+      const second = await spawn();
+      collectors.push(second);
+      await second.waitReady(30_000);
+      await waitFor(async () => (await rabbit.messageCount(queue2)) === 0 && (await second.metrics()).value(METRIC.inflight) === 0, {
+        timeoutMs: 30_000,
+        what: 'the second replica writing what the first left',
+      });
+      const store = await ClickHouseStore.open({ url: clickhouse.url, database: database2 });
+      try {
+        expect(await checkStored(store.reader, [...before, ...during])).toEqual({ expected: 2_000, missing: 0, duplicates: 0, unexpected: 0 });
+      } finally {
+        await store.close();
+      }
+    } finally {
+      await clickhouse.start();
+      await rabbit.deleteQueues(queue2, `${queue2}.dlq`);
+      await rabbit.deleteExchanges(`${queue2}.dlx`);
+    }
+  });
 });
