@@ -1,7 +1,8 @@
 // The benchmark's HTTP hello-world server, run as a child process.
 //   argv[2]: 'none' (no tracing), 'noop' (SDK + HTTP instrumentation, spans thrown
 //   away by a no-op exporter), 'rabbitmq' (SDK + this package's exporter to RabbitMQ).
-// Prints {"port":N} once listening; GET /__stats answers the exporter's counters (untraced).
+// Prints {"port":N} once listening; GET /__stats answers the exporter's counters and the
+// process's CPU time (untraced).
 import type { IncomingMessage } from 'node:http';
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import { HttpInstrumentation } from '@opentelemetry/instrumentation-http';
@@ -34,7 +35,8 @@ const { default: http } = await import('node:http');
 const server = http.createServer((request, response) => {
   if (request.url === '/__stats') {
     response.writeHead(200, { 'content-type': 'application/json' });
-    response.end(JSON.stringify(tracing?.stats() ?? {}));
+    const cpu = process.cpuUsage();
+    response.end(JSON.stringify({ exporter: tracing?.stats(), cpuMicros: cpu.user + cpu.system }));
     return;
   }
   response.writeHead(200, { 'content-type': 'text/plain' });
