@@ -17,7 +17,7 @@ declare global {
 /**
  * Text that UTF-8 can carry: a lone UTF-16 surrogate (possible in JSON via
  * \ud800 escapes) becomes U+FFFD, so a span reads the same after proto3 or
- * storage. Free for one-byte (Latin-1) strings, which V8 checks in O(1).
+ * storage. Cheap: V8 answers at once for one-byte (Latin-1) strings.
  */
 function wellFormed(s: string): string {
   return s.isWellFormed() ? s : s.toWellFormed();
