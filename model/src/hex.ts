@@ -1,14 +1,4 @@
-// Hex helpers shared by the validator and the proto3 codec.
-
-const HEX_PAIRS: string[] = [];
-for (let i = 0; i < 256; i++) HEX_PAIRS.push((i < 16 ? '0' : '') + i.toString(16));
-
-/** Lower-case hex of bytes[start, end). */
-export function bytesToHex(bytes: Uint8Array, start: number, end: number): string {
-  let out = '';
-  for (let i = start; i < end; i++) out += HEX_PAIRS[bytes[i]!]!;
-  return out;
-}
+// Hex helpers of the proto3 writer.
 
 /** Value of one hex digit (either case), or -1. */
 export function hexDigit(c: number): number {
