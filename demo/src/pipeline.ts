@@ -193,7 +193,11 @@ export function describeStop(part: StoppedPart): string {
   return `${part.name} (pid ${part.pid ?? '?'}) exited with ${how}${forced} in ${(part.millis / 1000).toFixed(1)} s`;
 }
 
-/** Whether a part stopped the way a graceful stop should end. */
+/**
+ * Whether a part ended on SIGTERM without needing SIGKILL: exit code 0 after
+ * its own graceful stop, or the signal itself for a process stopped before it
+ * had installed a handler (Ctrl-C right after start).
+ */
 export function stoppedCleanly(part: StoppedPart): boolean {
-  return !part.forced && part.code === 0;
+  return !part.forced && (part.code === 0 || part.signal === 'SIGTERM');
 }

@@ -103,7 +103,10 @@ if (busy.length > 0) {
 try {
   await pipeline.start();
 } catch (error) {
-  shutdown(1, `start failed: ${error instanceof Error ? error.message : String(error)}; stopping what started`);
+  // A stop asked for while starting (Ctrl-C) is not a failure to start.
+  if (shuttingDown === undefined) {
+    shutdown(1, `start failed: ${error instanceof Error ? error.message : String(error)}; stopping what started`);
+  }
 }
 
 if (shuttingDown === undefined) {

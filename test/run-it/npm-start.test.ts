@@ -112,6 +112,11 @@ describe('npm start', () => {
     await run.waitFor(/^\[pipeline\] exit code \d+$/m, 5_000);
     expect(run.output).toMatch(/^\[pipeline\] stopped: all 6 processes exited cleanly$/m);
     expect(run.output).toMatch(/^\[pipeline\] exit code 0$/m);
+    // Each one stopped through its own graceful path, not by the signal's default action.
+    for (const name of pids.keys()) {
+      if (name === 'pipeline') continue;
+      expect(run.output).toMatch(new RegExp(`^\\[pipeline\\] ${name} \\(pid \\d+\\) exited with code 0 in`, 'm'));
+    }
     const gone = Date.now() + 5_000;
     while (alive(pipelinePid) && Date.now() < gone) await sleep(100);
 
