@@ -330,6 +330,11 @@ export class Collector {
     this.rabbitmqUp = false;
     this.acks.reset();
     this.batcher.discard();
+    // Batches still waiting for an insert slot would only write spans the
+    // broker is about to redeliver; with ClickHouse down they would pile up
+    // with every reconnect.
+    // Every queued batch belongs to the lost connection: a new one has not started yet.
+    this.pipeline.discardQueued(() => true);
     this.metrics.inflightMessages.set(0);
     this.updateUp();
     if (!this.stopping) this.logger.warn({ unacked }, 'RabbitMQ connection lost; unacked messages go back to the queue');

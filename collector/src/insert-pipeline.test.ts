@@ -118,6 +118,21 @@ describe('InsertPipeline', () => {
   });
 });
 
+describe('InsertPipeline.discardQueued', () => {
+  it('drops waiting batches of a lost channel but lets running ones finish', async () => {
+    const releases: Array<() => void> = [];
+    const { pipeline, committed } = setup({ write: () => new Promise<void>((r) => releases.push(r)) }, 1);
+    pipeline.submit(batch([1]));
+    pipeline.submit(batch([2]));
+    pipeline.submit(batch([3]));
+    expect(pipeline.discardQueued((t) => t.id >= 2)).toBe(2);
+    expect(pipeline.pending).toBe(1);
+    releases[0]!();
+    await pipeline.drain();
+    expect(committed).toEqual([[1]]);
+  });
+});
+
 describe('isRetryable', () => {
   it('retries what storage marks retryable, schema trouble, and anything unknown; not refused rows', () => {
     expect(isRetryable(new StorageError({ code: 'connection', message: 'x' }))).toBe(true);

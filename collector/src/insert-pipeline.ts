@@ -76,6 +76,20 @@ export class InsertPipeline<T extends CountedToken> {
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
+  /**
+   * Forgets queued (not yet running) batches whose messages match: used when
+   * their channel is gone, since the broker redelivers those messages anyway.
+   */
+  discardQueued(stale: (token: T) => boolean): number {
+    const before = this.queue.length;
+    const kept = this.queue.filter((batch) => !batch.tokens.some(stale));
+    this.queue.length = 0;
+    this.queue.push(...kept);
+    this.o.metrics.pendingBatches.set(this.pending);
+    this.settleIdle();
+    return before - kept.length;
+  }
+
   /** Stops retrying and forgets queued batches; their messages stay unacked. */
   abort(): void {
     this.aborter.abort();
