@@ -38,6 +38,12 @@ export interface StartTracingOptions extends TracingOptions {
    * another backend); everything else stays the same.
    */
   spanExporter?: SpanExporter;
+  /**
+   * Metric readers for sdk-node's meter provider (e.g. a Prometheus exporter).
+   * The exporter's own counters are registered on the global meter provider
+   * right after the SDK starts, so readers given here see them.
+   */
+  metricReaders?: NodeSDKConfiguration['metricReaders'];
   /** Extra span processors run before the exporter's batch processor. */
   spanProcessors?: SpanProcessor[];
   /**
@@ -190,7 +196,7 @@ export function startTracing(options: StartTracingOptions = {}): TracingHandle {
     instrumentations,
     // sdk-node would otherwise start OTLP metric and log exporters by default;
     // this is a tracing setup, so those start only when asked for explicitly.
-    ...(env.OTEL_METRICS_EXPORTER ? {} : { metricReaders: [] }),
+    ...(options.metricReaders ? { metricReaders: options.metricReaders } : env.OTEL_METRICS_EXPORTER ? {} : { metricReaders: [] }),
     ...(env.OTEL_LOGS_EXPORTER ? {} : { logRecordProcessors: [] }),
   });
   sdk.start();

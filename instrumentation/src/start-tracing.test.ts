@@ -1,0 +1,89 @@
+// startTracing in-process, without a broker (its URL points at a closed port).
+import { context, propagation, trace } from '@opentelemetry/api';
+import { AggregationTemporality, MetricReader } from '@opentelemetry/sdk-metrics';
+import { InMemorySpanExporter } from '@opentelemetry/sdk-trace-base';
+import { afterAll, describe, expect, it } from 'vitest';
+import { TracingConfigError } from './config.js';
+import { startTracing, type TracingHandle } from './start-tracing.js';
+
+class TestReader extends MetricReader {
+  constructor() {
+    super({ aggregationTemporalitySelector: () => AggregationTemporality.CUMULATIVE });
+  }
+  protected override onForceFlush(): Promise<void> {
+    return Promise.resolve();
+  }
+  protected override onShutdown(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+const handles: TracingHandle[] = [];
+
+afterAll(async () => {
+  for (const handle of handles) await handle.shutdown();
+});
+
+describe('startTracing', () => {
+  it('refuses a bad configuration with the variable named', () => {
+    expect(() => startTracing({ env: { TRACEHOUSE_RABBITMQ_URL: 'rabbit:5672' } })).toThrow(TracingConfigError);
+    expect(() => startTracing({ env: { TRACEHOUSE_MAX_BUFFERED_SPANS: 'many' } })).toThrow(/TRACEHOUSE_MAX_BUFFERED_SPANS/);
+  });
+
+  it('does nothing when OTEL_SDK_DISABLED is true', async () => {
+    const handle = startTracing({ env: { OTEL_SDK_DISABLED: 'true' } });
+    expect(handle.exporter).toBeUndefined();
+    expect(handle.stats().spansExported).toBe(0);
+    await handle.shutdown();
+  });
+
+  it('traces with W3C and B3 propagation, exposes the exporter counters as metrics, and shuts down within its bound', async () => {
+    const reader = new TestReader();
+    const handle = startTracing({
+      serviceName: 'unit-service',
+      env: { TRACEHOUSE_RABBITMQ_URL: 'amqp://127.0.0.1:1', OTEL_BSP_SCHEDULE_DELAY: '10' },
+      shutdownTimeoutMillis: 200,
+      exporter: { flushTimeoutMillis: 300 },
+      shutdownSignals: [],
+      esmLoaderHook: false,
+      metricReaders: [reader],
+    });
+    handles.push(handle);
+    expect(handle.config.serviceName).toBe('unit-service');
+    expect(Object.isFrozen(handle.config)).toBe(true);
+
+    const span = trace.getTracer('unit').startSpan('work');
+    const carrier: Record<string, string> = {};
+    propagation.inject(trace.setSpan(context.active(), span), carrier);
+    span.end();
+    const { traceId, spanId } = span.spanContext();
+    expect(carrier.traceparent).toBe(`00-${traceId}-${spanId}-01`);
+    expect(carrier['x-b3-traceid']).toBe(traceId);
+    expect(carrier['x-b3-spanid']).toBe(spanId);
+
+    // A B3 single header from a Brave service is understood.
+    const extracted = propagation.extract(context.active(), { b3: `${'a'.repeat(32)}-${'b'.repeat(16)}-1` });
+    expect(trace.getSpanContext(extracted)?.traceId).toBe('a'.repeat(32));
+
+    await handle.forceFlush();
+    expect(handle.stats().bufferedSpans).toBe(1); // no broker: kept
+
+    const { resourceMetrics } = await reader.collect();
+    const names = resourceMetrics.scopeMetrics.flatMap((s) => s.metrics.map((m) => m.descriptor.name));
+    expect(names).toContain('tracehouse.exporter.spans.exported');
+    expect(names).toContain('tracehouse.exporter.buffer.spans');
+
+    const started = Date.now();
+    await handle.shutdown();
+    expect(Date.now() - started).toBeLessThan(1700);
+    expect(handle.stats().spansDropped.shutdown).toBe(1);
+  });
+
+  it('takes another exporter in place of the RabbitMQ one', async () => {
+    const memory = new InMemorySpanExporter();
+    const handle = startTracing({ spanExporter: memory, shutdownSignals: [], esmLoaderHook: false, env: {} });
+    handles.push(handle);
+    expect(handle.exporter).toBeUndefined();
+    await handle.shutdown();
+  });
+});
