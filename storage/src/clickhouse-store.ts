@@ -101,8 +101,8 @@ export class ClickHouseStore {
   static async open(options: ClickHouseStoreOptions): Promise<ClickHouseStore> {
     const database = checkIdentifier('database', options.database);
     const retentionDays = options.retentionDays ?? 7;
-    if (!Number.isInteger(retentionDays) || retentionDays < 1 || retentionDays > 3650) {
-      throw new StorageError({ code: 'bad_input', retryable: false, message: 'retentionDays must be an integer from 1 to 3650' });
+    if (!Number.isInteger(retentionDays) || retentionDays < 1 || retentionDays > 36_500) {
+      throw new StorageError({ code: 'bad_input', retryable: false, message: 'retentionDays must be an integer from 1 to 36500' });
     }
     const queryTimeoutMs = options.queryTimeoutMs ?? 30_000;
     if (!Number.isInteger(queryTimeoutMs) || queryTimeoutMs < 1) {

@@ -16,6 +16,10 @@ export interface ReaderOptions {
 /** Most autocomplete values returned for one key. */
 const MAX_AUTOCOMPLETE_VALUES = 10_000;
 
+/** Searches read the newest hour of the window first, then 4x more each step. */
+const SEARCH_FIRST_STEP_MICROS = 3_600_000_000;
+const SEARCH_STEP_GROWTH = 4;
+
 const HEX_ID = /^[0-9a-f]{16}$|^[0-9a-f]{32}$/;
 
 /**
@@ -89,7 +93,7 @@ WHERE service = {service:String} AND remote_service != '' ORDER BY remote_servic
   async getTraces(query: TraceQuery): Promise<Span[][]> {
     const { lo, hi } = checkWindow(query.endTs, query.lookback);
     if (!Number.isSafeInteger(query.limit) || query.limit <= 0) throw badInput('limit must be a positive integer');
-    const params: Record<string, unknown> = { lo, hi, limit: Math.min(query.limit, 1_000_000) };
+    const params: Record<string, unknown> & { limit: number } = { lo, hi, limit: Math.min(query.limit, 1_000_000) };
     const where = ['ts >= {lo:UInt64}', 'ts <= {hi:UInt64}'];
     // Each criterion must be met by some span of the trace (of serviceName
     // when given), as Zipkin's QueryRequest.test has it; they need not be met
@@ -138,13 +142,28 @@ WHERE service = {service:String} AND remote_service != '' ORDER BY remote_servic
     });
     if (criteria.length > 0) where.push(`(${criteria.join(' OR ')})`);
     const having = criteria.length > 0 ? `\nHAVING ${criteria.map((c) => `countIf(${c}) > 0`).join(' AND ')}` : '';
-    const template = `SELECT trace_id, min(ts) AS start
+    const template = `SELECT trace_id, max(ts) AS latest
 FROM ${this.#db}.span_index
 WHERE ${where.join(' AND ')}
 GROUP BY trace_id${having}
-ORDER BY start DESC, trace_id DESC
+ORDER BY latest DESC, trace_id DESC
 LIMIT {limit:UInt32}`;
-    const rows = await this.#engine.query<{ trace_id: string }>(bindSql(template, params, this.#mode));
+    // Newest first, over a growing part of the window: the newest hour, then
+    // 4 h, 16 h, ... up to the whole window, stopping as soon as `limit`
+    // traces are found. Each step reads [from, hi], so with one criterion (or
+    // none) the answer equals the whole-window query: a trace not found in
+    // [from, hi] has no matching span there, so it is older than every trace
+    // found. With several criteria, a trace whose criteria are met only
+    // together with spans before `from` can be missed while `limit` newer
+    // traces exist. A common search (a service or a frequent tag over a day)
+    // reads the newest hour instead of the whole day.
+    let rows: Array<{ trace_id: string }>;
+    for (let span = SEARCH_FIRST_STEP_MICROS; ; span *= SEARCH_STEP_GROWTH) {
+      const from = Math.max(lo, hi - span);
+      params.lo = from;
+      rows = await this.#engine.query<{ trace_id: string }>(bindSql(template, params, this.#mode));
+      if (rows.length >= params.limit || from === lo) break;
+    }
     if (rows.length === 0) return [];
     return this.#traces(rows.map((r) => r.trace_id), true);
   }

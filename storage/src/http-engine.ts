@@ -15,7 +15,7 @@ export interface HttpEngineOptions {
 export class HttpEngine implements Engine {
   readonly kind = 'http' as const;
   readonly #client: ClickHouseClient;
-  readonly #timeoutSeconds: number;
+  readonly #readSettings: { max_execution_time: number; use_uncompressed_cache: 0 | 1 };
 
   constructor(options: HttpEngineOptions) {
     this.#client = createClient({
@@ -29,7 +29,13 @@ export class HttpEngine implements Engine {
       // Failures reach the caller as StorageError; the driver need not print them too.
       log: { level: ClickHouseLogLevel.OFF },
     });
-    this.#timeoutSeconds = Math.max(1, Math.ceil(options.queryTimeoutMs / 1000));
+    this.#readSettings = {
+      max_execution_time: Math.max(1, Math.ceil(options.queryTimeoutMs / 1000)),
+      // Lookups by trace id read a few granules again and again (trace_index,
+      // spans); keeping them decompressed roughly halves their latency. The
+      // server only uses this cache for small reads, so searches are unaffected.
+      use_uncompressed_cache: 1,
+    };
   }
 
   async execute(statement: BoundSql): Promise<void> {
@@ -45,7 +51,7 @@ export class HttpEngine implements Engine {
       const result = await this.#client.query({
         query: statement.sql,
         format: 'JSONEachRow',
-        clickhouse_settings: { max_execution_time: this.#timeoutSeconds },
+        clickhouse_settings: this.#readSettings,
         ...this.#params(statement),
       });
       return await result.json<T>();
@@ -59,7 +65,7 @@ export class HttpEngine implements Engine {
       const result = await this.#client.query({
         query: statement.sql,
         format,
-        clickhouse_settings: { max_execution_time: this.#timeoutSeconds },
+        clickhouse_settings: this.#readSettings,
         ...this.#params(statement),
       });
       return await result.text();

@@ -43,7 +43,7 @@ export interface TraceReader {
   getSpanNames(serviceName: string): Promise<string[]>;
   /** Remote service names seen from a local service, sorted. */
   getRemoteServiceNames(serviceName: string): Promise<string[]>;
-  /** Matching traces, newest first; each trace is its raw spans (not merged). */
+  /** Matching traces, newest first (by their latest matching span); each trace is its raw spans (not merged). */
   getTraces(query: TraceQuery): Promise<Span[][]>;
   /** The spans of one trace; [] when unknown. */
   getTrace(traceId: string): Promise<Span[]>;
