@@ -61,6 +61,7 @@ describe('decodeSpans: whole-body failures', () => {
 
   it('unknown_encoding: an unsupported content-encoding, or bytes that are neither JSON nor proto3', () => {
     expect(failure(decodeSpans(json([good]), { contentEncoding: 'br' })).reason).toBe('unknown_encoding');
+    expect(failure(decodeSpans(json([good]), { contentEncoding: 5 as unknown as string })).reason).toBe('unknown_encoding');
     expect(failure(decodeSpans(Buffer.from('hello'))).reason).toBe('unknown_encoding');
     expect(failure(decodeSpans(Buffer.from([0x08, 0x01]))).reason).toBe('unknown_encoding'); // thrift-like / wrong proto field
   });

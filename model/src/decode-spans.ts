@@ -89,7 +89,8 @@ export function decodeSpans(body: Uint8Array, options: DecodeOptions = {}): Deco
     if (body.byteLength > max) return fail('too_large', `body is ${body.byteLength} bytes, more than the ${max} allowed`);
     let bytes = asBuffer(body);
 
-    const contentEncoding = (options.contentEncoding ?? '').trim().toLowerCase();
+    const rawEncoding: unknown = options.contentEncoding;
+    const contentEncoding = typeof rawEncoding === 'string' ? rawEncoding.trim().toLowerCase() : rawEncoding == null ? '' : typeof rawEncoding;
     if (contentEncoding === 'gzip' || contentEncoding === 'x-gzip' || contentEncoding === 'deflate') {
       const inflated = decompress(bytes, contentEncoding === 'deflate' ? 'deflate' : 'gzip', max);
       if (!Buffer.isBuffer(inflated)) return inflated;
