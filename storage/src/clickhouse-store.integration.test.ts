@@ -394,3 +394,43 @@ describe('opening a store', () => {
     });
   });
 });
+
+describe.each(ENGINES)('searching a long window on the $name', ({ url }) => {
+  const database = uniqueDatabase('th_window');
+  let store: ClickHouseStore;
+  const now = Date.now();
+  // One trace 10 minutes old, one 3 hours old, one 20 hours old, one 3 days old.
+  const ages = [10 * 60_000, 3 * HOUR_MS, 20 * HOUR_MS, 3 * DAY_MS];
+  const traces = ages.map((age, i) =>
+    generateSpans({ traces: 1, spansPerTrace: 3, startMicros: (now - age) * 1000, seed: 100 + i, services: ['solo'] }),
+  );
+  const idOf = (i: number): string => traces[i]![0]!.traceId;
+
+  beforeAll(async () => {
+    store = await ClickHouseStore.open({ url, database });
+    await store.writer.write(traces.flat());
+  });
+  afterAll(async () => {
+    await store?.dropDatabase();
+    await store?.close();
+  });
+
+  it('finds traces newest first across the whole window, however far back', async () => {
+    const search = (limit: number, lookback = 7 * DAY_MS) =>
+      store.reader
+        .getTraces({ serviceName: 'solo', endTs: now, lookback, limit })
+        .then((found) => found.map((t) => t[0]?.traceId));
+    expect(await search(1)).toEqual([idOf(0)]);
+    expect(await search(2)).toEqual([idOf(0), idOf(1)]);
+    expect(await search(3)).toEqual([idOf(0), idOf(1), idOf(2)]);
+    expect(await search(10)).toEqual([idOf(0), idOf(1), idOf(2), idOf(3)]);
+    expect(await search(10, DAY_MS)).toEqual([idOf(0), idOf(1), idOf(2)]);
+    const tagged = await store.reader.getTraces({
+      endTs: now,
+      lookback: 7 * DAY_MS,
+      limit: 10,
+      annotationQuery: [{ key: 'net.host.name', value: 'solo.internal' }],
+    });
+    expect(tagged.map((t) => t[0]?.traceId)).toEqual([idOf(0), idOf(1), idOf(2), idOf(3)]);
+  });
+});
