@@ -133,12 +133,16 @@ export interface ParsedIp {
 
 /**
  * Normalises an address given in either field, as Zipkin's Endpoint.Builder
- * parseIp does: IPv4 text stays IPv4, IPv6 text becomes canonical IPv6 (or
- * IPv4 when mapped). Returns undefined for text that is no IP address.
+ * parseIp does: IPv6 text becomes canonical IPv6 (or IPv4 when mapped).
+ * Returns a shared empty object for IPv4 text (which stays as it is), and
+ * undefined for text that is no IP address.
  */
+const SCRATCH = new Uint8Array(4);
+const IS_IPV4: ParsedIp = {};
+
 export function normalizeIp(s: string): ParsedIp | undefined {
-  const v4 = parseIpv4(s);
-  if (v4) return { ipv4: s };
+  // The common case allocates nothing: the caller keeps `s` as the IPv4 text.
+  if (parseIpv4(s, SCRATCH)) return IS_IPV4;
   if (!s.includes(':')) return undefined;
   const v6 = parseIpv6(s);
   if (!v6) return undefined;

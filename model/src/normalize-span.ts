@@ -154,18 +154,16 @@ function endpointOf(value: unknown, field: string): Endpoint | undefined {
   }
   // Like Zipkin, text that is not an IP address is ignored rather than
   // failing the span; either field may carry either family.
-  for (const key of ['ipv4', 'ipv6'] as const) {
+  for (let k = 0; k < 2; k++) {
+    const key = k === 0 ? 'ipv4' : 'ipv6';
     const ip = raw[key];
     if (typeof ip === 'string') {
       if (ip.length === 0) continue;
       const parsed = normalizeIp(ip);
-      if (parsed?.ipv4 !== undefined) {
-        out.ipv4 = parsed.ipv4;
-        empty = false;
-      } else if (parsed?.ipv6 !== undefined) {
-        out.ipv6 = parsed.ipv6;
-        empty = false;
-      }
+      if (parsed === undefined) continue;
+      if (parsed.ipv6 !== undefined) out.ipv6 = parsed.ipv6;
+      else out.ipv4 = parsed.ipv4 ?? ip;
+      empty = false;
     } else if (ip !== undefined && ip !== null) {
       reject('bad_endpoint', `${field}.${key} ${show(ip)} is not a string`);
     }
