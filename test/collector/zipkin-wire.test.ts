@@ -5,7 +5,6 @@
  * declared with other arguments, declares a quorum queue when asked, and
  * stops gracefully on SIGTERM with everything acked.
  */
-import { execFileSync } from 'node:child_process';
 import { ClickHouseStore } from '@tracehouse/storage';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLICKHOUSE_URL, CollectorProcess, METRIC, Rabbit, uniqueName, waitFor } from './harness.js';
@@ -33,13 +32,19 @@ const protoSpans: ProtoSpan[] = [
   { traceId: '463acd34bc05cd21', parentId: '1a2b3c4d5e6f7081', id: '0000000000000002', kind: 'CONSUMER', name: 'receive', timestamp: nowMicros + 500, duration: 7, localEndpoint: { serviceName: 'billing' } },
 ];
 
-function queueType(queue: string): string | undefined {
-  const out = execFileSync('rabbitmqctl', ['-q', 'list_queues', 'name', 'type'], { encoding: 'utf8' });
-  for (const line of out.split('\n')) {
-    const [name, type] = line.trim().split(/\s+/);
-    if (name === queue) return type;
+/** Whether the broker accepts re-declaring `queue` as this type: it refuses (406) a type other than the queue's own. */
+async function declaredAs(rabbit: Rabbit, queue: string, type: 'classic' | 'quorum'): Promise<boolean> {
+  const channel = await rabbit.connection.createChannel();
+  channel.on('error', () => undefined);
+  try {
+    await channel.assertQueue(queue, { durable: true, arguments: { 'x-queue-type': type } });
+    return true;
+  } catch (error) {
+    if ((error as { code?: unknown }).code === 406) return false;
+    throw error;
+  } finally {
+    await channel.close().catch(() => undefined);
   }
-  return undefined;
 }
 
 describe('Zipkin wire compatibility', () => {
@@ -138,8 +143,10 @@ describe('Zipkin wire compatibility', () => {
     const collector = await CollectorProcess.spawn({ queue, database, env: { TRACEHOUSE_LOG_LEVEL: 'warn', TRACEHOUSE_QUEUE_TYPE: 'quorum' } });
     cleanup.push(async () => void (await collector.stop()));
     await collector.waitReady();
-    expect(queueType(queue)).toBe('quorum');
-    expect(queueType(`${queue}.dlq`)).toBe('quorum');
+    for (const name of [queue, `${queue}.dlq`]) {
+      expect(await declaredAs(rabbit, name, 'quorum'), name).toBe(true);
+      expect(await declaredAs(rabbit, name, 'classic'), name).toBe(false);
+    }
 
     await rabbit.publish(queue, listOfSpans([{ traceId: 'cccccccccccccccc', id: 'dddddddddddddddd', name: 'q', timestamp: nowMicros, localEndpoint: { serviceName: 'q' } }]));
     await waitFor(async () => (await store.reader.getTrace('cccccccccccccccc')).length === 1, { timeoutMs: 20_000, what: 'span stored from the quorum queue' });
