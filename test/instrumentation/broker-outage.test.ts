@@ -1,6 +1,9 @@
 // The broker goes away while an instrumented service serves requests, then
 // comes back: the service never notices, the exporter buffers within its
 // bound, counts what it drops, reconnects and delivers again.
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { promisify } from 'node:util';
 import type { ChannelModel } from 'amqplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -11,8 +14,26 @@ import {
   startService,
   uniqueQueue,
   waitFor,
+  RABBITMQ_URL,
   type RunningService,
 } from './harness.js';
+
+const run = promisify(execFile);
+const RABBITMQCTL = ['/usr/sbin/rabbitmqctl', '/usr/lib/rabbitmq/bin/rabbitmqctl'].find((path) => existsSync(path));
+
+/** The broker-side id of the connection whose client named itself with `namePart` (as close_connection takes it). */
+async function connectionPid(namePart: string): Promise<string | undefined> {
+  const { stdout } = await run(RABBITMQCTL as string, [
+    '-q',
+    'list_connections',
+    '--no-table-headers',
+    'pid',
+    'client_properties',
+  ]);
+  // One line per connection: "<rabbit@host.1.2.3>\t[{...client properties...}]"
+  const line = stdout.split('\n').find((l) => l.includes(namePart));
+  return line?.split('\t')[0]?.trim();
+}
 
 const BUFFER_CAP = 300;
 
@@ -122,4 +143,41 @@ describe('broker outage', () => {
         `buffered ${cut.bufferedSpans} (${cut.bufferedBytes} B), rss ${Math.round(before.rss / 1e6)} -> ${Math.round(cut.rss / 1e6)} MB`,
     );
   });
+
+  // Only where the broker is local and managed by rabbitmqctl (not, say, in a container).
+  it.skipIf(RABBITMQCTL === undefined)(
+    'recovers when the broker closes its connection (rabbitmqctl close_connection)',
+    async () => {
+      const queue = uniqueQueue('close-connection');
+      queues.push(queue);
+      const service = await startService({
+        TRACEHOUSE_RABBITMQ_URL: RABBITMQ_URL,
+        TRACEHOUSE_QUEUE: queue,
+        OTEL_SERVICE_NAME: 'closed-service',
+        INSTRUMENTATION: 'http',
+      });
+      services.push(service);
+      expect(await load(service, 20)).toEqual(new Map([[200, 20]]));
+      await waitFor('the first spans', async () => (await service.stats()).spansExported >= 20);
+
+      const name = `pid ${service.child.pid}`;
+      let pid: string | undefined;
+      await waitFor('the connection to be listed', async () => (pid = await connectionPid(name)) !== undefined);
+      await run(RABBITMQCTL as string, ['close_connection', pid as string, 'instrumentation test']);
+      // Requests while the exporter notices and reconnects.
+      expect(await load(service, 200)).toEqual(new Map([[200, 200]]));
+      await waitFor('a new connection', async () => {
+        const next = await connectionPid(name);
+        return next !== undefined && next !== pid;
+      });
+      await waitFor('every span to be delivered', async () => {
+        const s = await service.stats();
+        return s.connected && s.spansExported + s.spansDropped.buffer_full >= 220 && s.bufferedSpans === 0;
+      });
+      const stats = await service.stats();
+      expect(stats.spansDropped.buffer_full).toBe(0); // the default buffer holds a short outage
+      const { spans } = await readSpans(broker, queue);
+      expect(new Set(spans.map((s) => s.id)).size).toBe(220);
+    },
+  );
 });
