@@ -27,7 +27,9 @@ function wellFormed(s: string): string {
 export function show(value: unknown): string {
   let text: string;
   try {
-    text = typeof value === 'string' ? JSON.stringify(value) : typeof value === 'object' && value !== null ? (Array.isArray(value) ? 'an array' : 'an object') : String(value);
+    if (typeof value === 'string') text = JSON.stringify(value.length > 80 ? value.slice(0, 80) : value);
+    else if (typeof value === 'object' && value !== null) text = Array.isArray(value) ? 'an array' : 'an object';
+    else text = String(value);
   } catch {
     text = typeof value;
   }
@@ -39,9 +41,9 @@ function reject(reason: SpanRejectReason, message: string): never {
 }
 
 /**
- * Checks hex and counts the leading zeros. Returns the lower-cased id, padded
- * on the left with zeros to `padTo` when shorter, or undefined when the id is
- * all zeros. Throws a rejection for non-hex text or a length over `max`.
+ * Checks hex (either case) and counts the leading zeros. Returns the
+ * lower-cased id with that count, or undefined when the id is all zeros.
+ * Rejects non-hex text and a length over `max`.
  */
 function hexId(value: string, field: string, max: number, reason: SpanRejectReason): { id: string; zeros: number } | undefined {
   const length = value.length;
