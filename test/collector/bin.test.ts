@@ -1,0 +1,28 @@
+/** The tracehouse-collector bin refuses bad configuration before touching anything. */
+import { spawnSync } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+import { COLLECTOR_BIN } from './harness.js';
+
+function run(env: Record<string, string>, args: string[] = []): { status: number | null; stdout: string; stderr: string } {
+  const result = spawnSync(process.execPath, [COLLECTOR_BIN, ...args], { env: { PATH: process.env.PATH ?? '', ...env }, encoding: 'utf8', timeout: 20_000 });
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+describe('tracehouse-collector bin', () => {
+  it('exits 2 with a message naming the variable and what it accepts', () => {
+    const port = run({ TRACEHOUSE_COLLECTOR_PORT: 'ninety' });
+    expect(port.status).toBe(2);
+    expect(port.stderr).toMatch(/TRACEHOUSE_COLLECTOR_PORT: expected a whole number from 0 to 65535, got "ninety"/);
+    const url = run({ TRACEHOUSE_RABBITMQ_URL: 'http://broker' });
+    expect(url.status).toBe(2);
+    expect(url.stderr).toMatch(/TRACEHOUSE_RABBITMQ_URL: .*amqp/);
+  });
+
+  it('--help lists the variables', () => {
+    const help = run({}, ['--help']);
+    expect(help.status).toBe(0);
+    for (const variable of ['TRACEHOUSE_RABBITMQ_URL', 'TRACEHOUSE_QUEUE', 'TRACEHOUSE_CLICKHOUSE_URL', 'TRACEHOUSE_CLICKHOUSE_DATABASE', 'TRACEHOUSE_COLLECTOR_PORT']) {
+      expect(help.stdout).toContain(variable);
+    }
+  });
+});
