@@ -70,6 +70,8 @@ export class AmqpPublisher {
   #attempt = 0;
   #timer: NodeJS.Timeout | undefined;
   #keepAlive = false;
+  /** Failed connection attempts since the last successful one (for logging). */
+  #attemptsSinceReady = 0;
 
   constructor(options: AmqpPublisherOptions) {
     this.#options = {
@@ -148,10 +150,16 @@ export class AmqpPublisher {
       this.#model = model;
       this.#channel = channel;
       this.#attempt = 0;
-      logger.debug(`connected, publishing to queue ${this.#options.queue}`);
+      if (this.#attemptsSinceReady > 0) logger.info(`connected again after ${this.#attemptsSinceReady} failed attempts`);
+      else logger.debug(`connected, publishing to queue ${this.#options.queue}`);
+      this.#attemptsSinceReady = 0;
       this.#options.onReady?.();
     } catch (error) {
-      logger.debug('connect failed', error instanceof Error ? error.message : String(error));
+      // Once per outage at warn level (so a wrong URL or password is visible), then quietly.
+      const message = error instanceof Error ? error.message : String(error);
+      if (this.#attemptsSinceReady === 0) logger.warn(`cannot reach the broker (${message}); retrying with backoff`);
+      else logger.debug('connect failed', message);
+      this.#attemptsSinceReady++;
       if (model !== undefined) await model.close().catch(() => undefined);
       this.#scheduleReconnect();
     } finally {
