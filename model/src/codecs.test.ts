@@ -267,4 +267,99 @@ describe('JSON v1', () => {
       { traceId: '0000000000000001', id: '0000000000000003', kind: 'SERVER', name: 'get', timestamp: 20, duration: 30, localEndpoint: { serviceName: 'backend' }, shared: true },
     ]);
   });
+  const frontend = { serviceName: 'frontend', ipv4: '127.0.0.1' };
+  const backend = { serviceName: 'backend', ipv4: '192.168.99.101', port: 9000 };
+  const kafka = { serviceName: 'kafka' };
+  const ids = { traceId: '7180c278b62e8f6a216a2aea45d08fc9', parentId: '6b221d5bc9e6496c', id: '5b4185666d50f68b' };
+
+  it('splits a v1 messaging span into producer and shared consumer, timed by ws and wr (Zipkin producerAndConsumer)', () => {
+    const body = JSON.stringify([
+      {
+        ...ids,
+        name: 'whatev',
+        annotations: [
+          { timestamp: 1472470996199000, value: 'ms', endpoint: frontend },
+          { timestamp: 1472470996238000, value: 'ws', endpoint: frontend },
+          { timestamp: 1472470996403000, value: 'wr', endpoint: backend },
+          { timestamp: 1472470996406000, value: 'mr', endpoint: backend },
+        ],
+        binaryAnnotations: [{ key: 'ma', value: true, endpoint: kafka }],
+      },
+    ]);
+    expect(decodeOk(Buffer.from(body)).spans).toEqual([
+      { ...ids, kind: 'PRODUCER', name: 'whatev', timestamp: 1472470996199000, duration: 39000, localEndpoint: frontend, remoteEndpoint: kafka },
+      { ...ids, kind: 'CONSUMER', name: 'whatev', timestamp: 1472470996403000, duration: 3000, localEndpoint: backend, remoteEndpoint: kafka, shared: true },
+    ]);
+  });
+
+  it('gives data of each endpoint its own span, and data without an endpoint to the first (Zipkin dataMissingEndpointGoesOnFirstSpan)', () => {
+    const body = JSON.stringify([
+      {
+        traceId: '216a2aea45d08fc9',
+        id: '5b4185666d50f68b',
+        name: 'missing',
+        annotations: [
+          { timestamp: 1472470996199000, value: 'foo', endpoint: frontend },
+          { timestamp: 1472470996238000, value: 'bar', endpoint: frontend },
+          { timestamp: 1472470996250000, value: 'baz', endpoint: backend },
+          { timestamp: 1472470996350000, value: 'qux', endpoint: backend },
+          { timestamp: 1472470996403000, value: 'missing' },
+        ],
+        binaryAnnotations: [
+          { key: 'foo', value: 'bar', endpoint: frontend },
+          { key: 'baz', value: 'qux', endpoint: backend },
+          { key: 'missing', value: '' },
+        ],
+      },
+    ]);
+    const common = { traceId: '216a2aea45d08fc9', id: '5b4185666d50f68b', name: 'missing' };
+    expect(decodeOk(Buffer.from(body)).spans).toEqual([
+      {
+        ...common,
+        localEndpoint: frontend,
+        annotations: [
+          { timestamp: 1472470996199000, value: 'foo' },
+          { timestamp: 1472470996238000, value: 'bar' },
+          { timestamp: 1472470996403000, value: 'missing' },
+        ],
+        tags: { foo: 'bar', missing: '' },
+      },
+      {
+        ...common,
+        localEndpoint: backend,
+        annotations: [
+          { timestamp: 1472470996250000, value: 'baz' },
+          { timestamp: 1472470996350000, value: 'qux' },
+        ],
+        tags: { baz: 'qux' },
+      },
+    ]);
+  });
+
+  it('reads addresses alone as local and remote endpoint without a kind, and a core annotation without endpoint as an event', () => {
+    const body = JSON.stringify([
+      {
+        ...ids,
+        name: 'get',
+        timestamp: 1472470996199000,
+        duration: 207000,
+        binaryAnnotations: [
+          { key: 'ca', value: true, endpoint: frontend },
+          { key: 'sa', value: true, endpoint: backend },
+        ],
+      },
+      { traceId: '1', parentId: '1', id: '2', name: 'foo', timestamp: 1472470996199000, annotations: [{ timestamp: 1472470996199000, value: 'sr' }] },
+    ]);
+    expect(decodeOk(Buffer.from(body)).spans).toEqual([
+      { ...ids, name: 'get', timestamp: 1472470996199000, duration: 207000, localEndpoint: frontend, remoteEndpoint: backend },
+      {
+        traceId: '0000000000000001',
+        parentId: '0000000000000001',
+        id: '0000000000000002',
+        name: 'foo',
+        timestamp: 1472470996199000,
+        annotations: [{ timestamp: 1472470996199000, value: 'sr' }],
+      },
+    ]);
+  });
 });

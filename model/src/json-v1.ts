@@ -100,10 +100,18 @@ export function v1ToV2(input: unknown): unknown[] {
   const cr = core.get('cr');
   const sr = core.get('sr');
   const ss = core.get('ss');
+  const ms = core.get('ms');
+  const mr = core.get('mr');
+  // For messaging, "ws" after "ms" ends the producer side and "wr" before
+  // "mr" starts the consumer side (Zipkin's converter); for RPC they stay
+  // ordinary events.
+  const ws = ms === undefined ? undefined : other.find((a) => a.value === 'ws' && serviceOf(a.endpoint) === serviceOf(ms.endpoint));
+  const wr = mr === undefined ? undefined : other.find((a) => a.value === 'wr' && serviceOf(a.endpoint) === serviceOf(mr.endpoint));
   if (cs !== undefined || cr !== undefined) side('CLIENT', cs, cr);
   if (sr !== undefined || ss !== undefined) side('SERVER', sr, ss);
-  if (core.has('ms')) side('PRODUCER', core.get('ms'), undefined);
-  if (core.has('mr')) side('CONSUMER', core.get('mr'), undefined);
+  if (ms !== undefined) side('PRODUCER', ms, ws);
+  if (mr !== undefined) side('CONSUMER', wr ?? mr, wr === undefined ? undefined : mr);
+  const events = other.filter((a) => a !== ws && a !== wr);
   if (sides.length === 0) sides.push(base());
   const first = sides[0]!;
   // The v1 span's own timestamp and duration belong to its first side.
@@ -112,24 +120,30 @@ export function v1ToV2(input: unknown): unknown[] {
   if (input.debug === true) first.debug = true;
   if (sides.length > 1) {
     // One v1 span holding both sides of an RPC (or messaging hop): the
-    // second side shares the first one's id and owns its own timing.
-    const second = sides[1]!;
-    second.shared = true;
-    const start = second.kind === 'SERVER' ? sr : core.get('mr');
-    const end = second.kind === 'SERVER' ? ss : undefined;
-    second.timestamp = start?.timestamp;
-    second.duration = start !== undefined && end !== undefined && typeof start.timestamp === 'number' && typeof end.timestamp === 'number' ? end.timestamp - start.timestamp : undefined;
+    // second side shares the first one's id; its timing came from its own
+    // annotations above.
+    sides[1]!.shared = true;
   } else if (first.kind === 'SERVER' && (input.timestamp === undefined || input.timestamp === null)) {
     // v1 could not say "shared"; a server side without the span timestamp
     // is taken as joining a client's span, as Zipkin does.
     first.shared = true;
   }
 
+  // Data of an endpoint no side has yet goes to the first side if that has
+  // no endpoint, else to a new span of its own; data without an endpoint
+  // goes to the first side (Zipkin: dataMissingEndpointGoesOnFirstSpan).
   const sideFor = (endpoint: unknown): V2Draft => {
     const service = serviceOf(endpoint);
-    return (service !== undefined && sides.find((d) => serviceOf(d.localEndpoint) === service)) || first;
+    if (service === undefined) return first;
+    const match = sides.find((d) => serviceOf(d.localEndpoint) === service);
+    if (match !== undefined) return match;
+    if (first.localEndpoint === undefined) return first;
+    const extra = base();
+    extra.localEndpoint = endpoint;
+    sides.push(extra);
+    return extra;
   };
-  for (const a of other) {
+  for (const a of events) {
     const target = sideFor(a.endpoint);
     target.localEndpoint ??= a.endpoint;
     target.annotations.push({ timestamp: a.timestamp, value: a.value });
