@@ -310,7 +310,18 @@ export class Collector {
         });
       }
       await channel.prefetch(this.config.prefetch);
-      const reply = await channel.consume(this.config.queue, (message) => this.onMessage(session, message), { noAck: false });
+      const reply = await channel.consume(
+        this.config.queue,
+        (message) => {
+          try {
+            this.onMessage(session, message);
+          } catch (error) {
+            // Never let a bug here reach amqplib's dispatcher; the message stays unacked.
+            this.logger.error({ err: error }, 'failed to handle a delivery');
+          }
+        },
+        { noAck: false },
+      );
       session.consumerTag = reply.consumerTag;
       this.rabbitmqUp = true;
       this.updateUp();
@@ -410,14 +421,16 @@ export class Collector {
     const info: DeadLetterInfo = { reason, error, queue: this.config.queue, collector: this.collectorId };
     const token: Token = { generation: session.generation, tag: message.fields.deliveryTag, spanCount: 0 };
     this.logger.warn({ reason, error, bytes: body.length, deliveryTag: token.tag }, 'dead-lettering message');
-    let options: Options.Publish;
     try {
-      options = deadLetterOptions(message.properties, info);
-      this.publishDeadLetter(session, token, body, options, reason);
+      this.publishDeadLetter(session, token, body, deadLetterOptions(message.properties, info), reason);
     } catch {
-      // The original headers could not be encoded again (RangeError from amqplib): keep ours only.
-      options = minimalDeadLetterOptions(info);
-      this.publishDeadLetter(session, token, body, options, reason);
+      try {
+        // The original headers could not be encoded again (RangeError from amqplib): keep ours only.
+        this.publishDeadLetter(session, token, body, minimalDeadLetterOptions(info), reason);
+      } catch (error) {
+        // The confirm channel is gone: the message stays unacked and comes back after the reconnect.
+        this.logger.error({ err: error, reason }, 'could not dead-letter the message; leaving it unacked');
+      }
     }
   }
 
@@ -434,17 +447,25 @@ export class Collector {
   }
 
   private publishDeadLetter(session: Session, token: Token, body: Buffer, options: Options.Publish, reason: string): void {
-    this.deadLettersInFlight++;
-    session.confirm.publish(this.config.deadLetterExchange, this.config.queue, body, options, (error: unknown) => {
+    const settled = (): void => {
       this.deadLettersInFlight--;
-      if (error !== null && error !== undefined) {
-        this.logger.error({ err: error, reason }, 'dead-letter publish not confirmed; the message stays unacked');
-      } else {
-        this.metrics.messagesDeadLettered.inc({ reason });
-        this.settle([token]);
-      }
       if (this.deadLettersInFlight === 0) for (const resolve of this.deadLetterWaiters.splice(0)) resolve();
-    });
+    };
+    this.deadLettersInFlight++;
+    try {
+      session.confirm.publish(this.config.deadLetterExchange, this.config.queue, body, options, (error: unknown) => {
+        if (error !== null && error !== undefined) {
+          this.logger.error({ err: error, reason }, 'dead-letter publish not confirmed; the message stays unacked');
+        } else {
+          this.metrics.messagesDeadLettered.inc({ reason });
+          this.settle([token]);
+        }
+        settled();
+      });
+    } catch (error) {
+      settled();
+      throw error;
+    }
   }
 
   private readonly deadLetterWaiters: (() => void)[] = [];
