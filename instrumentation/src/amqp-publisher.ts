@@ -72,6 +72,9 @@ export class AmqpPublisher {
   #keepAlive = false;
   /** Failed connection attempts since the last successful one (for logging). */
   #attemptsSinceReady = 0;
+  /** Message ids the broker returned as unroutable (the queue is gone); their confirm then counts as a failure. */
+  readonly #returned = new Set<string>();
+  #nextMessageId = 0;
 
   constructor(options: AmqpPublisherOptions) {
     this.#options = {
@@ -142,6 +145,11 @@ export class AmqpPublisher {
       await untraced(() => this.#ensureQueue(current));
       const channel = await untraced(() => current.createConfirmChannel());
       channel.on('error', (error: Error) => logger.debug('channel error', error.message));
+      // A mandatory message the default exchange could not route: the queue was deleted under us.
+      // The broker sends the return before the confirm, so publish() sees it and fails.
+      channel.on('return', (message: { properties: { messageId?: unknown } }) => {
+        if (typeof message.properties.messageId === 'string') this.#returned.add(message.properties.messageId);
+      });
       channel.on('close', () => this.#lost(current, 'channel closed'));
       if (this.#stopped) {
         await model.close().catch(() => undefined);
@@ -241,11 +249,25 @@ export class AmqpPublisher {
       }, this.#options.confirmTimeoutMillis);
       timer.unref();
       channel.once('close', onClose);
+      const messageId = `th-${process.pid}-${++this.#nextMessageId}`;
       try {
         untraced(() =>
-          channel.sendToQueue(this.#options.queue, body, { persistent: true }, (error: unknown) => {
-            settle(error ? (error instanceof Error ? error : new Error('broker nacked the message')) : undefined);
-          }),
+          channel.sendToQueue(
+            this.#options.queue,
+            body,
+            { persistent: true, mandatory: true, messageId },
+            (error: unknown) => {
+              if (error) {
+                settle(error instanceof Error ? error : new Error('broker nacked the message'));
+              } else if (this.#returned.delete(messageId)) {
+                settle(new Error(`queue ${this.#options.queue} does not exist (message returned)`));
+                // Reconnecting runs the queue check again, which declares the missing queue.
+                this.#lost(model, 'queue missing');
+              } else {
+                settle();
+              }
+            },
+          ),
         );
       } catch (error) {
         settle(error instanceof Error ? error : new Error(String(error)));

@@ -151,4 +151,26 @@ describe('RabbitMqSpanExporter with RabbitMQ', () => {
     expect(sut.stats().spansDropped.shutdown).toBe(0);
     expect(decodeAll(await drainQueue(queue))).toHaveLength(10);
   });
+
+  it('notices a queue deleted under it, declares it again and delivers the spans there', async () => {
+    const queue = queueName();
+    const sut = exporter(queue, { initialReconnectDelayMillis: 50 });
+    await exportAsync(sut, spans(3));
+    await sut.forceFlush();
+    expect(sut.stats().spansExported).toBe(3);
+
+    const channel = await broker.createChannel();
+    await channel.deleteQueue(queue);
+    await channel.close();
+
+    await exportAsync(sut, spans(4));
+    await sut.forceFlush();
+    const stats = sut.stats();
+    await sut.shutdown();
+    expect(stats.publishFailures).toBeGreaterThanOrEqual(1); // the returned message
+    expect(stats.spansExported).toBe(7);
+    expect(stats.bufferedSpans).toBe(0);
+    // The first 3 went down with the deleted queue; the 4 later ones are in the new one.
+    expect(decodeAll(await drainQueue(queue))).toHaveLength(4);
+  });
 });
