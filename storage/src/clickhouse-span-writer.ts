@@ -15,6 +15,8 @@ const MAX_SPANS_PER_INSERT = 50_000;
 export class ClickHouseSpanWriter implements SpanWriter {
   readonly #engine: Engine;
   readonly #table: string;
+  /** Request buffers no write is using, kept to be filled again. */
+  readonly #spare: Buffer[] = [];
 
   constructor(options: { engine: Engine; database: string }) {
     this.#engine = options.engine;
@@ -25,8 +27,12 @@ export class ClickHouseSpanWriter implements SpanWriter {
     const now = Date.now() * 1000;
     for (let start = 0; start < spans.length; start += MAX_SPANS_PER_INSERT) {
       const end = Math.min(spans.length, start + MAX_SPANS_PER_INSERT);
-      const body = encodeRows(spans, start, end, now);
+      const { body, buffer } = encodeRows(spans, start, end, now, this.#spare.pop());
       await this.#engine.insertTabSeparated(this.#table, INGEST_COLUMNS, body);
+      // Kept for a next write only after a success: a failed or timed-out
+      // request might still be reading it. At most two (as many as writes
+      // usually in flight), none beyond 64 MiB.
+      if (this.#spare.length < 2 && buffer.length <= 64 * 1024 * 1024) this.#spare.push(buffer);
     }
   }
 }

@@ -40,7 +40,12 @@ const rate = (n: number, ms: number): string => `${Math.round((n / ms) * 1000).t
     const cpu = process.cpuUsage();
     const started = performance.now();
     let bytes = 0;
-    for (let i = 0; i < spans.length; i += batch) bytes += encodeRows(spans, i, Math.min(spans.length, i + batch), now).length;
+    let buffer: Buffer | undefined;
+    for (let i = 0; i < spans.length; i += batch) {
+      const encoded = encodeRows(spans, i, Math.min(spans.length, i + batch), now, buffer);
+      bytes += encoded.body.length;
+      buffer = encoded.buffer;
+    }
     const ms = performance.now() - started;
     const used = process.cpuUsage(cpu);
     if (round === 1) {
