@@ -204,6 +204,11 @@ export class RabbitMqSpanExporter implements SpanExporter {
   }
 
   #bufferSpan(span: ReadableSpan): boolean {
+    if (this.#closing) {
+      // A chunked export still running when shutdown gave up on the buffer.
+      this.#counters.drop('shutdown');
+      return false;
+    }
     let piece: Buffer;
     try {
       piece = this.#format.encodeSpan(this.#converter.convert(span));
@@ -324,7 +329,7 @@ export class RabbitMqSpanExporter implements SpanExporter {
   async #doShutdown(): Promise<void> {
     try {
       const deadline = Date.now() + this.#shutdownTimeoutMillis;
-      if (this.#buffer.length > 0) {
+      if (this.#buffer.length > 0 || this.#inFlight > 0) {
         this.#publisher.connectNow();
         // Delivering buffered spans is worth keeping the process up for, within the timeout.
         this.#publisher.keepProcessAlive(true);
