@@ -7,6 +7,7 @@ import { describe, it, expect } from 'vitest';
 import { gzipSync } from 'node:zlib';
 import { decodeSpans, encodeJsonV2, encodeProto3, normalizeSpan, type DecodeOptions, type Span } from './index.js';
 import { prng, realisticSpans } from './bench/realistic-spans.js';
+import { V1_CLIENT_AND_SERVER } from './fixtures/zipkin-examples.js';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 20261128);
 const rand = prng(SEED);
@@ -111,6 +112,18 @@ function nextBody(i: number): Body {
       return { label: 'byte flips', body: b };
     }
     case 4: {
+      if (int(3) === 0) {
+        // Zipkin v1 with wrong types in annotations and binary annotations.
+        const v1 = (JSON.parse(V1_CLIENT_AND_SERVER) as Record<string, unknown>[])[0]!;
+        const edits = 1 + int(4);
+        for (let k = 0; k < edits; k++) {
+          const list = int(2) === 0 ? v1.annotations : v1.binaryAnnotations;
+          const entry: unknown = Array.isArray(list) ? list[int(list.length)] : undefined;
+          if (isObj(entry)) (entry as Record<string, unknown>)[pick(['timestamp', 'value', 'endpoint', 'key'])] = pick(WEIRD_VALUES)();
+          if (int(4) === 0) v1[pick(['timestamp', 'duration', 'annotations', 'binaryAnnotations', 'debug'])] = pick(WEIRD_VALUES)();
+        }
+        return { label: 'wrong types in fields (JSON v1)', body: Buffer.from(JSON.stringify([v1, v1])) };
+      }
       const list = Array.from({ length: 1 + int(6) }, () => (int(3) === 0 ? pick(seedSpans) : mutatedSpanObject()));
       return { label: 'wrong types in fields (JSON)', body: Buffer.from(JSON.stringify(list)) };
     }
@@ -215,12 +228,13 @@ describe(`decodeSpans fuzz (FUZZ_SEED=${SEED})`, () => {
           seen.set(`dropped:${d.reason}`, (seen.get(`dropped:${d.reason}`) ?? 0) + 1);
         }
         checkAccepted(result.spans);
-        seen.set('ok', (seen.get('ok') ?? 0) + 1);
+        seen.set(`ok:${result.encoding}`, (seen.get(`ok:${result.encoding}`) ?? 0) + 1);
       }
     }
     // The generators reach every whole-body failure and most span reasons.
     const tally = JSON.stringify(Object.fromEntries(seen));
     for (const reason of FAILURE_REASONS) expect(seen.get(reason) ?? 0, `never produced ${reason}: ${tally}`).toBeGreaterThan(0);
+    for (const encoding of ['JSON_V2', 'JSON_V1', 'PROTO3']) expect(seen.get(`ok:${encoding}`) ?? 0, `no ${encoding} body read: ${tally}`).toBeGreaterThan(0);
     const spanReasons = SPAN_REASONS.filter((r) => seen.has(`dropped:${r}`));
     expect(spanReasons.length, tally).toBeGreaterThanOrEqual(10);
     expect(slowest).toBeLessThan(2000);
