@@ -269,6 +269,8 @@ export class Collector {
       let closed: Promise<unknown> | undefined;
       try {
         ({ closed } = await this.connect());
+        // stop() ran while connecting and found no session to close: close it now.
+        if (this.stopping) await this.session?.connection.close().catch(() => undefined);
         if (connectedBefore) this.metrics.reconnects.inc();
         connectedBefore = true;
         attempt = 0;
