@@ -1,10 +1,11 @@
 /**
  * Route schemas (TypeBox) mirroring shared/reference/zipkin2-api.yaml. They
- * validate the query strings, serialise the responses in Zipkin's field order,
- * and are what /openapi.json is generated from.
+ * validate the query strings, serialise the responses (only the specification's fields),
+ * and are what /openapi.json is generated from. TypeBox is imported through
+ * @fastify/type-provider-typebox, which re-exports it.
  */
 import { SPAN_KINDS, type SpanKind } from '@tracehouse/model';
-import { Type, type Static } from 'typebox';
+import { Type, type Static } from '@fastify/type-provider-typebox';
 
 export const EndpointSchema = Type.Object(
   {
@@ -26,7 +27,8 @@ export const AnnotationSchema = Type.Object(
 
 const lowerHex16 = { pattern: '^[a-f0-9]{16}$', minLength: 16, maxLength: 16 } as const;
 
-// Property order is Zipkin's JSON order; fast-json-stringify writes them in it.
+// The serialiser writes only these properties (required ones first, then this
+// order), so a body never carries a field the specification does not define.
 export const SpanSchema = Type.Object(
   {
     traceId: Type.String({ pattern: '^[a-f0-9]{16,32}$', minLength: 16, maxLength: 32 }),
