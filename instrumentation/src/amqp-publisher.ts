@@ -284,10 +284,11 @@ export class AmqpPublisher {
     this.#model = undefined;
     this.#channel = undefined;
     if (model === undefined) return;
+    // The close handshake is short and bounded: let it hold the process until done.
+    unrefConnection(model, false);
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<void>((resolve) => {
       timer = setTimeout(resolve, timeoutMillis);
-      timer.unref();
     });
     await Promise.race([untraced(() => model.close()).catch(() => undefined), timeout]);
     clearTimeout(timer);

@@ -1,5 +1,8 @@
 // The exporter against the real RabbitMQ: the wire contract of DESIGN.md.
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import {
@@ -13,7 +16,7 @@ import { connect, type ChannelModel, type GetMessage } from 'amqplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RabbitMqSpanExporter, type RabbitMqSpanExporterOptions } from './rabbitmq-span-exporter.js';
 
-const URL = process.env.TRACEHOUSE_RABBITMQ_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
+const RABBITMQ_URL = process.env.TRACEHOUSE_RABBITMQ_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 
 let broker: ChannelModel;
 const queues: string[] = [];
@@ -62,11 +65,11 @@ function decodeAll(messages: GetMessage[]): Span[] {
 }
 
 function exporter(queue: string, options: RabbitMqSpanExporterOptions = {}): RabbitMqSpanExporter {
-  return new RabbitMqSpanExporter({ rabbitmqUrl: URL, queue, meterProvider: false, ...options });
+  return new RabbitMqSpanExporter({ rabbitmqUrl: RABBITMQ_URL, queue, meterProvider: false, ...options });
 }
 
 beforeAll(async () => {
-  broker = await connect(URL);
+  broker = await connect(RABBITMQ_URL);
 });
 
 afterAll(async () => {
@@ -172,5 +175,49 @@ describe('RabbitMqSpanExporter with RabbitMQ', () => {
     expect(stats.bufferedSpans).toBe(0);
     // The first 3 went down with the deleted queue; the 4 later ones are in the new one.
     expect(decodeAll(await drainQueue(queue))).toHaveLength(4);
+  });
+
+  describe('in a script that ends (nothing else keeps the process alive)', () => {
+    const packageDir = fileURLToPath(new URL('..', import.meta.url));
+    const run = (script: string, queue: string): Promise<{ stdout: string }> =>
+      promisify(execFile)(process.execPath, ['--input-type=module', '-e', script], {
+        cwd: packageDir,
+        env: { PATH: process.env.PATH ?? '', TRACEHOUSE_RABBITMQ_URL: RABBITMQ_URL, TRACEHOUSE_QUEUE: queue },
+        timeout: 30_000,
+      });
+
+    it('awaits shutdown() to the end: the spans are delivered and the script goes on', async () => {
+      const queue = queueName();
+      const { stdout } = await run(
+        `
+        import { trace } from '@opentelemetry/api';
+        import { startTracing } from '@tracehouse/instrumentation';
+        const tracing = startTracing({ serviceName: 'script', shutdownSignals: [], esmLoaderHook: false });
+        for (let i = 0; i < 25; i++) trace.getTracer('script').startSpan('step ' + i).end();
+        await tracing.forceFlush();
+        console.log('flushed ' + tracing.stats().spansExported);
+        await tracing.shutdown();
+        console.log('done');
+        `,
+        queue,
+      );
+      expect(stdout).toContain('flushed 25');
+      expect(stdout).toContain('done');
+      expect(decodeAll(await drainQueue(queue))).toHaveLength(25);
+    });
+
+    it('delivers when the event loop runs dry without an explicit shutdown', async () => {
+      const queue = queueName();
+      await run(
+        `
+        import { trace } from '@opentelemetry/api';
+        import { startTracing } from '@tracehouse/instrumentation';
+        startTracing({ serviceName: 'script', shutdownSignals: [], esmLoaderHook: false });
+        for (let i = 0; i < 7; i++) trace.getTracer('script').startSpan('step ' + i).end();
+        `,
+        queue,
+      );
+      expect(decodeAll(await drainQueue(queue))).toHaveLength(7);
+    });
   });
 });

@@ -308,11 +308,20 @@ export class RabbitMqSpanExporter implements SpanExporter {
     return emptied || (this.#buffer.length === 0 && this.#inFlight === 0);
   }
 
-  /** Waits (bounded by `flushTimeoutMillis`) for buffered spans to be confirmed. Never rejects. */
+  /**
+   * Waits (bounded by `flushTimeoutMillis`) for buffered spans to be
+   * confirmed. Meanwhile the connection keeps the process alive, so that
+   * `await forceFlush()` at the end of a script delivers. Never rejects.
+   */
   async forceFlush(): Promise<void> {
     if (this.#shutdown !== undefined) return this.#shutdown;
-    if (!(await this.#waitUntilEmpty(this.#flushTimeoutMillis))) {
-      logger.debug(`forceFlush: ${this.#buffer.length} spans still buffered after ${this.#flushTimeoutMillis} ms`);
+    this.#publisher.keepProcessAlive(true);
+    try {
+      if (!(await this.#waitUntilEmpty(this.#flushTimeoutMillis, true))) {
+        logger.debug(`forceFlush: ${this.#buffer.length} spans still buffered after ${this.#flushTimeoutMillis} ms`);
+      }
+    } finally {
+      if (this.#shutdown === undefined) this.#publisher.keepProcessAlive(false);
     }
   }
 

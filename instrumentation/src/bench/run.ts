@@ -142,6 +142,36 @@ async function exportCost(spans: ReadableSpan[]): Promise<Cost> {
   return { wall, cpu: (used.user + used.system) / spans.length };
 }
 
+/**
+ * The whole path in this process: export() of batches as the batch processor
+ * hands them over, conversion, encoding, framing, amqplib publishing and
+ * confirms from the real RabbitMQ, until every span is confirmed.
+ */
+async function publishCost(spans: ReadableSpan[], queue: string): Promise<Cost> {
+  const exporter = new RabbitMqSpanExporter({
+    rabbitmqUrl: RABBITMQ_URL,
+    queue,
+    maxBufferedSpans: spans.length * 2,
+    flushTimeoutMillis: 60_000,
+    meterProvider: false,
+  });
+  exporter.start();
+  await new Promise((resolve) => exporter.export(spans.slice(0, 1), resolve));
+  await exporter.forceFlush(); // connected, queue checked
+  const cpu = process.cpuUsage();
+  const start = process.hrtime.bigint();
+  for (let i = 0; i < spans.length; i += 512) {
+    await new Promise((resolve) => exporter.export(spans.slice(i, i + 512), resolve));
+  }
+  await exporter.forceFlush();
+  const wall = Number(process.hrtime.bigint() - start) / 1000 / spans.length;
+  const used = process.cpuUsage(cpu);
+  const stats = exporter.stats();
+  await exporter.shutdown();
+  if (stats.spansExported !== spans.length + 1) throw new Error(`only ${stats.spansExported} spans confirmed`);
+  return { wall, cpu: (used.user + used.system) / spans.length };
+}
+
 async function spanCost(): Promise<void> {
   const spans = realisticSpans(10_000);
   const converter = new ZipkinSpanConverter();
@@ -169,6 +199,19 @@ async function spanCost(): Promise<void> {
   console.log(`conversion + JSON v2 encoding          ${format(jsonTotal)}   goal <= 2 µs; ${averageBytes} B/span`);
   console.log(`conversion + proto3 encoding           ${format(protoTotal)}`);
   console.log(`export() into the buffer (JSON, all)   ${format(exportTotal)}`);
+
+  const queue = `th-bench-${randomBytes(4).toString('hex')}`;
+  try {
+    await publishCost(spans, queue); // warm-up
+    const publishes = [await publishCost(spans, queue), await publishCost(spans, queue), await publishCost(spans, queue)];
+    const publish = { wall: median(publishes.map((c) => c.wall)), cpu: median(publishes.map((c) => c.cpu)) };
+    console.log(`export() to RabbitMQ until confirmed     ${format(publish)}   (everything in this process, JSON)`);
+  } finally {
+    const connection = await connect(RABBITMQ_URL);
+    const channel = await connection.createChannel();
+    await channel.deleteQueue(queue).catch(() => undefined);
+    await connection.close();
+  }
 }
 
 interface Server {
