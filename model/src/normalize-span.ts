@@ -6,12 +6,12 @@ import { normalizeIp } from './ip.js';
 import { SpanRejection, rejectSpan, type NormalizeResult, type SpanRejectReason } from './results.js';
 import type { Annotation, Endpoint, Span, SpanKind } from './span.js';
 
-declare global {
-  // ES2024, in Node since 20; the project's lib setting is ES2023.
-  interface String {
-    isWellFormed(): boolean;
-    toWellFormed(): string;
-  }
+// String.prototype.isWellFormed/toWellFormed are ES2024 (in Node since 20);
+// the project's lib setting is ES2023, so a local type, not a global one.
+type WellFormedApi = { isWellFormed(): boolean; toWellFormed(): string };
+
+function isWellFormed(s: string): boolean {
+  return (s as unknown as WellFormedApi).isWellFormed();
 }
 
 /**
@@ -20,7 +20,7 @@ declare global {
  * storage. Cheap: V8 answers at once for one-byte (Latin-1) strings.
  */
 function wellFormed(s: string): string {
-  return s.isWellFormed() ? s : s.toWellFormed();
+  return isWellFormed(s) ? s : (s as unknown as WellFormedApi).toWellFormed();
 }
 
 /** Short printable form of a bad value for error messages. */
@@ -228,7 +228,7 @@ function tagsOf(value: unknown, reuse: boolean): Record<string, string> | undefi
     const v = raw[key];
     // Zipkin rejects non-string tag values as malformed (openzipkin/zipkin#3695).
     if (typeof v !== 'string') reject('bad_tags', `tag ${show(key)} has value ${show(v)}, not a string`);
-    if (clean && (!key.isWellFormed() || !v.isWellFormed())) clean = false;
+    if (clean && (!isWellFormed(key) || !isWellFormed(v))) clean = false;
     count++;
   }
   if (count === 0) return undefined;

@@ -18,16 +18,15 @@ const WIRE_FIXED32 = 5;
 const KIND_BY_NUMBER: readonly (SpanKind | undefined)[] = [undefined, 'CLIENT', 'SERVER', 'PRODUCER', 'CONSUMER'];
 const NUMBER_BY_KIND: Readonly<Record<SpanKind, number>> = { CLIENT: 1, SERVER: 2, PRODUCER: 3, CONSUMER: 4 };
 
-// Node's Buffer has these one-call slicers (what toString() dispatches to)
-// without declaring them in its type definitions.
-declare module 'node:buffer' {
-  interface Buffer {
-    latin1Slice(start: number, end: number): string;
-    hexSlice(start: number, end: number): string;
-    utf8Slice(start: number, end: number): string;
-    utf8Write(s: string, offset: number, length: number): number;
-  }
-}
+// Node's Buffer has these one-call slicers and writers (what toString() and
+// write() dispatch to after checking their arguments) without declaring them
+// in its type definitions. A local type, so no declaration leaks to users.
+type FastBuffer = Buffer & {
+  latin1Slice(start: number, end: number): string;
+  hexSlice(start: number, end: number): string;
+  utf8Slice(start: number, end: number): string;
+  utf8Write(s: string, offset: number, length: number): number;
+};
 
 /** Structural damage in the bytes (truncation, bad varint, bad wire type). */
 class ProtoError extends Error {}
@@ -35,7 +34,7 @@ class ProtoError extends Error {}
 /** Cursor over a region of the body. */
 class Reader {
   constructor(
-    readonly buf: Buffer,
+    readonly buf: FastBuffer,
     public pos: number,
     readonly end: number,
   ) {}
@@ -144,7 +143,7 @@ const MAX_CACHED = 48;
 const CACHE_SLOTS = 4096;
 const stringCache: (string | undefined)[] = new Array<string | undefined>(CACHE_SLOTS).fill(undefined);
 
-function cachedString(buf: Buffer, start: number, end: number): string {
+function cachedString(buf: FastBuffer, start: number, end: number): string {
   const length = end - start;
   if (length === 0) return '';
   let hash = length;
@@ -358,7 +357,8 @@ function readSpan(r: Reader, end: number): RawSpan {
 export function decodeProto3List(buf: Buffer): DecodeResult {
   const spans: Span[] = [];
   const dropped: DroppedSpan[] = [];
-  const r = new Reader(buf, 0, buf.byteLength);
+  const fast = buf as FastBuffer;
+  const r = new Reader(fast, 0, buf.byteLength);
   let index = 0;
   try {
     while (r.pos < r.end) {
@@ -373,7 +373,7 @@ export function decodeProto3List(buf: Buffer): DecodeResult {
       const end = r.lengthDelimited();
       const start = r.pos;
       try {
-        spans.push(normalizeOrThrow(readSpan(new Reader(buf, start, end), end), true));
+        spans.push(normalizeOrThrow(readSpan(new Reader(fast, start, end), end), true));
       } catch (e) {
         if (e instanceof SpanRejection) dropped.push({ index, reason: e.reason, message: e.message });
         else if (e instanceof ProtoError) dropped.push({ index, reason: 'bad_field_type', message: `span bytes are malformed: ${e.message}` });
@@ -402,16 +402,16 @@ function varintSize(n: number): number {
 }
 
 class Writer {
-  buf: Buffer;
+  buf: FastBuffer;
   pos = 0;
 
   constructor(initial: number) {
-    this.buf = Buffer.allocUnsafe(Math.max(64, initial));
+    this.buf = Buffer.allocUnsafe(Math.max(64, initial)) as FastBuffer;
   }
 
   ensure(n: number): void {
     if (this.pos + n <= this.buf.length) return;
-    const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.pos + n));
+    const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.pos + n)) as FastBuffer;
     this.buf.copy(next, 0, 0, this.pos);
     this.buf = next;
   }
