@@ -130,6 +130,13 @@ describe('buildApp', () => {
     }
   });
 
+  it('sends only the fields the specification defines', async () => {
+    const extra = { ...spans[0], internal: 'x', localEndpoint: { serviceName: 'backend', rowId: 7 } } as unknown as Span;
+    const api = await start(new RecordingReader([[extra]]));
+    const response = await api.inject({ url: `/api/v2/trace/${TRACE}` });
+    expect(response.json()).toEqual([{ traceId: TRACE, id: '0000000000000002', kind: 'SERVER', localEndpoint: { serviceName: 'backend' } }]);
+  });
+
   it('answers 404 for an unknown trace and an unknown route', async () => {
     const api = await start(new RecordingReader([spans]));
     const missing = await api.inject({ url: '/api/v2/trace/00000000000000ff' });
