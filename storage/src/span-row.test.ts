@@ -92,6 +92,20 @@ describe('spanRow', () => {
     expect(fields[10]).toBe("['v\\'\\n\\\\']");
   });
 
+  it('keeps tag keys and values paired, whatever the keys look like', () => {
+    const tags = { z: '1', '10': 'ten', '2': 'two', "q'": 'a\\b', a: '' };
+    const fields = spanRow({ ...span, tags }, 1).slice(0, -1).split('\t');
+    const payload = canonicalJson({ ...span, tags });
+    expect(fields[12]).toBe(tsvField(payload));
+    expect((JSON.parse(payload) as Span).tags).toEqual(tags);
+    const unquote = (field: string): string[] =>
+      [...field.matchAll(/'((?:[^'\\]|\\.)*)'/g)].map((m) => (m[1] as string).replace(/\\(.)/g, '$1'));
+    const keys = unquote(fields[9] as string);
+    const values = unquote(fields[10] as string);
+    expect(Object.fromEntries(keys.map((k, i) => [k, values[i]]))).toEqual(tags);
+    expect(canonicalJson({ ...span, tags: { a: '', '2': 'two', z: '1', "q'": 'a\\b', '10': 'ten' } })).toBe(payload);
+  });
+
   it('lower-cases the searchable names but keeps the payload as sent', () => {
     const row = spanRow({ ...span, name: 'GET /Api', localEndpoint: { serviceName: 'FrontEnd' } }, 1);
     const fields = row.slice(0, -1).split('\t');

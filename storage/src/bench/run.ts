@@ -5,7 +5,10 @@
  * through @clickhouse/client, the format the writer does not use.
  *
  *   npm run bench -w storage -- [--spans 500000] [--batch 10000] [--url http://127.0.0.1:8123] [--chdb] [--compare-json]
+ *                               [--server-pid N]
  */
+import { readdirSync, readFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { createClient } from '@clickhouse/client';
 import { ClickHouseStore } from '../clickhouse-store.js';
@@ -20,6 +23,8 @@ const { values } = parseArgs({
     url: { type: 'string', default: process.env.TRACEHOUSE_CLICKHOUSE_URL ?? 'http://127.0.0.1:8123' },
     chdb: { type: 'boolean', default: false },
     'compare-json': { type: 'boolean', default: false },
+    /** pid of the clickhouse-server behind --url, for its CPU time (found when only one runs). */
+    'server-pid': { type: 'string' },
   },
 });
 
@@ -56,18 +61,57 @@ const rate = (n: number, ms: number): string => `${Math.round((n / ms) * 1000).t
   }
 }
 
+/**
+ * CPU time used so far by a local clickhouse-server (from /proc), in ms, when
+ * one runs on this machine: a rate per server CPU-second is steadier than wall
+ * time on a shared machine (though the server may be serving others too).
+ */
+function serverCpuMs(): number | undefined {
+  try {
+    let pids: string[];
+    if (values['server-pid'] !== undefined) pids = [values['server-pid']];
+    else {
+      pids = readdirSync('/proc').filter((pid) => {
+        if (!/^\d+$/.test(pid)) return false;
+        try {
+          return readFileSync(`/proc/${pid}/comm`, 'utf8').startsWith('clickhouse-serv');
+        } catch {
+          return false;
+        }
+      });
+      // Several servers: which one is ours is not known; say nothing.
+      if (pids.length !== 1) return undefined;
+    }
+    const fields = readFileSync(`/proc/${pids[0]}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+    // utime and stime, in clock ticks (100 per second on Linux).
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return undefined;
+  }
+}
+
 async function writerRun(url: string): Promise<void> {
   const database = `th_bench_${process.pid}_${Math.random().toString(36).slice(2, 8)}`;
   const store = await ClickHouseStore.open({ url, database });
   try {
     // Warm up the connection and the tables.
     await store.writer.write(spans.slice(0, Math.min(batch, 1000)));
+    const http = !url.startsWith('chdb:');
+    const serverBefore = http ? serverCpuMs() : undefined;
+    const cpu = process.cpuUsage();
     const started = performance.now();
     for (let i = 0; i < spans.length; i += batch) await store.writer.write(spans.slice(i, i + batch));
     const ms = performance.now() - started;
+    const used = process.cpuUsage(cpu);
+    const serverAfter = http ? serverCpuMs() : undefined;
     const counted = await store.countSpans();
     console.log(
-      `writer → ${store.serverVersion} (${url.startsWith('chdb:') ? 'chdb' : 'http'}): ${spans.length.toLocaleString('en-US')} spans in ${(ms / 1000).toFixed(2)} s = ${rate(spans.length, ms)} (batch ${batch}; ${counted.distinct} distinct stored)`,
+      `writer → ${store.serverVersion} (${http ? 'http' : 'chdb'}): ${spans.length.toLocaleString('en-US')} spans in ${(ms / 1000).toFixed(2)} s = ${rate(spans.length, ms)} (batch ${batch}; ${counted.distinct} distinct stored)`,
+    );
+    const serverCpu = serverBefore !== undefined && serverAfter !== undefined ? serverAfter - serverBefore : undefined;
+    console.log(
+      `  CPU: writer process ${rate(spans.length, (used.user + used.system) / 1000)} per CPU-second` +
+        (serverCpu !== undefined && serverCpu > 0 ? `; local clickhouse-server ${rate(spans.length, serverCpu)} per CPU-second` : ''),
     );
   } finally {
     await store.dropDatabase();
@@ -113,6 +157,7 @@ async function jsonRun(url: string): Promise<void> {
   }
 }
 
+console.log(`load average before: ${loadavg().map((l) => l.toFixed(1)).join(' ')} (other work on the machine slows these figures)`);
 await writerRun(values.url);
 if (values['compare-json']) await jsonRun(values.url);
 if (values.chdb) await writerRun('chdb:');
