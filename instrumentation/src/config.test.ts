@@ -53,6 +53,10 @@ describe('parseTracingConfig', () => {
     });
   });
 
+  it('accepts well-formed resource attributes (the SDK applies them)', () => {
+    expect(() => parseTracingConfig({}, { OTEL_RESOURCE_ATTRIBUTES: 'team=payments, region=eu%2Dwest,' })).not.toThrow();
+  });
+
   it('lets typed options override the environment', () => {
     const config = parseTracingConfig(
       { serviceName: 'opt', queue: 'q2', maxBufferedSpans: 7, encoding: 'json' },
@@ -72,6 +76,8 @@ describe('parseTracingConfig', () => {
     [{ OTEL_SDK_DISABLED: 'yes' }, 'OTEL_SDK_DISABLED', '"true" or "false"'],
     [{ TRACEHOUSE_QUEUE: 'q'.repeat(300) }, 'TRACEHOUSE_QUEUE', '1 to 255 bytes'],
     [{ OTEL_BSP_MAX_QUEUE_SIZE: '10', OTEL_BSP_MAX_EXPORT_BATCH_SIZE: '20' }, 'OTEL_BSP_MAX_EXPORT_BATCH_SIZE', 'from 1 to 10'],
+    [{ OTEL_RESOURCE_ATTRIBUTES: 'team=payments,oops' }, 'OTEL_RESOURCE_ATTRIBUTES', 'key=value pairs'],
+    [{ OTEL_RESOURCE_ATTRIBUTES: 'team=%E0%A4%A' }, 'OTEL_RESOURCE_ATTRIBUTES', 'percent-encoded'],
   ])('rejects %o naming the variable and what it accepts', (env, variable, accepts) => {
     let error: unknown;
     try {

@@ -133,10 +133,31 @@ function booleanFromEnv(env: Env, name: string): boolean {
 }
 
 /**
+ * `OTEL_RESOURCE_ATTRIBUTES` is applied by the SDK's env detector, which
+ * skips a malformed value silently; check it here so a typo stops the start.
+ */
+function checkResourceAttributes(env: Env): void {
+  const raw = envString(env, 'OTEL_RESOURCE_ATTRIBUTES');
+  if (raw === undefined) return;
+  const accepts = 'comma-separated key=value pairs with percent-encoded values';
+  for (const pair of raw.split(',')) {
+    if (pair.trim() === '') continue;
+    const equals = pair.indexOf('=');
+    if (equals <= 0 || pair.slice(0, equals).trim() === '') throw new TracingConfigError('OTEL_RESOURCE_ATTRIBUTES', accepts, raw);
+    try {
+      decodeURIComponent(pair.slice(equals + 1));
+    } catch {
+      throw new TracingConfigError('OTEL_RESOURCE_ATTRIBUTES', accepts, raw);
+    }
+  }
+}
+
+/**
  * Reads the environment once and applies the options on top. Throws
  * {@link TracingConfigError} naming the first bad variable or option.
  */
 export function parseTracingConfig(options: TracingOptions = {}, env: Env = process.env): TracingConfig {
+  checkResourceAttributes(env);
   const serviceName = options.serviceName ?? envString(env, 'OTEL_SERVICE_NAME');
   if (serviceName !== undefined && serviceName.trim() === '') {
     throw new TracingConfigError('option serviceName', 'a non-empty service name', serviceName);
