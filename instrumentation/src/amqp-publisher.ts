@@ -202,6 +202,7 @@ export class AmqpPublisher {
     if (this.#model === undefined && this.#connecting) return; // the connect attempt handles its own failure
     this.#model = undefined;
     this.#channel = undefined;
+    this.#returned.clear(); // their confirms will never come on this connection
     void model.close().catch(() => undefined);
     if (this.#stopped) return;
     logger.debug(`broker connection lost (${reason}), reconnecting`);
