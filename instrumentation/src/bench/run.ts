@@ -12,7 +12,9 @@
 // (default 3), BENCH_CONNECTIONS (default 32), TRACEHOUSE_RABBITMQ_URL.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SpanKind, SpanStatusCode, context, trace } from '@opentelemetry/api';
 import { resourceFromAttributes } from '@opentelemetry/resources';
@@ -219,9 +221,9 @@ interface Server {
   port: number;
 }
 
-async function startServer(mode: string, queue: string): Promise<Server> {
+async function startServer(mode: string, queue: string, nodeFlags: string[] = []): Promise<Server> {
   const script = fileURLToPath(new URL('./hello-server.js', import.meta.url));
-  const child = spawn(process.execPath, [script, mode], {
+  const child = spawn(process.execPath, [...nodeFlags, script, mode], {
     env: {
       PATH: process.env.PATH ?? '',
       TRACEHOUSE_RABBITMQ_URL: RABBITMQ_URL,
@@ -281,6 +283,69 @@ function brokerCpuMicros(): number {
   return (ticks * 1_000_000) / 100; // USER_HZ is 100 on Linux
 }
 
+interface ProfileNode {
+  id: number;
+  callFrame: { functionName: string; url: string };
+  children?: number[];
+}
+
+/**
+ * Share of the server's busy CPU spent in the exporter: samples of a V8 CPU
+ * profile whose stack includes this package's code or amqplib (so JSON
+ * encoding and AMQP socket writes count). Unlike req/s, this does not depend
+ * on what else the machine is running.
+ */
+function exporterShare(profileDir: string): number {
+  const file = readdirSync(profileDir).find((f) => f.endsWith('.cpuprofile'));
+  if (file === undefined) throw new Error('no CPU profile written');
+  const profile = JSON.parse(readFileSync(join(profileDir, file), 'utf8')) as {
+    nodes: ProfileNode[];
+    samples: number[];
+    timeDeltas: number[];
+  };
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const parentOf = new Map<number, number>();
+  for (const node of profile.nodes) for (const child of node.children ?? []) parentOf.set(child, node.id);
+  const isExporter = (url: string): boolean =>
+    url.includes('/amqplib/') || (url.includes('/instrumentation/dist/') && !url.includes('/bench/'));
+  let busy = 0;
+  let exporter = 0;
+  profile.samples.forEach((id, i) => {
+    const delta = profile.timeDeltas[i] ?? 0;
+    const node = byId.get(id);
+    if (node === undefined || node.callFrame.functionName === '(idle)') return;
+    busy += delta;
+    for (let current: number | undefined = id; current !== undefined; current = parentOf.get(current)) {
+      if (isExporter(byId.get(current)?.callFrame.url ?? '')) {
+        exporter += delta;
+        return;
+      }
+    }
+  });
+  return exporter / busy;
+}
+
+async function profiledRun(queue: string): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'th-bench-profile-'));
+  try {
+    const server = await startServer('rabbitmq', queue, ['--cpu-prof', `--cpu-prof-dir=${dir}`]);
+    try {
+      await saturate(server.port, 2);
+      const result = await saturate(server.port, SECONDS);
+      console.log(`profiled rabbitmq run: ${result.requests.average.toFixed(0)} req/s`);
+    } finally {
+      await stopServer(server);
+    }
+    const share = exporterShare(dir);
+    console.log(
+      `exporter's share of the server's busy CPU at saturation (CPU profile)  ${(share * 100).toFixed(1)}%  ` +
+        `(= throughput a CPU-bound server loses to it; goal <= 10%)`,
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 async function throughput(): Promise<void> {
   const queue = `th-bench-${randomBytes(4).toString('hex')}`;
   const modes = ['none', 'noop', 'rabbitmq'] as const;
@@ -315,6 +380,7 @@ async function throughput(): Promise<void> {
         }
       }
     }
+    await profiledRun(queue);
   } finally {
     const connection = await connect(RABBITMQ_URL);
     const channel = await connection.createChannel();
