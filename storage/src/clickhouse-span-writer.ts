@@ -31,8 +31,8 @@ export class ClickHouseSpanWriter implements SpanWriter {
       await this.#engine.insertTabSeparated(this.#table, INGEST_COLUMNS, body);
       // Kept for a next write only after a success: a failed or timed-out
       // request might still be reading it. At most two (as many as writes
-      // usually in flight), none beyond 64 MiB.
-      if (this.#spare.length < 2 && buffer.length <= 64 * 1024 * 1024) this.#spare.push(buffer);
+      // usually in flight), none beyond 128 MiB.
+      if (this.#spare.length < 2 && buffer.length <= 128 * 1024 * 1024) this.#spare.push(buffer);
     }
   }
 }

@@ -228,7 +228,7 @@ export function encodeRows(
   fallbackMicros: number,
   into?: Buffer,
 ): { body: Buffer; buffer: Buffer } {
-  let buffer = into ?? Buffer.allocUnsafe(Math.max(64 * 1024, (end - start) * 1536));
+  let buffer = into ?? Buffer.allocUnsafe(Math.max(64 * 1024, (end - start) * 1280));
   let length = 0;
   for (let i = start; i < end; i++) {
     const span = spans[i] as Span;
