@@ -62,7 +62,7 @@ export class ChdbEngine implements Engine {
   }
 
   #live(): Session {
-    if (this.#session === undefined) throw new StorageError({ code: 'closed', message: 'chdb engine is closed' });
+    if (this.#session === undefined) throw new StorageError({ code: 'closed', retryable: true, message: 'the ClickHouse store is closed' });
     return this.#session;
   }
 

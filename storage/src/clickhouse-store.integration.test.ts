@@ -375,6 +375,25 @@ describe.each(ENGINES)('migrations on the $name', ({ url }) => {
   });
 });
 
+describe.each(ENGINES)('a closed store on the $name', ({ url }) => {
+  it('refuses work with a retryable "closed" error and answers ping with false', async () => {
+    const database = uniqueDatabase('th_closed');
+    const store = await ClickHouseStore.open({ url, database });
+    // Another store keeps a chdb: directory alive to drop the database after.
+    const keeper = await ClickHouseStore.open({ url, database });
+    await store.close();
+    await store.close(); // idempotent
+    expect(await store.ping()).toBe(false);
+    await expect(store.writer.write(generateSpans({ traces: 1, spansPerTrace: 1 }))).rejects.toMatchObject({
+      code: 'closed',
+      retryable: true,
+    });
+    await expect(store.reader.getServiceNames()).rejects.toMatchObject({ code: 'closed' });
+    await keeper.dropDatabase();
+    await keeper.close();
+  });
+});
+
 describe('opening a store', () => {
   it('fails with a retryable connection error when the server is unreachable', async () => {
     const error: unknown = await ClickHouseStore.open({ url: 'http://127.0.0.1:1', database: 'x' }).catch((e: unknown) => e);

@@ -3,6 +3,7 @@ import { ClickHouseLogLevel, createClient, type ClickHouseClient } from '@clickh
 import type { Engine } from './engine.js';
 import type { BoundSql } from './sql-binding.js';
 import { toStorageError } from './error-mapping.js';
+import { StorageError } from './storage-error.js';
 
 export interface HttpEngineOptions {
   url: string;
@@ -15,6 +16,7 @@ export interface HttpEngineOptions {
 export class HttpEngine implements Engine {
   readonly kind = 'http' as const;
   readonly #client: ClickHouseClient;
+  #closed = false;
   readonly #readSettings: { max_execution_time: number; use_uncompressed_cache: 0 | 1 };
 
   constructor(options: HttpEngineOptions) {
@@ -39,6 +41,7 @@ export class HttpEngine implements Engine {
   }
 
   async execute(statement: BoundSql): Promise<void> {
+    this.#open();
     try {
       await this.#client.command({ query: statement.sql, ...this.#params(statement) });
     } catch (error) {
@@ -47,6 +50,7 @@ export class HttpEngine implements Engine {
   }
 
   async query<T>(statement: BoundSql): Promise<T[]> {
+    this.#open();
     try {
       const result = await this.#client.query({
         query: statement.sql,
@@ -61,6 +65,7 @@ export class HttpEngine implements Engine {
   }
 
   async queryText(statement: BoundSql, format: 'TabSeparatedRaw' | 'TabSeparated'): Promise<string> {
+    this.#open();
     try {
       const result = await this.#client.query({
         query: statement.sql,
@@ -75,6 +80,7 @@ export class HttpEngine implements Engine {
   }
 
   async insertTabSeparated(table: string, columns: readonly string[], body: Buffer): Promise<void> {
+    this.#open();
     try {
       await this.#client.insert({
         table,
@@ -88,6 +94,7 @@ export class HttpEngine implements Engine {
   }
 
   async ping(): Promise<boolean> {
+    if (this.#closed) return false;
     try {
       const result = await this.#client.ping();
       return result.success;
@@ -97,10 +104,21 @@ export class HttpEngine implements Engine {
   }
 
   async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
     await this.#client.close();
+  }
+
+  #open(): void {
+    if (this.#closed) throw closedError();
   }
 
   #params(statement: BoundSql): { query_params?: Record<string, unknown> } {
     return Object.keys(statement.params).length > 0 ? { query_params: statement.params } : {};
   }
+}
+
+/** Work refused because the store was closed: may succeed elsewhere, so retryable (never dead-letter for it). */
+export function closedError(): StorageError {
+  return new StorageError({ code: 'closed', retryable: true, message: 'the ClickHouse store is closed' });
 }

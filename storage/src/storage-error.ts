@@ -11,7 +11,7 @@ export type StorageErrorCode =
   | 'server' // the server answered with another error
   | 'bad_input' // the caller's input cannot be bound (wrong type, out of range)
   | 'schema' // migrations failed or the schema is not what this version expects
-  | 'closed'; // the store was closed
+  | 'closed'; // the store was closed (retryable: another process may do it)
 
 export class StorageError extends Error {
   readonly code: StorageErrorCode;
@@ -28,5 +28,5 @@ export class StorageError extends Error {
 }
 
 function defaultRetryable(code: StorageErrorCode): boolean {
-  return code === 'connection' || code === 'timeout' || code === 'overloaded';
+  return code === 'connection' || code === 'timeout' || code === 'overloaded' || code === 'closed';
 }
