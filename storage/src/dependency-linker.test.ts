@@ -31,15 +31,33 @@ describe('DependencyLinker', () => {
     expect(linker.links()).toEqual([{ parent: 'api', child: 'mysql', callCount: 1, errorCount: 1 }]);
   });
 
-  it('links producer to consumer through the parent and leaves self-calls and orphans out', () => {
+  it('links a producer to its broker and the broker to its consumer, as Zipkin does', () => {
     const linker = new DependencyLinker();
+    // The consumer is a child of the producer: both halves still link, each to the broker.
     linker.putTrace([
       span({ id: 'p', kind: 'PRODUCER', service: 'orders', remoteService: 'rabbitmq' }),
+      span({ id: 'c', parentId: 'p', kind: 'CONSUMER', service: 'billing', remoteService: 'rabbitmq', error: true }),
+    ]);
+    // Shared-id style: producer and consumer halves under one id.
+    linker.putTrace([
+      span({ traceId: 'u', id: 'm', kind: 'PRODUCER', service: 'orders', remoteService: 'rabbitmq' }),
+      span({ traceId: 'u', id: 'm', kind: 'CONSUMER', service: 'billing', remoteService: 'rabbitmq' }),
+    ]);
+    expect(linker.links()).toEqual([
+      { parent: 'orders', child: 'rabbitmq', callCount: 2 },
+      { parent: 'rabbitmq', child: 'billing', callCount: 2, errorCount: 1 },
+    ]);
+  });
+
+  it('links no messaging span missing the broker name, and leaves self-calls and orphans out', () => {
+    const linker = new DependencyLinker();
+    linker.putTrace([
+      span({ id: 'p', kind: 'PRODUCER', service: 'orders' }),
       span({ id: 'c', parentId: 'p', kind: 'CONSUMER', service: 'billing' }),
       span({ id: 's', parentId: 'c', kind: 'SERVER', service: 'billing' }),
       span({ id: 'o', parentId: 'missing', kind: 'SERVER', service: 'lonely' }),
     ]);
-    expect(linker.links()).toEqual([{ parent: 'orders', child: 'billing', callCount: 1 }]);
+    expect(linker.links()).toEqual([]);
   });
 
   it('uses the server span remote service as the caller when given', () => {

@@ -12,14 +12,17 @@ export interface LinkSpan {
 }
 
 /**
- * Service links from parent/child relations, in the spirit of Zipkin's
- * DependencyLinker:
- * - a SERVER or CONSUMER span links caller → its own service, the caller being
- *   its remote service name, else the service of the CLIENT/PRODUCER half that
- *   shares its id, else the service of its parent span;
- * - a CLIENT or PRODUCER span links its service → its remote service only when
- *   no SERVER/CONSUMER span reported the other side (an uninstrumented callee),
- *   so each call is counted once;
+ * Service links from parent/child relations, as Zipkin's DependencyLinker:
+ * - a PRODUCER span links its service → its remote service (the broker) and a
+ *   CONSUMER span links its remote service (the broker) → its service; a
+ *   messaging span missing either name links nothing (no guessing from the
+ *   parent: the broker is the other side of each half);
+ * - a SERVER span links caller → its own service, the caller being its remote
+ *   service name, else the service of the CLIENT half that shares its id, else
+ *   the service of its parent span;
+ * - a CLIENT span links its service → its remote service only when no SERVER
+ *   span reported the other side (an uninstrumented callee), so each call is
+ *   counted once;
  * - a call is an error when either side carries the `error` tag.
  * Self-links (same service both sides) are left out. Input rows must be
  * distinct (the reader reads them DISTINCT).
@@ -36,10 +39,13 @@ export class DependencyLinker {
       if (span.parentId !== '') push(childrenOf, span.parentId, span);
     }
     for (const span of spans) {
-      if (span.kind === 'SERVER' || span.kind === 'CONSUMER') {
+      if (span.kind === 'PRODUCER' || span.kind === 'CONSUMER') {
+        if (span.service === '' || span.remoteService === '') continue;
+        if (span.kind === 'PRODUCER') this.#add(span.service, span.remoteService, span.error);
+        else this.#add(span.remoteService, span.service, span.error);
+      } else if (span.kind === 'SERVER') {
         if (span.service === '') continue;
-        const callerKind = span.kind === 'SERVER' ? 'CLIENT' : 'PRODUCER';
-        const sharedCaller = byId.get(span.id)?.find((s) => s.kind === callerKind);
+        const sharedCaller = byId.get(span.id)?.find((s) => s.kind === 'CLIENT');
         const parentSpans = span.parentId === '' ? undefined : byId.get(span.parentId);
         const caller =
           span.remoteService !== ''
@@ -51,12 +57,11 @@ export class DependencyLinker {
                 '');
         if (caller === '') continue;
         this.#add(caller, span.service, span.error || sharedCaller?.error === true);
-      } else if (span.kind === 'CLIENT' || span.kind === 'PRODUCER') {
+      } else if (span.kind === 'CLIENT') {
         if (span.service === '' || span.remoteService === '') continue;
-        const calleeKind = span.kind === 'CLIENT' ? 'SERVER' : 'CONSUMER';
         const reported =
-          byId.get(span.id)?.some((s) => s.kind === calleeKind) === true ||
-          childrenOf.get(span.id)?.some((s) => s.kind === calleeKind) === true;
+          byId.get(span.id)?.some((s) => s.kind === 'SERVER') === true ||
+          childrenOf.get(span.id)?.some((s) => s.kind === 'SERVER') === true;
         if (reported) continue;
         this.#add(span.service, span.remoteService, span.error);
       }
