@@ -11,8 +11,8 @@ const BIN = fileURLToPath(new URL('../dist/bin.js', import.meta.url));
 const CLICKHOUSE_URL = process.env['TRACEHOUSE_CLICKHOUSE_URL'] ?? 'http://127.0.0.1:8123';
 const database = `qa_bin_${randomBytes(5).toString('hex')}`;
 
-function run(env: Record<string, string>): { child: ChildProcess; stdout: () => string; stderr: () => string } {
-  const child = spawn(process.execPath, [BIN], {
+function run(env: Record<string, string>, args: string[] = []): { child: ChildProcess; stdout: () => string; stderr: () => string } {
+  const child = spawn(process.execPath, [BIN, ...args], {
     env: { PATH: process.env['PATH'] ?? '', TRACEHOUSE_CLICKHOUSE_URL: CLICKHOUSE_URL, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -21,6 +21,10 @@ function run(env: Record<string, string>): { child: ChildProcess; stdout: () => 
   child.stdout?.on('data', (chunk: Buffer) => (out += chunk.toString()));
   child.stderr?.on('data', (chunk: Buffer) => (err += chunk.toString()));
   return { child, stdout: () => out, stderr: () => err };
+}
+
+function spawnWithArgs(args: string[]): ReturnType<typeof run> {
+  return run({ TRACEHOUSE_QUERY_PORT: '0', TRACEHOUSE_QUERY_HOST: '127.0.0.1' }, args);
 }
 
 async function listeningUrl(stdout: () => string, child: ChildProcess): Promise<string> {
@@ -50,6 +54,14 @@ describe('tracehouse-query-api bin', () => {
     expect(code).toBe(2);
     expect(stderr()).toContain('TRACEHOUSE_QUERY_MAX_LIMIT');
     expect(stderr()).toContain('accepts an integer');
+  });
+
+  it('prints its variables on --help and exits 0 without starting a server', async () => {
+    const { child, stdout } = spawnWithArgs(['--help']);
+    const [code] = (await once(child, 'exit')) as [number];
+    expect(code).toBe(0);
+    expect(stdout()).toContain('TRACEHOUSE_QUERY_PORT');
+    expect(stdout()).not.toContain('query API listening');
   });
 
   it('serves the API over HTTP with a bearer token and stops cleanly on SIGTERM', async () => {

@@ -1,8 +1,13 @@
 #!/usr/bin/env node
 // tracehouse-query-api: the Zipkin v2 query API over ClickHouse.
 import { pino } from 'pino';
-import { ConfigError, parseConfig, type QueryApiConfig } from './config.js';
+import { CONFIG_HELP, ConfigError, parseConfig, type QueryApiConfig } from './config.js';
 import { startServer, stopOnSignals } from './server.js';
+
+if (process.argv.includes('--help') || process.argv.includes('-h')) {
+  console.log(`Usage: tracehouse-query-api\n\n${CONFIG_HELP}`);
+  process.exit(0);
+}
 
 let config: QueryApiConfig;
 try {

@@ -182,3 +182,20 @@ export function parseConfig(env: Env = process.env): QueryApiConfig {
     logLevel: logLevel(env, 'TRACEHOUSE_LOG_LEVEL'),
   });
 }
+
+/** What `tracehouse-query-api --help` prints: every variable, its default and what it accepts. */
+export const CONFIG_HELP = `Environment variables (read once at start):
+  TRACEHOUSE_QUERY_PORT                  port to listen on [9411]
+  TRACEHOUSE_QUERY_HOST                  address to bind [0.0.0.0]
+  TRACEHOUSE_CLICKHOUSE_URL              ClickHouse HTTP URL, or chdb: for the embedded engine [http://127.0.0.1:8123]
+  TRACEHOUSE_CLICKHOUSE_DATABASE         database name: letters, digits, _ [tracehouse]
+  TRACEHOUSE_QUERY_DEFAULT_LIMIT         traces returned when limit is absent [10]
+  TRACEHOUSE_QUERY_MAX_LIMIT             largest accepted limit, 1-100000 [1000]
+  TRACEHOUSE_QUERY_DEFAULT_LOOKBACK_MS   lookback when absent [86400000]
+  TRACEHOUSE_QUERY_MAX_LOOKBACK_MS       longer lookbacks are clamped to this [604800000]
+  TRACEHOUSE_QUERY_TIMEOUT_MS            per-request query timeout, 100-600000 [10000]
+  TRACEHOUSE_QUERY_CORS_ORIGINS          *, off, or comma-separated origins [*]
+  TRACEHOUSE_QUERY_BEARER_TOKEN          when set (8+ characters), required on every route but /health
+  TRACEHOUSE_QUERY_STRICT_TRACE_ID       true/false: match trace ids exactly, as Zipkin does [true]
+  TRACEHOUSE_AUTOCOMPLETE_KEYS           comma-separated tag keys offered by /autocompleteKeys [every key]
+  TRACEHOUSE_LOG_LEVEL                   fatal, error, warn, info, debug, trace, silent [info]`;
