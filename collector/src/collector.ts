@@ -448,7 +448,7 @@ export class Collector {
     }
   }
 
-  private publishDeadLetter(session: Session, token: Token, body: Buffer, options: Options.Publish, reason: string): void {
+  private publishDeadLetter(session: Session, token: Token, body: Buffer, options: Options.Publish, reason: string, attempt = 1): void {
     const settled = (): void => {
       this.deadLettersInFlight--;
       if (this.deadLettersInFlight === 0) for (const resolve of this.deadLetterWaiters.splice(0)) resolve();
@@ -457,7 +457,13 @@ export class Collector {
     try {
       session.confirm.publish(this.config.deadLetterExchange, this.config.queue, body, options, (error: unknown) => {
         if (error !== null && error !== undefined) {
-          this.logger.error({ err: error, reason }, 'dead-letter publish not confirmed; the message stays unacked');
+          // The broker refused it (a full dead-letter queue with reject-publish)
+          // or the channel went. Left unacked for good, the message would hold
+          // a prefetch slot until the next reconnect, and enough of them stop
+          // consumption: publish it again later, on this session only.
+          const delay = backoffDelay(attempt, { initialMs: this.config.retryInitialMs, maxMs: this.config.retryMaxMs });
+          this.logger.error({ err: error, reason, attempt, retryInMs: delay }, 'dead-letter publish not confirmed; retrying it, the message stays unacked meanwhile');
+          this.retryDeadLetter(session, token, body, options, reason, attempt + 1, delay);
         } else {
           this.metrics.messagesDeadLettered.inc({ reason });
           this.settle([token]);
@@ -468,6 +474,19 @@ export class Collector {
       settled();
       throw error;
     }
+  }
+
+  private retryDeadLetter(session: Session, token: Token, body: Buffer, options: Options.Publish, reason: string, attempt: number, delayMs: number): void {
+    const timer = setTimeout(() => {
+      // Stopping, or the channel is gone: the broker redelivers the message.
+      if (this.stopping || this.session !== session) return;
+      try {
+        this.publishDeadLetter(session, token, body, options, reason, attempt);
+      } catch (error) {
+        this.logger.error({ err: error, reason }, 'could not dead-letter the message; leaving it unacked');
+      }
+    }, delayMs);
+    timer.unref();
   }
 
   private readonly deadLetterWaiters: (() => void)[] = [];
