@@ -177,7 +177,12 @@ export class Collector {
     }
     this.batcher.flush();
     const drained = await withTimeout(
-      Promise.all([this.pipeline.drain(), this.deadLettersDrained()]).then(() => true),
+      // In this order: the drain itself dead-letters what ClickHouse refuses, and
+      // those publishes must be confirmed (and their messages acked) before the channels close.
+      this.pipeline
+        .drain()
+        .then(() => this.deadLettersDrained())
+        .then(() => true),
       left(),
     ).catch(() => false);
     if (!drained) {
