@@ -297,6 +297,9 @@ export class Collector {
   /** Connects, sets up queues and the consumer; resolves with a promise that settles when the connection closes. */
   private async connect(): Promise<{ closed: Promise<unknown> }> {
     const connection = await connect(this.config.rabbitmqUrl, {
+      // Without it a peer that accepts the TCP connection and never answers
+      // holds this attempt, and so the collector, forever.
+      timeout: this.config.rabbitmqConnectTimeoutMs,
       clientProperties: { connection_name: `tracehouse-collector ${this.collectorId}` },
     });
     const generation = ++this.generation;

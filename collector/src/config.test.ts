@@ -6,6 +6,7 @@ describe('parseConfig', () => {
     const config = parseConfig({});
     expect(config).toMatchObject({
       rabbitmqUrl: 'amqp://guest:guest@127.0.0.1:5672',
+      rabbitmqConnectTimeoutMs: 10_000,
       queue: 'zipkin',
       queueType: 'classic',
       deadLetterExchange: 'zipkin.dlx',
@@ -27,6 +28,7 @@ describe('parseConfig', () => {
   it('reads every variable it documents', () => {
     const config = parseConfig({
       TRACEHOUSE_RABBITMQ_URL: 'amqps://u:p@mq.example:5671/vh',
+      TRACEHOUSE_RABBITMQ_CONNECT_TIMEOUT_MS: '2500',
       TRACEHOUSE_QUEUE: 'spans',
       TRACEHOUSE_QUEUE_TYPE: 'QUORUM',
       TRACEHOUSE_QUEUE_ARGUMENTS: '{"x-max-length": 5}',
@@ -46,6 +48,7 @@ describe('parseConfig', () => {
     });
     expect(config).toMatchObject({
       rabbitmqUrl: 'amqps://u:p@mq.example:5671/vh',
+      rabbitmqConnectTimeoutMs: 2_500,
       queue: 'spans',
       queueType: 'quorum',
       queueArguments: { 'x-max-length': 5 },

@@ -9,6 +9,8 @@ export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' |
 
 export interface CollectorConfig {
   readonly rabbitmqUrl: string;
+  /** TCP connect plus AMQP handshake; a broker that accepts and never answers is given up after this. */
+  readonly rabbitmqConnectTimeoutMs: number;
   /** The span queue; spans arrive on the default exchange with this routing key. */
   readonly queue: string;
   /** Used only when the collector has to declare the queue itself. */
@@ -167,6 +169,7 @@ export function parseConfig(env: Env = process.env): CollectorConfig {
 
   return Object.freeze({
     rabbitmqUrl: url(env, 'TRACEHOUSE_RABBITMQ_URL', 'amqp://guest:guest@127.0.0.1:5672', ['amqp:', 'amqps:']),
+    rabbitmqConnectTimeoutMs: int(env, 'TRACEHOUSE_RABBITMQ_CONNECT_TIMEOUT_MS', 10_000, 100, 600_000),
     queue,
     queueType,
     queueArguments: Object.freeze(queueArguments),
@@ -197,6 +200,7 @@ export function parseConfig(env: Env = process.env): CollectorConfig {
 /** The variables parseConfig reads, with what they accept, for `--help`. */
 export const CONFIG_HELP = `Environment variables (defaults in brackets):
   TRACEHOUSE_RABBITMQ_URL                 amqp(s) URL [amqp://guest:guest@127.0.0.1:5672]
+  TRACEHOUSE_RABBITMQ_CONNECT_TIMEOUT_MS  TCP connect + AMQP handshake bound [10000]
   TRACEHOUSE_QUEUE                        span queue [zipkin]
   TRACEHOUSE_QUEUE_TYPE                   classic | quorum, used when declaring the queue [classic]
   TRACEHOUSE_QUEUE_ARGUMENTS              JSON object of extra x- arguments when declaring [{}]
