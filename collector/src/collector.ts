@@ -469,9 +469,13 @@ export class Collector {
           // or the channel went. Left unacked for good, the message would hold
           // a prefetch slot until the next reconnect, and enough of them stop
           // consumption: publish it again later, on this session only.
-          const delay = backoffDelay(attempt, { initialMs: this.config.retryInitialMs, maxMs: this.config.retryMaxMs });
-          this.logger.error({ err: error, reason, attempt, retryInMs: delay }, 'dead-letter publish not confirmed; retrying it, the message stays unacked meanwhile');
-          this.retryDeadLetter(session, token, body, options, reason, attempt + 1, delay);
+          if (this.stopping || this.session !== session) {
+            this.logger.warn({ err: error, reason }, 'dead-letter publish not confirmed before the channel closed; the broker redelivers the message');
+          } else {
+            const delay = backoffDelay(attempt, { initialMs: this.config.retryInitialMs, maxMs: this.config.retryMaxMs });
+            this.logger.error({ err: error, reason, attempt, retryInMs: delay }, 'dead-letter publish not confirmed; retrying it, the message stays unacked meanwhile');
+            this.retryDeadLetter(session, token, body, options, reason, attempt + 1, delay);
+          }
         } else {
           this.metrics.messagesDeadLettered.inc({ reason });
           this.settle([token]);
