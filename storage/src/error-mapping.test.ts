@@ -22,13 +22,21 @@ describe('toStorageError', () => {
     expect(toStorageError(memory, 'insert')).toMatchObject({ code: 'overloaded', retryable: true });
   });
 
-  it('marks other server errors as not retryable and keeps the cause', () => {
-    const syntax = Object.assign(new Error('Syntax error: failed at position 1'), { code: '62' });
-    const mapped = toStorageError(syntax, 'query');
+  it('marks rows the server cannot parse as not retryable and keeps the cause', () => {
+    const parse = Object.assign(new Error('Cannot parse input: expected \\t before: x'), { code: '27' });
+    const mapped = toStorageError(parse, 'insert');
     expect(mapped).toBeInstanceOf(StorageError);
     expect(mapped).toMatchObject({ code: 'server', retryable: false });
-    expect(mapped.cause).toBe(syntax);
-    expect(mapped.message).toContain('Syntax error');
+    expect(mapped.cause).toBe(parse);
+    expect(mapped.message).toContain('Cannot parse input');
+  });
+
+  it('retries server errors that are not about the rows: a full disk, a proxy error, an unknown code', () => {
+    const disk = Object.assign(new Error('Cannot reserve 1.00 MiB, not enough space'), { code: '243' });
+    expect(toStorageError(disk, 'insert')).toMatchObject({ code: 'server', retryable: true });
+    expect(toStorageError(new Error('502 Bad Gateway'), 'insert')).toMatchObject({ code: 'server', retryable: true });
+    const unknown = Object.assign(new Error('Some new failure'), { code: '99999' });
+    expect(toStorageError(unknown, 'insert')).toMatchObject({ code: 'server', retryable: true });
   });
 
   it('passes a StorageError through unchanged', () => {

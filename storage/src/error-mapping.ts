@@ -14,6 +14,28 @@ const OVERLOADED_CODES = new Set([
 const TIMEOUT_CODES = new Set([159, 160, 209]); // TIMEOUT_EXCEEDED, TOO_SLOW, SOCKET_TIMEOUT
 const NETWORK_CODES = new Set([210, 279, 394]); // NETWORK_ERROR, ALL_CONNECTION_TRIES_FAILED, QUERY_WAS_CANCELLED
 
+// Errors caused by the rows themselves: sending the same rows again fails the
+// same way, so a caller may set them aside (the collector dead-letters them).
+// Every other server error (a full disk, a proxy's 502, replication trouble,
+// an error code this list does not know) is retryable: giving up on good spans
+// because of a server-side condition would lose them.
+const REJECTED_DATA_CODES = new Set([
+  6, // CANNOT_PARSE_TEXT
+  26, // CANNOT_PARSE_QUOTED_STRING
+  27, // CANNOT_PARSE_INPUT_ASSERTION_FAILED
+  32, // ATTEMPT_TO_READ_AFTER_EOF
+  33, // CANNOT_READ_ALL_DATA
+  38, // CANNOT_PARSE_DATE
+  41, // CANNOT_PARSE_DATETIME
+  53, // TYPE_MISMATCH
+  69, // ARGUMENT_OUT_OF_BOUND
+  70, // CANNOT_CONVERT_TYPE
+  72, // CANNOT_PARSE_NUMBER
+  117, // INCORRECT_DATA
+  131, // TOO_LARGE_STRING_SIZE
+  349, // CANNOT_INSERT_NULL_IN_ORDINARY_COLUMN
+]);
+
 const NETWORK_ERRNOS = new Set([
   'ECONNREFUSED',
   'ECONNRESET',
@@ -62,6 +84,9 @@ export function toStorageError(error: unknown, what: string): StorageError {
     if (OVERLOADED_CODES.has(code)) {
       return new StorageError({ code: 'overloaded', message: `${what}: ${message}`, cause: error });
     }
+    if (REJECTED_DATA_CODES.has(code)) {
+      return new StorageError({ code: 'server', message: `${what}: ${message}`, cause: error, retryable: false });
+    }
   }
-  return new StorageError({ code: 'server', message: `${what}: ${message}`, cause: error, retryable: false });
+  return new StorageError({ code: 'server', message: `${what}: ${message}`, cause: error, retryable: true });
 }

@@ -1,8 +1,8 @@
 /**
  * The one error type the storage package throws. `retryable` tells a caller
  * (the collector) whether the same request may succeed later: connection
- * problems, timeouts and overload are retryable, a malformed query or a
- * schema mismatch is not.
+ * problems, timeouts, overload and unknown server errors are retryable; rows
+ * the server cannot parse, bad input and a schema mismatch are not.
  */
 export type StorageErrorCode =
   | 'connection' // could not reach the server, or the connection dropped
