@@ -82,8 +82,15 @@ describe.each(ENGINES)('engine smoke test on the $name', ({ url }) => {
     }
   });
 
-  it('turns a server error into a StorageError', async () => {
+  it('turns a server error into a StorageError, final only when the data itself is rejected', async () => {
+    // A server-side condition (here a missing database) may pass: retryable.
     await expect(engine.query({ sql: 'SELECT * FROM th_no_such_db.nothing', params: {} })).rejects.toMatchObject({
+      name: 'StorageError',
+      code: 'server',
+      retryable: true,
+    });
+    // Text the server cannot parse fails the same way every time: final.
+    await expect(engine.query({ sql: "SELECT toUInt8('not a number') AS n", params: {} })).rejects.toMatchObject({
       name: 'StorageError',
       code: 'server',
       retryable: false,

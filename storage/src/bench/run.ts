@@ -5,7 +5,13 @@
  * through @clickhouse/client, the format the writer does not use.
  *
  *   npm run bench -w storage -- [--spans 500000] [--batch 10000] [--url http://127.0.0.1:8123] [--chdb] [--compare-json]
- *                               [--server-pid N]
+ *                               [--server-pid N] [--view-costs [--rounds 5]]
+ *
+ * --view-costs: the server CPU per span of the writer's inserts with each
+ * materialized view removed in turn (one database per variant, rounds
+ * interleaved so load on the machine falls on all alike; median per variant).
+ * Needs the server's CPU time: a local server, best a private one (its
+ * --server-pid), since other clients' queries count too.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -25,6 +31,8 @@ const { values } = parseArgs({
     'compare-json': { type: 'boolean', default: false },
     /** pid of the clickhouse-server behind --url, for its CPU time (found when only one runs). */
     'server-pid': { type: 'string' },
+    'view-costs': { type: 'boolean', default: false },
+    rounds: { type: 'string', default: '5' },
   },
 });
 
@@ -157,7 +165,56 @@ async function jsonRun(url: string): Promise<void> {
   }
 }
 
+/** Server CPU per span of inserting 50 000 spans, per schema variant (see --view-costs). */
+async function viewCosts(url: string): Promise<void> {
+  if (url.startsWith('chdb:') || serverCpuMs() === undefined) {
+    console.log('--view-costs needs a local clickhouse-server over http (pass --server-pid when several run)');
+    return;
+  }
+  const views = ['spans_mv', 'span_index_mv', 'trace_index_mv', 'span_names_mv', 'tag_values_mv'];
+  const variants: Array<{ label: string; drop: string[] }> = [
+    { label: 'all views (the schema)', drop: [] },
+    { label: 'without spans_mv', drop: ['spans_mv'] },
+    { label: 'without span_index_mv', drop: ['span_index_mv'] },
+    { label: 'without tag_values_mv', drop: ['tag_values_mv'] },
+    { label: 'without trace_index/span_names/tag_values views', drop: ['trace_index_mv', 'span_names_mv', 'tag_values_mv'] },
+    { label: 'span_ingest alone (parsing only)', drop: views },
+  ];
+  const sample = spans.slice(0, Math.min(spans.length, 50_000));
+  const client = createClient({ url, compression: { request: false, response: false } });
+  const opened: Array<{ label: string; store: ClickHouseStore; cpu: number[] }> = [];
+  try {
+    for (const variant of variants) {
+      const database = `th_bench_views_${process.pid}_${opened.length}_${Math.random().toString(36).slice(2, 8)}`;
+      const store = await ClickHouseStore.open({ url, database });
+      opened.push({ label: variant.label, store, cpu: [] });
+      for (const view of variant.drop) await client.command({ query: `DROP TABLE ${database}.${view}` });
+      await store.writer.write(sample.slice(0, 1000));
+    }
+    for (let round = 0; round < Number(values.rounds); round++) {
+      for (const entry of opened) {
+        const before = serverCpuMs() ?? 0;
+        for (let i = 0; i < sample.length; i += batch) await entry.store.writer.write(sample.slice(i, i + batch));
+        entry.cpu.push((((serverCpuMs() ?? 0) - before) * 1000) / sample.length);
+      }
+    }
+    console.log(`server CPU per span by schema variant (${sample.length} spans per round, batch ${batch}; median, then every round):`);
+    for (const entry of opened) {
+      const sorted = [...entry.cpu].sort((a, b) => a - b);
+      const median = sorted[sorted.length >> 1] ?? 0;
+      console.log(`  ${entry.label.padEnd(50)} ${median.toFixed(1).padStart(5)} µs   (${entry.cpu.map((c) => c.toFixed(1)).join(' ')})`);
+    }
+  } finally {
+    for (const entry of opened) {
+      await entry.store.dropDatabase();
+      await entry.store.close();
+    }
+    await client.close();
+  }
+}
+
 console.log(`load average before: ${loadavg().map((l) => l.toFixed(1)).join(' ')} (other work on the machine slows these figures)`);
 await writerRun(values.url);
 if (values['compare-json']) await jsonRun(values.url);
 if (values.chdb) await writerRun('chdb:');
+if (values['view-costs']) await viewCosts(values.url);
