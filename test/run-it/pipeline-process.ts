@@ -6,6 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { connect, createServer, type Server } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { ClickHouseStore } from '@tracehouse/storage';
 import amqp from 'amqplib';
 
 export const RABBITMQ_URL = process.env['TRACEHOUSE_RABBITMQ_URL'] ?? 'amqp://guest:guest@127.0.0.1:5672';
@@ -134,6 +135,10 @@ export async function deleteQueueAndDeadLetters(queue: string): Promise<void> {
 }
 
 export async function dropDatabase(database: string): Promise<void> {
-  const res = await fetch(CLICKHOUSE_URL, { method: 'POST', body: `DROP DATABASE IF EXISTS ${database}` });
-  if (!res.ok) throw new Error(`DROP DATABASE ${database}: ${res.status} ${await res.text()}`);
+  const store = await ClickHouseStore.open({ url: CLICKHOUSE_URL, database });
+  try {
+    await store.dropDatabase();
+  } finally {
+    await store.close();
+  }
 }
