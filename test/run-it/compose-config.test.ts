@@ -1,12 +1,12 @@
 /**
- * docker-compose.yml and the Dockerfiles it builds.
+ * docker-compose.yml and the Dockerfile it builds.
  *
  * `docker compose config` is the authority on the file's syntax; it needs the
  * docker CLI with its compose plugin (or a standalone docker-compose v2), but
  * no engine. The second block checks, on every machine, what the file
  * promises: a healthcheck for every service, start order by health, pinned
- * images, two collector replicas, and multi-stage non-root images with
- * production dependencies only.
+ * images, two collector replicas, and one multi-stage Dockerfile whose
+ * targets are non-root images with production dependencies only.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -51,7 +51,7 @@ describe('docker compose config', () => {
 
 interface ComposeService {
   image?: string;
-  build?: { context: string; dockerfile: string };
+  build?: { context: string; dockerfile?: string; target?: string };
   deploy?: { replicas?: number };
   healthcheck?: { test?: string[] | string; disable?: boolean };
   depends_on?: Record<string, { condition?: string }> | string[];
@@ -98,32 +98,38 @@ describe('docker-compose.yml', () => {
     before('frontend', 'traffic');
   });
 
-  it('builds every deployable with a multi-stage, non-root Dockerfile holding production dependencies only', () => {
-    const dockerfiles = new Set<string>();
+  it('builds every deployable from one multi-stage Dockerfile, each target non-root with production dependencies only', () => {
+    const targets = new Set<string>();
     for (const [name, service] of Object.entries(services)) {
       if (service.build === undefined) {
-        // Either a pinned public image or the image another service builds.
+        // A pinned public image.
         expect(service.image, name).toMatch(/:[\w.-]+$/);
         expect(service.image, name).not.toMatch(/:latest$/);
         continue;
       }
       expect(service.build.context, name).toBe('.');
-      dockerfiles.add(service.build.dockerfile);
+      expect(service.build.dockerfile, name).toBeUndefined();
+      expect(service.build.target, `${name}: build target`).toBeDefined();
+      targets.add(service.build.target ?? '');
     }
-    expect([...dockerfiles].sort()).toEqual(['collector/Dockerfile', 'demo/Dockerfile', 'query-api/Dockerfile']);
-    for (const dockerfile of dockerfiles) {
-      const text = readFileSync(path.join(repoRoot, dockerfile), 'utf8');
-      const froms = text.match(/^FROM /gm) ?? [];
-      expect(froms.length, `${dockerfile}: stages`).toBeGreaterThanOrEqual(2);
-      expect(text, dockerfile).toMatch(/^RUN npx tsc -b /m);
-      expect(text, dockerfile).toMatch(/npm ci --omit=dev .*-w @tracehouse\//);
-      const users = [...text.matchAll(/^USER (\S+)/gm)].map((m) => m[1]);
-      expect(users.at(-1), `${dockerfile}: runtime user`).toBeDefined();
+    expect([...targets].sort()).toEqual(['collector', 'demo', 'query-api']);
+    const text = readFileSync(path.join(repoRoot, 'Dockerfile'), 'utf8');
+    // Every deployable is compiled once, in the shared build stage.
+    expect(text).toMatch(/^FROM \S+ AS build$/m);
+    expect(text).toMatch(/^RUN npx tsc -b collector query-api demo\b/m);
+    for (const target of targets) {
+      // The target's stage: from its FROM line to the next one.
+      const stage = new RegExp(`^FROM \\S+ AS ${target}$([\\s\\S]*?)(?=^FROM |(?![\\s\\S]))`, 'm').exec(text)?.[1] ?? '';
+      expect(stage, `${target}: no stage`).not.toBe('');
+      expect(stage, `${target}: copies what the build stage compiled`).toMatch(/^COPY --from=build /m);
+      expect(stage, target).toMatch(new RegExp(`npm ci --omit=dev .*-w @tracehouse/${target}\\b`));
+      const users = [...stage.matchAll(/^USER (\S+)/gm)].map((m) => m[1]);
+      expect(users.at(-1), `${target}: runtime user`).toBeDefined();
       expect(['root', '0']).not.toContain(users.at(-1));
-      expect(text, dockerfile).toMatch(/^HEALTHCHECK /m);
+      expect(stage, target).toMatch(/^HEALTHCHECK /m);
       // The runtime stage runs a bin that the build stage compiled.
-      const cmd = /^CMD \["node", "([^"]+)"\]/m.exec(text)?.[1] ?? '';
-      expect(cmd, dockerfile).toMatch(/^(collector|query-api|demo)\/dist\/[\w-]+\.js$/);
+      const cmd = /^CMD \["node", "([^"]+)"\]/m.exec(stage)?.[1] ?? '';
+      expect(cmd, target).toMatch(new RegExp(`^${target}/dist/[\\w-]+\\.js$`));
       expect(existsSync(path.join(repoRoot, cmd.replace('/dist/', '/src/').replace(/\.js$/, '.ts'))), cmd).toBe(true);
     }
     const ignore = readFileSync(path.join(repoRoot, '.dockerignore'), 'utf8').split('\n');
