@@ -1,7 +1,7 @@
 import type { Session } from 'chdb';
 import type { Engine } from './engine.js';
 import type { BoundSql } from './sql-binding.js';
-import { StorageError } from './storage-error.js';
+import { StorageError, closedError } from './storage-error.js';
 import { toStorageError } from './error-mapping.js';
 
 /**
@@ -62,7 +62,7 @@ export class ChdbEngine implements Engine {
   }
 
   #live(): Session {
-    if (this.#session === undefined) throw new StorageError({ code: 'closed', retryable: true, message: 'the ClickHouse store is closed' });
+    if (this.#session === undefined) throw closedError();
     return this.#session;
   }
 

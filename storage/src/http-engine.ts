@@ -3,7 +3,7 @@ import { ClickHouseLogLevel, createClient, type ClickHouseClient } from '@clickh
 import type { Engine } from './engine.js';
 import type { BoundSql } from './sql-binding.js';
 import { toStorageError } from './error-mapping.js';
-import { StorageError } from './storage-error.js';
+import { closedError } from './storage-error.js';
 
 export interface HttpEngineOptions {
   url: string;
@@ -116,9 +116,4 @@ export class HttpEngine implements Engine {
   #params(statement: BoundSql): { query_params?: Record<string, unknown> } {
     return Object.keys(statement.params).length > 0 ? { query_params: statement.params } : {};
   }
-}
-
-/** Work refused because the store was closed: may succeed elsewhere, so retryable (never dead-letter for it). */
-export function closedError(): StorageError {
-  return new StorageError({ code: 'closed', retryable: true, message: 'the ClickHouse store is closed' });
 }

@@ -30,3 +30,8 @@ export class StorageError extends Error {
 function defaultRetryable(code: StorageErrorCode): boolean {
   return code === 'connection' || code === 'timeout' || code === 'overloaded' || code === 'closed';
 }
+
+/** Work refused because the store was closed: may succeed elsewhere, so retryable (never dead-letter for it). */
+export function closedError(): StorageError {
+  return new StorageError({ code: 'closed', retryable: true, message: 'the ClickHouse store is closed' });
+}
