@@ -1,4 +1,4 @@
-import type { Span } from '@tracehouse/model';
+import { normalizeTraceId, type Span } from '@tracehouse/model';
 import type { Engine } from './engine.js';
 import type { DependencyLink, TraceQuery, TraceReader } from './trace-reader.js';
 import { bindSql, type BindMode } from './sql-binding.js';
@@ -19,18 +19,6 @@ const MAX_AUTOCOMPLETE_VALUES = 10_000;
 /** Searches read the newest hour of the window first, then 4x more each step. */
 const SEARCH_FIRST_STEP_MICROS = 3_600_000_000;
 const SEARCH_STEP_GROWTH = 4;
-
-const HEX_ID = /^[0-9a-f]{16}$|^[0-9a-f]{32}$/;
-
-/**
- * A trace id as Zipkin normalises it: lower case, and a 32-character id whose
- * high 64 bits are zero shortened to 16. Undefined when not a trace id.
- */
-export function normalizeTraceId(input: string): string | undefined {
-  const id = input.toLowerCase();
-  if (!HEX_ID.test(id)) return undefined;
-  return id.length === 32 && id.startsWith('0000000000000000') ? id.slice(16) : id;
-}
 
 function badInput(message: string): StorageError {
   return new StorageError({ code: 'bad_input', message, retryable: false });

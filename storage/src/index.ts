@@ -7,6 +7,5 @@ export { StorageError } from './storage-error.js';
 export type { StorageErrorCode } from './storage-error.js';
 export type { ServerFeatures } from './server-features.js';
 export type { Logger } from './logger.js';
-export { normalizeTraceId } from './clickhouse-trace-reader.js';
 export { generateSpans, DEFAULT_SERVICES } from './span-generator.js';
 export type { GenerateOptions } from './span-generator.js';
