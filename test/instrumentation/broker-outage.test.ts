@@ -4,19 +4,8 @@
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { promisify } from 'node:util';
-import type { ChannelModel } from 'amqplib';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  BrokerProxy,
-  connectBroker,
-  deleteQueues,
-  readSpans,
-  startService,
-  uniqueQueue,
-  waitFor,
-  RABBITMQ_URL,
-  type RunningService,
-} from './harness.js';
+import { describe, expect, it } from 'vitest';
+import { BrokerProxy, readSpans, useTestBed, waitFor, type RunningService } from './harness.js';
 
 const run = promisify(execFile);
 const RABBITMQCTL = ['/usr/sbin/rabbitmqctl', '/usr/lib/rabbitmq/bin/rabbitmqctl'].find((path) => existsSync(path));
@@ -37,21 +26,7 @@ async function connectionPid(namePart: string): Promise<string | undefined> {
 
 const BUFFER_CAP = 300;
 
-let broker: ChannelModel;
-const queues: string[] = [];
-const services: RunningService[] = [];
-const proxies: BrokerProxy[] = [];
-
-beforeAll(async () => {
-  broker = await connectBroker();
-});
-
-afterAll(async () => {
-  for (const service of services) service.kill();
-  for (const proxy of proxies) await proxy.stop();
-  await deleteQueues(broker, queues);
-  await broker.close();
-});
+const bed = useTestBed();
 
 /** Sends `count` requests, `concurrency` at a time; returns the status codes seen. */
 async function load(service: RunningService, count: number, concurrency = 20): Promise<Map<number, number>> {
@@ -70,19 +45,17 @@ async function load(service: RunningService, count: number, concurrency = 20): P
 
 describe('broker outage', () => {
   it('keeps serving, bounds its buffer, counts drops, reconnects and delivers again', async () => {
-    const queue = uniqueQueue('outage');
-    queues.push(queue);
+    const queue = bed.queue('outage');
     const proxy = new BrokerProxy();
-    proxies.push(proxy);
+    bed.cleanup(() => proxy.stop());
     await proxy.start();
-    const service = await startService({
+    const service = await bed.startService({
       TRACEHOUSE_RABBITMQ_URL: proxy.url(),
       TRACEHOUSE_QUEUE: queue,
       TRACEHOUSE_MAX_BUFFERED_SPANS: String(BUFFER_CAP),
       OTEL_SERVICE_NAME: 'outage-service',
       INSTRUMENTATION: 'http',
     });
-    services.push(service);
 
     // 1. Broker there: spans flow.
     expect(await load(service, 100)).toEqual(new Map([[200, 100]]));
@@ -130,7 +103,7 @@ describe('broker outage', () => {
     const after = await service.stats();
 
     // What the exporter says it delivered is what the queue holds.
-    const { spans, messages } = await readSpans(broker, queue);
+    const { spans, messages } = await readSpans(bed.broker, queue);
     expect(spans).toHaveLength(after.spansExported);
     expect(messages).toBe(after.messagesPublished);
     expect(new Set(spans.map((s) => s.id)).size).toBe(spans.length);
@@ -148,15 +121,12 @@ describe('broker outage', () => {
   it.skipIf(RABBITMQCTL === undefined)(
     'recovers when the broker closes its connection (rabbitmqctl close_connection)',
     async () => {
-      const queue = uniqueQueue('close-connection');
-      queues.push(queue);
-      const service = await startService({
-        TRACEHOUSE_RABBITMQ_URL: RABBITMQ_URL,
+      const queue = bed.queue('close-connection');
+      const service = await bed.startService({
         TRACEHOUSE_QUEUE: queue,
         OTEL_SERVICE_NAME: 'closed-service',
         INSTRUMENTATION: 'http',
       });
-      services.push(service);
       expect(await load(service, 20)).toEqual(new Map([[200, 20]]));
       await waitFor('the first spans', async () => (await service.stats()).spansExported >= 20);
 
@@ -176,7 +146,7 @@ describe('broker outage', () => {
       });
       const stats = await service.stats();
       expect(stats.spansDropped.buffer_full).toBe(0); // the default buffer holds a short outage
-      const { spans } = await readSpans(broker, queue);
+      const { spans } = await readSpans(bed.broker, queue);
       expect(new Set(spans.map((s) => s.id)).size).toBe(220);
     },
   );

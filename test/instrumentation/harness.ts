@@ -9,6 +9,7 @@ import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { decodeSpans, type Span } from '@tracehouse/model';
 import { connect, type ChannelModel } from 'amqplib';
+import { afterAll, beforeAll } from 'vitest';
 
 export const RABBITMQ_URL = process.env.TRACEHOUSE_RABBITMQ_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 
@@ -203,4 +204,56 @@ export async function deleteQueues(broker: ChannelModel, queues: readonly string
     await channel.deleteQueue(queue).catch(() => undefined);
     await channel.close().catch(() => undefined);
   }
+}
+
+/**
+ * The set-up every test file here shares, registered with the file's
+ * beforeAll/afterAll: a broker connection for reading queues, and clean-up of
+ * what the tests start through it (services killed first, then the `cleanup`
+ * callbacks in order, then the queues deleted).
+ */
+export interface TestBed {
+  /** The connection for reading queues; open once the file's beforeAll ran. */
+  readonly broker: ChannelModel;
+  /** A unique queue name, deleted after the file. */
+  queue(label: string): string;
+  /** startService talking to RABBITMQ_URL unless `env` says otherwise; killed after the file. */
+  startService(env: Record<string, string>): Promise<RunningService>;
+  cleanup(action: () => Promise<unknown> | void): void;
+}
+
+export function useTestBed(): TestBed {
+  let broker: ChannelModel | undefined;
+  const queues: string[] = [];
+  const services: RunningService[] = [];
+  const cleanups: (() => Promise<unknown> | void)[] = [];
+  beforeAll(async () => {
+    broker = await connectBroker();
+  });
+  afterAll(async () => {
+    for (const service of services) service.kill();
+    for (const action of cleanups) await action();
+    if (broker === undefined) return;
+    await deleteQueues(broker, queues);
+    await broker.close();
+  });
+  return {
+    get broker() {
+      if (broker === undefined) throw new Error('the broker connection opens in beforeAll');
+      return broker;
+    },
+    queue(label) {
+      const queue = uniqueQueue(label);
+      queues.push(queue);
+      return queue;
+    },
+    async startService(env) {
+      const service = await startService({ TRACEHOUSE_RABBITMQ_URL: RABBITMQ_URL, ...env });
+      services.push(service);
+      return service;
+    },
+    cleanup(action) {
+      cleanups.push(action);
+    },
+  };
 }

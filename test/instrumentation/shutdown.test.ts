@@ -1,38 +1,19 @@
 // SIGTERM: buffered spans are delivered on the way out, and a broker that
 // cannot be reached does not hold the process beyond the flush timeout.
 import net from 'node:net';
-import type { ChannelModel } from 'amqplib';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  RABBITMQ_URL,
-  connectBroker,
-  deleteQueues,
-  readSpans,
-  startService,
-  uniqueQueue,
-  type RunningService,
-} from './harness.js';
+import { describe, expect, it } from 'vitest';
+import { readSpans, uniqueQueue, useTestBed, type RunningService } from './harness.js';
 
 const SHUTDOWN_TIMEOUT_MS = 1000;
 /** startTracing bounds the whole SDK shutdown by the exporter's timeout plus 1.5 s; allow process teardown on a busy 2-core box. */
 const EXIT_BUDGET_MS = SHUTDOWN_TIMEOUT_MS + 1500 + 1000;
 
-let broker: ChannelModel;
-const queues: string[] = [];
-const services: RunningService[] = [];
+const bed = useTestBed();
 const servers: net.Server[] = [];
 const sockets = new Set<net.Socket>();
-
-beforeAll(async () => {
-  broker = await connectBroker();
-});
-
-afterAll(async () => {
-  for (const service of services) service.kill();
+bed.cleanup(async () => {
   for (const socket of sockets) socket.destroy();
   for (const server of servers) await new Promise((resolve) => server.close(resolve));
-  await deleteQueues(broker, queues);
-  await broker.close();
 });
 
 /** A port nothing listens on. */
@@ -61,10 +42,8 @@ async function requests(service: RunningService, count: number): Promise<void> {
 
 describe('shutdown on SIGTERM', () => {
   it('delivers the spans still held by the SDK and the exporter', async () => {
-    const queue = uniqueQueue('shutdown');
-    queues.push(queue);
-    const service = await startService({
-      TRACEHOUSE_RABBITMQ_URL: RABBITMQ_URL,
+    const queue = bed.queue('shutdown');
+    const service = await bed.startService({
       TRACEHOUSE_QUEUE: queue,
       OTEL_SERVICE_NAME: 'shutdown-service',
       INSTRUMENTATION: 'http',
@@ -72,7 +51,6 @@ describe('shutdown on SIGTERM', () => {
       OTEL_BSP_SCHEDULE_DELAY: '60000',
       TRACEHOUSE_SHUTDOWN_TIMEOUT_MS: '5000',
     });
-    services.push(service);
     await requests(service, 40);
     expect((await service.stats()).spansExported).toBe(0);
 
@@ -83,7 +61,7 @@ describe('shutdown on SIGTERM', () => {
     expect(exit.signal).toBe('SIGTERM');
     expect(exit.at - sent).toBeLessThan(5000);
 
-    const { spans } = await readSpans(broker, queue);
+    const { spans } = await readSpans(bed.broker, queue);
     expect(spans).toHaveLength(40);
     expect(new Set(spans.map((s) => s.tags?.['url.path']))).toEqual(
       new Set(Array.from({ length: 40 }, (_, i) => `/r/${i}`)),
@@ -95,14 +73,13 @@ describe('shutdown on SIGTERM', () => {
     ['silent (accepts TCP, never answers)', silentBroker],
   ])('does not hold the exit beyond the flush timeout when the broker is %s', async (_label, brokerPort) => {
     const port = await brokerPort();
-    const service = await startService({
+    const service = await bed.startService({
       TRACEHOUSE_RABBITMQ_URL: `amqp://guest:guest@127.0.0.1:${port}`,
       TRACEHOUSE_QUEUE: uniqueQueue('unreachable'),
       OTEL_SERVICE_NAME: 'stranded-service',
       INSTRUMENTATION: 'http',
       TRACEHOUSE_SHUTDOWN_TIMEOUT_MS: String(SHUTDOWN_TIMEOUT_MS),
     });
-    services.push(service);
     await requests(service, 20);
     const stats = await service.stats();
     expect(stats.connected).toBe(false);

@@ -2,32 +2,10 @@
 // The spans read off the queue must form one trace across both services.
 import http from 'node:http';
 import type { Span } from '@tracehouse/model';
-import type { ChannelModel } from 'amqplib';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  RABBITMQ_URL,
-  connectBroker,
-  deleteQueues,
-  readSpans,
-  startService,
-  uniqueQueue,
-  waitFor,
-  type RunningService,
-} from './harness.js';
+import { describe, expect, it } from 'vitest';
+import { readSpans, useTestBed, waitFor } from './harness.js';
 
-let broker: ChannelModel;
-const queues: string[] = [];
-const services: RunningService[] = [];
-
-beforeAll(async () => {
-  broker = await connectBroker();
-});
-
-afterAll(async () => {
-  for (const service of services) service.kill();
-  await deleteQueues(broker, queues);
-  await broker.close();
-});
+const bed = useTestBed();
 
 function byKindAndService(spans: Span[], kind: Span['kind'], service: string): Span {
   const found = spans.filter((s) => s.kind === kind && s.localEndpoint?.serviceName === service);
@@ -37,18 +15,14 @@ function byKindAndService(spans: Span[], kind: Span['kind'], service: string): S
 
 describe('two instrumented HTTP services', () => {
   it('publish one trace holding both services, linked parent to child, with kinds and endpoints', async () => {
-    const queue = uniqueQueue('two-services');
-    queues.push(queue);
-    const common = { TRACEHOUSE_RABBITMQ_URL: RABBITMQ_URL, TRACEHOUSE_QUEUE: queue };
-    const b = await startService({ ...common, OTEL_SERVICE_NAME: 'service-b', INSTRUMENTATION: 'http' });
-    services.push(b);
-    const a = await startService({
-      ...common,
+    const queue = bed.queue('two-services');
+    const b = await bed.startService({ TRACEHOUSE_QUEUE: queue, OTEL_SERVICE_NAME: 'service-b', INSTRUMENTATION: 'http' });
+    const a = await bed.startService({
+      TRACEHOUSE_QUEUE: queue,
       OTEL_SERVICE_NAME: 'service-a',
       INSTRUMENTATION: 'auto',
       DOWNSTREAM_URL: `http://127.0.0.1:${b.port}/inventory`,
     });
-    services.push(a);
 
     const response = await a.get('/checkout');
     expect(response.status).toBe(200);
@@ -58,7 +32,7 @@ describe('two instrumented HTTP services', () => {
       const [sa, sb] = await Promise.all([a.stats(), b.stats()]);
       return sa.spansExported >= 2 && sb.spansExported >= 1;
     });
-    const { spans } = await readSpans(broker, queue);
+    const { spans } = await readSpans(bed.broker, queue);
 
     // Exactly the request's spans: nothing from the exporter's own AMQP traffic.
     expect(spans).toHaveLength(3);
@@ -104,15 +78,8 @@ describe('two instrumented HTTP services', () => {
   });
 
   it('continues a trace that arrives with B3 headers (Brave/Sleuth callers)', async () => {
-    const queue = uniqueQueue('b3');
-    queues.push(queue);
-    const b = await startService({
-      TRACEHOUSE_RABBITMQ_URL: RABBITMQ_URL,
-      TRACEHOUSE_QUEUE: queue,
-      OTEL_SERVICE_NAME: 'service-b',
-      INSTRUMENTATION: 'http',
-    });
-    services.push(b);
+    const queue = bed.queue('b3');
+    const b = await bed.startService({ TRACEHOUSE_QUEUE: queue, OTEL_SERVICE_NAME: 'service-b', INSTRUMENTATION: 'http' });
     const traceId = '463ac35c9f6413ad48485a3953bb6124';
     const parentId = 'a2fb4a1d1a96d312';
     await new Promise<void>((resolve, reject) => {
@@ -132,7 +99,7 @@ describe('two instrumented HTTP services', () => {
         .on('error', reject);
     });
     await waitFor('the span to be exported', async () => (await b.stats()).spansExported >= 1);
-    const { spans } = await readSpans(broker, queue);
+    const { spans } = await readSpans(bed.broker, queue);
     expect(spans).toHaveLength(1);
     expect(spans[0]).toMatchObject({ traceId, parentId, kind: 'SERVER' });
   });
