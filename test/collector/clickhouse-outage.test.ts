@@ -42,8 +42,7 @@ describe('ClickHouse outage', () => {
 
   afterAll(async () => {
     await Promise.all(collectors.map((c) => c.stop()));
-    await rabbit.deleteQueues(queue, `${queue}.dlq`);
-    await rabbit.deleteExchanges(`${queue}.dlx`);
+    await rabbit.deleteCollectorTopology(queue);
     await rabbit.close();
     await clickhouse.destroy();
   });
@@ -161,8 +160,7 @@ describe('ClickHouse outage', () => {
       }
     } finally {
       await clickhouse.start();
-      await rabbit.deleteQueues(queue2, `${queue2}.dlq`);
-      await rabbit.deleteExchanges(`${queue2}.dlx`);
+      await rabbit.deleteCollectorTopology(queue2);
     }
   });
 });

@@ -43,8 +43,7 @@ describe('dead-letter queue refusing publishes', () => {
     await collector.stop();
     await store.dropDatabase().catch(() => undefined);
     await store.close();
-    await rabbit.deleteQueues(queue, dlq);
-    await rabbit.deleteExchanges(`${queue}.dlx`);
+    await rabbit.deleteCollectorTopology(queue);
     await rabbit.close();
   });
 

@@ -161,6 +161,12 @@ export class Rabbit {
     }
   }
 
+  /** Deletes what a collector consuming each queue declares: the queue, its `<queue>.dlq` and the `<queue>.dlx` exchange. */
+  async deleteCollectorTopology(...queues: string[]): Promise<void> {
+    await this.deleteQueues(...queues.flatMap((queue) => [queue, `${queue}.dlq`]));
+    await this.deleteExchanges(...queues.map((queue) => `${queue}.dlx`));
+  }
+
   async close(): Promise<void> {
     await this.connection.close().catch(() => undefined);
   }

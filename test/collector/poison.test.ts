@@ -92,8 +92,7 @@ describe('poison messages', () => {
     await collector.stop();
     await store.dropDatabase().catch(() => undefined);
     await store.close();
-    await rabbit.deleteQueues(queue, `${queue}.dlq`);
-    await rabbit.deleteExchanges(`${queue}.dlx`);
+    await rabbit.deleteCollectorTopology(queue);
     await rabbit.close();
   });
 

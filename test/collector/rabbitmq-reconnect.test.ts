@@ -39,8 +39,7 @@ describe('RabbitMQ connection loss', () => {
     await proxy.close();
     await store.dropDatabase().catch(() => undefined);
     await store.close();
-    await rabbit.deleteQueues(queue, `${queue}.dlq`);
-    await rabbit.deleteExchanges(`${queue}.dlx`);
+    await rabbit.deleteCollectorTopology(queue);
     await rabbit.close();
   });
 

@@ -82,8 +82,7 @@ describe('RabbitMQ that accepts connections but never answers', () => {
     await broker.close();
     await store.dropDatabase().catch(() => undefined);
     await store.close();
-    await rabbit.deleteQueues(queue, `${queue}.dlq`);
-    await rabbit.deleteExchanges(`${queue}.dlx`);
+    await rabbit.deleteCollectorTopology(queue);
     await rabbit.close();
   });
 

@@ -18,15 +18,13 @@ function encode(batch: readonly Span[], i: number): Buffer {
 describe('collector replicas', () => {
   let rabbit: Rabbit;
   const queues: string[] = [];
-  const exchanges: string[] = [];
   const stores: ClickHouseStore[] = [];
   const collectors: CollectorProcess[] = [];
 
   async function setup(name: string, replicas: number): Promise<{ queue: string; store: ClickHouseStore; replicas: CollectorProcess[] }> {
     const queue = uniqueName(`th_${name}`);
     const database = uniqueName(`th_${name}`);
-    queues.push(queue, `${queue}.dlq`);
-    exchanges.push(`${queue}.dlx`);
+    queues.push(queue);
     const store = await ClickHouseStore.open({ url: CLICKHOUSE_URL, database });
     stores.push(store);
     const started = await Promise.all(
@@ -47,8 +45,7 @@ describe('collector replicas', () => {
       await store.dropDatabase().catch(() => undefined);
       await store.close();
     }
-    await rabbit.deleteQueues(...queues);
-    await rabbit.deleteExchanges(...exchanges);
+    await rabbit.deleteCollectorTopology(...queues);
     await rabbit.close();
   });
 

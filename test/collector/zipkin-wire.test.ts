@@ -72,7 +72,7 @@ describe('Zipkin wire compatibility', () => {
       await store.dropDatabase();
       await store.close();
     });
-    cleanup.push(() => rabbit.deleteQueues(queue, `${queue}.dlq`).then(() => rabbit.deleteExchanges(`${queue}.dlx`)));
+    cleanup.push(() => rabbit.deleteCollectorTopology(queue));
 
     const collector = await CollectorProcess.spawn({ queue, database, env: { TRACEHOUSE_LOG_LEVEL: 'warn' } });
     cleanup.push(async () => void (await collector.stop()));
@@ -139,7 +139,7 @@ describe('Zipkin wire compatibility', () => {
       await store.dropDatabase();
       await store.close();
     });
-    cleanup.push(() => rabbit.deleteQueues(queue, `${queue}.dlq`).then(() => rabbit.deleteExchanges(`${queue}.dlx`)));
+    cleanup.push(() => rabbit.deleteCollectorTopology(queue));
     const collector = await CollectorProcess.spawn({ queue, database, env: { TRACEHOUSE_LOG_LEVEL: 'warn', TRACEHOUSE_QUEUE_TYPE: 'quorum' } });
     cleanup.push(async () => void (await collector.stop()));
     await collector.waitReady();
