@@ -353,43 +353,60 @@ export async function sumMetric(collectors: readonly CollectorProcess[], name: s
 
 // ---- a TCP proxy the test can cut ------------------------------------------------------
 
-/** Forwards a local port to a target; cut() drops every connection and refuses new ones until restore(). */
+/**
+ * Forwards a local port to the broker at an AMQP URL; cut() drops every connection and refuses new ones until
+ * restore(). The first `silent` connections are held open without a byte, like a peer that never answers.
+ */
 export class TcpProxy {
   private readonly sockets = new Set<Socket>();
   private open = true;
+  private connections = 0;
   private readonly server: Server;
-  port = 0;
+  /** The AMQP URL that goes through the proxy; set by start(). */
+  url = '';
 
-  private constructor(targetHost: string, targetPort: number) {
+  private constructor(targetHost: string, targetPort: number, silent: number) {
     this.server = createServer((client) => {
       if (!this.open) {
         client.destroy();
         return;
       }
-      const upstream = dial(targetPort, targetHost);
-      for (const s of [client, upstream]) {
+      this.connections++;
+      const pair = this.connections <= silent ? [client] : [client, dial(targetPort, targetHost)];
+      for (const s of pair) {
         this.sockets.add(s);
         s.on('error', () => undefined);
         s.on('close', () => {
           this.sockets.delete(s);
-          client.destroy();
-          upstream.destroy();
+          for (const t of pair) t.destroy();
         });
       }
-      client.pipe(upstream);
-      upstream.pipe(client);
+      const upstream = pair[1];
+      if (upstream) {
+        client.pipe(upstream);
+        upstream.pipe(client);
+      }
     });
   }
 
-  static async start(targetHost: string, targetPort: number): Promise<TcpProxy> {
-    const proxy = new TcpProxy(targetHost, targetPort);
-    proxy.port = await new Promise<number>((resolve) =>
+  static async start(target: string, o: { silent?: number } = {}): Promise<TcpProxy> {
+    const url = new URL(target);
+    const proxy = new TcpProxy(url.hostname, Number(url.port || 5672), o.silent ?? 0);
+    const port = await new Promise<number>((resolve) =>
       proxy.server.listen(0, '127.0.0.1', () => {
         const address = proxy.server.address();
         resolve(typeof address === 'object' && address !== null ? address.port : 0);
       }),
     );
+    url.hostname = '127.0.0.1';
+    url.port = String(port);
+    proxy.url = url.toString();
     return proxy;
+  }
+
+  /** Connections accepted so far, silent ones included. */
+  accepted(): number {
+    return this.connections;
   }
 
   cut(): void {

@@ -20,15 +20,11 @@ describe('RabbitMQ connection loss', () => {
   beforeAll(async () => {
     rabbit = await Rabbit.open();
     store = await ClickHouseStore.open({ url: CLICKHOUSE_URL, database });
-    const target = new URL(RABBITMQ_URL);
-    proxy = await TcpProxy.start(target.hostname, Number(target.port || 5672));
-    const viaProxy = new URL(RABBITMQ_URL);
-    viaProxy.hostname = '127.0.0.1';
-    viaProxy.port = String(proxy.port);
+    proxy = await TcpProxy.start(RABBITMQ_URL);
     collector = await CollectorProcess.spawn({
       queue,
       database,
-      rabbitmqUrl: viaProxy.toString(),
+      rabbitmqUrl: proxy.url,
       env: { TRACEHOUSE_LOG_LEVEL: 'warn', TRACEHOUSE_COLLECTOR_BATCH_AGE_MS: '500', TRACEHOUSE_COLLECTOR_RECONNECT_MAX_MS: '1000' },
     });
     await collector.waitReady();

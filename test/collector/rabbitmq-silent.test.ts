@@ -5,69 +5,27 @@
  * after its connect timeout and try again, instead of waiting on it forever;
  * once the broker answers, spans flow.
  */
-import { connect as dial, createServer, type Server, type Socket } from 'node:net';
 import { encodeJsonV2 } from '@tracehouse/model';
 import { ClickHouseStore } from '@tracehouse/storage';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLICKHOUSE_URL, CollectorProcess, RABBITMQ_URL, Rabbit, checkStored, makeSpans, uniqueName } from './harness.js';
-
-/** Holds the first `silent` connections open without a byte; forwards the later ones to the broker. */
-async function silentThenForward(silent: number): Promise<{ port: number; accepted: () => number; close: () => Promise<void> }> {
-  const target = new URL(RABBITMQ_URL);
-  const sockets = new Set<Socket>();
-  let accepted = 0;
-  const server: Server = createServer((client) => {
-    accepted++;
-    sockets.add(client);
-    client.on('error', () => undefined);
-    client.on('close', () => sockets.delete(client));
-    if (accepted <= silent) return;
-    const upstream = dial(Number(target.port || 5672), target.hostname);
-    sockets.add(upstream);
-    upstream.on('error', () => undefined);
-    upstream.on('close', () => {
-      sockets.delete(upstream);
-      client.destroy();
-    });
-    client.on('close', () => upstream.destroy());
-    client.pipe(upstream);
-    upstream.pipe(client);
-  });
-  const port = await new Promise<number>((resolve) =>
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      resolve(typeof address === 'object' && address !== null ? address.port : 0);
-    }),
-  );
-  return {
-    port,
-    accepted: () => accepted,
-    close: async () => {
-      for (const s of sockets) s.destroy();
-      await new Promise((resolve) => server.close(resolve));
-    },
-  };
-}
+import { CLICKHOUSE_URL, CollectorProcess, RABBITMQ_URL, Rabbit, TcpProxy, checkStored, makeSpans, uniqueName, waitFor } from './harness.js';
 
 describe('RabbitMQ that accepts connections but never answers', () => {
   const queue = uniqueName('th_silent');
   const database = uniqueName('th_silent');
   let rabbit: Rabbit;
   let store: ClickHouseStore;
-  let broker: Awaited<ReturnType<typeof silentThenForward>>;
+  let broker: TcpProxy;
   let collector: CollectorProcess;
 
   beforeAll(async () => {
     rabbit = await Rabbit.open();
     store = await ClickHouseStore.open({ url: CLICKHOUSE_URL, database });
-    broker = await silentThenForward(1);
-    const url = new URL(RABBITMQ_URL);
-    url.hostname = '127.0.0.1';
-    url.port = String(broker.port);
+    broker = await TcpProxy.start(RABBITMQ_URL, { silent: 1 });
     collector = await CollectorProcess.spawn({
       queue,
       database,
-      rabbitmqUrl: url.toString(),
+      rabbitmqUrl: broker.url,
       env: {
         TRACEHOUSE_LOG_LEVEL: 'warn',
         TRACEHOUSE_COLLECTOR_BATCH_AGE_MS: '100',
@@ -91,10 +49,7 @@ describe('RabbitMQ that accepts connections but never answers', () => {
     expect(broker.accepted()).toBeGreaterThanOrEqual(2);
     const spans = makeSpans(20, { perTrace: 5, service: 'after-silence' });
     await rabbit.publish(queue, encodeJsonV2(spans));
-    for (let i = 0; i < 100; i++) {
-      if ((await checkStored(store.reader, spans)).missing === 0) break;
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
+    await waitFor(async () => (await checkStored(store.reader, spans)).missing === 0, { timeoutMs: 10_000, what: 'the spans stored' });
     expect(await checkStored(store.reader, spans)).toEqual({ expected: spans.length, missing: 0, duplicates: 0, unexpected: 0 });
   });
 });
