@@ -63,7 +63,7 @@ function codec(f: ServerFeatures, spec: string): string {
 }
 
 /** Per data table, the time (epoch microseconds) its TTL counts from. */
-export const TTL_TIME: Record<(typeof DATA_TABLES)[number], string> = {
+const TTL_TIME: Record<(typeof DATA_TABLES)[number], string> = {
   spans: 'ts',
   trace_index: 'ts_max',
   span_index: 'ts',

@@ -14,20 +14,6 @@ import { StorageError } from './storage-error.js';
 
 export type BindMode = 'server' | 'literal';
 
-/** Placeholder types this package uses. */
-export type ParamType =
-  | 'String'
-  | 'UInt8'
-  | 'UInt16'
-  | 'UInt32'
-  | 'UInt64'
-  | 'Int64'
-  | 'Float64'
-  | 'Array(String)'
-  | 'Array(UInt64)';
-
-export type ParamValue = string | number | bigint | readonly string[] | readonly (number | bigint)[];
-
 export interface BoundSql {
   /** SQL to send. In literal mode it contains no placeholders. */
   sql: string;
