@@ -12,7 +12,7 @@ function endpointJson(e: Endpoint | undefined): Endpoint | undefined {
 }
 
 /** The span as a plain object with only Zipkin v2 fields, in Zipkin's order. */
-export function spanToJsonObject(s: Span): Span {
+function spanToJsonObject(s: Span): Span {
   const out: Span = s.parentId === undefined ? { traceId: s.traceId, id: s.id } : { traceId: s.traceId, parentId: s.parentId, id: s.id };
   if (s.kind !== undefined) out.kind = s.kind;
   if (s.name !== undefined) out.name = s.name;
