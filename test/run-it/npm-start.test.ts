@@ -16,7 +16,7 @@ import {
   BackgroundCommand,
   deleteQueueAndDeadLetters,
   dropDatabase,
-  freePorts,
+  pipelineEnv,
   portInUse,
 } from './pipeline-process.js';
 
@@ -55,19 +55,11 @@ afterAll(async () => {
 
 describe('npm start', () => {
   it('runs the whole pipeline, shows a trace across both demo services, and stops everything on Ctrl-C', async () => {
-    const [query, collector1, collector2, frontend, backend, traffic] = await freePorts(6);
-    const ports = { query, collector1, collector2, frontend, backend, traffic } as Record<string, number>;
+    const { env, ports } = await pipelineEnv({ queue, database });
     run = new BackgroundCommand('npm', ['start'], {
       cwd: repoRoot,
       env: {
-        ...process.env,
-        TRACEHOUSE_QUEUE: queue,
-        TRACEHOUSE_CLICKHOUSE_DATABASE: database,
-        TRACEHOUSE_QUERY_PORT: String(query),
-        TRACEHOUSE_COLLECTOR_PORTS: `${collector1},${collector2}`,
-        TRACEHOUSE_DEMO_FRONTEND_PORT: String(frontend),
-        TRACEHOUSE_DEMO_BACKEND_PORT: String(backend),
-        TRACEHOUSE_DEMO_TRAFFIC_PORT: String(traffic),
+        ...env,
         TRACEHOUSE_DEMO_TRAFFIC_INTERVAL_MS: '300',
         // Bounds the stop at 4 stages x 5 s even if a process hung.
         TRACEHOUSE_STOP_TIMEOUT_MS: '5000',
@@ -86,7 +78,7 @@ describe('npm start', () => {
     );
 
     // The walkthrough: list services, search traces, fetch one.
-    const api = `http://127.0.0.1:${query}/api/v2`;
+    const api = `http://127.0.0.1:${ports.query}/api/v2`;
     let found: Span[] | undefined;
     const deadline = Date.now() + 20_000;
     while (found === undefined && Date.now() < deadline) {

@@ -9,7 +9,7 @@ import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it } from 'vitest';
-import { alive, BackgroundCommand, deleteQueueAndDeadLetters, dropDatabase, freePorts } from './pipeline-process.js';
+import { alive, BackgroundCommand, deleteQueueAndDeadLetters, dropDatabase, pipelineEnv } from './pipeline-process.js';
 
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 const suffix = randomBytes(4).toString('hex');
@@ -17,19 +17,7 @@ const queue = `tracehouse_runit_dies_${suffix}`;
 const database = `tracehouse_runit_dies_${suffix}`;
 const pids = new Map<string, number>();
 
-async function pipelineEnv(): Promise<NodeJS.ProcessEnv> {
-  const [query, collector1, collector2, frontend, backend, traffic] = await freePorts(6);
-  return {
-    ...process.env,
-    TRACEHOUSE_QUEUE: queue,
-    TRACEHOUSE_CLICKHOUSE_DATABASE: database,
-    TRACEHOUSE_QUERY_PORT: String(query),
-    TRACEHOUSE_COLLECTOR_PORTS: `${collector1},${collector2}`,
-    TRACEHOUSE_DEMO_FRONTEND_PORT: String(frontend),
-    TRACEHOUSE_DEMO_BACKEND_PORT: String(backend),
-    TRACEHOUSE_DEMO_TRAFFIC_PORT: String(traffic),
-  };
-}
+const ownEnv = async (): Promise<NodeJS.ProcessEnv> => (await pipelineEnv({ queue, database })).env;
 
 afterAll(async () => {
   for (const pid of pids.values()) if (alive(pid)) process.kill(pid, 'SIGKILL');
@@ -41,7 +29,7 @@ describe('run-pipeline', () => {
   it('reports a process that died on its own, stops the rest and exits 1', async () => {
     const run = new BackgroundCommand(process.execPath, ['demo/dist/run-pipeline.js'], {
       cwd: repoRoot,
-      env: await pipelineEnv(),
+      env: await ownEnv(),
     });
     await run.waitFor(/^\[pipeline\] ready$/m, 60_000);
     for (const [, name, pid] of run.output.matchAll(/^\[pipeline\] started (\S+) pid=(\d+)/gm)) {
@@ -62,7 +50,7 @@ describe('run-pipeline', () => {
   }, 110_000);
 
   it('refuses to start when one of its ports is taken, naming the variable', async () => {
-    const env = await pipelineEnv();
+    const env = await ownEnv();
     const squatter = createServer();
     await new Promise<void>((resolve) => squatter.listen(Number(env['TRACEHOUSE_DEMO_BACKEND_PORT']), '127.0.0.1', resolve));
     try {
@@ -77,7 +65,7 @@ describe('run-pipeline', () => {
   });
 
   it('rejects a bad value with exit code 2 and the variable it came from', async () => {
-    const env = { ...(await pipelineEnv()), TRACEHOUSE_COLLECTOR_PORTS: '9412,nine' };
+    const env = { ...(await ownEnv()), TRACEHOUSE_COLLECTOR_PORTS: '9412,nine' };
     const run = new BackgroundCommand(process.execPath, ['demo/dist/run-pipeline.js'], { cwd: repoRoot, env });
     expect(await run.exited).toEqual({ code: 2, signal: null });
     expect(run.output).toContain('TRACEHOUSE_COLLECTOR_PORTS: expected a comma-separated list of ports');

@@ -13,7 +13,7 @@ export const RABBITMQ_URL = process.env['TRACEHOUSE_RABBITMQ_URL'] ?? 'amqp://gu
 export const CLICKHOUSE_URL = process.env['TRACEHOUSE_CLICKHOUSE_URL'] ?? 'http://127.0.0.1:8123';
 
 /** `count` distinct ports that were free a moment ago. */
-export async function freePorts(count: number): Promise<number[]> {
+async function freePorts(count: number): Promise<number[]> {
   const servers = await Promise.all(
     Array.from(
       { length: count },
@@ -32,6 +32,32 @@ export async function freePorts(count: number): Promise<number[]> {
   });
   await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
   return ports;
+}
+
+type PipelinePorts = Record<'query' | 'collector1' | 'collector2' | 'frontend' | 'backend' | 'traffic', number>;
+
+/**
+ * The environment for a pipeline run that collides with nothing else on the
+ * machine: its own queue and database, and every port a free one (`ports`
+ * names each, for checking afterwards that nothing still listens).
+ */
+export async function pipelineEnv(own: { queue: string; database: string }): Promise<{
+  env: NodeJS.ProcessEnv;
+  ports: PipelinePorts;
+}> {
+  const [query, collector1, collector2, frontend, backend, traffic] = await freePorts(6);
+  const ports = { query, collector1, collector2, frontend, backend, traffic } as PipelinePorts;
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    TRACEHOUSE_QUEUE: own.queue,
+    TRACEHOUSE_CLICKHOUSE_DATABASE: own.database,
+    TRACEHOUSE_QUERY_PORT: String(query),
+    TRACEHOUSE_COLLECTOR_PORTS: `${collector1},${collector2}`,
+    TRACEHOUSE_DEMO_FRONTEND_PORT: String(frontend),
+    TRACEHOUSE_DEMO_BACKEND_PORT: String(backend),
+    TRACEHOUSE_DEMO_TRAFFIC_PORT: String(traffic),
+  };
+  return { env, ports };
 }
 
 /** Whether something accepts TCP connections on 127.0.0.1:`port`. */
