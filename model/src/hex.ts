@@ -1,7 +1,7 @@
-// Hex helpers of the proto3 writer.
+// Hex helpers of the proto3 writer and the IPv6 parser.
 
 /** Value of one hex digit (either case), or -1. */
-function hexDigit(c: number): number {
+export function hexDigit(c: number): number {
   if (c >= 48 && c <= 57) return c - 48; // 0-9
   if (c >= 97 && c <= 102) return c - 87; // a-f
   if (c >= 65 && c <= 70) return c - 55; // A-F

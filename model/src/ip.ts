@@ -1,6 +1,7 @@
 // IP address text <-> bytes, with the normalisation Zipkin applies: IPv6 is
 // written in the RFC 5952 canonical form, and an IPv4-mapped IPv6 address
 // (::ffff:a.b.c.d) is reported as IPv4.
+import { hexDigit } from './hex.js';
 
 /** Parses dotted-quad IPv4 into 4 bytes (into `out` when given), or returns undefined. */
 export function parseIpv4(s: string, out: Uint8Array = new Uint8Array(4)): Uint8Array | undefined {
@@ -56,12 +57,8 @@ export function parseIpv6(input: string): Uint8Array | undefined {
     if (token.length === 0 || token.length > 4) return undefined;
     let value = 0;
     for (let k = 0; k < token.length; k++) {
-      const c = token.charCodeAt(k);
-      let d: number;
-      if (c >= 48 && c <= 57) d = c - 48;
-      else if (c >= 97 && c <= 102) d = c - 87;
-      else if (c >= 65 && c <= 70) d = c - 55;
-      else return undefined;
+      const d = hexDigit(token.charCodeAt(k));
+      if (d < 0) return undefined;
       value = (value << 4) | d;
     }
     groups.push(value);
