@@ -2,7 +2,7 @@
 // needed, the URL points at a closed port.
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import { resourceFromAttributes } from '@opentelemetry/resources';
-import { AggregationTemporality, MeterProvider, MetricReader, type MetricData } from '@opentelemetry/sdk-metrics';
+import { MeterProvider, type MetricData } from '@opentelemetry/sdk-metrics';
 import {
   BasicTracerProvider,
   InMemorySpanExporter,
@@ -10,6 +10,7 @@ import {
   type ReadableSpan,
 } from '@opentelemetry/sdk-trace-base';
 import { describe, expect, it } from 'vitest';
+import { TestReader } from './metrics.test.helpers.js';
 import { RabbitMqSpanExporter, type RabbitMqSpanExporterOptions } from './rabbitmq-span-exporter.js';
 
 const UNREACHABLE = 'amqp://guest:guest@127.0.0.1:1';
@@ -32,18 +33,6 @@ function unreachable(options: RabbitMqSpanExporterOptions = {}): RabbitMqSpanExp
 
 function exportAsync(exporter: RabbitMqSpanExporter, batch: ReadableSpan[]): Promise<ExportResult> {
   return new Promise((resolve) => exporter.export(batch, resolve));
-}
-
-class TestReader extends MetricReader {
-  constructor() {
-    super({ aggregationTemporalitySelector: () => AggregationTemporality.CUMULATIVE });
-  }
-  protected override onForceFlush(): Promise<void> {
-    return Promise.resolve();
-  }
-  protected override onShutdown(): Promise<void> {
-    return Promise.resolve();
-  }
 }
 
 describe('RabbitMqSpanExporter without a broker', () => {

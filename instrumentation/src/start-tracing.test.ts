@@ -1,22 +1,10 @@
 // startTracing in-process, without a broker (its URL points at a closed port).
 import { context, propagation, trace } from '@opentelemetry/api';
-import { AggregationTemporality, MetricReader } from '@opentelemetry/sdk-metrics';
 import { InMemorySpanExporter } from '@opentelemetry/sdk-trace-base';
 import { afterAll, describe, expect, it } from 'vitest';
 import { TracingConfigError } from './config.js';
+import { TestReader } from './metrics.test.helpers.js';
 import { startTracing, type TracingHandle } from './start-tracing.js';
-
-class TestReader extends MetricReader {
-  constructor() {
-    super({ aggregationTemporalitySelector: () => AggregationTemporality.CUMULATIVE });
-  }
-  protected override onForceFlush(): Promise<void> {
-    return Promise.resolve();
-  }
-  protected override onShutdown(): Promise<void> {
-    return Promise.resolve();
-  }
-}
 
 const handles: TracingHandle[] = [];
 
