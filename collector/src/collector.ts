@@ -376,10 +376,6 @@ export class Collector {
     this.metrics.messagesConsumed.inc();
     this.metrics.inflightMessages.set(this.acks.size);
     const body = message.content;
-    if (body.length > this.config.maxMessageBytes) {
-      this.deadLetter(session, message, body, 'too_large', `message of ${body.length} bytes exceeds ${this.config.maxMessageBytes}`);
-      return;
-    }
     const encoding = message.properties.contentEncoding as unknown;
     let result: ReturnType<typeof decodeSpans>;
     try {
