@@ -36,10 +36,6 @@ export function show(value: unknown): string {
   return text.length > 60 ? `${text.slice(0, 57)}...` : text;
 }
 
-function reject(reason: SpanRejectReason, message: string): never {
-  return rejectSpan(reason, message);
-}
-
 /**
  * Checks hex (either case) and counts the leading zeros. Returns the
  * lower-cased id with that count, or undefined when the id is all zeros.
@@ -47,7 +43,7 @@ function reject(reason: SpanRejectReason, message: string): never {
  */
 function hexId(value: string, field: string, max: number, reason: SpanRejectReason): { id: string; zeros: number } | undefined {
   const length = value.length;
-  if (length > max) reject(reason, `${field} ${show(value)} is longer than ${max} hex characters`);
+  if (length > max) rejectSpan(reason, `${field} ${show(value)} is longer than ${max} hex characters`);
   let zeros = 0;
   let upper = false;
   let leading = true;
@@ -63,7 +59,7 @@ function hexId(value: string, field: string, max: number, reason: SpanRejectReas
       upper = true;
       continue;
     }
-    reject(reason, `${field} ${show(value)} is not hex`);
+    rejectSpan(reason, `${field} ${show(value)} is not hex`);
   }
   if (zeros === length) return undefined;
   return { id: upper ? value.toLowerCase() : value, zeros };
@@ -88,9 +84,9 @@ export function normalizeTraceId(value: string): string | undefined {
 }
 
 function traceIdOf(value: string): string {
-  if (value.length === 0) reject('missing_trace_id', 'traceId is empty');
+  if (value.length === 0) rejectSpan('missing_trace_id', 'traceId is empty');
   const parsed = hexId(value, 'traceId', 32, 'bad_trace_id');
-  if (!parsed) return reject('bad_trace_id', 'traceId is all zeros');
+  if (!parsed) return rejectSpan('bad_trace_id', 'traceId is all zeros');
   const { id, zeros } = parsed;
   const length = id.length;
   if (length === 16) return id;
@@ -113,35 +109,35 @@ function kindOf(value: unknown): SpanKind | undefined {
     const upper = value.toUpperCase();
     if (upper === 'CLIENT' || upper === 'SERVER' || upper === 'PRODUCER' || upper === 'CONSUMER') return upper;
   }
-  return reject('bad_kind', `kind ${show(value)} is not one of CLIENT, SERVER, PRODUCER, CONSUMER`);
+  return rejectSpan('bad_kind', `kind ${show(value)} is not one of CLIENT, SERVER, PRODUCER, CONSUMER`);
 }
 
 /** Epoch or duration microseconds: absent for missing, 0 or negative (as Zipkin clamps). */
 function micros(value: unknown, field: string, reason: SpanRejectReason): number | undefined {
   if (typeof value === 'number') {
     if (Number.isSafeInteger(value)) return value > 0 ? value : undefined;
-    return reject(reason, `${field} ${show(value)} is not a whole number of microseconds below 2^53`);
+    return rejectSpan(reason, `${field} ${show(value)} is not a whole number of microseconds below 2^53`);
   }
   if (value === undefined || value === null) return undefined;
-  return reject(reason, `${field} ${show(value)} is not a number`);
+  return rejectSpan(reason, `${field} ${show(value)} is not a number`);
 }
 
 function stringField(span: Record<string, unknown>, field: string): string | undefined {
   const value = span[field];
   if (typeof value === 'string') return value.length === 0 ? undefined : value;
   if (value === undefined || value === null) return undefined;
-  return reject('bad_field_type', `${field} ${show(value)} is not a string`);
+  return rejectSpan('bad_field_type', `${field} ${show(value)} is not a string`);
 }
 
 function flag(value: unknown, field: string): boolean {
   if (value === true) return true;
   if (value === false || value === undefined || value === null) return false;
-  return reject('bad_field_type', `${field} ${show(value)} is not a boolean`);
+  return rejectSpan('bad_field_type', `${field} ${show(value)} is not a boolean`);
 }
 
 function endpointOf(value: unknown, field: string): Endpoint | undefined {
   if (value === undefined || value === null) return undefined;
-  if (typeof value !== 'object' || Array.isArray(value)) reject('bad_endpoint', `${field} is ${show(value)}, not an object`);
+  if (typeof value !== 'object' || Array.isArray(value)) rejectSpan('bad_endpoint', `${field} is ${show(value)}, not an object`);
   const raw = value as Record<string, unknown>;
   const out: Endpoint = {};
   let empty = true;
@@ -152,7 +148,7 @@ function endpointOf(value: unknown, field: string): Endpoint | undefined {
       empty = false;
     }
   } else if (serviceName !== undefined && serviceName !== null) {
-    reject('bad_endpoint', `${field}.serviceName ${show(serviceName)} is not a string`);
+    rejectSpan('bad_endpoint', `${field}.serviceName ${show(serviceName)} is not a string`);
   }
   // Like Zipkin, text that is not an IP address is ignored rather than
   // failing the span; either field may carry either family.
@@ -167,18 +163,18 @@ function endpointOf(value: unknown, field: string): Endpoint | undefined {
       else out.ipv4 = parsed.ipv4 ?? ip;
       empty = false;
     } else if (ip !== undefined && ip !== null) {
-      reject('bad_endpoint', `${field}.${key} ${show(ip)} is not a string`);
+      rejectSpan('bad_endpoint', `${field}.${key} ${show(ip)} is not a string`);
     }
   }
   const port = raw.port;
   if (typeof port === 'number') {
-    if (!Number.isInteger(port) || port > 0xffff) reject('bad_endpoint', `${field}.port ${show(port)} is not a port number`);
+    if (!Number.isInteger(port) || port > 0xffff) rejectSpan('bad_endpoint', `${field}.port ${show(port)} is not a port number`);
     if (port > 0) {
       out.port = port;
       empty = false;
     }
   } else if (port !== undefined && port !== null) {
-    reject('bad_endpoint', `${field}.port ${show(port)} is not a number`);
+    rejectSpan('bad_endpoint', `${field}.port ${show(port)} is not a number`);
   }
   return empty ? undefined : out;
 }
@@ -190,19 +186,19 @@ function compareAnnotations(a: Annotation, b: Annotation): number {
 
 function annotationsOf(value: unknown): Annotation[] | undefined {
   if (value === undefined || value === null) return undefined;
-  if (!Array.isArray(value)) return reject('bad_annotation', `annotations is ${show(value)}, not a list`);
+  if (!Array.isArray(value)) return rejectSpan('bad_annotation', `annotations is ${show(value)}, not a list`);
   const list = value as unknown[];
   if (list.length === 0) return undefined;
   const out: Annotation[] = new Array<Annotation>(list.length);
   let sorted = true;
   for (let i = 0; i < list.length; i++) {
     const a = list[i];
-    if (typeof a !== 'object' || a === null || Array.isArray(a)) reject('bad_annotation', `annotations[${i}] is ${show(a)}, not an object`);
+    if (typeof a !== 'object' || a === null || Array.isArray(a)) rejectSpan('bad_annotation', `annotations[${i}] is ${show(a)}, not an object`);
     const { timestamp, value: text } = a as Record<string, unknown>;
     if (typeof timestamp !== 'number' || !Number.isSafeInteger(timestamp) || timestamp <= 0) {
-      reject('bad_annotation', `annotations[${i}].timestamp ${show(timestamp)} is not positive epoch microseconds`);
+      rejectSpan('bad_annotation', `annotations[${i}].timestamp ${show(timestamp)} is not positive epoch microseconds`);
     }
-    if (typeof text !== 'string' || text.length === 0) reject('bad_annotation', `annotations[${i}].value ${show(text)} is not a non-empty string`);
+    if (typeof text !== 'string' || text.length === 0) rejectSpan('bad_annotation', `annotations[${i}].value ${show(text)} is not a non-empty string`);
     const annotation: Annotation = { timestamp, value: wellFormed(text) };
     if (i > 0 && sorted && compareAnnotations(out[i - 1]!, annotation) >= 0) sorted = false;
     out[i] = annotation;
@@ -219,7 +215,7 @@ function annotationsOf(value: unknown): Annotation[] | undefined {
 
 function tagsOf(value: unknown, reuse: boolean): Record<string, string> | undefined {
   if (value === undefined || value === null) return undefined;
-  if (typeof value !== 'object' || Array.isArray(value)) return reject('bad_tags', `tags is ${show(value)}, not an object`);
+  if (typeof value !== 'object' || Array.isArray(value)) return rejectSpan('bad_tags', `tags is ${show(value)}, not an object`);
   const raw = value as Record<string, unknown>;
   let count = 0;
   let clean = true;
@@ -227,7 +223,7 @@ function tagsOf(value: unknown, reuse: boolean): Record<string, string> | undefi
     if (!Object.prototype.hasOwnProperty.call(raw, key)) continue;
     const v = raw[key];
     // Zipkin rejects non-string tag values as malformed (openzipkin/zipkin#3695).
-    if (typeof v !== 'string') reject('bad_tags', `tag ${show(key)} has value ${show(v)}, not a string`);
+    if (typeof v !== 'string') rejectSpan('bad_tags', `tag ${show(key)} has value ${show(v)}, not a string`);
     if (clean && (!isWellFormed(key) || !isWellFormed(v))) clean = false;
     count++;
   }
@@ -251,27 +247,27 @@ function tagsOf(value: unknown, reuse: boolean): Record<string, string> | undefi
  */
 export function normalizeOrThrow(input: unknown, reuse: boolean): Span {
   if (typeof input !== 'object' || input === null || Array.isArray(input)) {
-    return reject('not_an_object', `span is ${show(input)}, not an object`);
+    return rejectSpan('not_an_object', `span is ${show(input)}, not an object`);
   }
   const raw = input as Record<string, unknown>;
 
   const rawTraceId = raw.traceId;
-  if (rawTraceId === undefined || rawTraceId === null || rawTraceId === '') reject('missing_trace_id', 'traceId is missing');
-  if (typeof rawTraceId !== 'string') return reject('bad_trace_id', `traceId ${show(rawTraceId)} is not a string`);
+  if (rawTraceId === undefined || rawTraceId === null || rawTraceId === '') rejectSpan('missing_trace_id', 'traceId is missing');
+  if (typeof rawTraceId !== 'string') return rejectSpan('bad_trace_id', `traceId ${show(rawTraceId)} is not a string`);
   const traceId = traceIdOf(rawTraceId);
 
   const rawId = raw.id;
-  if (rawId === undefined || rawId === null || rawId === '') reject('missing_id', 'id is missing');
-  if (typeof rawId !== 'string') return reject('bad_id', `id ${show(rawId)} is not a string`);
+  if (rawId === undefined || rawId === null || rawId === '') rejectSpan('missing_id', 'id is missing');
+  if (typeof rawId !== 'string') return rejectSpan('bad_id', `id ${show(rawId)} is not a string`);
   const id = spanIdOf(rawId, 'id', 'bad_id');
-  if (id === undefined) return reject('bad_id', 'id is all zeros');
+  if (id === undefined) return rejectSpan('bad_id', 'id is all zeros');
 
   const rawParentId = raw.parentId;
   let parentId: string | undefined;
   if (typeof rawParentId === 'string') {
     if (rawParentId.length > 0) parentId = spanIdOf(rawParentId, 'parentId', 'bad_parent_id');
   } else if (rawParentId !== undefined && rawParentId !== null) {
-    reject('bad_parent_id', `parentId ${show(rawParentId)} is not a string`);
+    rejectSpan('bad_parent_id', `parentId ${show(rawParentId)} is not a string`);
   }
   // Zipkin drops a parent id equal to the span's own id.
   if (parentId === id) parentId = undefined;
