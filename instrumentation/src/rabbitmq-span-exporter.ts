@@ -242,8 +242,7 @@ export class RabbitMqSpanExporter implements SpanExporter {
   #drain(): void {
     try {
       while (this.#inFlight < this.#maxInFlight && this.#buffer.length > 0 && this.#publisher.ready) {
-        const pieces = this.#buffer.take(this.#maxMessageBytes, this.#format.messageBytes);
-        const pieceBytes = pieces.reduce((sum, piece) => sum + piece.length, 0);
+        const { pieces, pieceBytes } = this.#buffer.take(this.#maxMessageBytes, this.#format.messageBytes);
         const body = this.#format.frame(pieces, pieceBytes);
         this.#inFlight++;
         this.#publisher.publish(body).then(

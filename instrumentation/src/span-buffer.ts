@@ -36,9 +36,12 @@ export class SpanBuffer {
 
   /**
    * Removes and returns the longest run from the front whose message stays
-   * within `maxMessageBytes` (at least one span).
+   * within `maxMessageBytes` (at least one span), with the sum of its sizes.
    */
-  take(maxMessageBytes: number, messageBytes: (count: number, pieceBytes: number) => number): Buffer[] {
+  take(
+    maxMessageBytes: number,
+    messageBytes: (count: number, pieceBytes: number) => number,
+  ): { pieces: Buffer[]; pieceBytes: number } {
     const start = this.#head;
     let end = start;
     let pieceBytes = 0;
@@ -58,7 +61,7 @@ export class SpanBuffer {
       this.#items = this.#items.slice(this.#head);
       this.#head = 0;
     }
-    return pieces;
+    return { pieces, pieceBytes };
   }
 
   /**

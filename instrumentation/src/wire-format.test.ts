@@ -33,8 +33,8 @@ function pack(encoding: 'json' | 'proto3', spans: Span[], maxMessageBytes: numbe
   for (const span of spans) expect(buffer.offer(format.encodeSpan(span))).toBe(true);
   const messages: Buffer[] = [];
   while (buffer.length > 0) {
-    const pieces = buffer.take(maxMessageBytes, format.messageBytes);
-    const pieceBytes = pieces.reduce((sum, p) => sum + p.length, 0);
+    const { pieces, pieceBytes } = buffer.take(maxMessageBytes, format.messageBytes);
+    expect(pieceBytes).toBe(pieces.reduce((sum, p) => sum + p.length, 0));
     const body = format.frame(pieces, pieceBytes);
     expect(body.length).toBe(format.messageBytes(pieces.length, pieceBytes));
     messages.push(body);
@@ -87,15 +87,16 @@ describe('SpanBuffer', () => {
     expect(buffer.offer(Buffer.alloc(1))).toBe(false); // 4 spans > 3
     expect(buffer.length).toBe(3);
     expect(buffer.bytes).toBe(25);
-    const taken = buffer.take(22, wireFormat('json').messageBytes); // 10 + 1 + 10 + 2 brackets = 23 > 22
+    const { pieces: taken, pieceBytes } = buffer.take(22, wireFormat('json').messageBytes); // 10 + 1 + 10 + 2 brackets = 23 > 22
     expect(taken).toHaveLength(1);
+    expect(pieceBytes).toBe(10);
     expect(buffer.length).toBe(2);
     expect(buffer.bytes).toBe(15);
     expect(buffer.offer(Buffer.alloc(10))).toBe(true);
     buffer.putBack(taken); // back in front even though the buffer is full again
     expect(buffer.length).toBe(4);
     expect(buffer.bytes).toBe(35);
-    expect(buffer.take(1000, wireFormat('json').messageBytes)[0]).toBe(taken[0]);
+    expect(buffer.take(1000, wireFormat('json').messageBytes).pieces[0]).toBe(taken[0]);
     expect(buffer.clear()).toBe(0);
   });
 
@@ -104,8 +105,8 @@ describe('SpanBuffer', () => {
     buffer.offer(Buffer.alloc(300));
     buffer.offer(Buffer.alloc(10));
     const jsonBytes = wireFormat('json').messageBytes;
-    expect(buffer.take(100, jsonBytes)).toHaveLength(1);
-    expect(buffer.take(100, jsonBytes)).toHaveLength(1);
+    expect(buffer.take(100, jsonBytes).pieces).toHaveLength(1);
+    expect(buffer.take(100, jsonBytes).pieces).toHaveLength(1);
     expect(buffer.length).toBe(0);
   });
 });
