@@ -68,16 +68,16 @@ export function toStorageError(error: unknown, what: string): StorageError {
   if (error instanceof StorageError) return error;
   const message = error instanceof Error ? error.message : String(error);
   const errno = typeof error === 'object' && error !== null ? (error as { code?: unknown }).code : undefined;
+  const code = clickhouseCode(error);
   if (typeof errno === 'string' && NETWORK_ERRNOS.has(errno)) {
     return new StorageError({ code: 'connection', message: `${what}: ${message}`, cause: error });
   }
-  if (/timeout/i.test(message) && clickhouseCode(error) === undefined) {
+  if (/timeout/i.test(message) && code === undefined) {
     return new StorageError({ code: 'timeout', message: `${what}: ${message}`, cause: error });
   }
   if (/socket hang up|other side closed|ECONNRESET|ECONNREFUSED/i.test(message)) {
     return new StorageError({ code: 'connection', message: `${what}: ${message}`, cause: error });
   }
-  const code = clickhouseCode(error);
   if (code !== undefined) {
     if (TIMEOUT_CODES.has(code)) return new StorageError({ code: 'timeout', message: `${what}: ${message}`, cause: error });
     if (NETWORK_CODES.has(code)) return new StorageError({ code: 'connection', message: `${what}: ${message}`, cause: error });
