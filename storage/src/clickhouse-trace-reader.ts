@@ -170,14 +170,14 @@ LIMIT {limit:UInt32}`;
    * `strict`: match the full id; otherwise match on the low 64 bits.
    */
   async #traces(traceIds: readonly string[], strict: boolean): Promise<Span[][]> {
-    const wanted: string[] = [];
+    const wanted = new Set<string>();
     for (const raw of traceIds) {
       const id = typeof raw === 'string' ? normalizeTraceId(raw) : undefined;
-      if (id !== undefined && !wanted.includes(id)) wanted.push(id);
+      if (id !== undefined) wanted.add(id);
     }
-    if (wanted.length === 0) return [];
-    if (wanted.length > 10_000) throw badInput('at most 10000 trace ids per request');
-    const lows = [...new Set(wanted.map((id) => id.slice(-16)))];
+    if (wanted.size === 0) return [];
+    if (wanted.size > 10_000) throw badInput('at most 10000 trace ids per request');
+    const lows = [...new Set([...wanted].map((id) => id.slice(-16)))];
     const [range] = await this.#engine.query<{ lo: string; hi: string; n: string }>(
       bindSql(
         `SELECT min(ts_min) AS lo, max(ts_max) AS hi, count() AS n FROM ${this.#db}.trace_index WHERE trace_low IN {lows:Array(String)}`,
@@ -196,7 +196,7 @@ WHERE trace_low IN {lows:Array(String)} AND ts >= {lo:UInt64} AND ts <= {hi:UInt
       ),
       'TabSeparatedRaw',
     );
-    const groups = new Map<string, string[]>(wanted.map((id) => [strict ? id : id.slice(-16), []]));
+    const groups = new Map<string, string[]>([...wanted].map((id) => [strict ? id : id.slice(-16), []]));
     for (const line of text.split('\n')) {
       if (line.length === 0) continue;
       // trace_high and trace_low are hex; the payload is JSON, which never
