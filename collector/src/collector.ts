@@ -353,9 +353,9 @@ export class Collector {
     this.batcher.discard();
     // Batches still waiting for an insert slot would only write spans the
     // broker is about to redeliver; with ClickHouse down they would pile up
-    // with every reconnect.
-    // Every queued batch belongs to the lost connection: a new one has not started yet.
-    this.pipeline.discardQueued(() => true);
+    // with every reconnect. Every queued batch belongs to the lost connection:
+    // a new one has not started yet.
+    this.pipeline.discardQueued();
     this.metrics.inflightMessages.set(0);
     this.updateUp();
     if (!this.stopping) this.logger.warn({ unacked }, 'RabbitMQ connection lost; unacked messages go back to the queue');

@@ -77,17 +77,15 @@ export class InsertPipeline<T extends CountedToken> {
   }
 
   /**
-   * Forgets queued (not yet running) batches whose messages match: used when
-   * their channel is gone, since the broker redelivers those messages anyway.
+   * Forgets queued (not yet running) batches: used when their channel is gone,
+   * since the broker redelivers those messages anyway. Running ones finish.
    */
-  discardQueued(stale: (token: T) => boolean): number {
-    const before = this.queue.length;
-    const kept = this.queue.filter((batch) => !batch.tokens.some(stale));
+  discardQueued(): number {
+    const discarded = this.queue.length;
     this.queue.length = 0;
-    this.queue.push(...kept);
     this.o.metrics.pendingBatches.set(this.pending);
     this.settleIdle();
-    return before - kept.length;
+    return discarded;
   }
 
   /** Stops retrying and forgets queued batches; their messages stay unacked. */
