@@ -128,15 +128,15 @@ export interface ParsedIp {
   ipv6?: string;
 }
 
+const SCRATCH = new Uint8Array(4);
+const IS_IPV4: ParsedIp = {};
+
 /**
  * Normalises an address given in either field, as Zipkin's Endpoint.Builder
  * parseIp does: IPv6 text becomes canonical IPv6 (or IPv4 when mapped).
  * Returns a shared empty object for IPv4 text (which stays as it is), and
  * undefined for text that is no IP address.
  */
-const SCRATCH = new Uint8Array(4);
-const IS_IPV4: ParsedIp = {};
-
 export function normalizeIp(s: string): ParsedIp | undefined {
   // The common case allocates nothing: the caller keeps `s` as the IPv4 text.
   if (parseIpv4(s, SCRATCH)) return IS_IPV4;
