@@ -4,6 +4,7 @@
  * and this server's bounds. Every failure is an ApiError naming the parameter.
  * Pure functions: no I/O, unit tested in params.test.ts.
  */
+import { normalizeTraceId as canonicalTraceId } from '@tracehouse/model';
 import { badParameter, missingParameter } from './errors.js';
 
 /** Longest service, span or tag name accepted in a query; longer ones cannot have been stored. */
@@ -111,8 +112,6 @@ export function parseAnnotationQuery(value: string | undefined): AnnotationQuery
   return [...byKey].map(([key, tagValue]) => (tagValue === undefined ? { key } : { key, value: tagValue }));
 }
 
-const HEX = /^[0-9a-f]+$/;
-
 /**
  * A trace id as Zipkin's Span.normalizeTraceId treats it: 1 to 32 hex
  * characters (any case), lower-cased, left-padded with zeros to 16 or 32, and a
@@ -121,12 +120,12 @@ const HEX = /^[0-9a-f]+$/;
  */
 export function normalizeTraceId(parameter: string, value: string | undefined): string {
   if (value === undefined || value === '') throw missingParameter(parameter);
-  const id = value.toLowerCase();
-  if (id.length > 32) throw badParameter(parameter, 'a trace id has at most 32 hex characters');
-  if (!HEX.test(id)) throw badParameter(parameter, 'a trace id is 16 or 32 hex characters');
-  if (/^0+$/.test(id)) throw badParameter(parameter, 'a trace id cannot be all zeros');
-  const padded = id.padStart(id.length <= 16 ? 16 : 32, '0');
-  return padded.length === 32 && padded.startsWith('0000000000000000') ? padded.slice(16) : padded;
+  // The same normalization the collector applied when it stored the span.
+  const id = canonicalTraceId(value);
+  if (id !== undefined) return id;
+  if (value.length > 32) throw badParameter(parameter, 'a trace id has at most 32 hex characters');
+  if (/^0+$/.test(value)) throw badParameter(parameter, 'a trace id cannot be all zeros');
+  throw badParameter(parameter, 'a trace id is 16 or 32 hex characters');
 }
 
 /** /traceMany: at least two distinct comma-separated trace ids. */
