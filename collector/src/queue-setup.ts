@@ -6,7 +6,7 @@
  * broker says it is missing. Passive checks that fail close their channel, so
  * every probe gets a throwaway channel.
  */
-import type { ChannelModel } from 'amqplib';
+import type { Channel, ChannelModel } from 'amqplib';
 import type { Logger } from 'pino';
 import type { QueueType } from './config.js';
 
@@ -24,7 +24,7 @@ function amqpCode(error: unknown): unknown {
 }
 
 /** Runs `op` on a fresh channel and closes it, whatever happens. */
-async function withChannel<R>(connection: ChannelModel, op: (channel: Awaited<ReturnType<ChannelModel['createChannel']>>) => Promise<R>): Promise<R> {
+async function withChannel<R>(connection: ChannelModel, op: (channel: Channel) => Promise<R>): Promise<R> {
   const channel = await connection.createChannel();
   // A failed passive check closes the channel with an error event; the
   // rejected promise already carries it.
@@ -36,19 +36,10 @@ async function withChannel<R>(connection: ChannelModel, op: (channel: Awaited<Re
   }
 }
 
-async function queueExists(connection: ChannelModel, queue: string): Promise<boolean> {
+/** Whether a passive check (checkQueue, checkExchange) finds what it looks for; the broker answers 404 when not. */
+async function exists(connection: ChannelModel, check: (channel: Channel) => Promise<unknown>): Promise<boolean> {
   try {
-    await withChannel(connection, (channel) => channel.checkQueue(queue));
-    return true;
-  } catch (error) {
-    if (amqpCode(error) === 404) return false;
-    throw error;
-  }
-}
-
-async function exchangeExists(connection: ChannelModel, exchange: string): Promise<boolean> {
-  try {
-    await withChannel(connection, (channel) => channel.checkExchange(exchange));
+    await withChannel(connection, check);
     return true;
   } catch (error) {
     if (amqpCode(error) === 404) return false;
@@ -57,7 +48,8 @@ async function exchangeExists(connection: ChannelModel, exchange: string): Promi
 }
 
 async function ensureQueue(connection: ChannelModel, queue: string, o: QueueSetupOptions): Promise<void> {
-  if (await queueExists(connection, queue)) {
+  const found = (): Promise<boolean> => exists(connection, (channel) => channel.checkQueue(queue));
+  if (await found()) {
     o.logger.info({ queue }, 'using existing queue');
     return;
   }
@@ -67,7 +59,7 @@ async function ensureQueue(connection: ChannelModel, queue: string, o: QueueSetu
     o.logger.info({ queue, arguments: args }, 'declared queue');
   } catch (error) {
     // Another replica may have declared it a moment ago with other arguments.
-    if (amqpCode(error) === 406 && (await queueExists(connection, queue))) return;
+    if (amqpCode(error) === 406 && (await found())) return;
     throw error;
   }
 }
@@ -75,12 +67,13 @@ async function ensureQueue(connection: ChannelModel, queue: string, o: QueueSetu
 export async function setUpQueues(connection: ChannelModel, o: QueueSetupOptions): Promise<void> {
   await ensureQueue(connection, o.queue, o);
   await ensureQueue(connection, o.deadLetterQueue, o);
-  if (!(await exchangeExists(connection, o.deadLetterExchange))) {
+  const exchangeFound = (): Promise<boolean> => exists(connection, (channel) => channel.checkExchange(o.deadLetterExchange));
+  if (!(await exchangeFound())) {
     try {
       await withChannel(connection, (channel) => channel.assertExchange(o.deadLetterExchange, 'direct', { durable: true }));
       o.logger.info({ exchange: o.deadLetterExchange }, 'declared dead-letter exchange');
     } catch (error) {
-      if (!(amqpCode(error) === 406 && (await exchangeExists(connection, o.deadLetterExchange)))) throw error;
+      if (!(amqpCode(error) === 406 && (await exchangeFound()))) throw error;
     }
   }
   // Binding is idempotent. Poison messages are published with the span
