@@ -22,6 +22,7 @@ import { ClickHouseStore, generateSpans } from '@tracehouse/storage';
 import { pino } from 'pino';
 import { Collector } from '../collector.js';
 import { parseConfig } from '../config.js';
+import { cpuSeconds, findPid } from './process-cpu.js';
 
 const { values } = parseArgs({
   options: {
@@ -39,6 +40,36 @@ const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'bin.js');
 
 const rate = (n: number, ms: number): number => Math.round((n / ms) * 1000);
 const fmt = (n: number): string => n.toLocaleString('en-US');
+const clickhousePid = findPid('clickhouse-server');
+const rabbitmqPid = findPid('beam.smp.*rabbit');
+const ownCpuSeconds = (): number => {
+  const usage = process.cpuUsage();
+  return (usage.user + usage.system) / 1e6;
+};
+
+/** CPU of each process over a phase, in µs per span, when /proc can tell. */
+class CpuAccount {
+  readonly #start = new Map<string, number>();
+  readonly #used = new Map<string, number>();
+  constructor(readonly processes: Record<string, () => number | undefined>) {
+    for (const [name, read] of Object.entries(processes)) {
+      const value = read();
+      if (value !== undefined) this.#start.set(name, value);
+    }
+  }
+  stop(): void {
+    for (const [name, read] of Object.entries(this.processes)) {
+      const start = this.#start.get(name);
+      const value = read();
+      if (start !== undefined && value !== undefined) this.#used.set(name, value - start);
+    }
+  }
+  report(spans: number): string {
+    const parts = [...this.#used].map(([name, seconds]) => `${name} ${((seconds * 1e6) / spans).toFixed(1)}`);
+    return parts.length === 0 ? '' : `CPU µs/span: ${parts.join(', ')}`;
+  }
+}
+
 const suffix = (): string => `${Date.now().toString(36)}_${randomBytes(3).toString('hex')}`;
 
 function freePort(): Promise<number> {
@@ -60,13 +91,14 @@ async function metric(port: number, name: string): Promise<number> {
   return sum;
 }
 
-async function ceiling(spans: Span[]): Promise<number> {
+async function ceiling(spans: Span[]): Promise<{ rate: number; cpu: string }> {
   const database = `th_bench_ceiling_${suffix()}`;
   const store = await ClickHouseStore.open({ url: config.clickhouseUrl, database });
   try {
     await store.writer.write(spans.slice(0, 1_000)); // warm up connection and tables
     const batches: Span[][] = [];
     for (let i = 0; i < spans.length; i += config.batchSpans) batches.push(spans.slice(i, i + config.batchSpans));
+    const cpu = new CpuAccount({ clickhouse: () => cpuSeconds(clickhousePid), writer: ownCpuSeconds });
     const started = performance.now();
     let next = 0;
     let retries = 0;
@@ -87,15 +119,20 @@ async function ceiling(spans: Span[]): Promise<number> {
       }),
     );
     const result = rate(spans.length, performance.now() - started);
+    cpu.stop();
     if (retries > 0) console.log(`  (ceiling run retried ${retries} inserts)`);
-    return result;
+    return { rate: result, cpu: cpu.report(spans.length) };
   } finally {
     await store.dropDatabase().catch(() => undefined);
     await store.close();
   }
 }
 
-async function throughQueue(bodies: Buffer[], spanCount: number, replicas: number): Promise<{ rate: number; publishRate: number; perReplica: number[] }> {
+async function throughQueue(
+  bodies: Buffer[],
+  spanCount: number,
+  replicas: number,
+): Promise<{ rate: number; publishRate: number; perReplica: number[]; cpu: string }> {
   const queue = `th_bench_${suffix()}`;
   const database = queue;
   // Create the schema before the clock starts, as a running deployment has it.
@@ -126,6 +163,15 @@ async function throughQueue(bodies: Buffer[], spanCount: number, replicas: numbe
       }
     }
     const channel = await connection.createConfirmChannel();
+    const cpu = new CpuAccount({
+      clickhouse: () => cpuSeconds(clickhousePid),
+      rabbitmq: () => cpuSeconds(rabbitmqPid),
+      collectors: () => children.reduce<number | undefined>((sum, { child }) => {
+        const used = cpuSeconds(child.pid);
+        return sum === undefined || used === undefined ? undefined : sum + used;
+      }, 0),
+      publisher: ownCpuSeconds,
+    });
     const started = performance.now();
     // Publish with a window of unconfirmed messages, as a busy Zipkin sender would.
     const window = 100;
@@ -141,10 +187,11 @@ async function throughQueue(bodies: Buffer[], spanCount: number, replicas: numbe
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
     const elapsed = performance.now() - started;
+    cpu.stop();
     const perReplica = await Promise.all(children.map(({ port }) => metric(port, 'tracehouse_collector_spans_stored_total')));
     const counted = await store.countSpans();
     if (counted.distinct !== spanCount) throw new Error(`expected ${spanCount} distinct spans, ClickHouse has ${counted.distinct}`);
-    return { rate: rate(spanCount, elapsed), publishRate: rate(spanCount, published), perReplica };
+    return { rate: rate(spanCount, elapsed), publishRate: rate(spanCount, published), perReplica, cpu: cpu.report(spanCount) };
   } finally {
     for (const { child } of children) child.kill('SIGTERM');
     await Promise.all(children.map(({ child }) => new Promise((resolve) => (child.exitCode !== null ? resolve(null) : child.once('exit', resolve)))));
@@ -223,16 +270,17 @@ console.log(
 // The ceiling is measured before and after the queue runs and averaged, so a
 // busy neighbour on a shared machine skews both sides alike.
 const before = await ceiling(spans);
-console.log(`ceiling  (storage writer straight into ClickHouse), before: ${fmt(before)} spans/s`);
+console.log(`ceiling  (storage writer straight into ClickHouse), before: ${fmt(before.rate)} spans/s  ${before.cpu}`);
 const results: Array<{ replicas: number; result: Awaited<ReturnType<typeof throughQueue>> }> = [];
 for (const replicas of replicaCounts) results.push({ replicas, result: await throughQueue(bodies, spans.length, replicas) });
 const after = await ceiling(spans);
-console.log(`ceiling  (storage writer straight into ClickHouse), after:  ${fmt(after)} spans/s`);
-const top = Math.round((before + after) / 2);
+console.log(`ceiling  (storage writer straight into ClickHouse), after:  ${fmt(after.rate)} spans/s  ${after.cpu}`);
+const top = Math.round((before.rate + after.rate) / 2);
 console.log(`ceiling, mean: ${fmt(top)} spans/s`);
 for (const { replicas, result } of results) {
   console.log(
     `${replicas} replica${replicas > 1 ? 's' : ' '} (queue -> ClickHouse, publisher running): ${fmt(result.rate)} spans/s = ` +
-      `${((result.rate / top) * 100).toFixed(0)}% of ceiling; publish ${fmt(result.publishRate)} spans/s; per replica ${result.perReplica.map(fmt).join(' / ')}`,
+      `${((result.rate / top) * 100).toFixed(0)}% of ceiling; publish ${fmt(result.publishRate)} spans/s; per replica ${result.perReplica.map(fmt).join(' / ')}` +
+      (result.cpu === '' ? '' : `\n    ${result.cpu}`),
   );
 }
