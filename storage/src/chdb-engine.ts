@@ -95,10 +95,11 @@ export class ChdbEngine implements Engine {
     return this.#run(statement, format);
   }
 
-  async insertTabSeparated(table: string, columns: readonly string[], body: Buffer): Promise<void> {
+  async insertTabSeparated(table: string, columns: readonly string[], parts: readonly Buffer[]): Promise<void> {
     const session = this.#live();
     try {
-      await session.insert({ table, values: body, format: 'TabSeparated', columns, timeout: this.#timeoutMs });
+      const values = parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts);
+      await session.insert({ table, values, format: 'TabSeparated', columns, timeout: this.#timeoutMs });
     } catch (error) {
       throw toStorageError(error, 'chdb insert failed');
     }

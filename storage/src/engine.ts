@@ -14,8 +14,8 @@ export interface Engine {
   query<T>(statement: BoundSql): Promise<T[]>;
   /** Runs a SELECT and returns the body in `format` (e.g. TabSeparatedRaw). */
   queryText(statement: BoundSql, format: 'TabSeparatedRaw' | 'TabSeparated'): Promise<string>;
-  /** Inserts a TabSeparated body into `table` (qualified) with `columns`. */
-  insertTabSeparated(table: string, columns: readonly string[], body: Buffer): Promise<void>;
+  /** Inserts a TabSeparated body, given as consecutive parts, into `table` (qualified) with `columns`. */
+  insertTabSeparated(table: string, columns: readonly string[], parts: readonly Buffer[]): Promise<void>;
   ping(): Promise<boolean>;
   close(): Promise<void>;
 }

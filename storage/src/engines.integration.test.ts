@@ -42,7 +42,8 @@ describe.each(ENGINES)('engine smoke test on the $name', ({ url }) => {
     await engine.insertTabSeparated(
       `${db}.smoke`,
       ['id', 'name', 'tags'],
-      Buffer.from("1\tone\t['a','b']\n2\ttwo\\twith tab\t[]\n"),
+      // Two parts of one body: a row may not even end where a part does.
+      [Buffer.from("1\tone\t['a','b']\n2\ttwo"), Buffer.from("\\twith tab\t[]\n")],
     );
     const rows = await engine.query<{ id: string; name: string; tags: string[] }>({
       sql: `SELECT id, name, tags FROM ${db}.smoke ORDER BY id`,

@@ -79,12 +79,13 @@ export class HttpEngine implements Engine {
     }
   }
 
-  async insertTabSeparated(table: string, columns: readonly string[], body: Buffer): Promise<void> {
+  async insertTabSeparated(table: string, columns: readonly string[], parts: readonly Buffer[]): Promise<void> {
     this.#open();
     try {
       await this.#client.insert({
         table,
-        values: Readable.from([body], { objectMode: false }),
+        // The parts go out one after the other: no copy into one body.
+        values: Readable.from(parts, { objectMode: false }),
         format: 'TabSeparated',
         columns: columns as [string, ...string[]],
       });

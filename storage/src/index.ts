@@ -2,6 +2,8 @@
 export { ClickHouseStore } from './clickhouse-store.js';
 export type { ClickHouseStoreOptions, RetentionResult } from './clickhouse-store.js';
 export type { SpanWriter } from './span-writer.js';
+export { encodeSpans, spansJsonOf } from './span-row.js';
+export type { EncodedSpans } from './span-row.js';
 export type { TraceReader, TraceQuery, DependencyLink } from './trace-reader.js';
 export { StorageError } from './storage-error.js';
 export type { StorageErrorCode } from './storage-error.js';

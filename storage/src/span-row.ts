@@ -1,68 +1,254 @@
 import type { Annotation, Endpoint, Span } from '@tracehouse/model';
+import { RowWriter, jsonInTsv } from './row-writer.js';
 import { StorageError } from './storage-error.js';
 
 /**
- * Span → one TabSeparated line of span_ingest (columns in INGEST_COLUMNS
- * order).
+ * Spans → TabSeparated rows of span_ingest (columns in INGEST_COLUMNS order),
+ * one line per span. The last column is the payload: the span as canonical
+ * Zipkin v2 JSON (fixed field order, tags sorted by key, annotations by
+ * time), so identical spans have identical payloads, and with them the same
+ * deduplication key, whatever order their fields arrived in (JSON v2 or
+ * proto3, any producer).
  *
- * Hand-built on purpose: this is the writer's hot path. TabSeparated rather
- * than JSONEachRow objects through @clickhouse/client (compare with
- * `npm run bench -w storage -- --compare-json`): no object per row, the
- * payload JSON is embedded without a second round of JSON escaping (a JSON
- * string inside JSON escapes every quote), and 18.16 has no compact JSON row
- * format. RowBinary would need every string's UTF-8 length up front.
+ * TabSeparated rather than JSONEachRow objects through @clickhouse/client
+ * (compare with `npm run bench -w storage -- --compare-json`): no object per
+ * row, and the payload JSON is embedded without a second round of JSON
+ * escaping. RowBinary measured no cheaper for the 18.16 server to parse.
+ * The bytes are written by RowWriter (see there why by hand).
  */
 
-/** The payload: the span as canonical Zipkin v2 JSON (fixed field order, sorted tags). */
+/** Rows of span_ingest for some spans, ready to be sent. */
+export interface EncodedSpans {
+  /** TabSeparated lines, one per span. */
+  readonly rows: Buffer;
+  /** Spans (lines) in `rows`. */
+  readonly count: number;
+}
+
+const TAB = 0x09;
+const NEWLINE = 0x0a;
+const COMMA = 0x2c;
+const OPEN_BRACKET = 0x5b;
+const CLOSE_BRACKET = 0x5d;
+const OPEN_BRACE = 0x7b;
+const CLOSE_BRACE = 0x7d;
+const COLON = 0x3a;
+
+const NO_KEYS: readonly string[] = [];
+
+/**
+ * Writes each span's row into a scratch buffer shared by all calls (encoding
+ * is synchronous) and returns a copy of exactly the bytes written: the caller
+ * may keep it for as long as its batch waits, and a span object can be
+ * garbage as soon as it is encoded.
+ */
+const scratch = new RowWriter();
+
+export function encodeSpans(spans: readonly Span[], fallbackMicros: number = Date.now() * 1000): EncodedSpans {
+  scratch.length = 0;
+  for (let i = 0; i < spans.length; i++) {
+    const span = spans[i] as Span;
+    if (typeof span?.traceId !== 'string' || typeof span.id !== 'string') {
+      throw new StorageError({
+        code: 'bad_input',
+        retryable: false,
+        message: `span ${i} has no traceId or id; spans must be normalised by @tracehouse/model`,
+      });
+    }
+    writeRow(scratch, span, fallbackMicros);
+  }
+  const rows = Buffer.allocUnsafeSlow(scratch.length);
+  scratch.buffer.copy(rows, 0, 0, scratch.length);
+  // Let a scratch buffer grown by one huge batch go again.
+  if (scratch.buffer.length > 16 * 1024 * 1024) scratch.buffer = Buffer.allocUnsafe(256 * 1024);
+  return { rows, count: spans.length };
+}
+
+/** One span_ingest line as text, newline-terminated. */
+export function spanRow(span: Span, fallbackMicros: number): string {
+  const writer = new RowWriter(1024);
+  writeRow(writer, span, fallbackMicros);
+  return writer.buffer.toString('utf8', 0, writer.length);
+}
+
+/** The payload: the span as canonical Zipkin v2 JSON. */
 export function canonicalJson(span: Span): string {
-  let tail = '';
-  if (span.annotations !== undefined && span.annotations.length > 0) {
-    tail += ',"annotations":' + annotationsJson(sortedAnnotations(span.annotations));
-  }
-  if (span.tags !== undefined) {
-    const tags = canonicalTags(span.tags);
-    if (tags.keys.length > 0) tail += ',"tags":' + tags.json;
-  }
-  return jsonHead(span) + tail + '}';
+  const row = spanRow(span, 0);
+  // The payload is the last field; in TabSeparated its backslashes are doubled.
+  return row.slice(row.lastIndexOf('\t') + 1, -1).replace(/\\\\/g, '\\');
 }
 
 /**
- * The payload up to (not including) annotations and tags, unterminated.
- * Written field by field in a fixed order, so the payload, and with it the
- * deduplication key, is identical for identical spans whatever order their
- * fields arrived in (JSON v2 or proto3, any producer). Hand-built because it
- * runs for every span: faster than building a fresh object for
- * JSON.stringify (npm run bench -w storage prints the row-building rate).
+ * The canonical JSON v2 list of the spans in `rows` (their payloads): what a
+ * dead letter of rows ClickHouse refused carries.
  */
-function jsonHead(span: Span): string {
-  let out = '{"traceId":' + JSON.stringify(span.traceId);
-  if (span.parentId !== undefined) out += ',"parentId":' + JSON.stringify(span.parentId);
-  out += ',"id":' + JSON.stringify(span.id);
-  if (span.kind !== undefined) out += ',"kind":' + JSON.stringify(span.kind);
-  if (span.name !== undefined) out += ',"name":' + JSON.stringify(span.name);
-  if (span.timestamp !== undefined) out += ',"timestamp":' + jsonNumber(span.timestamp);
-  if (span.duration !== undefined) out += ',"duration":' + jsonNumber(span.duration);
-  if (span.debug === true) out += ',"debug":true';
-  if (span.shared === true) out += ',"shared":true';
-  if (span.localEndpoint !== undefined) out += ',"localEndpoint":' + endpoint(span.localEndpoint);
-  if (span.remoteEndpoint !== undefined) out += ',"remoteEndpoint":' + endpoint(span.remoteEndpoint);
-  return out;
+export function spansJsonOf(encoded: readonly EncodedSpans[]): Buffer {
+  const payloads: string[] = [];
+  for (const { rows } of encoded) {
+    for (const line of rows.toString('utf8').split('\n')) {
+      if (line !== '') payloads.push(line.slice(line.lastIndexOf('\t') + 1).replace(/\\\\/g, '\\'));
+    }
+  }
+  return Buffer.from(`[${payloads.join(',')}]`, 'utf8');
 }
 
-/**
- * The tags in canonical order: the keys sorted, and the JSON of an object
- * holding them in that order (one native JSON.stringify).
- */
-function canonicalTags(tags: Record<string, string>): { keys: string[]; values: Record<string, string>; json: string } {
-  const keys = Object.keys(tags);
-  let values = tags;
-  if (!isSorted(keys)) {
-    keys.sort();
-    const sorted: Record<string, string> = {};
-    for (const key of keys) sorted[key] = tags[key] as string;
-    values = sorted;
+function writeRow(w: RowWriter, span: Span, fallbackMicros: number): void {
+  const tags = span.tags;
+  let keys = NO_KEYS;
+  /** The tags' JSON, only when index-like keys make JSON.stringify's order differ from the sorted keys. */
+  let tagsJson: string | undefined;
+  if (tags !== undefined) {
+    const own = Object.keys(tags);
+    if (!isSorted(own)) own.sort();
+    keys = own;
+    if (own.some(isIndexKey)) {
+      const sorted: Record<string, string> = {};
+      for (const key of own) sorted[key] = tags[key] as string;
+      tagsJson = JSON.stringify(sorted);
+    }
   }
-  return { keys, values, json: JSON.stringify(values) };
+  const annotations = span.annotations !== undefined && span.annotations.length > 0 ? sortedAnnotations(span.annotations) : undefined;
+  const service = span.localEndpoint?.serviceName;
+  const remote = span.remoteEndpoint?.serviceName;
+
+  w.tsv(span.traceId);
+  w.char(TAB);
+  w.tsv(span.id);
+  w.char(TAB);
+  if (span.parentId !== undefined) w.tsv(span.parentId);
+  w.char(TAB);
+  if (span.kind !== undefined && KINDS.has(span.kind)) w.ascii(span.kind);
+  w.char(TAB);
+  if (span.name !== undefined) w.tsv(span.name, true);
+  w.char(TAB);
+  if (service !== undefined) w.tsv(service, true);
+  w.char(TAB);
+  if (remote !== undefined) w.tsv(remote, true);
+  w.char(TAB);
+  w.number(uint(spanTime(span, fallbackMicros)));
+  w.char(TAB);
+  w.number(uint(span.duration ?? 0));
+  w.char(TAB);
+  w.char(OPEN_BRACKET);
+  for (let i = 0; i < keys.length; i++) {
+    if (i > 0) w.char(COMMA);
+    w.quoted(keys[i] as string);
+  }
+  w.char(CLOSE_BRACKET);
+  w.char(TAB);
+  w.char(OPEN_BRACKET);
+  for (let i = 0; i < keys.length; i++) {
+    if (i > 0) w.char(COMMA);
+    w.quoted((tags as Record<string, string>)[keys[i] as string] as string);
+  }
+  w.char(CLOSE_BRACKET);
+  w.char(TAB);
+  w.char(OPEN_BRACKET);
+  if (annotations !== undefined) {
+    for (let i = 0; i < annotations.length; i++) {
+      if (i > 0) w.char(COMMA);
+      w.quoted((annotations[i] as Annotation).value);
+    }
+  }
+  w.char(CLOSE_BRACKET);
+  w.char(TAB);
+
+  // The payload, field by field in a fixed order.
+  w.ascii('{"traceId":');
+  w.jsonString(span.traceId);
+  if (span.parentId !== undefined) {
+    w.ascii(',"parentId":');
+    w.jsonString(span.parentId);
+  }
+  w.ascii(',"id":');
+  w.jsonString(span.id);
+  if (span.kind !== undefined) {
+    w.ascii(',"kind":');
+    w.jsonString(span.kind);
+  }
+  if (span.name !== undefined) {
+    w.ascii(',"name":');
+    w.jsonString(span.name);
+  }
+  if (span.timestamp !== undefined) {
+    w.ascii(',"timestamp":');
+    w.number(span.timestamp);
+  }
+  if (span.duration !== undefined) {
+    w.ascii(',"duration":');
+    w.number(span.duration);
+  }
+  if (span.debug === true) w.ascii(',"debug":true');
+  if (span.shared === true) w.ascii(',"shared":true');
+  if (span.localEndpoint !== undefined) {
+    w.ascii(',"localEndpoint":');
+    writeEndpoint(w, span.localEndpoint);
+  }
+  if (span.remoteEndpoint !== undefined) {
+    w.ascii(',"remoteEndpoint":');
+    writeEndpoint(w, span.remoteEndpoint);
+  }
+  if (annotations !== undefined) {
+    w.ascii(',"annotations":[');
+    for (let i = 0; i < annotations.length; i++) {
+      const annotation = annotations[i] as Annotation;
+      w.ascii(i === 0 ? '{"timestamp":' : ',{"timestamp":');
+      w.number(annotation.timestamp);
+      w.ascii(',"value":');
+      w.jsonString(annotation.value);
+      w.char(CLOSE_BRACE);
+    }
+    w.char(CLOSE_BRACKET);
+  }
+  if (keys.length > 0) {
+    w.ascii(',"tags":');
+    if (tagsJson !== undefined) {
+      w.utf8(jsonInTsv(tagsJson));
+    } else {
+      w.char(OPEN_BRACE);
+      for (let i = 0; i < keys.length; i++) {
+        const key = keys[i] as string;
+        if (i > 0) w.char(COMMA);
+        w.jsonString(key);
+        w.char(COLON);
+        w.jsonString((tags as Record<string, string>)[key] as string);
+      }
+      w.char(CLOSE_BRACE);
+    }
+  }
+  w.char(CLOSE_BRACE);
+  w.char(NEWLINE);
+}
+
+function writeEndpoint(w: RowWriter, e: Endpoint): void {
+  // Each field after the first starts with a comma: `sep` is '{' then ','.
+  let sep = OPEN_BRACE;
+  if (e.serviceName !== undefined) {
+    w.char(sep);
+    w.ascii('"serviceName":');
+    w.jsonString(e.serviceName);
+    sep = COMMA;
+  }
+  if (e.ipv4 !== undefined) {
+    w.char(sep);
+    w.ascii('"ipv4":');
+    w.jsonString(e.ipv4);
+    sep = COMMA;
+  }
+  if (e.ipv6 !== undefined) {
+    w.char(sep);
+    w.ascii('"ipv6":');
+    w.jsonString(e.ipv6);
+    sep = COMMA;
+  }
+  if (e.port !== undefined) {
+    w.char(sep);
+    w.ascii('"port":');
+    w.number(e.port);
+    sep = COMMA;
+  }
+  if (sep === OPEN_BRACE) w.char(OPEN_BRACE);
+  w.char(CLOSE_BRACE);
 }
 
 function sortedAnnotations(list: readonly Annotation[]): readonly Annotation[] {
@@ -75,27 +261,6 @@ function sortedAnnotations(list: readonly Annotation[]): readonly Annotation[] {
   return list;
 }
 
-function annotationsJson(list: readonly Annotation[]): string {
-  let out = '';
-  for (const a of list) {
-    out += (out === '' ? '[' : ',') + '{"timestamp":' + jsonNumber(a.timestamp) + ',"value":' + JSON.stringify(a.value) + '}';
-  }
-  return out + ']';
-}
-
-function jsonNumber(n: number): string {
-  return Number.isFinite(n) ? String(n) : 'null';
-}
-
-function endpoint(e: Endpoint): string {
-  let out = '';
-  if (e.serviceName !== undefined) out += ',"serviceName":' + JSON.stringify(e.serviceName);
-  if (e.ipv4 !== undefined) out += ',"ipv4":' + JSON.stringify(e.ipv4);
-  if (e.ipv6 !== undefined) out += ',"ipv6":' + JSON.stringify(e.ipv6);
-  if (e.port !== undefined) out += ',"port":' + jsonNumber(e.port);
-  return out === '' ? '{}' : '{' + out.slice(1) + '}';
-}
-
 function compareAnnotations(a: Annotation, b: Annotation): number {
   return a.timestamp - b.timestamp || (a.value < b.value ? -1 : a.value > b.value ? 1 : 0);
 }
@@ -105,39 +270,13 @@ function isSorted(keys: readonly string[]): boolean {
   return true;
 }
 
-const NEEDS_TSV_ESCAPE = /[\\\t\n\r]/;
-
-/** A TabSeparated field: backslash, tab, newline and carriage return escaped. */
-export function tsvField(value: string): string {
-  if (!NEEDS_TSV_ESCAPE.test(value)) return value;
-  return value.replace(/[\\\t\n\r]/g, (ch) => (ch === '\\' ? '\\\\' : ch === '\t' ? '\\t' : ch === '\n' ? '\\n' : '\\r'));
-}
-
 /**
- * tsvField for JSON text: JSON.stringify never leaves a raw tab, newline or
- * carriage return in its output, so only backslashes need escaping, and
- * indexOf finds one much faster than a regular expression scans ~700 bytes.
+ * Whether a key is an array index ("0", "42"): JSON.stringify writes those
+ * first, in numeric order, whatever order the object was built in.
  */
-function jsonField(json: string): string {
-  return json.indexOf('\\') === -1 ? json : json.replace(/\\/g, '\\\\');
-}
-
-const NEEDS_QUOTED_ESCAPE = /[\\'\t\n\r\0]/;
-
-/** A string element inside a TabSeparated array field: `'...'` with escapes. */
-function quotedElement(value: string): string {
-  if (!NEEDS_QUOTED_ESCAPE.test(value)) return `'${value}'`;
-  const escaped = value.replace(/[\\'\t\n\r\0]/g, (ch) => {
-    switch (ch) {
-      case '\\': return '\\\\';
-      case "'": return "\\'";
-      case '\t': return '\\t';
-      case '\n': return '\\n';
-      case '\r': return '\\r';
-      default: return '\\0';
-    }
-  });
-  return `'${escaped}'`;
+function isIndexKey(key: string): boolean {
+  const first = key.charCodeAt(0);
+  return first >= 0x30 && first <= 0x39 && /^(?:0|[1-9][0-9]*)$/.test(key) && Number(key) < 4294967295;
 }
 
 /**
@@ -160,93 +299,3 @@ function uint(value: number): number {
   return Math.min(Math.trunc(value), Number.MAX_SAFE_INTEGER);
 }
 
-/**
- * One span_ingest line, newline-terminated. Tags and annotations are walked
- * once, producing the payload's JSON and the TabSeparated arrays together.
- */
-export function spanRow(span: Span, fallbackMicros: number): string {
-  let tagsJson = '';
-  let tagKeys = '[';
-  let tagValues = '[';
-  if (span.tags !== undefined) {
-    const { keys, values, json } = canonicalTags(span.tags);
-    if (keys.length > 0) {
-      tagsJson = ',"tags":' + json;
-      // No backslash and no single quote in the JSON means no key or value
-      // holds a character that needs escaping in a TabSeparated array either
-      // (JSON escapes control characters with a backslash): the arrays are
-      // then written without per-element checks.
-      const plain = json.indexOf('\\') === -1 && json.indexOf("'") === -1;
-      for (let i = 0; i < keys.length; i++) {
-        const key = keys[i] as string;
-        const value = values[key] as string;
-        const sep = i === 0 ? '' : ',';
-        tagKeys += plain ? sep + "'" + key + "'" : sep + quotedElement(key);
-        tagValues += plain ? sep + "'" + value + "'" : sep + quotedElement(value);
-      }
-    }
-  }
-  let annotationJson = '';
-  let annotationValues = '[';
-  if (span.annotations !== undefined && span.annotations.length > 0) {
-    const list = sortedAnnotations(span.annotations);
-    annotationJson = ',"annotations":' + annotationsJson(list);
-    for (let i = 0; i < list.length; i++) annotationValues += (i === 0 ? '' : ',') + quotedElement((list[i] as Annotation).value);
-  }
-  const service = span.localEndpoint?.serviceName;
-  const remote = span.remoteEndpoint?.serviceName;
-  return (
-    tsvField(span.traceId) + '\t' +
-    tsvField(span.id) + '\t' +
-    (span.parentId === undefined ? '' : tsvField(span.parentId)) + '\t' +
-    (span.kind !== undefined && KINDS.has(span.kind) ? span.kind : '') + '\t' +
-    (span.name === undefined ? '' : tsvField(span.name.toLowerCase())) + '\t' +
-    (service === undefined ? '' : tsvField(service.toLowerCase())) + '\t' +
-    (remote === undefined ? '' : tsvField(remote.toLowerCase())) + '\t' +
-    String(uint(spanTime(span, fallbackMicros))) + '\t' +
-    String(uint(span.duration ?? 0)) + '\t' +
-    tagKeys + ']\t' +
-    tagValues + ']\t' +
-    annotationValues + ']\t' +
-    jsonField(jsonHead(span) + annotationJson + tagsJson + '}') + '\n'
-  );
-}
-
-/**
- * spans[start, end) as one TabSeparated body, written into `into` (grown when
- * too small; the returned `buffer` is the one to reuse next time). Each row
- * goes into the Buffer as soon as it is built. Measured (storage bench, CPU
- * time): concatenating the batch into one string and converting it at the end
- * was half as fast, the cost being the flattening of a string made of ~60
- * pieces per row. Reusing the Buffer avoids faulting in fresh pages for every
- * batch.
- */
-export function encodeRows(
-  spans: readonly Span[],
-  start: number,
-  end: number,
-  fallbackMicros: number,
-  into?: Buffer,
-): { body: Buffer; buffer: Buffer } {
-  let buffer = into ?? Buffer.allocUnsafe(Math.max(64 * 1024, (end - start) * 1280));
-  let length = 0;
-  for (let i = start; i < end; i++) {
-    const span = spans[i] as Span;
-    if (typeof span?.traceId !== 'string' || typeof span.id !== 'string') {
-      throw new StorageError({
-        code: 'bad_input',
-        retryable: false,
-        message: `span ${i} has no traceId or id; spans must be normalised by @tracehouse/model`,
-      });
-    }
-    const row = spanRow(span, fallbackMicros);
-    // A UTF-16 code unit never needs more than 3 UTF-8 bytes.
-    if (length + row.length * 3 > buffer.length) {
-      const bigger = Buffer.allocUnsafe(Math.max(buffer.length * 2, length + row.length * 3));
-      buffer.copy(bigger, 0, 0, length);
-      buffer = bigger;
-    }
-    length += buffer.write(row, length);
-  }
-  return { body: buffer.subarray(0, length), buffer };
-}
