@@ -1,30 +1,32 @@
 /**
  * Groups decoded messages into batches for one insert. A batch closes when it
  * holds `maxSpans` spans or `maxMessages` messages, or when its first message
- * has waited `maxAgeMs`. The batcher knows nothing about AMQP: each message is
- * an opaque token handed back with the batch so the caller can ack it.
+ * has waited `maxAgeMs`. The batcher knows nothing about AMQP or spans: each
+ * message is an opaque token (handed back with the batch so the caller can
+ * ack it) and an opaque part holding its spans (the collector's encoded rows).
  */
-import type { Span } from '@tracehouse/model';
-
-export interface Batch<T> {
+export interface Batch<T, P> {
   readonly tokens: T[];
-  readonly spans: Span[];
+  /** The messages' parts, in the order of `tokens`. */
+  readonly parts: P[];
+  /** Spans in all parts. */
+  spanCount: number;
   /** Why the batch closed. */
   reason: 'spans' | 'messages' | 'age' | 'forced';
 }
 
-export interface BatcherOptions<T> {
+export interface BatcherOptions<T, P> {
   maxSpans: number;
   maxMessages: number;
   maxAgeMs: number;
-  onBatch: (batch: Batch<T>) => void;
+  onBatch: (batch: Batch<T, P>) => void;
 }
 
-export class Batcher<T> {
-  private current: Batch<T> | undefined;
+export class Batcher<T, P> {
+  private current: Batch<T, P> | undefined;
   private timer: NodeJS.Timeout | undefined;
 
-  constructor(private readonly o: BatcherOptions<T>) {}
+  constructor(private readonly o: BatcherOptions<T, P>) {}
 
   /** Messages waiting in the open batch. */
   get pendingMessages(): number {
@@ -32,21 +34,21 @@ export class Batcher<T> {
   }
 
   get pendingSpans(): number {
-    return this.current?.spans.length ?? 0;
+    return this.current?.spanCount ?? 0;
   }
 
-  /** Adds one message's spans (possibly none: it is still acked with the batch). */
-  add(token: T, spans: readonly Span[]): void {
+  /** Adds one message: its part holds `spanCount` spans (possibly none: it is still acked with the batch). */
+  add(token: T, part: P, spanCount: number): void {
     if (this.current === undefined) {
-      this.current = { tokens: [], spans: [], reason: 'age' };
+      this.current = { tokens: [], parts: [], spanCount: 0, reason: 'age' };
       this.timer = setTimeout(() => this.close('age'), this.o.maxAgeMs);
       this.timer.unref();
     }
     const batch = this.current;
     batch.tokens.push(token);
-    // push(...spans) overflows the stack for very large messages.
-    for (const span of spans) batch.spans.push(span);
-    if (batch.spans.length >= this.o.maxSpans) this.close('spans');
+    batch.parts.push(part);
+    batch.spanCount += spanCount;
+    if (batch.spanCount >= this.o.maxSpans) this.close('spans');
     else if (batch.tokens.length >= this.o.maxMessages) this.close('messages');
   }
 
@@ -62,7 +64,7 @@ export class Batcher<T> {
     return tokens;
   }
 
-  private close(reason: Batch<T>['reason']): void {
+  private close(reason: Batch<T, P>['reason']): void {
     const batch = this.current;
     this.clear();
     if (batch === undefined || batch.tokens.length === 0) return;

@@ -59,7 +59,7 @@ describe('Collector.stop with a batch the store refuses during the drain', () =>
         Promise.resolve({
           writer: {
             // ClickHouse answers only once the stop has begun, and refuses the rows themselves.
-            write: async () => {
+            writeEncoded: async () => {
               writeStarted();
               await refused;
               throw new StorageError({ code: 'server', retryable: false, message: 'Code: 27. cannot parse the rows' });

@@ -9,8 +9,8 @@
  */
 import { hostname } from 'node:os';
 import { connect, type Channel, type ChannelModel, type ConfirmChannel, type ConsumeMessage, type Message, type Options } from 'amqplib';
-import { decodeSpans, encodeJsonV2, type Span } from '@tracehouse/model';
-import { ClickHouseStore } from '@tracehouse/storage';
+import { decodeSpans } from '@tracehouse/model';
+import { ClickHouseStore, encodeSpans, spansJsonOf, type EncodedSpans, type SpanWriter } from '@tracehouse/storage';
 import { pino, type Logger } from 'pino';
 import { AckTracker } from './ack-tracker.js';
 import { AdminServer, type ReadinessReport } from './admin-server.js';
@@ -18,13 +18,13 @@ import { backoffDelay, sleep } from './backoff.js';
 import { Batcher } from './batcher.js';
 import type { CollectorConfig } from './config.js';
 import { deadLetterOptions, minimalDeadLetterOptions, type DeadLetterInfo } from './dead-letter.js';
-import { InsertPipeline, type SpanSink } from './insert-pipeline.js';
+import { InsertPipeline } from './insert-pipeline.js';
 import { createMetrics, type CollectorMetrics } from './metrics.js';
 import { setUpQueues } from './queue-setup.js';
 
 /** What the collector needs from the span store. ClickHouseStore satisfies it. */
 export interface CollectorStore {
-  readonly writer: SpanSink;
+  readonly writer: Pick<SpanWriter, 'writeEncoded'>;
   ping(): Promise<boolean>;
   close(): Promise<void>;
   enforceRetention?(now?: Date): Promise<unknown>;
@@ -61,8 +61,8 @@ export class Collector {
   private readonly openStore: (config: CollectorConfig, logger: Logger) => Promise<CollectorStore>;
   private readonly admin: AdminServer;
   private readonly acks = new AckTracker();
-  private readonly batcher: Batcher<Token>;
-  private readonly pipeline: InsertPipeline<Token>;
+  private readonly batcher: Batcher<Token, EncodedSpans>;
+  private readonly pipeline: InsertPipeline<Token, EncodedSpans>;
   private readonly stopper = new AbortController();
   private readonly collectorId = `${hostname()}:${process.pid}`;
 
@@ -92,20 +92,20 @@ export class Collector {
       registry: this.metrics.registry,
       readiness: () => this.readiness(),
     });
-    this.batcher = new Batcher<Token>({
+    this.batcher = new Batcher<Token, EncodedSpans>({
       maxSpans: this.config.batchSpans,
       maxMessages: this.config.batchMessages,
       maxAgeMs: this.config.batchAgeMs,
       onBatch: (batch) => this.pipeline.submit(batch),
     });
-    this.pipeline = new InsertPipeline<Token>({
-      sink: { write: (spans) => this.requireStore().writer.write(spans) },
+    this.pipeline = new InsertPipeline<Token, EncodedSpans>({
+      sink: { write: (parts) => this.requireStore().writer.writeEncoded(parts) },
       concurrency: this.config.insertConcurrency,
       retry: { initialMs: this.config.retryInitialMs, maxMs: this.config.retryMaxMs },
       logger: this.logger,
       metrics: this.metrics,
       onCommitted: (tokens) => this.settle(tokens),
-      onRejected: (token, spans, error) => this.deadLetterSpans(token, spans, error),
+      onRejected: (token, part, error) => this.deadLetterSpans(token, part, error),
       onHealth: (ok) => {
         this.insertsFailing = !ok;
         this.updateUp();
@@ -398,7 +398,16 @@ export class Collector {
       this.deadLetter(session, message, body, 'no_valid_spans', `all ${result.dropped.length} spans invalid; first: ${first.reason}: ${first.message}`);
       return;
     }
-    this.batcher.add({ generation: session.generation, tag, spanCount: result.spans.length }, result.spans);
+    // Encoded now, the spans are garbage before the next message: the batch
+    // holds compact rows, not objects that would outlive young-generation GC.
+    let encoded: EncodedSpans;
+    try {
+      encoded = encodeSpans(result.spans);
+    } catch (error) {
+      this.deadLetter(session, message, body, 'encode_error', errorText(error));
+      return;
+    }
+    this.batcher.add({ generation: session.generation, tag, spanCount: encoded.count }, encoded, encoded.count);
   }
 
   /** Acks messages whose spans are committed, as few acks as the channel allows. */
@@ -440,13 +449,13 @@ export class Collector {
     }
   }
 
-  private deadLetterSpans(token: Token, spans: Span[], error: unknown): void {
+  private deadLetterSpans(token: Token, part: EncodedSpans, error: unknown): void {
     const session = this.session;
     if (session === undefined || session.generation !== token.generation) return;
     const info: DeadLetterInfo = { reason: 'insert_rejected', error: errorText(error), queue: this.config.queue, collector: this.collectorId };
-    this.logger.warn({ reason: info.reason, error: info.error, spans: spans.length }, 'dead-lettering spans ClickHouse refused');
+    this.logger.warn({ reason: info.reason, error: info.error, spans: part.count }, 'dead-lettering spans ClickHouse refused');
     try {
-      this.publishDeadLetter(session, token, encodeJsonV2(spans), minimalDeadLetterOptions(info), info.reason);
+      this.publishDeadLetter(session, token, spansJsonOf([part]), minimalDeadLetterOptions(info), info.reason);
     } catch (publishError) {
       this.logger.error({ err: publishError }, 'could not dead-letter refused spans; leaving the message unacked');
     }

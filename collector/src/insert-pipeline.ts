@@ -10,14 +10,14 @@
  * themselves) is narrowed down by writing the batch's messages one by one;
  * a message that is refused on its own is handed to onRejected (dead letter).
  */
-import type { Span } from '@tracehouse/model';
 import type { Logger } from 'pino';
 import { backoffDelay, sleep, type BackoffOptions } from './backoff.js';
 import type { Batch } from './batcher.js';
 import type { CollectorMetrics } from './metrics.js';
 
-export interface SpanSink {
-  write(spans: readonly Span[]): Promise<void>;
+/** Where batches go: one call per batch (or per message when narrowing a refusal down). */
+export interface SpanSink<P> {
+  write(parts: readonly P[]): Promise<void>;
 }
 
 export interface CountedToken {
@@ -25,8 +25,8 @@ export interface CountedToken {
   readonly spanCount: number;
 }
 
-export interface InsertPipelineOptions<T extends CountedToken> {
-  sink: SpanSink;
+export interface InsertPipelineOptions<T extends CountedToken, P> {
+  sink: SpanSink<P>;
   concurrency: number;
   retry: BackoffOptions;
   logger: Logger;
@@ -34,7 +34,7 @@ export interface InsertPipelineOptions<T extends CountedToken> {
   /** Every span of these messages is committed. */
   onCommitted: (tokens: T[]) => void;
   /** ClickHouse refused this message's spans for good. */
-  onRejected: (token: T, spans: Span[], error: unknown) => void;
+  onRejected: (token: T, part: P, error: unknown) => void;
   /** Called with false on a failed insert, true on a successful one. */
   onHealth: (ok: boolean) => void;
 }
@@ -50,20 +50,20 @@ export function isRetryable(error: unknown): boolean {
   return true;
 }
 
-export class InsertPipeline<T extends CountedToken> {
-  private readonly queue: Batch<T>[] = [];
+export class InsertPipeline<T extends CountedToken, P> {
+  private readonly queue: Batch<T, P>[] = [];
   private active = 0;
   private readonly aborter = new AbortController();
   private idleWaiters: (() => void)[] = [];
 
-  constructor(private readonly o: InsertPipelineOptions<T>) {}
+  constructor(private readonly o: InsertPipelineOptions<T, P>) {}
 
   /** Batches queued or being written. */
   get pending(): number {
     return this.queue.length + this.active;
   }
 
-  submit(batch: Batch<T>): void {
+  submit(batch: Batch<T, P>): void {
     if (this.aborter.signal.aborted) return;
     this.queue.push(batch);
     this.o.metrics.pendingBatches.set(this.pending);
@@ -117,40 +117,39 @@ export class InsertPipeline<T extends CountedToken> {
     for (const resolve of waiters) resolve();
   }
 
-  private async run(batch: Batch<T>): Promise<void> {
-    this.o.metrics.batchSpans.observe(batch.spans.length);
+  private async run(batch: Batch<T, P>): Promise<void> {
+    this.o.metrics.batchSpans.observe(batch.spanCount);
     this.o.metrics.batchMessages.observe(batch.tokens.length);
-    const outcome = await this.writeWithRetry(batch.spans);
+    const outcome = await this.writeWithRetry(batch.parts, batch.spanCount);
     if (outcome === 'aborted') return;
     if (outcome === 'ok') {
-      this.o.metrics.spansStored.inc(batch.spans.length);
+      this.o.metrics.spansStored.inc(batch.spanCount);
       this.o.onCommitted(batch.tokens);
       return;
     }
     // Refused for good: find the message(s) responsible.
-    let offset = 0;
-    for (const token of batch.tokens) {
-      const spans = batch.spans.slice(offset, offset + token.spanCount);
-      offset += token.spanCount;
-      const single = batch.tokens.length === 1 ? outcome : await this.writeWithRetry(spans);
+    for (let i = 0; i < batch.tokens.length; i++) {
+      const token = batch.tokens[i] as T;
+      const part = batch.parts[i] as P;
+      const single = batch.tokens.length === 1 ? outcome : await this.writeWithRetry([part], token.spanCount);
       if (single === 'aborted') return;
       if (single === 'ok') {
-        this.o.metrics.spansStored.inc(spans.length);
+        this.o.metrics.spansStored.inc(token.spanCount);
         this.o.onCommitted([token]);
       } else {
-        this.o.onRejected(token, spans, single.error);
+        this.o.onRejected(token, part, single.error);
       }
     }
   }
 
-  private async writeWithRetry(spans: readonly Span[]): Promise<'ok' | 'aborted' | { error: unknown }> {
-    if (spans.length === 0) return 'ok';
+  private async writeWithRetry(parts: readonly P[], spans: number): Promise<'ok' | 'aborted' | { error: unknown }> {
+    if (spans === 0) return 'ok';
     const signal = this.aborter.signal;
     for (let attempt = 1; ; attempt++) {
       if (signal.aborted) return 'aborted';
       const started = performance.now();
       try {
-        await this.o.sink.write(spans);
+        await this.o.sink.write(parts);
         this.o.metrics.insertSeconds.observe({ outcome: 'ok' }, (performance.now() - started) / 1000);
         this.o.onHealth(true);
         return 'ok';
@@ -159,12 +158,12 @@ export class InsertPipeline<T extends CountedToken> {
         // Stopping closes the store under a running insert; that is no verdict on the spans.
         if (signal.aborted) return 'aborted';
         if (!isRetryable(error)) {
-          this.o.logger.error({ err: error, spans: spans.length }, 'ClickHouse refused the spans; not retrying them');
+          this.o.logger.error({ err: error, spans }, 'ClickHouse refused the spans; not retrying them');
           return { error };
         }
         this.o.onHealth(false);
         const delay = backoffDelay(attempt, this.o.retry);
-        this.o.logger.warn({ err: error, attempt, retryInMs: delay, spans: spans.length }, 'insert failed; retrying');
+        this.o.logger.warn({ err: error, attempt, retryInMs: delay, spans }, 'insert failed; retrying');
         this.o.metrics.insertRetries.inc();
         await sleep(delay, signal);
       }

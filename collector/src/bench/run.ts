@@ -222,8 +222,8 @@ async function noopStore(messages: Buffer[], spanCount: number): Promise<number>
     openStore: () =>
       Promise.resolve({
         writer: {
-          write: (batch) => {
-            stored += batch.length;
+          writeEncoded: (parts) => {
+            for (const part of parts) stored += part.count;
             if (stored >= spanCount) done();
             return Promise.resolve();
           },
