@@ -25,8 +25,8 @@ import {
 } from './config.js';
 import { ExporterCounters, registerExporterMetrics, type ExporterStats } from './exporter-stats.js';
 import { SpanBuffer } from './span-buffer.js';
-import { wireFormat, type WireFormat } from './wire-format.js';
-import { ZipkinSpanConverter, type ZipkinConversionOptions } from './zipkin-conversion.js';
+import { spanEncoder, wireFormat, type WireFormat } from './wire-format.js';
+import type { ZipkinConversionOptions } from './zipkin-conversion.js';
 
 export interface RabbitMqSpanExporterOptions {
   /** Default `amqp://guest:guest@127.0.0.1:5672`. */
@@ -89,7 +89,7 @@ function timeout(millis: number, keepAlive = false): { promise: Promise<void>; c
 }
 
 export class RabbitMqSpanExporter implements SpanExporter {
-  readonly #converter: ZipkinSpanConverter;
+  readonly #encode: (span: ReadableSpan) => Buffer;
   readonly #format: WireFormat;
   readonly #buffer: SpanBuffer;
   readonly #publisher: AmqpPublisher;
@@ -109,7 +109,7 @@ export class RabbitMqSpanExporter implements SpanExporter {
   #idleWaiters: (() => void)[] = [];
 
   constructor(options: RabbitMqSpanExporterOptions = {}) {
-    this.#converter = new ZipkinSpanConverter({ resourceTags: options.resourceTags });
+    this.#encode = spanEncoder(options.encoding ?? 'json', { resourceTags: options.resourceTags });
     this.#format = wireFormat(options.encoding ?? 'json');
     this.#maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
     this.#buffer = new SpanBuffer({
@@ -211,7 +211,7 @@ export class RabbitMqSpanExporter implements SpanExporter {
     }
     let piece: Buffer;
     try {
-      piece = this.#format.encodeSpan(this.#converter.convert(span));
+      piece = this.#encode(span);
     } catch (error) {
       this.#counters.drop('conversion_error');
       logger.warn('span could not be converted', error);

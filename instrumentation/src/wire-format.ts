@@ -16,8 +16,11 @@
  * fresh object, which cost about 40% more per span in the benchmark.
  * wire-format.test.ts checks that `decodeSpans` reads these bodies.
  */
+import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { encodeProto3, type Span } from '@tracehouse/model';
 import type { WireEncoding } from './config.js';
+import { ZipkinSpanConverter, type ZipkinConversionOptions } from './zipkin-conversion.js';
+import { ZipkinJsonEncoder } from './zipkin-json-encoder.js';
 
 export interface WireFormat {
   readonly encoding: WireEncoding;
@@ -69,4 +72,14 @@ const proto3: WireFormat = {
 
 export function wireFormat(encoding: WireEncoding): WireFormat {
   return encoding === 'proto3' ? proto3 : jsonV2;
+}
+
+/** One exporter's SDK span -> piece function (it keeps per-resource and per-key caches). */
+export function spanEncoder(encoding: WireEncoding, options: ZipkinConversionOptions = {}): (span: ReadableSpan) => Buffer {
+  if (encoding === 'json') {
+    const encoder = new ZipkinJsonEncoder(options);
+    return (span) => encoder.encode(span);
+  }
+  const converter = new ZipkinSpanConverter(options);
+  return (span) => proto3.encodeSpan(converter.convert(span));
 }

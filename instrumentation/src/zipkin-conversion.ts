@@ -44,7 +44,7 @@ export interface ZipkinConversionOptions {
 /** Service name used when the resource has none (the SDK's default resource has `unknown_service:<process>`). */
 const FALLBACK_SERVICE_NAME = 'unknown_service';
 
-const KIND: Record<SpanKind, ZipkinKind | undefined> = {
+export const KIND: Record<SpanKind, ZipkinKind | undefined> = {
   [SpanKind.INTERNAL]: undefined,
   [SpanKind.SERVER]: 'SERVER',
   [SpanKind.CLIENT]: 'CLIENT',
@@ -52,7 +52,7 @@ const KIND: Record<SpanKind, ZipkinKind | undefined> = {
   [SpanKind.CONSUMER]: 'CONSUMER',
 };
 
-interface ResourceView {
+export interface ResourceView {
   localEndpoint: Endpoint;
   /** Already stringified resource tags, copied into each span's tags first. */
   tags: readonly (readonly [string, string])[];
@@ -112,7 +112,7 @@ export function attributeToTag(value: AttributeValue): string {
   return JSON.stringify(value);
 }
 
-function hrTimeToMicros(time: HrTime): number {
+export function hrTimeToMicros(time: HrTime): number {
   return time[0] * 1_000_000 + Math.round(time[1] / 1000);
 }
 
@@ -170,7 +170,7 @@ function remoteEndpoint(attributes: Attributes, candidates: readonly Candidate[]
   return undefined;
 }
 
-function annotation(event: TimedEvent): Annotation {
+export function annotation(event: TimedEvent): Annotation {
   const timestamp = hrTimeToMicros(event.time);
   const attributes = event.attributes;
   if (attributes === undefined) return { timestamp, value: event.name };
@@ -185,6 +185,27 @@ function annotation(event: TimedEvent): Annotation {
   return { timestamp, value: `${JSON.stringify(event.name)}:${JSON.stringify(values)}` };
 }
 
+/** The local endpoint and resource tags of every span of `resource`. */
+export function resourceView(resource: Resource, resourceTags: readonly string[] | 'all' | 'none'): ResourceView {
+  const attributes = resource.attributes;
+  const name = attributes['service.name'];
+  const serviceName = typeof name === 'string' && name !== '' ? name : FALLBACK_SERVICE_NAME;
+  const keys = resourceTags === 'all' ? Object.keys(attributes) : resourceTags === 'none' ? [] : resourceTags;
+  const tags: (readonly [string, string])[] = [];
+  for (const key of keys) {
+    if (key === 'service.name') continue;
+    const value = attributes[key];
+    if (value !== undefined && value !== null) tags.push([key, attributeToTag(value)]);
+  }
+  return { localEndpoint: Object.freeze({ serviceName }), tags: Object.freeze(tags) };
+}
+
+/** The remote endpoint of a span of Zipkin kind `kind` (none for INTERNAL). */
+export function remoteEndpointOf(kind: ZipkinKind | undefined, attributes: Attributes): Endpoint | undefined {
+  if (kind === undefined) return undefined;
+  return remoteEndpoint(attributes, kind === 'CLIENT' || kind === 'PRODUCER' ? OUTGOING_CANDIDATES : INCOMING_CANDIDATES);
+}
+
 /** Converts SDK spans to Zipkin v2 spans; one instance per exporter (it caches per-resource work). */
 export class ZipkinSpanConverter {
   readonly #resourceTags: readonly string[] | 'all' | 'none';
@@ -196,24 +217,10 @@ export class ZipkinSpanConverter {
 
   #resourceView(resource: Resource): ResourceView {
     let view = this.#resources.get(resource);
-    if (view !== undefined) return view;
-    const attributes = resource.attributes;
-    const name = attributes['service.name'];
-    const serviceName = typeof name === 'string' && name !== '' ? name : FALLBACK_SERVICE_NAME;
-    const keys =
-      this.#resourceTags === 'all'
-        ? Object.keys(attributes)
-        : this.#resourceTags === 'none'
-          ? []
-          : this.#resourceTags;
-    const tags: (readonly [string, string])[] = [];
-    for (const key of keys) {
-      if (key === 'service.name') continue;
-      const value = attributes[key];
-      if (value !== undefined && value !== null) tags.push([key, attributeToTag(value)]);
+    if (view === undefined) {
+      view = resourceView(resource, this.#resourceTags);
+      this.#resources.set(resource, view);
     }
-    view = { localEndpoint: Object.freeze({ serviceName }), tags: Object.freeze(tags) };
-    this.#resources.set(resource, view);
     return view;
   }
 
@@ -248,10 +255,7 @@ export class ZipkinSpanConverter {
 
     const kind = KIND[span.kind];
     const parentId = span.parentSpanContext?.spanId;
-    let remote: Endpoint | undefined;
-    if (kind !== undefined) {
-      remote = remoteEndpoint(attributes, kind === 'CLIENT' || kind === 'PRODUCER' ? OUTGOING_CANDIDATES : INCOMING_CANDIDATES);
-    }
+    const remote = remoteEndpointOf(kind, attributes);
     let hasTags = false;
     for (const _ in tags) {
       hasTags = true;

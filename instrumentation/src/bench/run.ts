@@ -27,7 +27,7 @@ import {
 import { connect } from 'amqplib';
 import autocannon from 'autocannon';
 import { RabbitMqSpanExporter } from '../rabbitmq-span-exporter.js';
-import { wireFormat } from '../wire-format.js';
+import { spanEncoder, wireFormat } from '../wire-format.js';
 import { ZipkinSpanConverter } from '../zipkin-conversion.js';
 
 const RABBITMQ_URL = process.env.TRACEHOUSE_RABBITMQ_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
@@ -108,19 +108,32 @@ function format(cost: Cost): string {
   return `${cost.cpu.toFixed(2)} µs CPU (${cost.wall.toFixed(2)} µs elapsed)`;
 }
 
-/** Median over rounds of the cost per span of `work`. */
-function perSpan(spans: readonly ReadableSpan[], rounds: number, work: (span: ReadableSpan) => void): Cost {
-  const walls: number[] = [];
-  const cpus: number[] = [];
+/**
+ * Median over rounds of the cost per span of each variant; the variants take
+ * turns within every round, so a noisy neighbour weighs on all of them alike.
+ */
+function perSpan<K extends string>(
+  spans: readonly ReadableSpan[],
+  rounds: number,
+  variants: Record<K, (span: ReadableSpan) => void>,
+): Record<K, Cost> {
+  const names = Object.keys(variants) as K[];
+  const walls = new Map<K, number[]>(names.map((name) => [name, []]));
+  const cpus = new Map<K, number[]>(names.map((name) => [name, []]));
   for (let r = 0; r < rounds; r++) {
-    const cpu = process.cpuUsage();
-    const start = process.hrtime.bigint();
-    for (const span of spans) work(span);
-    walls.push(Number(process.hrtime.bigint() - start) / 1000 / spans.length);
-    const used = process.cpuUsage(cpu);
-    cpus.push((used.user + used.system) / spans.length);
+    for (const name of names) {
+      const work = variants[name];
+      const cpu = process.cpuUsage();
+      const start = process.hrtime.bigint();
+      for (const span of spans) work(span);
+      walls.get(name)?.push(Number(process.hrtime.bigint() - start) / 1000 / spans.length);
+      const used = process.cpuUsage(cpu);
+      cpus.get(name)?.push((used.user + used.system) / spans.length);
+    }
   }
-  return { wall: median(walls), cpu: median(cpus) };
+  const costs = {} as Record<K, Cost>;
+  for (const name of names) costs[name] = { wall: median(walls.get(name) ?? []), cpu: median(cpus.get(name) ?? []) };
+  return costs;
 }
 
 async function exportCost(spans: ReadableSpan[]): Promise<Cost> {
@@ -178,18 +191,25 @@ async function spanCost(): Promise<void> {
   const spans = realisticSpans(10_000);
   const converter = new ZipkinSpanConverter();
   const json = wireFormat('json');
-  const proto = wireFormat('proto3');
+  const encodeJson = spanEncoder('json');
+  const encodeProto = spanEncoder('proto3');
   let bytes = 0;
-  // Warm up the JIT on every path.
-  perSpan(spans, 3, (s) => json.encodeSpan(converter.convert(s)));
-  perSpan(spans, 3, (s) => proto.encodeSpan(converter.convert(s)));
-  const convert = perSpan(spans, 7, (s) => void converter.convert(s));
-  const jsonTotal = perSpan(spans, 7, (s) => (bytes += json.encodeSpan(converter.convert(s)).length));
-  const protoTotal = perSpan(spans, 7, (s) => void proto.encodeSpan(converter.convert(s)));
+  const variants = {
+    convert: (s: ReadableSpan) => void converter.convert(s),
+    // The exporter's JSON path: the fused encoder (zipkin-json-encoder.ts).
+    json: (s: ReadableSpan) => (bytes += encodeJson(s).length),
+    // What it replaced, and still the reference for its bytes: convert, JSON.stringify, Buffer.from.
+    jsonViaObject: (s: ReadableSpan) => void json.encodeSpan(converter.convert(s)),
+    proto: (s: ReadableSpan) => void encodeProto(s),
+  };
+  perSpan(spans, 3, variants); // warm up the JIT on every path
+  bytes = 0;
+  const ROUNDS_PER_VARIANT = 9;
+  const { convert, json: jsonTotal, jsonViaObject, proto: protoTotal } = perSpan(spans, ROUNDS_PER_VARIANT, variants);
   await exportCost(spans); // warm-up
   const exports = [await exportCost(spans), await exportCost(spans), await exportCost(spans)];
   const exportTotal = { wall: median(exports.map((c) => c.wall)), cpu: median(exports.map((c) => c.cpu)) };
-  const averageBytes = Math.round(bytes / (7 * spans.length));
+  const averageBytes = Math.round(bytes / (ROUNDS_PER_VARIANT * spans.length));
   const load = (await import('node:os')).loadavg()[0] ?? 0;
   console.log(
     '\n== exporter cost per span (realistic HTTP spans, %d spans, median of rounds; load average %s on %d CPUs) ==',
@@ -199,6 +219,9 @@ async function spanCost(): Promise<void> {
   );
   console.log(`conversion only                        ${format(convert)}`);
   console.log(`conversion + JSON v2 encoding          ${format(jsonTotal)}   goal <= 2 µs; ${averageBytes} B/span`);
+  console.log(
+    `  (via a Zipkin object + JSON.stringify  ${format(jsonViaObject)}; fused / via object ${(jsonTotal.cpu / jsonViaObject.cpu).toFixed(2)})`,
+  );
   console.log(`conversion + proto3 encoding           ${format(protoTotal)}`);
   console.log(`export() into the buffer (JSON, all)   ${format(exportTotal)}`);
 

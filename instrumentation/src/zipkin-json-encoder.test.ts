@@ -1,0 +1,271 @@
+import { SpanKind, SpanStatusCode, context, trace, type Attributes, type AttributeValue, type HrTime } from '@opentelemetry/api';
+import { resourceFromAttributes, type Resource } from '@opentelemetry/resources';
+import {
+  BasicTracerProvider,
+  InMemorySpanExporter,
+  SimpleSpanProcessor,
+  type ReadableSpan,
+  type TimedEvent,
+} from '@opentelemetry/sdk-trace-base';
+import { decodeSpans } from '@tracehouse/model';
+import { describe, expect, it } from 'vitest';
+import { wireFormat } from './wire-format.js';
+import { ZipkinSpanConverter, type ZipkinConversionOptions } from './zipkin-conversion.js';
+import { ZipkinJsonEncoder } from './zipkin-json-encoder.js';
+
+/** Deterministic PRNG (mulberry32), so a failure can be replayed. */
+function random(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const rand = random(20261128);
+const int = (n: number): number => Math.floor(rand() * n);
+const pick = <T,>(items: readonly T[]): T => items[int(items.length)] as T;
+
+const PIECES = [
+  'GET', 'http', '/api/cart/42', 'checkout.internal', '10.2.3.4', 'Mozilla/5.0 (X11; Linux x86_64)',
+  'quote"inside', 'back\\slash', 'tab\tnew\nline\r', '\u0000\u0001\u001f', '\u007f', 'é', 'naïve café',
+  '中文', '😀', '\ud800', '\udc00x', '\u2028\u2029', '', ' ', '{"json":[1,2]}', '</script>', 'a'.repeat(300),
+];
+
+function text(): string {
+  let out = '';
+  const parts = 1 + int(3);
+  for (let i = 0; i < parts; i++) out += pick(PIECES);
+  return out;
+}
+
+const NUMBERS = [0, -0, 1, 7, 200, -42, 65535, 65536, 1.5, -3.25, 1e21, 1e-7, 2 ** 53, 2 ** 53 + 2, -(2 ** 53), Number.MAX_SAFE_INTEGER, NaN, Infinity, -Infinity, 1234567890123456];
+
+function value(): AttributeValue {
+  switch (int(7)) {
+    case 0:
+    case 1:
+    case 2:
+      return text();
+    case 3:
+      return pick(NUMBERS);
+    case 4:
+      return rand() < 0.5;
+    case 5:
+      return Array.from({ length: int(4) }, () => text());
+    default:
+      return pick([[1, 2.5, NaN], [true, false], [], ['a', 'b"c']]);
+  }
+}
+
+const KEYS = [
+  'http.request.method', 'url.path', 'server.address', 'server.port', 'peer.service', 'net.peer.name', 'net.peer.port',
+  'network.peer.address', 'network.peer.port', 'client.address', 'client.port', 'db.name', 'peer.hostname',
+  'unicodé.key', 'key"quote', 'key\\back', 'ctl\u0001key', '',
+];
+/** Keys the fused path leaves to the reference: they reorder or override tags. */
+const RARE_KEYS = ['0', '12', '1a', 'error', 'otel.status_code', 'otel.scope.name', 'otel.dropped_events_count', 'service.version'];
+
+function attributes(): Attributes {
+  const out: Attributes = {};
+  const count = int(14);
+  for (let i = 0; i < count; i++) {
+    const key = rand() < 0.05 ? pick(RARE_KEYS) : rand() < 0.7 ? pick(KEYS) : `custom.${text()}`;
+    out[key] = value();
+  }
+  // Remote endpoint candidates with the values the mapping distinguishes.
+  if (rand() < 0.5) out[pick(['network.peer.address', 'peer.address', 'net.peer.ip', 'client.address'])] = pick(['10.0.0.1', '::1', '::ffff:10.1.2.3', 'fe80::1%eth0', 'Not.An.IP', '999.1.1.1']);
+  if (rand() < 0.5) out[pick(['network.peer.port', 'server.port', 'peer.port', 'client.port'])] = pick([80, '8080', 0, 70000, 'x', 443.5]);
+  return out;
+}
+
+function time(): HrTime {
+  return pick<HrTime>([
+    [1764369000, 123_456_789],
+    [1764369000, 999_999_600], // rounds up to the next second
+    [0, 0],
+    [0, 499],
+    [1, 500],
+    [1764369000, 0],
+    [4102444800, 1000], // beyond 2100
+    [17643690001, 5],
+  ]);
+}
+
+const RESOURCES: Resource[] = [
+  resourceFromAttributes({ 'service.name': 'checkout', 'service.version': '2.4.1', 'service.instance.id': 'i-1' }),
+  resourceFromAttributes({ 'service.name': 'Frontend "v2"', 'deployment.environment': 'prod\n', 'host.name': 'h' }),
+  resourceFromAttributes({ 'host.name': 'no-service-name', 'process.pid': 4242 }),
+  resourceFromAttributes({ 'service.name': 'ünïcode', 'service.namespace': '中文', 'k.list': ['a', 'b'] }),
+  resourceFromAttributes({ 'service.name': 'svc', '7': 'index key', error: 'false', 'otel.scope.name': 'resource scope' }),
+  resourceFromAttributes({ 'service.name': '' }),
+];
+
+const SCOPES = [
+  { name: '@opentelemetry/instrumentation-http', version: '0.223.0' },
+  { name: 'my-lib' },
+  { name: '' },
+  { name: 'scopé "quoted"', version: 'v\t1' },
+];
+
+function event(): TimedEvent {
+  const withAttributes = rand() < 0.5;
+  return {
+    name: text(),
+    time: time(),
+    ...(withAttributes ? { attributes: attributes() } : rand() < 0.5 ? { attributes: {} } : {}),
+    droppedAttributesCount: 0,
+  };
+}
+
+const KINDS = [SpanKind.INTERNAL, SpanKind.SERVER, SpanKind.CLIENT, SpanKind.PRODUCER, SpanKind.CONSUMER];
+
+/** A span as a plain object: reaches cases the SDK never produces (raw attribute values, odd counts). */
+function handMadeSpan(): ReadableSpan {
+  const traceId = pick(['4bf92f3577b34da6a3ce929d0e0e4736', '00000000000000000000000000000001', 'ABCDEF"', 'é1']);
+  const spanId = pick(['00f067aa0ba902b7', 'b7ad6b7169203331']);
+  const parent = pick([undefined, { traceId, spanId: '53995c3f42cd8ad8', traceFlags: 1 }, { traceId, spanId: '', traceFlags: 1 }]);
+  const status = pick([
+    { code: SpanStatusCode.UNSET },
+    { code: SpanStatusCode.OK },
+    { code: SpanStatusCode.ERROR },
+    { code: SpanStatusCode.ERROR, message: text() },
+    { code: SpanStatusCode.OK, message: 'ignored' },
+  ]);
+  const duration = pick<HrTime>([[0, 0], [0, 400], [0, 1_500], [2, 999_999_999], [-1, 5], [0, 2.5e6]]);
+  return {
+    name: text(),
+    kind: rand() < 0.05 ? (9 as SpanKind) : pick(KINDS),
+    spanContext: () => ({ traceId, spanId, traceFlags: 1 }),
+    parentSpanContext: parent,
+    startTime: time(),
+    endTime: time(),
+    status,
+    attributes: attributes(),
+    links: [],
+    events: Array.from({ length: pick([0, 0, 1, 3]) }, event),
+    duration,
+    ended: true,
+    resource: pick(RESOURCES),
+    instrumentationScope: pick(SCOPES),
+    droppedAttributesCount: pick([0, 0, 0, 3, 1.5]),
+    droppedEventsCount: pick([0, 0, 2]),
+    droppedLinksCount: pick([0, 0, 12345678901]),
+  };
+}
+
+/** Spans from the real SDK, so their objects have the SDK's shapes. */
+function sdkSpans(count: number): ReadableSpan[] {
+  const memory = new InMemorySpanExporter();
+  const spans: ReadableSpan[] = [];
+  for (const resource of RESOURCES) {
+    const provider = new BasicTracerProvider({
+      resource,
+      spanProcessors: [new SimpleSpanProcessor(memory)],
+      spanLimits: { attributeCountLimit: 10, eventCountLimit: 2, linkCountLimit: 1 },
+    });
+    for (const scope of SCOPES) {
+      const tracer = provider.getTracer(scope.name, scope.version);
+      for (let i = 0; i < count; i++) {
+        const parent = rand() < 0.5 ? tracer.startSpan('parent') : undefined;
+        const ctx = parent === undefined ? context.active() : trace.setSpan(context.active(), parent);
+        const span = tracer.startSpan(text(), { kind: pick(KINDS), attributes: attributes(), startTime: time() }, ctx);
+        for (let e = int(4); e > 0; e--) span.addEvent(text(), rand() < 0.5 ? attributes() : undefined);
+        if (rand() < 0.2) span.addLink({ context: span.spanContext() });
+        if (rand() < 0.2) span.addLink({ context: span.spanContext() });
+        if (rand() < 0.5) span.setStatus(pick([{ code: SpanStatusCode.OK }, { code: SpanStatusCode.ERROR, message: text() }]));
+        span.end(rand() < 0.5 ? undefined : time());
+        parent?.end();
+      }
+    }
+  }
+  for (const span of memory.getFinishedSpans()) spans.push(span);
+  return spans;
+}
+
+function reference(converter: ZipkinSpanConverter, span: ReadableSpan): Buffer {
+  return Buffer.from(JSON.stringify(converter.convert(span)), 'utf8');
+}
+
+const OPTIONS: ZipkinConversionOptions[] = [{}, { resourceTags: 'all' }, { resourceTags: 'none' }, { resourceTags: ['host.name', '7', 'host.name', 'process.pid'] }];
+
+describe('ZipkinJsonEncoder', () => {
+  it.each(OPTIONS)('writes exactly the bytes of JSON.stringify(convert(span)) for varied spans (%j)', (options) => {
+    const converter = new ZipkinSpanConverter(options);
+    const encoder = new ZipkinJsonEncoder(options);
+    const spans = [...sdkSpans(40), ...Array.from({ length: 3000 }, handMadeSpan)];
+    // All pieces kept until the end: later spans must not overwrite earlier pieces (they share slabs).
+    const pieces = spans.map((span) => encoder.encode(span));
+    spans.forEach((span, i) => {
+      const expected = reference(converter, span);
+      const piece = pieces[i] as Buffer;
+      if (!piece.equals(expected)) {
+        // The first difference, readable.
+        expect(piece.toString('utf8')).toBe(expected.toString('utf8'));
+      }
+      expect(piece.equals(expected)).toBe(true);
+    });
+    const fused = spans.length - encoder.referenceSpans;
+    // Most spans go through the fused path; the rest are the rare keys and the odd resource.
+    expect(fused).toBeGreaterThan(spans.length * 0.5);
+    expect(encoder.referenceSpans).toBeGreaterThan(0);
+  });
+
+  it('keeps huge values and many spans exact across slab boundaries', () => {
+    const converter = new ZipkinSpanConverter();
+    const encoder = new ZipkinJsonEncoder();
+    const spans: ReadableSpan[] = [];
+    for (let i = 0; i < 400; i++) {
+      const span = handMadeSpan();
+      span.attributes['big'] = i % 50 === 0 ? 'x'.repeat(200_000 + i) : `v${i}`;
+      if (i % 70 === 0) span.attributes['big.unicode'] = 'é😀'.repeat(40_000);
+      spans.push(span);
+    }
+    const pieces = spans.map((span) => encoder.encode(span));
+    spans.forEach((span, i) => expect((pieces[i] as Buffer).equals(reference(converter, span))).toBe(true));
+  });
+
+  it('gives the reference the same span object shapes after caches fill and empty', () => {
+    // Many distinct keys and values: the key and value caches empty themselves and stop caching.
+    const converter = new ZipkinSpanConverter();
+    const encoder = new ZipkinJsonEncoder();
+    for (let i = 0; i < 6000; i++) {
+      const span = handMadeSpan();
+      span.attributes[`key.${i % 5000}`] = `value ${i}`;
+      span.attributes['url.path'] = `/item/${i}`;
+      span.attributes['method'] = i % 3 === 0 ? 'GET' : 'POST';
+      expect(encoder.encode(span).equals(reference(converter, span))).toBe(true);
+    }
+  });
+
+  it('pieces frame into messages that @tracehouse/model decodes', () => {
+    const memory = new InMemorySpanExporter();
+    const provider = new BasicTracerProvider({ resource: RESOURCES[0], spanProcessors: [new SimpleSpanProcessor(memory)] });
+    const tracer = provider.getTracer('wire-test', '1.0.0');
+    for (let i = 0; i < 50; i++) {
+      const span = tracer.startSpan(`GET /item/${i}`, {
+        kind: SpanKind.CLIENT,
+        attributes: { 'http.request.method': 'GET', 'url.full': `http://backend:8080/item/${i}`, 'server.address': 'backend', 'server.port': 8080 },
+      });
+      span.addEvent('sent', { bytes: i });
+      span.end();
+    }
+    const spans = memory.getFinishedSpans();
+    const encoder = new ZipkinJsonEncoder();
+    const pieces = spans.map((span) => encoder.encode(span));
+    expect(encoder.referenceSpans).toBe(0);
+    const format = wireFormat('json');
+    const result = decodeSpans(format.frame(pieces, pieces.reduce((sum, p) => sum + p.length, 0)));
+    if (!result.ok) throw new Error(result.message);
+    expect(result.dropped).toEqual([]);
+    expect(result.spans.map((s) => s.id)).toEqual(spans.map((s) => s.spanContext().spanId));
+    const first = result.spans[0];
+    expect(first?.remoteEndpoint).toEqual({ serviceName: 'backend', port: 8080 });
+    expect(first?.tags?.['url.full']).toBe('http://backend:8080/item/0');
+    expect(first?.tags?.['service.version']).toBe('2.4.1');
+    expect(first?.annotations?.[0]?.value).toBe('"sent":{"bytes":"0"}');
+  });
+});
