@@ -101,6 +101,7 @@ export class Collector {
     this.pipeline = new InsertPipeline<Token, EncodedSpans>({
       sink: { write: (parts) => this.requireStore().writer.writeEncoded(parts) },
       concurrency: this.config.insertConcurrency,
+      maxSpansPerInsert: this.config.insertMaxSpans,
       retry: { initialMs: this.config.retryInitialMs, maxMs: this.config.retryMaxMs },
       logger: this.logger,
       metrics: this.metrics,

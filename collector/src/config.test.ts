@@ -42,6 +42,7 @@ describe('parseConfig', () => {
       TRACEHOUSE_COLLECTOR_BATCH_MESSAGES: '7',
       TRACEHOUSE_COLLECTOR_BATCH_AGE_MS: '250',
       TRACEHOUSE_COLLECTOR_INSERT_CONCURRENCY: '3',
+      TRACEHOUSE_COLLECTOR_INSERT_MAX_SPANS: '2000',
       TRACEHOUSE_COLLECTOR_PREFETCH: '99',
       TRACEHOUSE_COLLECTOR_MAX_MESSAGE_BYTES: '2048',
       TRACEHOUSE_LOG_LEVEL: 'debug',
@@ -62,6 +63,7 @@ describe('parseConfig', () => {
       batchMessages: 7,
       batchAgeMs: 250,
       insertConcurrency: 3,
+      insertMaxSpans: 2_000,
       prefetch: 99,
       maxMessageBytes: 2048,
       logLevel: 'debug',
@@ -73,6 +75,14 @@ describe('parseConfig', () => {
     expect(config.deadLetterQueue).toBe('q1.dlq');
     expect(config.batchMessages).toBe(20);
     expect(config.prefetch).toBe(40);
+    expect(config.insertMaxSpans).toBe(50_000);
+    expect(parseConfig({ TRACEHOUSE_COLLECTOR_BATCH_SPANS: '80000' }).insertMaxSpans).toBe(80_000);
+  });
+
+  it('refuses inserts smaller than a batch', () => {
+    expect(() => parseConfig({ TRACEHOUSE_COLLECTOR_BATCH_SPANS: '1000', TRACEHOUSE_COLLECTOR_INSERT_MAX_SPANS: '999' })).toThrow(
+      /TRACEHOUSE_COLLECTOR_INSERT_MAX_SPANS: must be at least TRACEHOUSE_COLLECTOR_BATCH_SPANS \(1000\)/,
+    );
   });
 
   it('treats blank values as unset', () => {

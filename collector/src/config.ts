@@ -36,6 +36,8 @@ export interface CollectorConfig {
   readonly prefetch: number;
   /** Batches being written to ClickHouse at the same time. */
   readonly insertConcurrency: number;
+  /** Batches that queue up while ClickHouse is busy are merged into one insert of up to this many spans. */
+  readonly insertMaxSpans: number;
   /** Largest message accepted, compressed and after decompression. */
   readonly maxMessageBytes: number;
   readonly retryInitialMs: number;
@@ -144,6 +146,10 @@ export function parseConfig(env: Env = process.env): CollectorConfig {
   const queue = name(env, 'TRACEHOUSE_QUEUE', 'zipkin');
   const batchSpans = int(env, 'TRACEHOUSE_COLLECTOR_BATCH_SPANS', 10_000, 1, 1_000_000);
   const insertConcurrency = int(env, 'TRACEHOUSE_COLLECTOR_INSERT_CONCURRENCY', 2, 1, 16);
+  const insertMaxSpans = int(env, 'TRACEHOUSE_COLLECTOR_INSERT_MAX_SPANS', Math.max(50_000, batchSpans), 1, 1_000_000);
+  if (insertMaxSpans < batchSpans) {
+    throw new ConfigError('TRACEHOUSE_COLLECTOR_INSERT_MAX_SPANS', `must be at least TRACEHOUSE_COLLECTOR_BATCH_SPANS (${batchSpans})`);
+  }
   // Zipkin reporters send hundreds of spans per message; assume ~50 so that a
   // batch fills by span count, and let the broker hand out enough messages for
   // every concurrent batch plus the one being filled.
@@ -186,6 +192,7 @@ export function parseConfig(env: Env = process.env): CollectorConfig {
     batchAgeMs: int(env, 'TRACEHOUSE_COLLECTOR_BATCH_AGE_MS', 1_000, 1, 600_000),
     prefetch,
     insertConcurrency,
+    insertMaxSpans,
     maxMessageBytes: int(env, 'TRACEHOUSE_COLLECTOR_MAX_MESSAGE_BYTES', 4 * MiB, 1_024, 512 * MiB),
     retryInitialMs,
     retryMaxMs,
@@ -217,6 +224,7 @@ export const CONFIG_HELP = `Environment variables (defaults in brackets):
   TRACEHOUSE_COLLECTOR_BATCH_MESSAGES     messages per insert [batch spans / 50]
   TRACEHOUSE_COLLECTOR_BATCH_AGE_MS       oldest span waits at most this long [1000]
   TRACEHOUSE_COLLECTOR_INSERT_CONCURRENCY inserts in flight [2]
+  TRACEHOUSE_COLLECTOR_INSERT_MAX_SPANS   batches waiting for ClickHouse are merged into inserts of up to this many spans [max(50000, batch spans)]
   TRACEHOUSE_COLLECTOR_PREFETCH           unacked messages per replica [batch messages x (concurrency + 1)]
   TRACEHOUSE_COLLECTOR_MAX_MESSAGE_BYTES  largest message, compressed or not [4194304]
   TRACEHOUSE_COLLECTOR_RETRY_INITIAL_MS / _RETRY_MAX_MS          insert retry backoff [200 / 5000]

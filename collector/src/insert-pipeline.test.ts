@@ -22,7 +22,7 @@ function batch(ids: number[], perMessage = 2): Batch<Tok, Part> {
   };
 }
 
-function setup(sink: SpanSink<Part>, concurrency = 2) {
+function setup(sink: SpanSink<Part>, concurrency = 2, maxSpansPerInsert = 1_000) {
   const committed: number[][] = [];
   const rejected: number[] = [];
   const health: boolean[] = [];
@@ -30,6 +30,7 @@ function setup(sink: SpanSink<Part>, concurrency = 2) {
   const pipeline = new InsertPipeline<Tok, Part>({
     sink,
     concurrency,
+    maxSpansPerInsert,
     retry: { initialMs: 5, maxMs: 20 },
     logger: pino({ level: 'silent' }),
     metrics,
@@ -88,6 +89,58 @@ describe('InsertPipeline', () => {
     await pipeline.drain();
     expect(peak).toBe(2);
     expect(committed.flat().sort()).toEqual([0, 1, 2, 3, 4, 5]);
+  });
+
+  it('writes batches that queued behind a running insert as one insert, up to maxSpansPerInsert spans', async () => {
+    const writes: number[][] = [];
+    const releases: Array<() => void> = [];
+    const { pipeline, committed, metrics } = setup(
+      {
+        write: (parts) => {
+          writes.push(parts.flat());
+          return new Promise<void>((r) => releases.push(r));
+        },
+      },
+      1,
+      6,
+    );
+    for (let i = 0; i < 5; i++) pipeline.submit(batch([i]));
+    expect(writes).toEqual([[0, 1]]);
+    releases.shift()!();
+    await new Promise((r) => setTimeout(r, 0));
+    // Batches 1, 2 and 3 (6 spans) go together; batch 4 would exceed 6 spans.
+    expect(writes[1]).toEqual([100, 101, 200, 201, 300, 301]);
+    releases.shift()!();
+    await new Promise((r) => setTimeout(r, 0));
+    expect(writes[2]).toEqual([400, 401]);
+    releases.shift()!();
+    await pipeline.drain();
+    expect(committed).toEqual([[0], [1, 2, 3], [4]]);
+    const sizes = (await metrics.batchSpans.get()).values.find((v) => v.metricName?.endsWith('_sum'));
+    expect(sizes?.value).toBe(10);
+  });
+
+  it('narrows a refused merged insert down to the message ClickHouse refuses', async () => {
+    const writes: number[][] = [];
+    let release!: () => void;
+    const { pipeline, committed, rejected } = setup(
+      {
+        write: (parts) => {
+          writes.push(parts.flat());
+          if (writes.length === 1) return new Promise<void>((r) => (release = r));
+          return parts.some((part) => part.includes(201))
+            ? Promise.reject(new StorageError({ code: 'bad_input', message: 'cannot bind' }))
+            : Promise.resolve();
+        },
+      },
+      1,
+    );
+    for (let i = 0; i < 4; i++) pipeline.submit(batch([i]));
+    release();
+    await pipeline.drain();
+    expect(writes[1]).toEqual([100, 101, 200, 201, 300, 301]);
+    expect(rejected).toEqual([2]);
+    expect(committed).toEqual([[0], [1], [3]]);
   });
 
   it('narrows a refused batch down to the message ClickHouse refuses', async () => {

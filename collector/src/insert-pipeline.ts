@@ -6,6 +6,14 @@
  * broker's prefetch bounds how many can exist, so memory stays bounded while
  * ClickHouse is away.
  *
+ * When ClickHouse falls behind, closed batches queue up behind the running
+ * inserts; the next free slot then writes all of them that fit in
+ * `maxSpansPerInsert` as one INSERT (group commit). Inserts grow exactly when
+ * the server is the bottleneck, and bigger inserts cost it much less CPU per
+ * span (fewer parts to write and merge: measured ~35 µs per span with 10,000-
+ * span inserts against ~20 µs with 50,000 on the 18.16 server), while at low
+ * load each batch is still written as soon as it closes.
+ *
  * An error the store marks as not retryable (ClickHouse refused the rows
  * themselves) is narrowed down by writing the batch's messages one by one;
  * a message that is refused on its own is handed to onRejected (dead letter).
@@ -28,6 +36,8 @@ export interface CountedToken {
 export interface InsertPipelineOptions<T extends CountedToken, P> {
   sink: SpanSink<P>;
   concurrency: number;
+  /** Queued batches are merged into one insert up to this many spans. */
+  maxSpansPerInsert: number;
   retry: BackoffOptions;
   logger: Logger;
   metrics: CollectorMetrics;
@@ -98,7 +108,7 @@ export class InsertPipeline<T extends CountedToken, P> {
 
   private pump(): void {
     while (this.active < this.o.concurrency && this.queue.length > 0) {
-      const batch = this.queue.shift()!;
+      const batch = this.takeQueued();
       this.active++;
       void this.run(batch).finally(() => {
         this.active--;
@@ -107,6 +117,22 @@ export class InsertPipeline<T extends CountedToken, P> {
         this.settleIdle();
       });
     }
+  }
+
+  /** The first queued batch, merged with the ones after it that still fit. */
+  private takeQueued(): Batch<T, P> {
+    const first = this.queue.shift()!;
+    let next = this.queue[0];
+    if (next === undefined || first.spanCount + next.spanCount > this.o.maxSpansPerInsert) return first;
+    const merged: Batch<T, P> = { tokens: [...first.tokens], parts: [...first.parts], spanCount: first.spanCount, reason: first.reason };
+    while (next !== undefined && merged.spanCount + next.spanCount <= this.o.maxSpansPerInsert) {
+      this.queue.shift();
+      for (const token of next.tokens) merged.tokens.push(token);
+      for (const part of next.parts) merged.parts.push(part);
+      merged.spanCount += next.spanCount;
+      next = this.queue[0];
+    }
+    return merged;
   }
 
   private settleIdle(): void {

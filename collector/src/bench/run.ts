@@ -1,8 +1,9 @@
 /**
  * Collector benchmark: the sustained queue -> ClickHouse rate with 1 and 2
  * collector replicas, next to the ceiling measured in the same run: the same
- * spans written straight into ClickHouse with the storage writer (same batch
- * size and insert concurrency as the collector, no RabbitMQ, no decoding).
+ * spans written straight into ClickHouse with the storage writer, in inserts
+ * as large as the collector ever makes (TRACEHOUSE_COLLECTOR_INSERT_MAX_SPANS)
+ * and with its insert concurrency; no RabbitMQ, no decoding.
  *
  * The load generator publishes from this process while the collectors
  * consume, so RabbitMQ, ClickHouse, the collectors and the publisher share
@@ -18,7 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { connect } from 'amqplib';
 import { decodeSpans, encodeJsonV2, encodeProto3, type Span } from '@tracehouse/model';
-import { ClickHouseStore, generateSpans } from '@tracehouse/storage';
+import { ClickHouseStore, encodeSpans, generateSpans, type EncodedSpans } from '@tracehouse/storage';
 import { pino } from 'pino';
 import { Collector } from '../collector.js';
 import { parseConfig } from '../config.js';
@@ -97,19 +98,23 @@ async function ceiling(spans: Span[]): Promise<{ rate: number; cpu: string }> {
   try {
     await store.writer.write(spans.slice(0, 1_000)); // warm up connection and tables
     const batches: Span[][] = [];
-    for (let i = 0; i < spans.length; i += config.batchSpans) batches.push(spans.slice(i, i + config.batchSpans));
+    for (let i = 0; i < spans.length; i += config.insertMaxSpans) batches.push(spans.slice(i, i + config.insertMaxSpans));
     const cpu = new CpuAccount({ clickhouse: () => cpuSeconds(clickhousePid), writer: ownCpuSeconds });
     const started = performance.now();
     let next = 0;
     let retries = 0;
     // Retry what the collector retries (e.g. a stale keep-alive socket), so both sides face the same rules.
+    // Encoded per message-sized slice, as the collector encodes each message.
     const write = async (batch: Span[]): Promise<void> => {
+      const parts: EncodedSpans[] = [];
+      for (let i = 0; i < batch.length; i += perMessage) parts.push(encodeSpans(batch.slice(i, i + perMessage)));
       for (;;) {
         try {
-          return await store.writer.write(batch);
+          return await store.writer.writeEncoded(parts);
         } catch (error) {
           if ((error as { retryable?: unknown }).retryable !== true) throw error;
           retries++;
+          console.log(`  (ceiling insert retried: ${(error as Error).message})`);
         }
       }
     };
@@ -132,7 +137,7 @@ async function throughQueue(
   bodies: Buffer[],
   spanCount: number,
   replicas: number,
-): Promise<{ rate: number; publishRate: number; perReplica: number[]; cpu: string }> {
+): Promise<{ rate: number; publishRate: number; perReplica: number[]; cpu: string; meanInsert: number }> {
   const queue = `th_bench_${suffix()}`;
   const database = queue;
   // Create the schema before the clock starts, as a running deployment has it.
@@ -189,9 +194,11 @@ async function throughQueue(
     const elapsed = performance.now() - started;
     cpu.stop();
     const perReplica = await Promise.all(children.map(({ port }) => metric(port, 'tracehouse_collector_spans_stored_total')));
+    let inserts = 0;
+    for (const { port } of children) inserts += await metric(port, 'tracehouse_collector_batch_spans_count');
     const counted = await store.countSpans();
     if (counted.distinct !== spanCount) throw new Error(`expected ${spanCount} distinct spans, ClickHouse has ${counted.distinct}`);
-    return { rate: rate(spanCount, elapsed), publishRate: rate(spanCount, published), perReplica, cpu: cpu.report(spanCount) };
+    return { rate: rate(spanCount, elapsed), publishRate: rate(spanCount, published), perReplica, cpu: cpu.report(spanCount), meanInsert: Math.round(spanCount / Math.max(1, inserts)) };
   } finally {
     for (const { child } of children) child.kill('SIGTERM');
     await Promise.all(children.map(({ child }) => new Promise((resolve) => (child.exitCode !== null ? resolve(null) : child.once('exit', resolve)))));
@@ -250,7 +257,8 @@ for (let i = 0; i < spans.length; i += perMessage) bodies.push(encode(spans.slic
 const avgBytes = Math.round(bodies.reduce((n, b) => n + b.length, 0) / bodies.length);
 console.log(
   `collector bench: ${fmt(total)} spans in ${fmt(bodies.length)} ${values.encoding} messages of ${perMessage} spans (${fmt(avgBytes)} bytes each); ` +
-    `batch ${fmt(config.batchSpans)} spans / ${config.batchAgeMs} ms, insert concurrency ${config.insertConcurrency}, prefetch ${config.prefetch}`,
+    `batch ${fmt(config.batchSpans)} spans / ${config.batchAgeMs} ms, inserts of up to ${fmt(config.insertMaxSpans)} spans, ` +
+    `insert concurrency ${config.insertConcurrency}, prefetch ${config.prefetch}`,
 );
 
 // What the collector itself costs, without ClickHouse: decoding alone, then
@@ -280,7 +288,8 @@ console.log(`ceiling, mean: ${fmt(top)} spans/s`);
 for (const { replicas, result } of results) {
   console.log(
     `${replicas} replica${replicas > 1 ? 's' : ' '} (queue -> ClickHouse, publisher running): ${fmt(result.rate)} spans/s = ` +
-      `${((result.rate / top) * 100).toFixed(0)}% of ceiling; publish ${fmt(result.publishRate)} spans/s; per replica ${result.perReplica.map(fmt).join(' / ')}` +
+      `${((result.rate / top) * 100).toFixed(0)}% of ceiling; publish ${fmt(result.publishRate)} spans/s; per replica ${result.perReplica.map(fmt).join(' / ')}; ` +
+      `mean insert ${fmt(result.meanInsert)} spans` +
       (result.cpu === '' ? '' : `\n    ${result.cpu}`),
   );
 }
