@@ -7,7 +7,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { connect, type ChannelModel } from 'amqplib';
-import { encodeJsonV2, type Span } from '@tracehouse/model';
+import { decodeSpans, encodeJsonV2, type Span } from '@tracehouse/model';
 import { StorageError } from '@tracehouse/storage';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -48,6 +48,7 @@ describe('Collector.stop with a batch the store refuses during the drain', () =>
     const started = new Promise<void>((resolve) => (writeStarted = resolve));
     let refuse: () => void = () => undefined;
     const refused = new Promise<void>((resolve) => (refuse = resolve));
+    const refusedSpan = span();
     const collector = new Collector({
       config: Object.freeze({
         ...parseConfig({ TRACEHOUSE_RABBITMQ_URL: RABBITMQ_URL, TRACEHOUSE_QUEUE: queue, TRACEHOUSE_COLLECTOR_BATCH_AGE_MS: '20' }),
@@ -74,7 +75,7 @@ describe('Collector.stop with a batch the store refuses during the drain', () =>
       for (let i = 0; i < 100 && !collector.readiness().ready; i++) await new Promise((resolve) => setTimeout(resolve, 50));
       expect(collector.readiness().ready).toBe(true);
       const publisher = await connection.createConfirmChannel();
-      publisher.sendToQueue(queue, encodeJsonV2([span()]));
+      publisher.sendToQueue(queue, encodeJsonV2([refusedSpan]));
       await publisher.waitForConfirms();
       await publisher.close();
       await started;
@@ -87,7 +88,11 @@ describe('Collector.stop with a batch the store refuses during the drain', () =>
     const channel = await connection.createChannel();
     const left = await channel.checkQueue(queue);
     const parked = await channel.checkQueue(`${queue}.dlq`);
+    const letter = await channel.get(`${queue}.dlq`, { noAck: true });
     await channel.close();
     expect({ left: left.messageCount, parked: parked.messageCount }).toEqual({ left: 0, parked: 1 });
+    // The dead letter carries the refused span itself, and why.
+    expect(letter === false ? undefined : letter.properties.headers?.['x-tracehouse-reason']).toBe('insert_rejected');
+    expect(letter === false ? undefined : decodeSpans(letter.content)).toMatchObject({ ok: true, spans: [refusedSpan] });
   });
 });
