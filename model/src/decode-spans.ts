@@ -3,10 +3,11 @@
 // never throws.
 import { kMaxLength } from 'node:buffer';
 import { gunzipSync, inflateSync } from 'node:zlib';
-import { normalizeOrThrow, show } from './normalize-span.js';
+import { droppedSpan, normalizeInto, normalizeOrThrow, show } from './normalize-span.js';
+import { decodeJsonV2Fast } from './json-v2-fast-path.js';
 import { decodeProto3List } from './proto3.js';
 import { looksLikeJsonV1, v1ToV2 } from './json-v1.js';
-import { SpanRejection, type DecodeOptions, type DecodeResult, type DroppedSpan } from './results.js';
+import { type DecodeOptions, type DecodeResult, type DroppedSpan } from './results.js';
 import type { Span } from './span.js';
 
 /**
@@ -45,21 +46,24 @@ function normalizeList(list: unknown[], encoding: 'JSON_V2' | 'JSON_V1'): Decode
   const spans: Span[] = [];
   const dropped: DroppedSpan[] = [];
   for (let index = 0; index < list.length; index++) {
+    if (encoding === 'JSON_V2') {
+      normalizeInto(list[index], index, spans, dropped);
+      continue;
+    }
     try {
-      if (encoding === 'JSON_V1') {
-        for (const raw of v1ToV2(list[index])) spans.push(normalizeOrThrow(raw, true));
-      } else {
-        spans.push(normalizeOrThrow(list[index], true));
-      }
+      for (const raw of v1ToV2(list[index])) spans.push(normalizeOrThrow(raw, true));
     } catch (e) {
-      if (e instanceof SpanRejection) dropped.push({ index, reason: e.reason, message: e.message });
-      else dropped.push({ index, reason: 'bad_field_type', message: `span could not be read: ${e instanceof Error ? e.message : String(e)}` });
+      dropped.push(droppedSpan(e, index));
     }
   }
   return { ok: true, encoding, spans, dropped };
 }
 
-function decodeJson(body: Buffer, start: number): DecodeResult {
+function decodeJson(body: Buffer, start: number, fastPath: boolean): DecodeResult {
+  if (fastPath && body[start] === 0x5b) {
+    const fast = decodeJsonV2Fast(body, start);
+    if (fast !== undefined) return fast;
+  }
   let parsed: unknown;
   try {
     parsed = JSON.parse(body.toString('utf8', start));
@@ -80,6 +84,14 @@ function decodeJson(body: Buffer, start: number): DecodeResult {
  * ones are returned.
  */
 export function decodeSpans(body: Uint8Array, options: DecodeOptions = {}): DecodeResult {
+  return decodeSpansWith(body, options, true);
+}
+
+/**
+ * decodeSpans, with the JSON v2 fast path (json-v2-fast-path.ts) on or off.
+ * Not exported from index.ts: tests compare the two.
+ */
+export function decodeSpansWith(body: Uint8Array, options: DecodeOptions, fastPath: boolean): DecodeResult {
   try {
     const requested = options.maxBodyBytes;
     // A missing or nonsensical bound (not a positive number) means the default.
@@ -116,7 +128,7 @@ export function decodeSpans(body: Uint8Array, options: DecodeOptions = {}): Deco
     }
     const first = bytes[start];
     if (first === 0x5b /* [ */ || first === 0x7b /* { */) {
-      const json = decodeJson(bytes, start);
+      const json = decodeJson(bytes, start, fastPath);
       // 0x0a is both a newline and the proto3 tag of ListOfSpans.spans, so a
       // body led by it that is not JSON gets a second chance as proto3.
       if (json.ok || bytes[0] !== 0x0a) return json;

@@ -3,7 +3,7 @@
 // every message passes through it, so it is a hand-written single pass with no
 // regular expressions and no intermediate copies.
 import { normalizeIp } from './ip.js';
-import { SpanRejection, rejectSpan, type NormalizeResult, type SpanRejectReason } from './results.js';
+import { SpanRejection, rejectSpan, type DroppedSpan, type NormalizeResult, type SpanRejectReason } from './results.js';
 import type { Annotation, Endpoint, Span, SpanKind } from './span.js';
 
 // String.prototype.isWellFormed/toWellFormed are ES2024 (in Node since 20);
@@ -298,6 +298,21 @@ export function normalizeOrThrow(input: unknown, reuse: boolean): Span {
   if (debug) span.debug = true;
   if (shared) span.shared = true;
   return span;
+}
+
+/** The entry of `dropped` for an item of a list that normalizeOrThrow rejected with `e`. */
+export function droppedSpan(e: unknown, index: number): DroppedSpan {
+  if (e instanceof SpanRejection) return { index, reason: e.reason, message: e.message };
+  return { index, reason: 'bad_field_type', message: `span could not be read: ${e instanceof Error ? e.message : String(e)}` };
+}
+
+/** Normalises item `index` of a freshly parsed JSON v2 list into `spans`, or records in `dropped` why not. */
+export function normalizeInto(item: unknown, index: number, spans: Span[], dropped: DroppedSpan[]): void {
+  try {
+    spans.push(normalizeOrThrow(item, true));
+  } catch (e) {
+    dropped.push(droppedSpan(e, index));
+  }
 }
 
 /**

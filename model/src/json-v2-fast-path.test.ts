@@ -1,0 +1,351 @@
+// Differential test of the JSON v2 fast path: every body is decoded with the
+// fast path and with the general path (JSON.parse + normalizeSpan) alone,
+// and the two DecodeResults must be the same, down to property order and
+// the reasons and messages of dropped spans.
+import { describe, it, expect } from 'vitest';
+import { decodeSpansWith } from './decode-spans.js';
+import { decodeJsonV2Fast, fastPathStats } from './json-v2-fast-path.js';
+import { encodeJsonV2, type DecodeOptions, type DecodeResult } from './index.js';
+import { prng, realisticSpans } from './bench/realistic-spans.js';
+import { fuzzBodies } from './fixtures/fuzz-corpus.js';
+import { API_EXAMPLE, V1_CLIENT_AND_SERVER, ZIPKIN_TEST_SPANS } from './fixtures/zipkin-examples.js';
+
+const SEED = Number(process.env.FUZZ_SEED ?? 20261128);
+
+/** Decodes `body` both ways, expects the same result and returns it. */
+function bothWays(body: Uint8Array, options: DecodeOptions = {}, label = ''): DecodeResult {
+  const fast = decodeSpansWith(body, options, true);
+  const general = decodeSpansWith(body, options, false);
+  const where = `${label} ${Buffer.from(body).subarray(0, 300).toString('latin1')}`;
+  expect(fast, where).toStrictEqual(general);
+  // toStrictEqual does not look at property order; JSON text does.
+  expect(JSON.stringify(fast), where).toBe(JSON.stringify(general));
+  return fast;
+}
+
+/** How the fast path took a body: whole-body give-up, or the number of items it handed over. */
+function fastPathOf(body: Uint8Array): 'general' | number {
+  const before = fastPathStats.itemsGivenUp;
+  const start = Buffer.from(body).findIndex((c) => c !== 0x20 && c !== 0x0a && c !== 0x0d && c !== 0x09);
+  const r = decodeJsonV2Fast(Buffer.from(body), start);
+  return r === undefined ? 'general' : fastPathStats.itemsGivenUp - before;
+}
+
+// A JSON text writer that can write what JSON.stringify cannot: repeated
+// keys, numbers and strings in any spelling, whitespace anywhere.
+class Raw {
+  constructor(readonly text: string) {}
+}
+class Pairs {
+  constructor(readonly entries: [string, unknown][]) {}
+}
+
+function write(value: unknown, ws: () => string): string {
+  if (value instanceof Raw) return value.text;
+  if (Array.isArray(value)) return `[${ws()}${value.map((v) => write(v, ws)).join(`${ws()},${ws()}`)}${ws()}]`;
+  if (typeof value === 'object' && value !== null) {
+    const entries = value instanceof Pairs ? value.entries : Object.entries(value);
+    return `{${ws()}${entries.map(([k, v]) => `${JSON.stringify(k)}${ws()}:${ws()}${write(v, ws)}`).join(`${ws()},${ws()}`)}${ws()}}`;
+  }
+  return JSON.stringify(value);
+}
+
+const ID_VALUES = [
+  'ABCDEF0123456789',
+  'abc',
+  '0000000000000000',
+  '00000000000000000000000000000000',
+  '0000000000000000a2fb4a1d1a96d312',
+  '0000000000000001a2fb4a1d1a96d312',
+  'a2fb4a1d1a96d3120',
+  '463ac35c9f6413ad48485a3953bb612',
+  '463ac35c9f6413ad48485a3953bb6124f',
+  'g2fb4a1d1a96d312',
+  '',
+  'a2fb4a1d1a96d31 ',
+];
+const WEIRD_VALUES: unknown[] = [
+  null,
+  true,
+  false,
+  0,
+  -1,
+  1,
+  1.5,
+  2 ** 53,
+  2 ** 53 - 1,
+  1e21,
+  new Raw('-0'),
+  new Raw('1e3'),
+  new Raw('1.0'),
+  new Raw('1E+15'),
+  new Raw('9007199254740993'),
+  new Raw('99999999999999999999'),
+  new Raw('01'),
+  new Raw('+1'),
+  new Raw('.5'),
+  '',
+  'x',
+  'UPPER Case',
+  'server',
+  'SERVER',
+  'CLIENT',
+  'PRODUCER',
+  'consumer',
+  new Raw('"a\\"b"'),
+  new Raw('"\\u0041B"'),
+  new Raw('"\\ud800x"'),
+  new Raw('"tab\there"'),
+  new Raw('"a\\/b"'),
+  'é',
+  '\u2028',
+  '😀',
+  [],
+  {},
+  [1, { a: [null] }],
+  { a: { b: {} } },
+  new Pairs([]),
+  ...ID_VALUES,
+];
+const SPAN_FIELDS = ['traceId', 'id', 'parentId', 'kind', 'name', 'timestamp', 'duration', 'localEndpoint', 'remoteEndpoint', 'annotations', 'tags', 'debug', 'shared'];
+const EXTRA_FIELDS = ['extra', '__proto__', 'binaryAnnotations', 'traceID', 'Id', 't', ''];
+const IP_VALUES = ['10.0.0.1', '255.255.255.255', '0.0.0.0', '256.1.1.1', '01.2.3.4', '1.2.3', '1.2.3.4.5', '2001:db8::c001', '2001:DB8:0:0:0:0:0:1', '::ffff:10.1.2.3', 'fe80::1%eth0', '::', 'not-an-ip', '', '1.2.3.4 '];
+const TAG_KEYS = ['http.method', 'http.route', '__proto__', 'constructor', 'toString', '0', '7', '', 'UPPER', 'error', 'a"b', 'é'];
+
+/** Realistic spans, written as JSON text with random changes of every kind the fast path must notice. */
+function mutatedBodies(seed: number): () => { text: string; label: string } {
+  const rand = prng(seed);
+  const int = (n: number) => Math.floor(rand() * n);
+  const pick = <T,>(xs: readonly T[]): T => xs[int(xs.length)]!;
+  const spans = realisticSpans(60, seed);
+  const weird = (): unknown => (int(3) === 0 ? pick(ID_VALUES) : pick(WEIRD_VALUES));
+  // An object as Pairs (a copy); anything else as an empty object.
+  const pairsOf = (v: unknown): Pairs =>
+    new Pairs(v instanceof Pairs ? [...v.entries] : typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Raw) ? Object.entries(v) : []);
+
+  function mutate(span: Pairs): string {
+    const entries = span.entries;
+    const at = (field: string) => entries.findIndex(([k]) => k === field);
+    const choice = int(11);
+    const field = pick(SPAN_FIELDS);
+    const i = at(field);
+    switch (choice) {
+      case 0:
+        if (i >= 0) entries.splice(i, 1);
+        return `delete ${field}`;
+      case 1:
+        if (i >= 0) entries[i] = [field, weird()];
+        else entries.push([field, weird()]);
+        return `weird ${field}`;
+      case 2: {
+        const copy = i >= 0 ? entries[i]![1] : weird();
+        entries.splice(int(entries.length + 1), 0, [field, int(2) === 0 ? copy : weird()]);
+        return `repeated ${field}`;
+      }
+      case 3:
+        entries.splice(int(entries.length + 1), 0, [pick(EXTRA_FIELDS), weird()]);
+        return 'extra field';
+      case 4:
+        for (let k = entries.length - 1; k > 0; k--) {
+          const j = int(k + 1);
+          [entries[k], entries[j]] = [entries[j]!, entries[k]!];
+        }
+        return 'shuffled';
+      case 5: {
+        const e = at(pick(['localEndpoint', 'remoteEndpoint']));
+        if (e < 0) return 'no endpoint';
+        const endpoint = pairsOf(entries[e]![1]);
+        const key = pick(['serviceName', 'ipv4', 'ipv6', 'port', 'extra']);
+        const value = pick([pick(IP_VALUES), pick(IP_VALUES), 0, -1, 65535, 65536, 1.5, null, '', 'UPPER', 'Svc', weird()]);
+        if (int(3) === 0) endpoint.entries.push([key, value]);
+        else {
+          const j = endpoint.entries.findIndex(([k]) => k === key);
+          if (j >= 0) endpoint.entries[j] = [key, value];
+          else endpoint.entries.unshift([key, value]);
+        }
+        entries[e] = [entries[e]![0], int(6) === 0 ? null : endpoint];
+        return `endpoint ${key}`;
+      }
+      case 6: {
+        const a = at('annotations');
+        const old = a < 0 ? undefined : entries[a]![1];
+        if (!Array.isArray(old) || old.length === 0) return 'no annotations';
+        const list = old.map(pairsOf);
+        const which = int(7);
+        if (which === 0) list.reverse();
+        else if (which === 1) list.splice(1, 0, list[0]!); // a repeat, in order
+        else if (which === 2) list.push(new Pairs([['timestamp', list[0]!.entries[0]![1]], ['value', 'a']]));
+        else if (which === 3) list[0]!.entries.push([pick(['endpoint', 'value', 'timestamp', 'x']), weird()]);
+        else if (which === 4) list[0]!.entries[int(2)]![1] = weird();
+        else if (which === 5) list.splice(0, list.length);
+        else list.push(weird() as Pairs);
+        entries[a] = ['annotations', list];
+        return `annotations ${which}`;
+      }
+      case 7: {
+        const t = at('tags');
+        if (t < 0) return 'no tags';
+        const tags = pairsOf(entries[t]![1]);
+        const key = pick(TAG_KEYS);
+        const value = pick(['v', '', 'UPPER', 5, null, true, {}, [], new Raw('"a\\nb"'), 'é']);
+        tags.entries.splice(int(tags.entries.length + 1), 0, [key, value]);
+        entries[t] = ['tags', int(8) === 0 ? new Pairs([]) : tags];
+        return `tag ${key}`;
+      }
+      case 8: {
+        const f = pick(['traceId', 'id', 'parentId']);
+        const j = at(f);
+        if (j >= 0) entries[j] = [f, pick(ID_VALUES)];
+        return `id ${f}`;
+      }
+      case 9: {
+        // parentId equal to id: dropped, as Zipkin does.
+        const id = entries[at('id')]?.[1];
+        entries.splice(0, 0, ['parentId', id]);
+        return 'parentId = id';
+      }
+      default:
+        entries.push([pick(['debug', 'shared', 'kind', 'name']), pick([true, false, null, 'true', 1, 'CLIENT', 'Server', 'GET /Api', ''])]);
+        return 'flags';
+    }
+  }
+
+  return () => {
+    const count = 1 + int(8);
+    const items: unknown[] = [];
+    const labels: string[] = [];
+    for (let n = 0; n < count; n++) {
+      const span = pairsOf(structuredClone(pick(spans)));
+      const edits = int(4);
+      for (let e = 0; e < edits; e++) labels.push(mutate(span));
+      items.push(int(30) === 0 ? weird() : span);
+    }
+    const spaced = int(3) === 0;
+    const ws = () => (spaced && int(3) === 0 ? pick([' ', '\n', '\t', '\r\n  ', '  ']) : '');
+    let text = write(items, ws);
+    const around = int(40);
+    if (around === 0) text = ` \n${text}\t `;
+    else if (around === 1) text = `${text.slice(0, -1)},]`;
+    else if (around === 2) text = `${text}x`;
+    else if (around === 3) text = text.slice(0, -1);
+    else if (around === 4) text = `${text}]`;
+    return { text, label: labels.join(', ') };
+  };
+}
+
+describe('JSON v2 fast path gives the same DecodeResult as the general path', () => {
+  it("Zipkin's examples (pretty-printed), taken by the fast path; JSON v1 left to the general path", () => {
+    for (const text of [API_EXAMPLE, ZIPKIN_TEST_SPANS]) {
+      const r = bothWays(Buffer.from(text));
+      expect(r.ok && r.spans.length).toBeGreaterThan(0);
+      expect(fastPathOf(Buffer.from(text))).not.toBe('general');
+    }
+    const v1 = bothWays(Buffer.from(V1_CLIENT_AND_SERVER));
+    expect(v1.ok && v1.encoding).toBe('JSON_V1');
+    expect(fastPathOf(Buffer.from(V1_CLIENT_AND_SERVER))).toBe('general');
+  });
+
+  it('realistic spans: every span read by the fast path itself', () => {
+    for (const seed of [1, 2, 3, 42, SEED]) {
+      const body = encodeJsonV2(realisticSpans(500, seed));
+      const r = bothWays(body);
+      expect(r.ok && r.spans.length).toBe(500);
+      expect(fastPathOf(body)).toBe(0);
+    }
+  });
+
+  it('1,500 bodies of the fuzz corpus', () => {
+    const next = fuzzBodies(SEED);
+    let taken = 0;
+    for (let i = 0; i < 1500; i++) {
+      const { label, body, options } = next(i);
+      bothWays(body, options, `fuzz body ${i} (${label})`);
+      if (options === undefined && body.length > 0 && fastPathOf(body) !== 'general') taken++;
+    }
+    // Bodies of JSON v2 spans with wrong types in fields reach the fast path.
+    expect(taken).toBeGreaterThan(50);
+  }, 60_000);
+
+  it('3,000 bodies of realistic spans with random changes of every kind', () => {
+    const next = mutatedBodies(SEED);
+    let fastSpans = 0;
+    let wholeBodies = 0;
+    const before = fastPathStats.itemsGivenUp;
+    for (let i = 0; i < 3000; i++) {
+      const { text, label } = next();
+      const body = Buffer.from(text);
+      const r = bothWays(body, {}, `mutated body ${i} (${label})`);
+      const how = fastPathOf(body);
+      if (how === 'general') wholeBodies++;
+      else if (r.ok) fastSpans += r.spans.length + r.dropped.length - how;
+    }
+    const givenUp = fastPathStats.itemsGivenUp - before;
+    // All three ways are exercised: spans read fast, spans handed to the
+    // general path, whole bodies handed to the general path.
+    expect(fastSpans).toBeGreaterThan(2000);
+    expect(givenUp).toBeGreaterThan(5000);
+    expect(wholeBodies).toBeGreaterThan(300);
+  }, 120_000);
+
+  const T = '463ac35c9f6413ad48485a3953bb6124';
+  const I = 'a2fb4a1d1a96d312';
+  const EDGE_CASES: [string, string][] = [
+    ['empty list', '[]'],
+    ['empty list, spaces', ' [ \n ] \n'],
+    ['empty object', '[{}]'],
+    ['minimal span', `[{"traceId":"${T}","id":"${I}"}]`],
+    ['16-char trace id', `[{"traceId":"${I}","id":"${I}"}]`],
+    ['upper-case ids', `[{"traceId":"${T.toUpperCase()}","id":"${I.toUpperCase()}","parentId":"ABCDEF0123456789"}]`],
+    ['32-char id with zero high bits', `[{"traceId":"0000000000000000${I}","id":"${I}"}]`],
+    ['short ids', `[{"traceId":"1","id":"2","parentId":"3"}]`],
+    ['all-zero ids', `[{"traceId":"${'0'.repeat(32)}","id":"${I}"},{"traceId":"${T}","id":"${'0'.repeat(16)}"},{"traceId":"${T}","id":"${I}","parentId":"${'0'.repeat(16)}"}]`],
+    ['empty strings', `[{"traceId":"${T}","id":"${I}","parentId":"","kind":"","name":"","localEndpoint":{"serviceName":"","ipv4":"","ipv6":""},"tags":{"":""}}]`],
+    ['nulls', `[{"traceId":"${T}","id":"${I}","parentId":null,"kind":null,"name":null,"timestamp":null,"duration":null,"localEndpoint":null,"annotations":null,"tags":null,"debug":null,"shared":null}]`],
+    ['null item', `[null,{"traceId":"${T}","id":"${I}"}]`],
+    ['escapes', `[{"traceId":"${T}","id":"${I}","name":"a\\"b\\\\c\\/d\\u0041\\n","tags":{"k\\u0020":"v\\t"}}]`],
+    ['lone surrogate escape', `[{"traceId":"${T}","id":"${I}","name":"\\ud800","tags":{"\\udc00":"\\ud83d"}}]`],
+    ['unicode (not ASCII)', `[{"traceId":"${T}","id":"${I}","name":"grüße 😀","tags":{"é":"ü"}}]`],
+    ['raw control character in a string', `[{"traceId":"${T}","id":"${I}","name":"a\u0001b"}]`],
+    ['numbers', `[{"traceId":"${T}","id":"${I}","timestamp":1.5,"duration":-5},{"traceId":"${T}","id":"${I}","timestamp":1e3,"duration":-0},{"traceId":"${T}","id":"${I}","timestamp":9007199254740993},{"traceId":"${T}","id":"${I}","timestamp":9007199254740991,"duration":0}]`],
+    ['huge numbers', `[{"traceId":"${T}","id":"${I}","timestamp":${'9'.repeat(400)}},{"traceId":"${T}","id":"${I}","localEndpoint":{"port":1e400}}]`],
+    ['bad numbers (malformed JSON)', `[{"traceId":"${T}","id":"${I}","timestamp":01}]`],
+    ['ports', `[{"traceId":"${T}","id":"${I}","localEndpoint":{"port":0},"remoteEndpoint":{"port":65535}},{"traceId":"${T}","id":"${I}","localEndpoint":{"port":65536}},{"traceId":"${T}","id":"${I}","localEndpoint":{"port":-1,"serviceName":"A"}}]`],
+    ['IP forms', `[{"traceId":"${T}","id":"${I}","localEndpoint":{"ipv4":"::ffff:10.0.0.1","ipv6":"10.0.0.2"},"remoteEndpoint":{"ipv6":"2001:DB8::0:1","ipv4":"010.0.0.1"}}]`],
+    ['duplicate keys', `[{"traceId":"${T}","id":"${I}","name":"a","name":"b","tags":{"k":"1","j":"2","k":"3"},"localEndpoint":{"serviceName":"x","serviceName":"y"}}]`],
+    ['duplicate id keys', `[{"traceId":"${T}","id":"${I}","id":"b2fb4a1d1a96d312"}]`],
+    ['integer-like tag keys', `[{"traceId":"${T}","id":"${I}","tags":{"b":"1","10":"2","2":"3","a":"4"}}]`],
+    ['__proto__ keys', `[{"traceId":"${T}","id":"${I}","__proto__":{"x":1},"tags":{"__proto__":"p","constructor":"c"}}]`],
+    ['whitespace everywhere', ` \r\n\t[ \n{ "traceId" : "${T}" ,\n"id"\t:\t"${I}" , "tags" : { "a" : "b" } , "annotations" : [ { "timestamp" : 5 , "value" : "v" } ] } \n, {"traceId":"${T}","id":"${I}"} ]\r\n`],
+    ['nested garbage', `[{"traceId":"${T}","id":"${I}","extra":{"a":[1,{"b":[[[]]]},"]}"]}},[[{}]],"x",5,true]`],
+    ['annotations out of order and repeated', `[{"traceId":"${T}","id":"${I}","annotations":[{"timestamp":2,"value":"b"},{"timestamp":1,"value":"a"},{"timestamp":2,"value":"b"}]}]`],
+    ['annotations repeated in order', `[{"traceId":"${T}","id":"${I}","annotations":[{"timestamp":1,"value":"a"},{"timestamp":1,"value":"a"},{"timestamp":1,"value":"b"},{"timestamp":2,"value":"a"}]}]`],
+    ['annotation with an endpoint (JSON v1)', `[{"traceId":"${T}","id":"${I}","annotations":[{"timestamp":2,"value":"cs","endpoint":{"serviceName":"a"}}]}]`],
+    ['v2 field on the first span, v1 annotations after', `[{"traceId":"${T}","id":"${I}","kind":"CLIENT"},{"traceId":"${T}","id":"${I}","annotations":[{"timestamp":2,"value":"cs","endpoint":{"serviceName":"a"}}]}]`],
+    ['v1 object after a non-object', `[5,{"traceId":"${T}","id":"${I}","binaryAnnotations":[]}]`],
+    ['kinds', `[{"traceId":"${T}","id":"${I}","kind":"client","shared":true},{"traceId":"${T}","id":"${I}","kind":"CLIENT","shared":true},{"traceId":"${T}","id":"${I}","kind":"SERVER","shared":true,"debug":true},{"traceId":"${T}","id":"${I}","kind":"PRODUCER"},{"traceId":"${T}","id":"${I}","kind":"CONSUMER"},{"traceId":"${T}","id":"${I}","kind":"BOGUS"}]`],
+    ['parent id equal to id', `[{"traceId":"${T}","parentId":"${I}","id":"${I}"}]`],
+    ['upper-case names', `[{"traceId":"${T}","id":"${I}","name":"GET /Api","localEndpoint":{"serviceName":"FrontEnd"}}]`],
+    ['wrong types', `[{"traceId":5,"id":"${I}"},{"traceId":"${T}","id":[]},{"traceId":"${T}","id":"${I}","tags":{"a":5}},{"traceId":"${T}","id":"${I}","annotations":{}},{"traceId":"${T}","id":"${I}","debug":"true"}]`],
+    ['trailing comma', `[{"traceId":"${T}","id":"${I}"},]`],
+    ['trailing garbage', `[{"traceId":"${T}","id":"${I}"}] x`],
+    ['truncated', `[{"traceId":"${T}","id":"${I}"`],
+    ['unterminated string', `[{"traceId":"${T}","id":"${I}","name":"abc`],
+    ['a list of lists', `[[{"traceId":"${T}","id":"${I}"}]]`],
+    ['an object, not a list', `{"traceId":"${T}","id":"${I}"}`],
+  ];
+  it.each(EDGE_CASES)('edge case: %s', (label, text) => {
+    bothWays(Buffer.from(text), {}, label);
+  });
+
+  it('many junk items and many odd spans', () => {
+    for (const unit of ['{},', '1,', 'null,', `{"traceId":"${T.toUpperCase()}","id":"${I}"},`, `{"traceId":"${T}","id":"${I}","timestamp":1.5},`]) {
+      bothWays(Buffer.from(`[${unit.repeat(2000)}{}]`), {}, unit);
+    }
+    // Odd spans among good ones are handed over one by one.
+    const good = `{"traceId":"${T}","id":"${I}"}`;
+    const odd = `{"traceId":"${T}","id":"${I}","name":"a\\"b"}`;
+    const body = Buffer.from(`[${[good, odd, good, good, odd].join(',')}]`);
+    bothWays(body);
+    expect(fastPathOf(body)).toBe(2);
+  });
+});
