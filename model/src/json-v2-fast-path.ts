@@ -103,8 +103,11 @@ function skipSpace(p: number): number {
 
 /** Position after `:` and the whitespace around it, or FAIL. */
 function colon(p: number): number {
+  const b = buf;
+  // Compact JSON first: no whitespace.
+  if (b[p] === COLON && b[p + 1]! > 32) return p + 1;
   p = skipSpace(p);
-  if (buf[p] !== COLON) return FAIL;
+  if (b[p] !== COLON) return FAIL;
   return skipSpace(p + 1);
 }
 
@@ -266,8 +269,14 @@ function readBoolean(p: number): number {
  * it), or FAIL.
  */
 function nextKey(p: number): number {
-  p = skipSpace(p);
-  const c = buf[p];
+  const b = buf;
+  let c = b[p];
+  // Compact JSON first: no whitespace.
+  if (c === COMMA && b[p + 1] === QUOTE) return p + 2;
+  if (c !== COMMA && c !== CLOSE_BRACE) {
+    p = skipSpace(p);
+    c = b[p];
+  }
   if (c === COMMA) {
     p = skipSpace(p + 1);
     if (buf[p] !== QUOTE) return FAIL;
