@@ -369,7 +369,9 @@ function readAnnotations(p: number): Annotation[] | null | undefined {
     pos = p + 1;
     return null;
   }
-  const out: Annotation[] = [];
+  // Lists are made at their size when short (usually 1 or 2 items).
+  let first: Annotation | undefined;
+  let out: Annotation[] | undefined;
   let last: Annotation | undefined;
   for (;;) {
     if (b[p] !== OPEN_BRACE) return undefined;
@@ -393,13 +395,16 @@ function readAnnotations(p: number): Annotation[] | null | undefined {
     if (k < 0 || timestamp === 0 || value === undefined) return undefined;
     // Out of order or repeated: the general path sorts and de-duplicates.
     if (last !== undefined && (timestamp < last.timestamp || (timestamp === last.timestamp && value <= last.value))) return undefined;
-    last = { timestamp, value };
-    out.push(last);
+    const annotation: Annotation = { timestamp, value };
+    if (last === undefined) first = annotation;
+    else if (out === undefined) out = [first!, annotation];
+    else out.push(annotation);
+    last = annotation;
     p = skipSpace(pos);
     const c = b[p];
     if (c === CLOSE_BRACKET) {
       pos = p + 1;
-      return out;
+      return out ?? [annotation];
     }
     if (c !== COMMA) return undefined;
     p = skipSpace(p + 1);
@@ -435,13 +440,18 @@ function tagKey(start: number, end: number, hash: number): string {
 const lastKeys: string[] = [];
 const lastKeyBytes: Uint8Array[] = [];
 
+// A plain object ({}, same prototype) with room for more properties in the
+// object itself: V8 sizes objects of a constructor from the ones it made.
+const TagsObject = function TagsObject() {} as unknown as new () => Record<string, string>;
+TagsObject.prototype = Object.prototype;
+
 /** Tags at `p`; null for `{}`, undefined to give up. */
 function readTags(p: number): Record<string, string> | null | undefined {
   const b = buf;
   if (b[p] !== OPEN_BRACE) return undefined;
   let k = firstKey(p + 1);
   if (k === 0) return null;
-  const out: Record<string, string> = {};
+  const out = new TagsObject();
   const keys = lastKeys;
   const keyBytes = lastKeyBytes;
   let n = 0;
