@@ -104,10 +104,16 @@ async function ceiling(spans: Span[]): Promise<{ rate: number; cpu: string }> {
     let next = 0;
     let retries = 0;
     // Retry what the collector retries (e.g. a stale keep-alive socket), so both sides face the same rules.
-    // Encoded per message-sized slice, as the collector encodes each message.
+    // Encoded per message-sized slice, as the collector encodes each message,
+    // yielding between slices as the collector does between messages: one
+    // long synchronous stretch would keep the HTTP client from retiring idle
+    // sockets in time, and the server (keep-alive 3 s) resets them (EPIPE).
     const write = async (batch: Span[]): Promise<void> => {
       const parts: EncodedSpans[] = [];
-      for (let i = 0; i < batch.length; i += perMessage) parts.push(encodeSpans(batch.slice(i, i + perMessage)));
+      for (let i = 0; i < batch.length; i += perMessage) {
+        parts.push(encodeSpans(batch.slice(i, i + perMessage)));
+        await new Promise((resolve) => setImmediate(resolve));
+      }
       for (;;) {
         try {
           return await store.writer.writeEncoded(parts);
@@ -137,7 +143,7 @@ async function throughQueue(
   bodies: Buffer[],
   spanCount: number,
   replicas: number,
-): Promise<{ rate: number; publishRate: number; perReplica: number[]; cpu: string; meanInsert: number }> {
+): Promise<{ rate: number; publishRate: number; perReplica: number[]; cpu: string; meanInsert: number; retries: number }> {
   const queue = `th_bench_${suffix()}`;
   const database = queue;
   // Create the schema before the clock starts, as a running deployment has it.
@@ -195,10 +201,14 @@ async function throughQueue(
     cpu.stop();
     const perReplica = await Promise.all(children.map(({ port }) => metric(port, 'tracehouse_collector_spans_stored_total')));
     let inserts = 0;
-    for (const { port } of children) inserts += await metric(port, 'tracehouse_collector_batch_spans_count');
+    let retries = 0;
+    for (const { port } of children) {
+      inserts += await metric(port, 'tracehouse_collector_batch_spans_count');
+      retries += await metric(port, 'tracehouse_collector_insert_retries_total');
+    }
     const counted = await store.countSpans();
     if (counted.distinct !== spanCount) throw new Error(`expected ${spanCount} distinct spans, ClickHouse has ${counted.distinct}`);
-    return { rate: rate(spanCount, elapsed), publishRate: rate(spanCount, published), perReplica, cpu: cpu.report(spanCount), meanInsert: Math.round(spanCount / Math.max(1, inserts)) };
+    return { rate: rate(spanCount, elapsed), publishRate: rate(spanCount, published), perReplica, cpu: cpu.report(spanCount), meanInsert: Math.round(spanCount / Math.max(1, inserts)), retries };
   } finally {
     for (const { child } of children) child.kill('SIGTERM');
     await Promise.all(children.map(({ child }) => new Promise((resolve) => (child.exitCode !== null ? resolve(null) : child.once('exit', resolve)))));
@@ -289,7 +299,7 @@ for (const { replicas, result } of results) {
   console.log(
     `${replicas} replica${replicas > 1 ? 's' : ' '} (queue -> ClickHouse, publisher running): ${fmt(result.rate)} spans/s = ` +
       `${((result.rate / top) * 100).toFixed(0)}% of ceiling; publish ${fmt(result.publishRate)} spans/s; per replica ${result.perReplica.map(fmt).join(' / ')}; ` +
-      `mean insert ${fmt(result.meanInsert)} spans` +
+      `mean insert ${fmt(result.meanInsert)} spans; insert retries ${result.retries}` +
       (result.cpu === '' ? '' : `\n    ${result.cpu}`),
   );
 }
