@@ -337,6 +337,18 @@ describe('JSON v2 fast path gives the same DecodeResult as the general path', ()
     bothWays(Buffer.from(text), {}, label);
   });
 
+  it('tag keys named like properties of Object.prototype, even a setter added to it', () => {
+    const span = (tags: string) => `{"traceId":"${T}","id":"${I}","tags":{${tags}}}`;
+    const body = Buffer.from(`[${span('"toString":"a","hasOwnProperty":"b"')},${span('"polluted":"c"')},${span('"__proto__":"d"')}]`);
+    Object.defineProperty(Object.prototype, 'polluted', { set: () => {}, configurable: true });
+    try {
+      const r = bothWays(body);
+      expect(r.ok && r.spans.map((s) => Object.keys(s.tags ?? {}))).toEqual([['toString', 'hasOwnProperty'], ['polluted'], ['__proto__']]);
+    } finally {
+      delete (Object.prototype as Record<string, unknown>).polluted;
+    }
+  });
+
   it('many junk items and many odd spans', () => {
     for (const unit of ['{},', '1,', 'null,', `{"traceId":"${T.toUpperCase()}","id":"${I}"},`, `{"traceId":"${T}","id":"${I}","timestamp":1.5},`]) {
       bothWays(Buffer.from(`[${unit.repeat(2000)}{}]`), {}, unit);

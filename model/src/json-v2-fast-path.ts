@@ -55,7 +55,6 @@ const K_IPV4 = keyBytes('ipv4');
 const K_IPV6 = keyBytes('ipv6');
 const K_PORT = keyBytes('port');
 const K_VALUE = keyBytes('value');
-const K_PROTO = keyBytes('__proto__');
 const V_TRUE = Buffer.from('true');
 const V_FALSE = Buffer.from('false');
 const V_SERVER = keyBytes('SERVER');
@@ -423,12 +422,18 @@ const keyCacheBytes: Uint8Array[] = new Array<Uint8Array>(KEY_SLOTS).fill(Buffer
 // Slot of the last tagKey.
 let keySlot = 0;
 
-function tagKey(start: number, end: number, hash: number): string {
+/** The key's string, or undefined for a key the fast path does not take. */
+function tagKey(start: number, end: number, hash: number): string | undefined {
   const slot = (keySlot = (hash ^ (hash >>> 10)) & (KEY_SLOTS - 1));
   const cached = keyCacheBytes[slot]!;
   // Cached bytes end with the key's closing quote.
   if (cached.length === end - start + 1 && matches(start, cached)) return keyCache[slot]!;
   const fresh = buf.latin1Slice(start, end);
+  // Tags are set with `out[key] = value`, which, unlike JSON.parse, would
+  // run into a property of Object.prototype of that name: "__proto__" sets
+  // the prototype, a setter or a frozen prototype would act or throw. Such
+  // keys are left to the general path, and never cached.
+  if (fresh in Object.prototype) return undefined;
   keyCache[slot] = fresh;
   keyCacheBytes[slot] = Uint8Array.prototype.slice.call(buf, start, end + 1);
   return fresh;
@@ -473,9 +478,9 @@ function readTags(p: number): Record<string, string> | null | undefined {
         hash = (Math.imul(hash, 31) + c) | 0;
         e++;
       }
-      // A "__proto__" key would set the prototype instead of a property.
-      if (e - k === 9 && matches(k, K_PROTO)) return undefined;
-      key = tagKey(k, e, hash);
+      const known = tagKey(k, e, hash);
+      if (known === undefined) return undefined;
+      key = known;
       if (n === keys.length) {
         keys.push(key);
         keyBytes.push(keyCacheBytes[keySlot]!);
@@ -713,10 +718,12 @@ function readList(start: number): DecodeResult | undefined {
   }
   let sawObject = false;
   let fallbacks = 0;
+  let fastSpans = 0;
   for (let index = 0; ; index++) {
     const span = b[p] === OPEN_BRACE ? readSpan(p) : undefined;
     if (span !== undefined) {
       spans.push(span);
+      fastSpans++;
       p = pos;
       sawObject = true;
     } else {
@@ -725,7 +732,7 @@ function readList(start: number): DecodeResult | undefined {
       const end = valueEnd(p);
       if (end < 0) return undefined;
       // A body of mostly odd items: one JSON.parse of all is cheaper.
-      if (++fallbacks > 16 && fallbacks > spans.length) return undefined;
+      if (++fallbacks > 16 && fallbacks > fastSpans) return undefined;
       let item: unknown;
       try {
         item = JSON.parse(str(p, end));
