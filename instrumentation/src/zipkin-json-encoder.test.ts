@@ -214,6 +214,29 @@ describe('ZipkinJsonEncoder', () => {
     expect(encoder.referenceSpans).toBeGreaterThan(0);
   });
 
+  it('stays exact for spans of one name that repeat most attributes (cached members)', () => {
+    const converter = new ZipkinSpanConverter();
+    const encoder = new ZipkinJsonEncoder();
+    const base = attributes();
+    const keys = Object.keys(base);
+    const spans: ReadableSpan[] = [];
+    for (let i = 0; i < 3000; i++) {
+      const span = handMadeSpan();
+      const attrs: Attributes = {};
+      for (const key of keys) {
+        const roll = rand();
+        if (roll < 0.05) continue; // a key left out
+        attrs[key] = roll < 0.15 ? value() : base[key]; // a changed value
+        if (rand() < 0.03) attrs[`extra.${int(3)}`] = value(); // a key added in between
+      }
+      Object.assign(span, { name: pick(['GET /cart', 'GET', 'SELECT']), attributes: attrs, resource: pick(RESOURCES.slice(0, 3)) });
+      spans.push(span);
+    }
+    const pieces = spans.map((span) => encoder.encode(span));
+    spans.forEach((span, i) => expect((pieces[i] as Buffer).toString()).toBe(reference(converter, span).toString()));
+    expect(encoder.referenceSpans).toBeLessThan(spans.length / 2);
+  });
+
   it('keeps huge values and many spans exact across slab boundaries', () => {
     const converter = new ZipkinSpanConverter();
     const encoder = new ZipkinJsonEncoder();
