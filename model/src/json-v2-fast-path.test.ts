@@ -349,6 +349,15 @@ describe('JSON v2 fast path gives the same DecodeResult as the general path', ()
     }
   });
 
+  it('long tag keys and long lists of tags', () => {
+    const tags = Array.from({ length: 100 }, (_, i) => `"${i % 3 === 0 ? 'k'.repeat(70 + i) : `key${i}`}":"v${i}"`).join(',');
+    const span = `{"traceId":"${T}","id":"${I}","tags":{${tags}}}`;
+    const body = Buffer.from(`[${span},${span},${span}]`);
+    const r = bothWays(body);
+    expect(r.ok && Object.keys(r.spans[2]?.tags ?? {}).length).toBe(100);
+    expect(fastPathOf(body)).toBe(0);
+  });
+
   it('many junk items and many odd spans', () => {
     for (const unit of ['{},', '1,', 'null,', `{"traceId":"${T.toUpperCase()}","id":"${I}"},`, `{"traceId":"${T}","id":"${I}","timestamp":1.5},`]) {
       bothWays(Buffer.from(`[${unit.repeat(2000)}{}]`), {}, unit);

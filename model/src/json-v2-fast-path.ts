@@ -423,8 +423,9 @@ const KEY_SLOTS = 1024;
 const keyCache: string[] = new Array<string>(KEY_SLOTS).fill('');
 const keyCacheBytes: Uint8Array[] = new Array<Uint8Array>(KEY_SLOTS).fill(Buffer.alloc(0));
 
-// Slot of the last tagKey.
+// Slot of the last tagKey, -1 for a key too long to cache.
 let keySlot = 0;
+const MAX_CACHED_KEY = 64;
 
 /** The key's string, or undefined for a key the fast path does not take. */
 function tagKey(start: number, end: number, hash: number): string | undefined {
@@ -433,11 +434,13 @@ function tagKey(start: number, end: number, hash: number): string | undefined {
   // Cached bytes end with the key's closing quote.
   if (cached.length === end - start + 1 && matches(start, cached)) return keyCache[slot]!;
   const fresh = buf.latin1Slice(start, end);
+  keySlot = end - start <= MAX_CACHED_KEY ? slot : -1;
   // Tags are set with `out[key] = value`, which, unlike JSON.parse, would
   // run into a property of Object.prototype of that name: "__proto__" sets
   // the prototype, a setter or a frozen prototype would act or throw. Such
   // keys are left to the general path, and never cached.
   if (fresh in Object.prototype) return undefined;
+  if (keySlot < 0) return fresh;
   keyCache[slot] = fresh;
   keyCacheBytes[slot] = Uint8Array.prototype.slice.call(buf, start, end + 1);
   return fresh;
@@ -447,6 +450,7 @@ function tagKey(start: number, end: number, hash: number): string | undefined {
 // of one message tend to have the same tags in the same order, so the key
 // at the same place is tried first, costing one comparison.
 const lastKeys: string[] = [];
+const MAX_PREDICTED_KEYS = 64;
 const lastKeyBytes: Uint8Array[] = [];
 
 // A plain object ({}, same prototype) with room for more properties in the
@@ -485,10 +489,9 @@ function readTags(p: number): Record<string, string> | null | undefined {
       const known = tagKey(k, e, hash);
       if (known === undefined) return undefined;
       key = known;
-      if (n === keys.length) {
-        keys.push(key);
-        keyBytes.push(keyCacheBytes[keySlot]!);
-      } else {
+      // Remembered for the next span, unless long or far down a long list
+      // (and without leaving holes).
+      if (keySlot >= 0 && n < MAX_PREDICTED_KEYS && n <= keys.length) {
         keys[n] = key;
         keyBytes[n] = keyCacheBytes[keySlot]!;
       }
