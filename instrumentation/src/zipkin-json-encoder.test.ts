@@ -252,12 +252,13 @@ describe('ZipkinJsonEncoder', () => {
   });
 
   it('gives the reference the same span object shapes after caches fill and empty', () => {
-    // Many distinct keys and values: the key and value caches empty themselves and stop caching.
+    // Many distinct keys and values: the caches empty themselves, stop caching, and stay within their byte budget.
     const converter = new ZipkinSpanConverter();
     const encoder = new ZipkinJsonEncoder();
     for (let i = 0; i < 6000; i++) {
       const span = handMadeSpan();
-      span.attributes[`key.${i % 5000}`] = `value ${i}`;
+      // Long values: past the cache's byte budget (and past the length it caches at all).
+      span.attributes[`key.${i % 5000}`] = `value ${i} ${'v'.repeat(200 + (i % 100))}`;
       span.attributes['url.path'] = `/item/${i}`;
       span.attributes['method'] = i % 3 === 0 ? 'GET' : 'POST';
       expect(encoder.encode(span).equals(reference(converter, span))).toBe(true);

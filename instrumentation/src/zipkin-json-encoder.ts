@@ -49,9 +49,12 @@ const SLAB_BYTES = 64 * 1024;
  * their values, span names. Their encodings are kept and copied with one
  * `TypedArray.set` each (measured on the benchmark's keys and values: 30-50%
  * less than encoding them char by char again). Bounded: a map is emptied when
- * full, and a key whose values keep changing (a URL, an id) stops caching them.
+ * full, a key whose values keep changing (a URL, an id) stops caching them,
+ * long strings are not cached, and all of it is emptied beyond a byte budget.
  */
 const MAX_KEYS = 4096;
+const MAX_CACHED_CHARS = 256;
+const MAX_CACHED_BYTES = 1024 * 1024;
 const MAX_VALUES_PER_KEY = 32;
 const MAX_VALUE_CLEARS = 4;
 const MAX_NAMES = 1024;
@@ -160,6 +163,8 @@ export class ZipkinJsonEncoder {
   #start = 0;
   #pos = 0;
   #referenceSpans = 0;
+  /** Bytes held by the key, value and name caches. */
+  #cachedBytes = 0;
 
   constructor(options: ZipkinConversionOptions = {}) {
     this.#resourceTags = options.resourceTags ?? DEFAULT_RESOURCE_TAG_KEYS;
@@ -230,7 +235,7 @@ export class ZipkinJsonEncoder {
     if (entry === undefined) {
       if (this.#keys.size >= MAX_KEYS) this.#keys.clear();
       entry = {
-        name: Buffer.from(`${JSON.stringify(key)}:`, 'utf8'),
+        name: this.#cached(Buffer.from(`${JSON.stringify(key)}:`, 'utf8')),
         keepsOrder: keepsOrder(key),
         resource: undefined,
         collides: false,
@@ -364,16 +369,21 @@ export class ZipkinJsonEncoder {
     }
     const at = this.#pos - this.#start;
     this.#string(name);
+    if (name.length > MAX_CACHED_CHARS) return;
     if (this.#names.size >= MAX_NAMES) this.#names.clear();
-    this.#names.set(name, this.#copy(at));
+    this.#names.set(name, this.#cached(this.#copy(at)));
   }
 
   /** `"key":"value"` as `attributeToTag` stringifies the value; false for values the reference path must handle. */
   #attribute(entry: AttributeKey, value: AttributeValue): boolean {
     const values = entry.values;
-    const cacheable = values !== undefined && typeof value !== 'object';
+    const primitive = typeof value === 'object' ? undefined : value;
+    const cacheable =
+      values !== undefined &&
+      primitive !== undefined &&
+      (typeof primitive !== 'string' || primitive.length <= MAX_CACHED_CHARS);
     if (cacheable) {
-      const cached = values.get(value);
+      const cached = values.get(primitive);
       if (cached !== undefined) {
         this.#chunk(cached);
         return true;
@@ -403,7 +413,7 @@ export class ZipkinJsonEncoder {
           return true;
         }
       }
-      values.set(value, this.#copy(at));
+      values.set(primitive, this.#cached(this.#copy(at)));
     }
     return true;
   }
@@ -444,6 +454,17 @@ export class ZipkinJsonEncoder {
       this.#number(endpoint.port);
     }
     this.#byte(CLOSE_BRACE);
+  }
+
+  /** Counts `bytes` against the cache budget; beyond it, the caches start over. */
+  #cached(bytes: Uint8Array): Uint8Array {
+    this.#cachedBytes += bytes.length;
+    if (this.#cachedBytes > MAX_CACHED_BYTES) {
+      this.#keys.clear();
+      this.#names.clear();
+      this.#cachedBytes = bytes.length;
+    }
+    return bytes;
   }
 
   /** A copy, to keep, of what this piece holds from `at` (relative to its start) on. */
