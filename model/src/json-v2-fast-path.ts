@@ -257,8 +257,29 @@ function readId(p: number, length: number): string | undefined {
   return str(start, end);
 }
 
+// The last trace id read in this body and where its text starts: spans of
+// one trace tend to come together, and the same id is compared, not read.
+let lastTraceId = '';
+let lastTraceIdAt = 0;
+
 function readTraceId(p: number): string | undefined {
-  return buf[p + 17] === QUOTE ? readId(p, 16) : readId(p, 32);
+  const length = lastTraceId.length;
+  if (length === 32 && p + 34 <= buf.length && buf[p + 33] === QUOTE) {
+    const d = view;
+    const a = lastTraceIdAt;
+    let i = 1;
+    while (i < 33 && d.getInt32(p + i, true) === d.getInt32(a + i, true)) i += 4;
+    if (i === 33) {
+      pos = p + 34;
+      return lastTraceId;
+    }
+  }
+  const id = buf[p + 17] === QUOTE ? readId(p, 16) : readId(p, 32);
+  if (id !== undefined) {
+    lastTraceId = id;
+    lastTraceIdAt = p;
+  }
+  return id;
 }
 
 function readKind(p: number): SpanKind | undefined {
@@ -732,6 +753,7 @@ export function decodeJsonV2Fast(body: Buffer, start: number): DecodeResult | un
     buf = EMPTY;
     view = EMPTY_VIEW;
     chunk = '';
+    lastTraceId = '';
   }
 }
 const EMPTY = Buffer.alloc(0) as FastBuffer;
