@@ -4,9 +4,9 @@
 // normalizeSpan then walks and copies.
 //
 // Why hand-written: `npm run bench -w model` (realistic spans, 824 B/span,
-// three runs) measured JSON v2 decode+validate at 1.85x (1.73-2.39x) the
-// speed of the general path in the same runs, 1.61x the speed of JSON.parse
-// alone where the general path manages 0.84-0.89x. The gain comes from
+// three runs) measured JSON v2 decode+validate at 1.98x (1.84-2.01x) the
+// speed of the general path in the same runs, 1.70x the speed of JSON.parse
+// alone where the general path manages 0.80-0.85x. The gain comes from
 // reading bytes instead of making a 400 KB string (0.5-0.8 ms per body),
 // not making generic objects and key strings that the validator then walks
 // and copies, and making each span's objects at their final shape.
