@@ -7,7 +7,7 @@ import { droppedSpan, normalizeInto, normalizeOrThrow, show } from './normalize-
 import { decodeJsonV2Fast } from './json-v2-fast-path.js';
 import { decodeProto3List } from './proto3.js';
 import { looksLikeJsonV1, v1ToV2 } from './json-v1.js';
-import { type DecodeOptions, type DecodeResult, type DroppedSpan } from './results.js';
+import type { DecodeOptions, DecodeResult, DroppedSpan } from './results.js';
 import type { Span } from './span.js';
 
 /**
@@ -61,6 +61,8 @@ function normalizeList(list: unknown[], encoding: 'JSON_V2' | 'JSON_V1'): Decode
 
 function decodeJson(body: Buffer, start: number, fastPath: boolean): DecodeResult {
   if (fastPath && body[start] === 0x5b) {
+    // The usual JSON v2 list: the fast path, same result as below at about
+    // twice the speed; undefined for a body it leaves to JSON.parse.
     const fast = decodeJsonV2Fast(body, start);
     if (fast !== undefined) return fast;
   }
