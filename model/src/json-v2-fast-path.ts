@@ -78,11 +78,12 @@ const V_CLIENT = keyBytes('CLIENT');
 const V_PRODUCER = keyBytes('PRODUCER');
 const V_CONSUMER = keyBytes('CONSUMER');
 
+// latin1Slice: Buffer's own method behind toString('latin1'), without its argument checks.
+type FastBuffer = Buffer & { latin1Slice(start: number, end: number): string };
+
 // Scanner state: the body being read and, after each read* function, the
 // position just after what it read. A read* function returns FAIL (or
 // undefined) when the input is not what the fast path handles.
-// latin1Slice: Buffer's own method behind toString('latin1'), without its argument checks.
-type FastBuffer = Buffer & { latin1Slice(start: number, end: number): string };
 let buf = Buffer.alloc(0) as FastBuffer;
 let view = new DataView(buf.buffer, 0, 0);
 let pos = 0;
