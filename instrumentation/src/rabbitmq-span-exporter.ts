@@ -24,8 +24,8 @@ import {
   type WireEncoding,
 } from './config.js';
 import { ExporterCounters, registerExporterMetrics, type ExporterStats } from './exporter-stats.js';
-import { SpanBuffer } from './span-buffer.js';
-import { spanEncoder, wireFormat, type WireFormat } from './wire-format.js';
+import { SpanBuffer, type Message } from './span-buffer.js';
+import { spanWriter, wireFormat, type WireFormat } from './wire-format.js';
 import type { ZipkinConversionOptions } from './zipkin-conversion.js';
 
 export interface RabbitMqSpanExporterOptions {
@@ -89,7 +89,7 @@ function timeout(millis: number, keepAlive = false): { promise: Promise<void>; c
 }
 
 export class RabbitMqSpanExporter implements SpanExporter {
-  readonly #encode: (span: ReadableSpan) => Buffer;
+  readonly #write: (span: ReadableSpan, buffer: SpanBuffer) => number;
   readonly #format: WireFormat;
   readonly #buffer: SpanBuffer;
   readonly #publisher: AmqpPublisher;
@@ -109,13 +109,13 @@ export class RabbitMqSpanExporter implements SpanExporter {
   #idleWaiters: (() => void)[] = [];
 
   constructor(options: RabbitMqSpanExporterOptions = {}) {
-    this.#encode = spanEncoder(options.encoding ?? 'json', { resourceTags: options.resourceTags });
+    this.#write = spanWriter(options.encoding ?? 'json', { resourceTags: options.resourceTags });
     this.#format = wireFormat(options.encoding ?? 'json');
     this.#maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
     this.#buffer = new SpanBuffer({
       maxSpans: options.maxBufferedSpans ?? DEFAULT_MAX_BUFFERED_SPANS,
       maxBytes: options.maxBufferedBytes ?? 32 * 1024 * 1024,
-    });
+    }, this.#format);
     this.#shutdownTimeoutMillis = options.shutdownTimeoutMillis ?? DEFAULT_SHUTDOWN_TIMEOUT_MILLIS;
     this.#flushTimeoutMillis = options.flushTimeoutMillis ?? 5000;
     this.#maxInFlight = options.maxInFlightMessages ?? 8;
@@ -209,19 +209,23 @@ export class RabbitMqSpanExporter implements SpanExporter {
       this.#counters.drop('shutdown');
       return false;
     }
-    let piece: Buffer;
+    // The span is written at the buffer's tail, kept by commit() or written over.
+    let length: number;
     try {
-      piece = this.#encode(span);
+      length = this.#write(span, this.#buffer);
     } catch (error) {
+      this.#buffer.discard();
       this.#counters.drop('conversion_error');
       logger.warn('span could not be converted', error);
       return false;
     }
-    if (this.#format.messageBytes(1, piece.length) > this.#maxMessageBytes) {
+    if (this.#format.messageBytes(1, length) > this.#maxMessageBytes) {
+      this.#buffer.discard();
       this.#counters.drop('too_large');
       return false;
     }
-    if (!this.#buffer.offer(piece)) {
+    if (!this.#buffer.commit(length)) {
+      this.#buffer.discard();
       this.#counters.drop('buffer_full');
       return false;
     }
@@ -242,12 +246,14 @@ export class RabbitMqSpanExporter implements SpanExporter {
   #drain(): void {
     try {
       while (this.#inFlight < this.#maxInFlight && this.#buffer.length > 0 && this.#publisher.ready) {
-        const { pieces, pieceBytes } = this.#buffer.take(this.#maxMessageBytes, this.#format.messageBytes);
-        const body = this.#format.frame(pieces, pieceBytes);
+        // The body is a copy: the buffer reuses the spans' slabs from here on, and a retry republishes the body.
+        // The buffer may reuse the body's memory once the broker confirmed it (#published).
+        const message = this.#buffer.take(this.#maxMessageBytes);
+        if (message === undefined) break;
         this.#inFlight++;
-        this.#publisher.publish(body).then(
-          () => this.#published(pieces.length),
-          (error: unknown) => this.#publishFailed(pieces, error),
+        this.#publisher.publish(message.body).then(
+          () => this.#published(message),
+          (error: unknown) => this.#publishFailed(message, error),
         );
       }
     } catch (error) {
@@ -255,23 +261,24 @@ export class RabbitMqSpanExporter implements SpanExporter {
     }
   }
 
-  #published(count: number): void {
+  #published(message: Message): void {
     this.#inFlight--;
-    this.#counters.spansExported += count;
+    this.#buffer.published(message);
+    this.#counters.spansExported += message.count;
     this.#counters.messagesPublished++;
     this.#scheduleDrain();
     this.#wakeIdleWaiters();
   }
 
-  #publishFailed(pieces: Buffer[], error: unknown): void {
+  #publishFailed(message: Message, error: unknown): void {
     this.#inFlight--;
     this.#counters.publishFailures++;
     logger.debug('publish failed', error instanceof Error ? error.message : error);
     if (this.#closing) {
-      this.#counters.drop('shutdown', pieces.length);
+      this.#counters.drop('shutdown', message.count);
     } else {
       // Back to the front of the buffer: delivered after the reconnection (onReady) or the retry below.
-      this.#buffer.putBack(pieces);
+      this.#buffer.putBack(message);
       if (this.#retryTimer === undefined) {
         this.#retryTimer = setTimeout(() => {
           this.#retryTimer = undefined;

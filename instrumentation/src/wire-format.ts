@@ -29,22 +29,17 @@
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { encodeProto3, type Span } from '@tracehouse/model';
 import type { WireEncoding } from './config.js';
+import type { Framing, SpanBuffer } from './span-buffer.js';
 import { ZipkinSpanConverter, type ZipkinConversionOptions } from './zipkin-conversion.js';
 import { ZipkinJsonEncoder } from './zipkin-json-encoder.js';
 
-export interface WireFormat {
+export interface WireFormat extends Framing {
   readonly encoding: WireEncoding;
   /** Bytes of one span as it sits inside a message. */
   encodeSpan(span: Span): Buffer;
-  /** Size of a message holding `count` pieces whose sizes add up to `pieceBytes`. */
-  readonly messageBytes: (count: number, pieceBytes: number) => number;
-  /** Frames the pieces as one message body. */
-  frame(pieces: readonly Buffer[], pieceBytes: number): Buffer;
 }
 
-const OPEN = 0x5b; // [
-const CLOSE = 0x5d; // ]
-const COMMA = 0x2c; // ,
+const NOTHING = new Uint8Array(0);
 
 function jsonMessageBytes(count: number, pieceBytes: number): number {
   return pieceBytes + Math.max(0, count - 1) + 2;
@@ -56,17 +51,9 @@ const jsonV2: WireFormat = {
     return Buffer.from(JSON.stringify(span), 'utf8');
   },
   messageBytes: jsonMessageBytes,
-  frame(pieces, pieceBytes) {
-    const body = Buffer.allocUnsafe(jsonMessageBytes(pieces.length, pieceBytes));
-    let offset = 0;
-    body[offset++] = OPEN;
-    for (let i = 0; i < pieces.length; i++) {
-      if (i > 0) body[offset++] = COMMA;
-      offset += (pieces[i] as Buffer).copy(body, offset);
-    }
-    body[offset] = CLOSE;
-    return body;
-  },
+  open: Uint8Array.of(0x5b), // [
+  separator: Uint8Array.of(0x2c), // ,
+  close: Uint8Array.of(0x5d), // ]
 };
 
 const proto3: WireFormat = {
@@ -75,16 +62,20 @@ const proto3: WireFormat = {
     return encodeProto3([span]);
   },
   messageBytes: (_count, pieceBytes) => pieceBytes,
-  frame(pieces, pieceBytes) {
-    return Buffer.concat(pieces, pieceBytes);
-  },
+  open: NOTHING,
+  separator: NOTHING,
+  close: NOTHING,
 };
 
 export function wireFormat(encoding: WireEncoding): WireFormat {
   return encoding === 'proto3' ? proto3 : jsonV2;
 }
 
-/** One exporter's SDK span -> piece function (it keeps per-resource and per-key caches). */
+/**
+ * One exporter's SDK span -> piece function (it keeps per-resource and
+ * per-key caches). The pieces are views of slabs that are never rewritten;
+ * the exporter uses `spanWriter` instead.
+ */
 export function spanEncoder(encoding: WireEncoding, options: ZipkinConversionOptions = {}): (span: ReadableSpan) => Buffer {
   if (encoding === 'json') {
     const encoder = new ZipkinJsonEncoder(options);
@@ -92,4 +83,20 @@ export function spanEncoder(encoding: WireEncoding, options: ZipkinConversionOpt
   }
   const converter = new ZipkinSpanConverter(options);
   return (span) => proto3.encodeSpan(converter.convert(span));
+}
+
+/**
+ * One exporter's function that writes a span's piece at the buffer's tail
+ * (`SpanBuffer.stage`: not kept until `commit`) and returns its length.
+ */
+export function spanWriter(
+  encoding: WireEncoding,
+  options: ZipkinConversionOptions = {},
+): (span: ReadableSpan, buffer: SpanBuffer) => number {
+  if (encoding === 'json') {
+    const encoder = new ZipkinJsonEncoder(options);
+    return (span, buffer) => encoder.write(span, buffer);
+  }
+  const converter = new ZipkinSpanConverter(options);
+  return (span, buffer) => buffer.stage(proto3.encodeSpan(converter.convert(span)));
 }

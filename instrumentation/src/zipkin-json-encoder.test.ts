@@ -9,6 +9,7 @@ import {
 } from '@opentelemetry/sdk-trace-base';
 import { decodeSpans } from '@tracehouse/model';
 import { describe, expect, it } from 'vitest';
+import { SpanBuffer } from './span-buffer.js';
 import { wireFormat } from './wire-format.js';
 import { ZipkinSpanConverter, type ZipkinConversionOptions } from './zipkin-conversion.js';
 import { ZipkinJsonEncoder } from './zipkin-json-encoder.js';
@@ -281,8 +282,9 @@ describe('ZipkinJsonEncoder', () => {
     const encoder = new ZipkinJsonEncoder();
     const pieces = spans.map((span) => encoder.encode(span));
     expect(encoder.referenceSpans).toBe(0);
-    const format = wireFormat('json');
-    const result = decodeSpans(format.frame(pieces, pieces.reduce((sum, p) => sum + p.length, 0)));
+    const buffer = new SpanBuffer({ maxSpans: 100, maxBytes: 1024 * 1024 }, wireFormat('json'));
+    for (const piece of pieces) expect(buffer.offer(piece)).toBe(true);
+    const result = decodeSpans(buffer.take(1024 * 1024)?.body ?? Buffer.alloc(0));
     if (!result.ok) throw new Error(result.message);
     expect(result.dropped).toEqual([]);
     expect(result.spans.map((s) => s.id)).toEqual(spans.map((s) => s.spanContext().spanId));

@@ -37,12 +37,33 @@ import {
   type ZipkinConversionOptions,
 } from './zipkin-conversion.js';
 
+/** Size of the slabs pieces are written into (here and in span-buffer.ts). */
+export const SLAB_BYTES = 64 * 1024;
+
 /**
- * Pieces are written straight into a slab and handed out as views of it (no
- * copy); a full slab is left to the pieces that use it (the exporter releases
- * them in order as it publishes them) and a new one started.
+ * Where `write` puts a span's bytes: at `tail` in `slab`. A piece that
+ * outgrows the slab is moved by `grow` to a slab with room for `bytes` more
+ * after the `written` bytes it carries over (`slab` and `tail` then name the
+ * new place). The exporter's SpanBuffer is one: it recycles its slabs.
  */
-const SLAB_BYTES = 64 * 1024;
+export interface SlabTarget {
+  readonly slab: Buffer;
+  readonly tail: number;
+  grow(written: number, bytes: number): void;
+}
+
+/** Fresh slabs, never rewritten: what `encode` hands out views of. */
+class FreshSlabs implements SlabTarget {
+  slab = Buffer.allocUnsafe(SLAB_BYTES);
+  tail = 0;
+
+  grow(written: number, bytes: number): void {
+    const slab = Buffer.allocUnsafe(Math.max(SLAB_BYTES, 2 * (written + bytes)));
+    this.slab.copy(slab, 0, this.tail, this.tail + written);
+    this.slab = slab;
+    this.tail = 0;
+  }
+}
 
 /**
  * Most of a span's bytes repeat from span to span: attribute keys, most of
@@ -158,7 +179,10 @@ export class ZipkinJsonEncoder {
   readonly #scopes = new Map<unknown, EncodedScope>();
   /** The reference, for the spans the fused path leaves to it. */
   readonly #converter: ZipkinSpanConverter;
-  #slab: Buffer = Buffer.allocUnsafe(SLAB_BYTES);
+  readonly #fresh = new FreshSlabs();
+  #target: SlabTarget = this.#fresh;
+  /** The target's slab while a piece is written. */
+  #slab: Buffer = this.#fresh.slab;
   /** Where the piece being written starts in the slab. */
   #start = 0;
   #pos = 0;
@@ -176,17 +200,35 @@ export class ZipkinJsonEncoder {
     return this.#referenceSpans;
   }
 
-  /** The JSON v2 bytes of `span` (one element of a `ListOfSpans` array, without brackets). */
+  /**
+   * The JSON v2 bytes of `span` (one element of a `ListOfSpans` array,
+   * without brackets), as a view of a slab that is never rewritten.
+   */
   encode(span: ReadableSpan): Buffer {
+    const length = this.write(span, this.#fresh);
+    const slab = this.#slab;
+    this.#fresh.tail = this.#start + length;
+    return Buffer.from(slab.buffer, slab.byteOffset + this.#start, length);
+  }
+
+  /**
+   * Writes the JSON v2 bytes of `span` at `target.tail` (moving them with
+   * `target.grow` if the slab runs out) and returns their length. What the
+   * target does with them next (keep them, or write over them) is up to it.
+   */
+  write(span: ReadableSpan, target: SlabTarget): number {
+    this.#target = target;
+    this.#slab = target.slab;
+    this.#start = target.tail;
     this.#pos = this.#start;
-    if (this.#fused(span)) {
-      const piece = Buffer.from(this.#slab.buffer, this.#slab.byteOffset + this.#start, this.#pos - this.#start);
-      this.#start = this.#pos;
-      return piece;
+    if (!this.#fused(span)) {
+      this.#pos = this.#start;
+      this.#referenceSpans++;
+      const json = JSON.stringify(this.#converter.convert(span));
+      this.#ensure(Buffer.byteLength(json, 'utf8'));
+      this.#pos += this.#slab.write(json, this.#pos, 'utf8');
     }
-    this.#pos = this.#start;
-    this.#referenceSpans++;
-    return Buffer.from(JSON.stringify(this.#converter.convert(span)), 'utf8');
+    return this.#pos - this.#start;
   }
 
   #resource(resource: Resource): EncodedResource {
@@ -475,13 +517,13 @@ export class ZipkinJsonEncoder {
 
   #ensure(bytes: number): void {
     if (this.#pos + bytes <= this.#slab.length) return;
-    // Start a new slab and carry over what this piece has so far.
+    // The target moves what this piece has so far to a slab with room.
     const written = this.#pos - this.#start;
-    const slab = Buffer.allocUnsafe(Math.max(SLAB_BYTES, 2 * (written + bytes)));
-    this.#slab.copy(slab, 0, this.#start, this.#pos);
-    this.#slab = slab;
-    this.#start = 0;
-    this.#pos = written;
+    const target = this.#target;
+    target.grow(written, bytes);
+    this.#slab = target.slab;
+    this.#start = target.tail;
+    this.#pos = this.#start + written;
   }
 
   #byte(byte: number): void {
