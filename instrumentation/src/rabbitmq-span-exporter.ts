@@ -277,7 +277,7 @@ export class RabbitMqSpanExporter implements SpanExporter {
     if (this.#closing) {
       this.#counters.drop('shutdown', message.count);
     } else {
-      // Back to the front of the buffer: delivered after the reconnection (onReady) or the retry below.
+      // The same message goes back to the front of the buffer: published again after the reconnection (onReady) or the retry below.
       this.#buffer.putBack(message);
       if (this.#retryTimer === undefined) {
         this.#retryTimer = setTimeout(() => {

@@ -10,21 +10,27 @@
  *   one-span list is already a piece and a message is their concatenation.
  *
  * proto3 uses `@tracehouse/model`'s encoder on the converter's Zipkin span.
- * JSON is the measured hot path: `spanEncoder('json')` writes a span's bytes
- * straight from the SDK's `ReadableSpan` into a slab (zipkin-json-encoder.ts),
- * byte for byte what `JSON.stringify` of the converted span gives (tested on
- * varied spans). `jsonV2.encodeSpan` is that reference path (converter object
- * -> `JSON.stringify` -> `Buffer.from`), for callers holding Zipkin spans.
+ * JSON is the measured hot path: `spanWriter('json')` writes a span's bytes
+ * straight from the SDK's `ReadableSpan` (zipkin-json-encoder.ts) into the
+ * exporter's SpanBuffer, whose slabs and message bodies are reused
+ * (span-buffer.ts), byte for byte what `JSON.stringify` of the converted span
+ * gives (tested on varied spans). `spanEncoder('json')` hands out the same
+ * bytes as views of fresh slabs. `jsonV2.encodeSpan` is the reference path
+ * (converter object -> `JSON.stringify` -> `Buffer.from`), for callers holding
+ * Zipkin spans.
  *
  * Measured with `npm run bench -w instrumentation` (realistic HTTP spans,
- * 773 B each; medians of 3 runs on the 2-core VM while other work kept its
- * load average at 4.6-5.8, so absolute figures are inflated): conversion
- * alone 1.6 µs CPU; conversion + JSON encoding 3.9 µs fused against 7.8 µs
- * via the Zipkin object in the same runs (ratio 0.50-0.55); export() into
- * the buffer 5.4 µs (was 10.5 µs); export() until RabbitMQ confirmed 8.8 µs
- * (was 14.7 µs). The goal of 2 µs per span is not reached: on the ~5.4 µs
- * this path cost on a quieter machine, the same ratio gives about 3 µs.
- * wire-format.test.ts checks that `decodeSpans` reads these bodies.
+ * 773 B each; 3 runs before and 3 after the reuse, alternating, on the 2-core
+ * VM shared with other work, load average 1.6-3.6, so absolute figures are
+ * inflated and vary by 2x between runs): conversion alone 2.0 µs CPU;
+ * conversion + JSON encoding into the buffer's reused slabs 3.9 µs (median;
+ * 5.4 µs for fresh slabs and a Buffer view per span in the runs before), 0.91x
+ * writing into fresh slabs in the same runs, 0.46x going via the Zipkin object
+ * and `JSON.stringify`; export() until RabbitMQ confirmed 8-11 µs either way
+ * (noise). Interleaved in one process (old and new builds taking turns, medians
+ * of per-round ratios, 5-6 runs each): encoding 0.94x, encoding + buffering + framing
+ * 0.87x, export() until RabbitMQ confirmed 0.91x. The goal of 2 µs per span is
+ * not reached. wire-format.test.ts checks that `decodeSpans` reads the bodies.
  */
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { encodeProto3, type Span } from '@tracehouse/model';
