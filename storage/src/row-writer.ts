@@ -97,17 +97,32 @@ export class RowWriter {
       this.ascii(Number.isFinite(value) ? String(value) : 'null');
       return;
     }
+    // Microsecond timestamps have 16 digits: split into int32-sized halves of
+    // at most 8 digits, whose digits come from cheap integer arithmetic.
+    const high = Math.floor(value / 1e8);
+    const low = value - high * 1e8;
+    if (high === 0) {
+      this.uint32(low, 0);
+      return;
+    }
+    this.uint32(high, 0);
+    this.uint32(low, 8);
+  }
+
+  /** An integer below 10^8 in decimal, left-padded with zeros to `width` digits. */
+  private uint32(value: number, width: number): void {
     let digits = 1;
-    for (let rest = value; rest >= 10; rest = Math.floor(rest / 10)) digits++;
+    for (let rest = value; rest >= 10; rest = (rest / 10) | 0) digits++;
+    if (digits < width) digits = width;
     this.reserve(digits);
     const buffer = this.buffer;
     let at = this.length + digits - 1;
-    let rest = value;
-    do {
-      const next = Math.floor(rest / 10);
+    let rest = value | 0;
+    for (let i = 0; i < digits; i++) {
+      const next = (rest / 10) | 0;
       buffer[at--] = ZERO + (rest - next * 10);
       rest = next;
-    } while (rest > 0);
+    }
     this.length += digits;
   }
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Span } from '@tracehouse/model';
 import { canonicalJson, encodeSpans, spanRow, spansJsonOf, spanTime } from './span-row.js';
-import { tsvField } from './row-writer.js';
+import { RowWriter, tsvField } from './row-writer.js';
 import { INGEST_COLUMNS } from './schema.js';
 import { generateSpans } from './span-generator.js';
 
@@ -257,5 +257,21 @@ describe('the byte writer against the plain reference', () => {
 
   it('refuses a span without ids instead of writing a broken row', () => {
     expect(() => encodeSpans([{ traceId: 'a'.repeat(16) } as Span])).toThrow(/no traceId or id/);
+  });
+});
+
+describe('RowWriter.number', () => {
+  it('writes every safe integer as String() does, and anything else as JSON would', () => {
+    const values = [0, 1, 9, 10, 99_999_999, 100_000_000, 100_000_001, 1_700_000_000_000_123, Number.MAX_SAFE_INTEGER, 1.5, -5, 1e21, NaN, Infinity];
+    let state = 3;
+    for (let i = 0; i < 5_000; i++) {
+      state = (state * 48271) % 2147483647;
+      values.push(Math.floor((state / 2147483647) * Number.MAX_SAFE_INTEGER) % 10 ** (1 + (i % 16)));
+    }
+    for (const value of values) {
+      const writer = new RowWriter(8);
+      writer.number(value);
+      expect(writer.buffer.toString('latin1', 0, writer.length)).toBe(JSON.stringify(value));
+    }
   });
 });
