@@ -51,6 +51,11 @@ export function jsonInTsv(json: string): string {
   return json.indexOf('\\') === -1 ? json : json.replace(/\\/g, '\\\\');
 }
 
+/** JSON.stringify's string literal, as it stands inside a TabSeparated field. */
+function jsonLiteralInTsv(text: string): string {
+  return jsonInTsv(JSON.stringify(text));
+}
+
 export class RowWriter {
   buffer: Buffer;
   length = 0;
@@ -145,39 +150,33 @@ export class RowWriter {
 
   /** A string element of a TabSeparated array: `'text'`. */
   quoted(text: string): void {
-    this.reserve(text.length + 2);
-    const buffer = this.buffer;
-    let at = this.length;
-    buffer[at++] = QUOTE;
-    for (let i = 0; i < text.length; i++) {
-      const code = text.charCodeAt(i);
-      if (code < 0x20 || code === BACKSLASH || code === QUOTE || code >= 0x80) {
-        this.utf8(quotedElement(text));
-        return;
-      }
-      buffer[at++] = code;
-    }
-    buffer[at++] = QUOTE;
-    this.length = at;
+    this.delimited(text, QUOTE, quotedElement);
   }
 
   /** A JSON string literal (`JSON.stringify(text)`) inside a TabSeparated field. */
   jsonString(text: string): void {
+    this.delimited(text, DOUBLE_QUOTE, jsonLiteralInTsv);
+  }
+
+  /**
+   * `text` between two `quote`s. Controls, backslash and the quote itself need
+   * escapes, and non-ASCII needs UTF-8 (and, in JSON, the escaping of lone
+   * surrogates): such a string is written as `escaped(text)` instead.
+   */
+  private delimited(text: string, quote: number, escaped: (text: string) => string): void {
     this.reserve(text.length + 2);
     const buffer = this.buffer;
     let at = this.length;
-    buffer[at++] = DOUBLE_QUOTE;
+    buffer[at++] = quote;
     for (let i = 0; i < text.length; i++) {
       const code = text.charCodeAt(i);
-      // Controls, quote and backslash need JSON escapes; non-ASCII needs UTF-8
-      // (and JSON.stringify's escaping of lone surrogates).
-      if (code < 0x20 || code === DOUBLE_QUOTE || code === BACKSLASH || code >= 0x80) {
-        this.utf8(jsonInTsv(JSON.stringify(text)));
+      if (code < 0x20 || code === BACKSLASH || code === quote || code >= 0x80) {
+        this.utf8(escaped(text));
         return;
       }
       buffer[at++] = code;
     }
-    buffer[at++] = DOUBLE_QUOTE;
+    buffer[at++] = quote;
     this.length = at;
   }
 }

@@ -223,24 +223,9 @@ function writeRow(w: RowWriter, span: Span, fallbackMicros: number): void {
 function writeEndpoint(w: RowWriter, e: Endpoint): void {
   // Each field after the first starts with a comma: `sep` is '{' then ','.
   let sep = OPEN_BRACE;
-  if (e.serviceName !== undefined) {
-    w.char(sep);
-    w.ascii('"serviceName":');
-    w.jsonString(e.serviceName);
-    sep = COMMA;
-  }
-  if (e.ipv4 !== undefined) {
-    w.char(sep);
-    w.ascii('"ipv4":');
-    w.jsonString(e.ipv4);
-    sep = COMMA;
-  }
-  if (e.ipv6 !== undefined) {
-    w.char(sep);
-    w.ascii('"ipv6":');
-    w.jsonString(e.ipv6);
-    sep = COMMA;
-  }
+  if (e.serviceName !== undefined) sep = writeStringField(w, sep, '"serviceName":', e.serviceName);
+  if (e.ipv4 !== undefined) sep = writeStringField(w, sep, '"ipv4":', e.ipv4);
+  if (e.ipv6 !== undefined) sep = writeStringField(w, sep, '"ipv6":', e.ipv6);
   if (e.port !== undefined) {
     w.char(sep);
     w.ascii('"port":');
@@ -249,6 +234,14 @@ function writeEndpoint(w: RowWriter, e: Endpoint): void {
   }
   if (sep === OPEN_BRACE) w.char(OPEN_BRACE);
   w.char(CLOSE_BRACE);
+}
+
+/** `sep` then `"key":"value"`; returns the separator of the next field. */
+function writeStringField(w: RowWriter, sep: number, key: string, value: string): number {
+  w.char(sep);
+  w.ascii(key);
+  w.jsonString(value);
+  return COMMA;
 }
 
 function sortedAnnotations(list: readonly Annotation[]): readonly Annotation[] {
