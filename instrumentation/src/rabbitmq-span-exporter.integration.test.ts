@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer, connect as connectTcp, type Server, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import type { Tracer } from '@opentelemetry/api';
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import {
@@ -29,17 +30,22 @@ function queueName(): string {
   return name;
 }
 
-function spans(count: number): ReadableSpan[] {
+/** The finished spans of `count` calls of `record`, by a tracer of the service "inventory". */
+function recordSpans(count: number, record: (tracer: Tracer, i: number) => void): ReadableSpan[] {
   const memory = new InMemorySpanExporter();
   const provider = new BasicTracerProvider({
     resource: resourceFromAttributes({ 'service.name': 'inventory' }),
     spanProcessors: [new SimpleSpanProcessor(memory)],
   });
   const tracer = provider.getTracer('integration');
-  for (let i = 0; i < count; i++) {
-    tracer.startSpan(`reserve ${i}`, { attributes: { 'item.id': i, 'item.sku': `sku-${i}-${'z'.repeat(40)}` } }).end();
-  }
+  for (let i = 0; i < count; i++) record(tracer, i);
   return memory.getFinishedSpans();
+}
+
+function spans(count: number): ReadableSpan[] {
+  return recordSpans(count, (tracer, i) =>
+    tracer.startSpan(`reserve ${i}`, { attributes: { 'item.id': i, 'item.sku': `sku-${i}-${'z'.repeat(40)}` } }).end(),
+  );
 }
 
 function exportAsync(exporter: RabbitMqSpanExporter, batch: ReadableSpan[]): Promise<ExportResult> {
@@ -115,19 +121,12 @@ class BrokerProxy {
 
 /** Spans of varied sizes: some longer than a 64 KiB slab, some longer than that. */
 function variedSpans(count: number): ReadableSpan[] {
-  const memory = new InMemorySpanExporter();
-  const provider = new BasicTracerProvider({
-    resource: resourceFromAttributes({ 'service.name': 'inventory' }),
-    spanProcessors: [new SimpleSpanProcessor(memory)],
-  });
-  const tracer = provider.getTracer('integration');
-  for (let i = 0; i < count; i++) {
+  return recordSpans(count, (tracer, i) => {
     const attributes: Record<string, string | number> = { 'item.id': i, 'url.path': `/items/${i}/${'p'.repeat((i * 37) % 500)}` };
     if (i % 151 === 0) attributes['blob'] = 'b'.repeat(70_000);
     if (i % 401 === 0) attributes['huge'] = 'h'.repeat(150_000);
     tracer.startSpan(`reserve ${i % 20}`, { attributes }).end();
-  }
-  return memory.getFinishedSpans();
+  });
 }
 
 afterAll(async () => {

@@ -10,18 +10,8 @@ import { SpanBuffer, type Message } from './span-buffer.js';
 import { spanWriter, wireFormat } from './wire-format.js';
 import { ZipkinSpanConverter } from './zipkin-conversion.js';
 import { SLAB_BYTES } from './zipkin-json-encoder.js';
+import { seededRandom } from './seeded-random.test.helpers.js';
 
-/** Deterministic PRNG (mulberry32), so a failure can be replayed. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** HTTP-like spans of varied sizes: some over a slab (70 KB), some over the message limit (150 KB), some not ASCII. */
 function variedSpans(count: number, rand: () => number): ReadableSpan[] {
@@ -58,7 +48,7 @@ interface Taken {
 
 describe('SpanBuffer reusing its memory', () => {
   it.each([1, 2, 3])('never changes a byte still to be read, whatever the order of operations (seed %i)', (seed) => {
-    const rand = random(seed);
+    const rand = seededRandom(seed);
     const format = wireFormat('json');
     const limits = { maxSpans: 400, maxBytes: 300_000 };
     const maxMessageBytes = 100_000;
@@ -191,7 +181,7 @@ describe('SpanBuffer slabs', () => {
     const buffer = new SpanBuffer({ maxSpans: 10_000, maxBytes: 16 * 1024 * 1024 }, format, { poisonReleased: true });
     const write = spanWriter('json');
     const converter = new ZipkinSpanConverter();
-    const spans = variedSpans(4000, random(7)).filter((s) => !('blob' in s.attributes) && !('huge' in s.attributes));
+    const spans = variedSpans(4000, seededRandom(7)).filter((s) => !('blob' in s.attributes) && !('huge' in s.attributes));
     const held: Buffer[] = [];
     let next = 0;
     const writeSome = (count: number): void => {

@@ -13,20 +13,10 @@ import { SpanBuffer } from './span-buffer.js';
 import { wireFormat } from './wire-format.js';
 import { ZipkinSpanConverter, type ZipkinConversionOptions } from './zipkin-conversion.js';
 import { ZipkinJsonEncoder } from './zipkin-json-encoder.js';
+import { seededRandom } from './seeded-random.test.helpers.js';
 
-/** Deterministic PRNG (mulberry32), so a failure can be replayed. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
-const rand = random(20261128);
+const rand = seededRandom(20261128);
 const int = (n: number): number => Math.floor(rand() * n);
 const pick = <T,>(items: readonly T[]): T => items[int(items.length)] as T;
 
