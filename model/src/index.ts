@@ -15,3 +15,10 @@ export { decodeSpans, DEFAULT_MAX_BODY_BYTES } from './decode-spans.js';
 export { normalizeSpan, normalizeTraceId } from './normalize-span.js';
 export { encodeJsonV2 } from './json-v2.js';
 export { encodeProto3 } from './proto3.js';
+// Low level: the scan step of the JSON v2 fast path (offsets of each clean
+// span's fields in the body, no objects) and its materialise step, for code
+// that writes spans elsewhere without making Span objects (storage's row
+// transcoder). See json-v2-scan.ts for the protocol.
+export { scanBegin, scanNext, scanFinish, scanned, SCAN_FAIL, SCAN_END, SCAN_SPAN, SCAN_ITEM } from './json-v2-scan.js';
+export type { ScannedSpan, ScannedEndpoint } from './json-v2-scan.js';
+export { materializeScanned } from './json-v2-fast-path.js';
