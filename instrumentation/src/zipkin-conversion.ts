@@ -60,49 +60,44 @@ export interface ResourceView {
 
 /**
  * Remote endpoint candidates for spans that call out (CLIENT, PRODUCER), in
- * the specification's rank order. `name` candidates become the endpoint's
- * service name unless their value is an IP literal; `address` candidates set
- * the IP and take the port from the paired attribute.
+ * the specification's rank order: the first with a non-empty string value
+ * gives the endpoint (an IP literal as `ipv4`/`ipv6`, anything else as the
+ * lower-cased service name) and `portKey`, when set, its port.
  */
-type Candidate = { key: string; type: 'name' } | { key: string; type: 'address'; portKey: string };
+export interface RemoteCandidate {
+  readonly key: string;
+  readonly portKey: string | undefined;
+}
 
-const OUTGOING_CANDIDATES: readonly Candidate[] = [
-  { key: 'peer.service', type: 'name' },
-  { key: 'server.address', type: 'name' },
-  { key: 'net.peer.name', type: 'name' },
-  { key: 'network.peer.address', type: 'address', portKey: 'network.peer.port' },
-  { key: 'server.socket.domain', type: 'name' },
-  { key: 'server.socket.address', type: 'address', portKey: 'server.socket.port' },
-  { key: 'net.sock.peer.name', type: 'name' },
-  { key: 'net.sock.peer.addr', type: 'address', portKey: 'net.sock.peer.port' },
-  { key: 'net.peer.ip', type: 'address', portKey: 'net.peer.port' },
-  { key: 'peer.hostname', type: 'name' },
-  { key: 'peer.address', type: 'address', portKey: 'peer.port' },
-  { key: 'db.name', type: 'name' },
+const OUTGOING_CANDIDATES: readonly RemoteCandidate[] = [
+  { key: 'peer.service', portKey: undefined },
+  { key: 'server.address', portKey: 'server.port' },
+  { key: 'net.peer.name', portKey: 'net.peer.port' },
+  { key: 'network.peer.address', portKey: 'network.peer.port' },
+  { key: 'server.socket.domain', portKey: 'server.socket.port' },
+  { key: 'server.socket.address', portKey: 'server.socket.port' },
+  { key: 'net.sock.peer.name', portKey: 'net.sock.peer.port' },
+  { key: 'net.sock.peer.addr', portKey: 'net.sock.peer.port' },
+  { key: 'net.peer.ip', portKey: 'net.peer.port' },
+  { key: 'peer.hostname', portKey: undefined },
+  { key: 'peer.address', portKey: 'peer.port' },
+  { key: 'db.name', portKey: undefined },
 ];
-
-/** Port attributes that go with a name candidate (`server.address` -> `server.port`, ...). */
-const NAME_PORT_KEYS: Readonly<Record<string, string>> = {
-  'server.address': 'server.port',
-  'net.peer.name': 'net.peer.port',
-  'server.socket.domain': 'server.socket.port',
-  'net.sock.peer.name': 'net.sock.peer.port',
-};
 
 /**
  * For spans that receive (SERVER, CONSUMER) the remote side is the caller:
  * `server.address` / `net.host.*` describe this very service there, so only
  * the peer's own attributes qualify.
  */
-const INCOMING_CANDIDATES: readonly Candidate[] = [
-  { key: 'peer.service', type: 'name' },
-  { key: 'network.peer.address', type: 'address', portKey: 'network.peer.port' },
-  { key: 'client.address', type: 'address', portKey: 'client.port' },
-  { key: 'net.sock.peer.addr', type: 'address', portKey: 'net.sock.peer.port' },
-  { key: 'net.peer.ip', type: 'address', portKey: 'net.peer.port' },
-  { key: 'net.peer.name', type: 'name' },
-  { key: 'peer.hostname', type: 'name' },
-  { key: 'peer.address', type: 'address', portKey: 'peer.port' },
+const INCOMING_CANDIDATES: readonly RemoteCandidate[] = [
+  { key: 'peer.service', portKey: undefined },
+  { key: 'network.peer.address', portKey: 'network.peer.port' },
+  { key: 'client.address', portKey: 'client.port' },
+  { key: 'net.sock.peer.addr', portKey: 'net.sock.peer.port' },
+  { key: 'net.peer.ip', portKey: 'net.peer.port' },
+  { key: 'net.peer.name', portKey: 'net.peer.port' },
+  { key: 'peer.hostname', portKey: undefined },
+  { key: 'peer.address', portKey: 'peer.port' },
 ];
 
 /** Stringifies an attribute value as the specification asks: primitives as text, arrays as a JSON list. */
@@ -116,7 +111,8 @@ export function hrTimeToMicros(time: HrTime): number {
   return time[0] * 1_000_000 + Math.round(time[1] / 1000);
 }
 
-function toPort(value: AttributeValue | undefined): number | undefined {
+/** The port an attribute value names, if it is one (a number or a numeric string in 1-65535). */
+export function toPort(value: AttributeValue | undefined): number | undefined {
   const port = typeof value === 'string' ? Number(value) : value;
   return typeof port === 'number' && Number.isInteger(port) && port > 0 && port <= 65535 ? port : undefined;
 }
@@ -142,32 +138,22 @@ function addressKind(address: string): AddressKind {
   return kind;
 }
 
-function withAddress(endpoint: Endpoint, address: string): boolean {
-  const kind = addressKind(address);
-  if (kind === null) return false;
-  if ('ipv4' in kind) endpoint.ipv4 = kind.ipv4;
+/** The endpoint a remote candidate's `value` and port attribute give. */
+export function remoteEndpointFrom(value: string, portValue: AttributeValue | undefined): Endpoint {
+  const endpoint: Endpoint = {};
+  const kind = addressKind(value);
+  if (kind === null) endpoint.serviceName = value.toLowerCase();
+  else if ('ipv4' in kind) endpoint.ipv4 = kind.ipv4;
   else endpoint.ipv6 = kind.ipv6;
-  return true;
+  const port = toPort(portValue);
+  if (port !== undefined) endpoint.port = port;
+  return endpoint;
 }
 
-function remoteEndpoint(attributes: Attributes, candidates: readonly Candidate[]): Endpoint | undefined {
-  for (const candidate of candidates) {
-    const value = attributes[candidate.key];
-    if (typeof value !== 'string' || value === '') continue;
-    const endpoint: Endpoint = {};
-    if (candidate.type === 'address') {
-      if (!withAddress(endpoint, value)) endpoint.serviceName = value.toLowerCase();
-      const port = toPort(attributes[candidate.portKey]);
-      if (port !== undefined) endpoint.port = port;
-    } else {
-      if (!withAddress(endpoint, value)) endpoint.serviceName = value.toLowerCase();
-      const portKey = NAME_PORT_KEYS[candidate.key];
-      const port = portKey === undefined ? undefined : toPort(attributes[portKey]);
-      if (port !== undefined) endpoint.port = port;
-    }
-    return endpoint;
-  }
-  return undefined;
+/** The candidates for the remote endpoint of a span of Zipkin kind `kind` (none for INTERNAL). */
+export function remoteCandidates(kind: ZipkinKind | undefined): readonly RemoteCandidate[] | undefined {
+  if (kind === undefined) return undefined;
+  return kind === 'CLIENT' || kind === 'PRODUCER' ? OUTGOING_CANDIDATES : INCOMING_CANDIDATES;
 }
 
 export function annotation(event: TimedEvent): Annotation {
@@ -202,8 +188,14 @@ export function resourceView(resource: Resource, resourceTags: readonly string[]
 
 /** The remote endpoint of a span of Zipkin kind `kind` (none for INTERNAL). */
 export function remoteEndpointOf(kind: ZipkinKind | undefined, attributes: Attributes): Endpoint | undefined {
-  if (kind === undefined) return undefined;
-  return remoteEndpoint(attributes, kind === 'CLIENT' || kind === 'PRODUCER' ? OUTGOING_CANDIDATES : INCOMING_CANDIDATES);
+  const candidates = remoteCandidates(kind);
+  if (candidates === undefined) return undefined;
+  for (const candidate of candidates) {
+    const value = attributes[candidate.key];
+    if (typeof value !== 'string' || value === '') continue;
+    return remoteEndpointFrom(value, candidate.portKey === undefined ? undefined : attributes[candidate.portKey]);
+  }
+  return undefined;
 }
 
 /** Converts SDK spans to Zipkin v2 spans; one instance per exporter (it caches per-resource work). */

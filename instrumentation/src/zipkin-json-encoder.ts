@@ -15,10 +15,9 @@
  * exporter's cost per span. This path costs about 0.5x that one, conversion
  * included (benchmark figures in wire-format.ts).
  */
-import { SpanStatusCode, type AttributeValue } from '@opentelemetry/api';
+import { SpanStatusCode, type AttributeValue, type Attributes } from '@opentelemetry/api';
 import type { Resource } from '@opentelemetry/resources';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
-import type { Endpoint } from '@tracehouse/model';
 import {
   DEFAULT_RESOURCE_TAG_KEYS,
   DROPPED_ATTRIBUTES_TAG,
@@ -32,8 +31,11 @@ import {
   ZipkinSpanConverter,
   annotation,
   hrTimeToMicros,
-  remoteEndpointOf,
+  remoteCandidates,
+  remoteEndpointFrom,
   resourceView,
+  toPort,
+  type RemoteCandidate,
   type ZipkinConversionOptions,
 } from './zipkin-conversion.js';
 
@@ -110,27 +112,23 @@ function keepsOrder(key: string): boolean {
   return !(first >= ZERO && first <= 0x39) && !MAPPING_TAGS.has(key);
 }
 
-const KIND_BYTES: Readonly<Record<string, Uint8Array>> = {
-  SERVER: ascii('","kind":"SERVER","name":'),
-  CLIENT: ascii('","kind":"CLIENT","name":'),
-  PRODUCER: ascii('","kind":"PRODUCER","name":'),
-  CONSUMER: ascii('","kind":"CONSUMER","name":'),
-};
-const NO_KIND = ascii('","name":');
+/** What comes after the span id, up to the name, by `SpanKind` (unknown kinds are written as INTERNAL: no kind). */
+const KIND_PREFIXES: readonly Uint8Array[] = [
+  ascii('","name":'),
+  ascii('","kind":"SERVER","name":'),
+  ascii('","kind":"CLIENT","name":'),
+  ascii('","kind":"PRODUCER","name":'),
+  ascii('","kind":"CONSUMER","name":'),
+];
 const TRACE_ID = ascii('{"traceId":"');
 const PARENT_ID = ascii('","parentId":"');
 const ID = ascii('","id":"');
 const TIMESTAMP = ascii(',"timestamp":');
 const DURATION = ascii(',"duration":');
-const REMOTE_ENDPOINT = ascii(',"remoteEndpoint":{');
-const SERVICE_NAME = ascii('"serviceName":');
-const IPV4 = ascii('"ipv4":');
-const IPV6 = ascii('"ipv6":');
-const PORT = ascii('"port":');
+const PORT = ascii(',"port":');
 const ANNOTATIONS = ascii(',"annotations":[');
 const ANNOTATION_TIMESTAMP = ascii('{"timestamp":');
 const ANNOTATION_VALUE = ascii(',"value":');
-const TAGS = ascii(',"tags":{');
 const STATUS_OK = ascii(`"${STATUS_CODE_TAG}":"OK"`);
 const STATUS_ERROR = ascii(`"${STATUS_CODE_TAG}":"ERROR","${STATUS_ERROR_TAG}":`);
 const DROPPED_ATTRIBUTES = ascii(`"${DROPPED_ATTRIBUTES_TAG}":`);
@@ -140,25 +138,89 @@ const DROPPED_LINKS = ascii(`"${DROPPED_LINKS_TAG}":`);
 interface EncodedResource {
   /** `,"localEndpoint":{...}` */
   localEndpoint: Uint8Array;
-  /** The resource tags as JSON members (`"k":"v","k2":"v2"`), empty when none. */
-  tags: Uint8Array;
+  /** `,"tags":{` and the resource tags as JSON members (`"k":"v","k2":"v2"`). */
+  tagsOpen: Uint8Array;
+  /** Whether there are resource tags (then the next tag needs a comma). */
+  hasTags: boolean;
   tagKeys: ReadonlySet<string>;
   /** False when a resource tag is one the mapping overrides: its spans take the reference path. */
   fused: boolean;
 }
 
 interface AttributeKey {
+  readonly key: string;
   /** `"key":` */
-  name: Uint8Array;
-  keepsOrder: boolean;
+  readonly name: Uint8Array;
+  readonly keepsOrder: boolean;
+  /** The caches' generation it belongs to: a chain link to an older one is not followed. */
+  readonly generation: number;
+  /** The key that followed this one last time (attributes come in the same order span after span). */
+  next: AttributeKey | undefined;
   /** The resource `collides` was computed for (one resource per process, normally). */
   resource: EncodedResource | undefined;
   /** The key is also a resource tag, which the attribute overrides in place. */
   collides: boolean;
   /** `"key":"value"` by value; undefined once the key's values kept changing. */
   values: Map<string | number | boolean, Uint8Array> | undefined;
+  /** The value last found in `values`, and its bytes: most keys keep one value. */
+  lastValue: string | number | boolean | undefined;
+  lastBytes: Uint8Array | undefined;
   clears: number;
 }
+
+/**
+ * The attributes of a span of some name and kind, encoded: the next spans of
+ * that name and kind mostly have the same keys in the same order, and most of
+ * the same values, so runs of members that match are copied at once.
+ */
+interface AttributeTemplate {
+  /** Collisions with resource tags were checked against this resource only. */
+  readonly resource: EncodedResource;
+  readonly keys: readonly string[];
+  /** A member matches a span's attribute when key and value are identical (`undefined`: never, e.g. an array). */
+  readonly values: readonly (string | number | boolean | undefined)[];
+  /** Member `i` is `bytes[starts[i], ends[i])`, members are separated by commas. */
+  readonly starts: readonly number[];
+  readonly ends: readonly number[];
+  readonly bytes: Uint8Array;
+  /** Views of runs of `bytes` by first member, and where each ends: runs break at the same places span after span. */
+  readonly runs: (Uint8Array | undefined)[];
+  readonly runEnds: number[];
+}
+
+/** A span name's cached bytes (`","kind":"...","name":"...","timestamp":`) and attribute template. */
+interface EncodedName {
+  readonly bytes: Uint8Array;
+  template: AttributeTemplate | undefined;
+  /** Spans written with the template since it was built. */
+  uses: number;
+  /** Spans whose keys departed from the template since it last fit. */
+  misses: number;
+  /** Templates built after departures; beyond MAX_REBUILDS the name gets no more. */
+  rebuilds: number;
+}
+
+/** A remote endpoint by the attribute value it comes from. */
+interface EncodedRemote {
+  /** `,"remoteEndpoint":{...` without the port and the closing brace. */
+  readonly open: Uint8Array;
+  /** The port attribute's value `bytes` was written for. */
+  readonly portValue: AttributeValue | undefined;
+  /** The whole member, for that port value. */
+  readonly bytes: Uint8Array;
+}
+
+/** Remote endpoints cached (by peer address or name). */
+const MAX_REMOTES = 1024;
+
+/** An attribute template is built again after this many spans whose keys departed from it... */
+const REBUILD_AFTER_MISSES = 4;
+/** ...at most this many times per name (a name whose spans never agree gets none)... */
+const MAX_REBUILDS = 16;
+/** ...and anyway after this many spans, in case it was built from an unusual one (an error status, say). */
+const REFRESH_AFTER_USES = 1024;
+/** Templates are not built for attributes longer than this (when encoded). */
+const MAX_TEMPLATE_BYTES = 4096;
 
 interface EncodedScope {
   name: unknown;
@@ -174,8 +236,13 @@ export class ZipkinJsonEncoder {
   #lastResource: Resource | undefined;
   #lastEncodedResource: EncodedResource | undefined;
   readonly #keys = new Map<string, AttributeKey>();
-  /** `"name"` of span names, by name. */
-  readonly #names = new Map<string, Uint8Array>();
+  /** Bumped when #keys is emptied: entries of older generations are no longer linked to. */
+  #generation = 0;
+  /** The key the last span's attributes started with. */
+  #firstKey: AttributeKey | undefined;
+  /** `","kind":"...","name":"...","timestamp":` by span name, one map per `SpanKind`. */
+  readonly #names: Map<string, EncodedName>[] = KIND_PREFIXES.map(() => new Map<string, EncodedName>());
+  readonly #remotes = new Map<string, EncodedRemote>();
   readonly #scopes = new Map<unknown, EncodedScope>();
   /** The reference, for the spans the fused path leaves to it. */
   readonly #converter: ZipkinSpanConverter;
@@ -187,7 +254,7 @@ export class ZipkinJsonEncoder {
   #start = 0;
   #pos = 0;
   #referenceSpans = 0;
-  /** Bytes held by the key, value and name caches. */
+  /** Bytes held by the key, value, name and remote endpoint caches. */
   #cachedBytes = 0;
 
   constructor(options: ZipkinConversionOptions = {}) {
@@ -240,9 +307,11 @@ export class ZipkinJsonEncoder {
       const tags: Record<string, string> = {};
       for (const [key, value] of view.tags) tags[key] = value;
       const keys = Object.keys(tags);
+      const members = JSON.stringify(tags).slice(1, -1);
       encoded = {
         localEndpoint: Buffer.from(`,"localEndpoint":${JSON.stringify(view.localEndpoint)}`, 'utf8'),
-        tags: Buffer.from(JSON.stringify(tags).slice(1, -1), 'utf8'),
+        tagsOpen: Buffer.from(`,"tags":{${members}`, 'utf8'),
+        hasTags: members !== '',
         tagKeys: new Set(keys),
         fused: !keys.some((key) => MAPPING_TAGS.has(key)),
       };
@@ -275,13 +344,18 @@ export class ZipkinJsonEncoder {
   #key(key: string, resource: EncodedResource): AttributeKey {
     let entry = this.#keys.get(key);
     if (entry === undefined) {
-      if (this.#keys.size >= MAX_KEYS) this.#keys.clear();
+      if (this.#keys.size >= MAX_KEYS) this.#clearKeys();
       entry = {
+        key,
         name: this.#cached(Buffer.from(`${JSON.stringify(key)}:`, 'utf8')),
         keepsOrder: keepsOrder(key),
+        generation: this.#generation,
+        next: undefined,
         resource: undefined,
         collides: false,
         values: new Map(),
+        lastValue: undefined,
+        lastBytes: undefined,
         clears: 0,
       };
       this.#keys.set(key, entry);
@@ -291,6 +365,13 @@ export class ZipkinJsonEncoder {
       entry.collides = resource.tagKeys.has(key);
     }
     return entry;
+  }
+
+  /** Empties the key cache; links to its entries are dropped with it (bounded memory). */
+  #clearKeys(): void {
+    this.#keys.clear();
+    this.#generation++;
+    this.#firstKey = undefined;
   }
 
   /** Writes the span at #pos; false when it must take the reference path (what was written is dropped). */
@@ -308,38 +389,36 @@ export class ZipkinJsonEncoder {
     if (!scope.fused) return false;
 
     // Strings are opened and closed by the constant around them: `{"traceId":"` ... `","id":"`.
-    this.#raw(TRACE_ID);
+    this.#chunk(TRACE_ID);
     this.#chars(traceId);
     if (parentId !== undefined && parentId !== '') {
-      this.#raw(PARENT_ID);
+      this.#chunk(PARENT_ID);
       this.#chars(parentId);
     }
-    this.#raw(ID);
+    this.#chunk(ID);
     this.#chars(id);
     const kind = KIND[span.kind];
-    this.#raw(kind === undefined ? NO_KIND : (KIND_BYTES[kind] as Uint8Array));
-    this.#name(name);
-    this.#raw(TIMESTAMP);
+    const encodedName = this.#nameAndKind(kind === undefined ? 0 : span.kind, name);
     this.#number(hrTimeToMicros(span.startTime));
-    this.#raw(DURATION);
+    this.#chunk(DURATION);
     // As the reference: whole microseconds, at least 1.
     this.#number(Math.max(1, hrTimeToMicros(span.duration)));
     this.#chunk(resource.localEndpoint);
 
     const attributes = span.attributes;
-    const remote = remoteEndpointOf(kind, attributes);
-    if (remote !== undefined) this.#endpoint(remote);
+    const candidates = remoteCandidates(kind);
+    if (candidates !== undefined) this.#remoteEndpoint(candidates, attributes);
 
     const events = span.events;
     if (events.length > 0) {
-      this.#raw(ANNOTATIONS);
+      this.#chunk(ANNOTATIONS);
       for (let i = 0; i < events.length; i++) {
         if (i > 0) this.#byte(COMMA);
         const { timestamp, value } = annotation(events[i] as (typeof events)[number]);
         if (typeof value !== 'string') return false;
-        this.#raw(ANNOTATION_TIMESTAMP);
+        this.#chunk(ANNOTATION_TIMESTAMP);
         this.#number(timestamp);
-        this.#raw(ANNOTATION_VALUE);
+        this.#chunk(ANNOTATION_VALUE);
         this.#string(value);
         this.#byte(CLOSE_BRACE);
       }
@@ -348,18 +427,22 @@ export class ZipkinJsonEncoder {
 
     // Tags in the reference's order: resource tags, attributes, scope, status, dropped counts.
     const tagsAt = this.#pos - this.#start; // relative: #ensure may move the piece to a new slab
-    this.#raw(TAGS);
-    let empty = resource.tags.length === 0;
-    if (!empty) this.#chunk(resource.tags);
-    for (const key in attributes) {
-      const value = attributes[key];
-      if (value === undefined || value === null) continue;
-      const entry = this.#key(key, resource);
-      if (!entry.keepsOrder || entry.collides) return false;
-      if (!empty) this.#byte(COMMA);
-      empty = false;
-      if (!this.#attribute(entry, value)) return false;
+    this.#chunk(resource.tagsOpen);
+    let empty = !resource.hasTags;
+    let written: boolean | undefined;
+    if (encodedName === undefined) written = this.#attributes(attributes, resource, empty);
+    else {
+      const template = encodedName.template;
+      if (template !== undefined && template.resource === resource && encodedName.uses < REFRESH_AFTER_USES) {
+        written = this.#templated(template, encodedName, attributes, resource, empty);
+      } else if (template !== undefined && encodedName.uses >= REFRESH_AFTER_USES) {
+        written = this.#learn(encodedName, attributes, resource, empty, false);
+      } else if (encodedName.rebuilds < MAX_REBUILDS) {
+        written = this.#learn(encodedName, attributes, resource, empty, true);
+      } else written = this.#attributes(attributes, resource, empty);
     }
+    if (written === undefined) return false;
+    empty = written;
     if (scope.tags !== undefined) {
       if (!empty) this.#byte(COMMA);
       empty = false;
@@ -369,31 +452,31 @@ export class ZipkinJsonEncoder {
     if (status.code === SpanStatusCode.OK) {
       if (!empty) this.#byte(COMMA);
       empty = false;
-      this.#raw(STATUS_OK);
+      this.#chunk(STATUS_OK);
     } else if (status.code === SpanStatusCode.ERROR) {
       const message = status.message ?? '';
       if (typeof message !== 'string') return false;
       if (!empty) this.#byte(COMMA);
       empty = false;
-      this.#raw(STATUS_ERROR);
+      this.#chunk(STATUS_ERROR);
       this.#string(message);
     }
     if (span.droppedAttributesCount > 0) {
       if (!empty) this.#byte(COMMA);
       empty = false;
-      this.#raw(DROPPED_ATTRIBUTES);
+      this.#chunk(DROPPED_ATTRIBUTES);
       this.#countTag(span.droppedAttributesCount);
     }
     if (span.droppedEventsCount > 0) {
       if (!empty) this.#byte(COMMA);
       empty = false;
-      this.#raw(DROPPED_EVENTS);
+      this.#chunk(DROPPED_EVENTS);
       this.#countTag(span.droppedEventsCount);
     }
     if (span.droppedLinksCount > 0) {
       if (!empty) this.#byte(COMMA);
       empty = false;
-      this.#raw(DROPPED_LINKS);
+      this.#chunk(DROPPED_LINKS);
       this.#countTag(span.droppedLinksCount);
     }
     if (empty) this.#pos = this.#start + tagsAt; // no tags: the field is left out
@@ -402,22 +485,220 @@ export class ZipkinJsonEncoder {
     return true;
   }
 
-  /** `"name"` (after `,"name":`), from the cache when seen before. */
-  #name(name: string): void {
-    const cached = this.#names.get(name);
+  /** The entry of attribute key `key`: the one that followed `previous` last time, else from the map. */
+  #follow(previous: AttributeKey | undefined, key: string, resource: EncodedResource): AttributeKey {
+    const predicted = previous === undefined ? this.#firstKey : previous.next;
+    if (predicted !== undefined && predicted.key === key && predicted.generation === this.#generation) {
+      if (predicted.resource !== resource) {
+        predicted.resource = resource;
+        predicted.collides = resource.tagKeys.has(key);
+      }
+      return predicted;
+    }
+    const entry = this.#key(key, resource);
+    if (previous === undefined) this.#firstKey = entry;
+    else if (previous.generation === this.#generation) previous.next = entry;
+    return entry;
+  }
+
+  /**
+   * The span's attributes as tag members, one by one (after a comma unless
+   * `empty`). Returns whether the tags are still empty, or undefined when the
+   * span must take the reference path.
+   */
+  #attributes(attributes: Attributes, resource: EncodedResource, empty: boolean): boolean | undefined {
+    let previous: AttributeKey | undefined;
+    for (const key in attributes) {
+      const value = attributes[key];
+      if (value === undefined || value === null) continue;
+      const entry = this.#follow(previous, key, resource);
+      previous = entry;
+      if (!entry.keepsOrder || entry.collides) return undefined;
+      if (!empty) this.#byte(COMMA);
+      empty = false;
+      if (!this.#attribute(entry, value)) return undefined;
+    }
+    return empty;
+  }
+
+  /** As #attributes, and builds the name's template from what it writes. */
+  #learn(
+    name: EncodedName,
+    attributes: Attributes,
+    resource: EncodedResource,
+    empty: boolean,
+    rebuild: boolean,
+  ): boolean | undefined {
+    const keys: string[] = [];
+    const values: (string | number | boolean | undefined)[] = [];
+    const starts: number[] = [];
+    const ends: number[] = [];
+    let previous: AttributeKey | undefined;
+    for (const key in attributes) {
+      const value = attributes[key];
+      if (value === undefined || value === null) continue;
+      const entry = this.#follow(previous, key, resource);
+      previous = entry;
+      if (!entry.keepsOrder || entry.collides) return undefined;
+      if (!empty) this.#byte(COMMA);
+      empty = false;
+      const at = this.#pos - this.#start;
+      if (!this.#attribute(entry, value)) return undefined;
+      keys.push(key);
+      values.push(typeof value === 'object' ? undefined : value);
+      starts.push(at);
+      ends.push(this.#pos - this.#start);
+    }
+    const from = starts[0] ?? 0;
+    const to = ends[ends.length - 1] ?? 0;
+    name.template =
+      to - from > MAX_TEMPLATE_BYTES
+        ? undefined
+        : {
+            resource,
+            keys,
+            values,
+            starts: starts.map((start) => start - from),
+            ends: ends.map((end) => end - from),
+            bytes: this.#cached(this.#copy(from, to)),
+            runs: [],
+            runEnds: [],
+          };
+    name.uses = 0;
+    name.misses = 0;
+    if (rebuild) name.rebuilds++;
+    return empty;
+  }
+
+  /**
+   * As #attributes, copying each run of attributes that match the template's
+   * members (same key, same value, same order) at once; from the first key
+   * the template does not have there on, one by one.
+   */
+  #templated(
+    template: AttributeTemplate,
+    name: EncodedName,
+    attributes: Attributes,
+    resource: EncodedResource,
+    empty: boolean,
+  ): boolean | undefined {
+    name.uses++;
+    const keys = template.keys;
+    const values = template.values;
+    const count = keys.length;
+    let t = 0; // the template member the next attribute is compared with
+    let runFrom = -1; // the first member of the current run of matches
+    let departed = false;
+    let previous: AttributeKey | undefined;
+    for (const key in attributes) {
+      const value = attributes[key];
+      if (value === undefined || value === null) continue;
+      const same = t < count && key === keys[t];
+      if (same && value === values[t]) {
+        if (runFrom < 0) runFrom = t;
+        t++;
+        continue;
+      }
+      if (runFrom >= 0) {
+        if (!empty) this.#byte(COMMA);
+        empty = false;
+        this.#run(template, runFrom, t - 1);
+        runFrom = -1;
+      }
+      if (same) t++;
+      else {
+        t = count;
+        departed = true;
+      }
+      const entry = this.#follow(previous, key, resource);
+      previous = entry;
+      if (!entry.keepsOrder || entry.collides) return undefined;
+      if (!empty) this.#byte(COMMA);
+      empty = false;
+      if (!this.#attribute(entry, value)) return undefined;
+    }
+    if (runFrom >= 0) {
+      if (!empty) this.#byte(COMMA);
+      empty = false;
+      this.#run(template, runFrom, t - 1);
+    }
+    if (departed || t < count) {
+      if (++name.misses >= REBUILD_AFTER_MISSES) name.template = undefined;
+    } else name.misses = 0;
+    return empty;
+  }
+
+  /**
+   * `","kind":"...","name":"...","timestamp":` (the kind only for kinds that
+   * have one), from the cache when seen before: one copy for three fields.
+   * Returns the cache entry (undefined for names too long to cache).
+   */
+  #nameAndKind(kind: number, name: string): EncodedName | undefined {
+    const names = this.#names[kind] as Map<string, EncodedName>;
+    const cached = names.get(name);
     if (cached !== undefined) {
-      this.#chunk(cached);
-      return;
+      this.#chunk(cached.bytes);
+      return cached;
     }
     const at = this.#pos - this.#start;
+    this.#chunk(KIND_PREFIXES[kind] as Uint8Array);
     this.#string(name);
-    if (name.length > MAX_CACHED_CHARS) return;
-    if (this.#names.size >= MAX_NAMES) this.#names.clear();
-    this.#names.set(name, this.#cached(this.#copy(at)));
+    this.#chunk(TIMESTAMP);
+    if (name.length > MAX_CACHED_CHARS) return undefined;
+    if (names.size >= MAX_NAMES) names.clear();
+    const entry: EncodedName = { bytes: this.#cached(this.#copy(at)), template: undefined, uses: 0, misses: 0, rebuilds: 0 };
+    names.set(name, entry);
+    return entry;
+  }
+
+  /**
+   * `,"remoteEndpoint":{...}` from the first candidate attribute that has a
+   * value, if any; cached by that value (peers repeat), with the port
+   * written apart when it is not the one cached (a caller's ephemeral port).
+   */
+  #remoteEndpoint(candidates: readonly RemoteCandidate[], attributes: Attributes): void {
+    for (let i = 0; i < candidates.length; i++) {
+      const candidate = candidates[i] as RemoteCandidate;
+      const value = attributes[candidate.key];
+      if (typeof value !== 'string' || value === '') continue;
+      const portValue = candidate.portKey === undefined ? undefined : attributes[candidate.portKey];
+      let remote = this.#remotes.get(value);
+      if (remote === undefined) {
+        const open = JSON.stringify(remoteEndpointFrom(value, undefined)).slice(0, -1);
+        const json = JSON.stringify(remoteEndpointFrom(value, portValue));
+        remote = {
+          open: Buffer.from(`,"remoteEndpoint":${open}`, 'utf8'),
+          portValue,
+          bytes: Buffer.from(`,"remoteEndpoint":${json}`, 'utf8'),
+        };
+        if (value.length <= MAX_CACHED_CHARS) {
+          if (this.#remotes.size >= MAX_REMOTES) this.#remotes.clear();
+          this.#remotes.set(value, remote);
+          this.#cached(remote.open);
+          this.#cached(remote.bytes);
+        }
+      }
+      if (portValue === remote.portValue) {
+        this.#chunk(remote.bytes);
+        return;
+      }
+      this.#chunk(remote.open);
+      const port = toPort(portValue);
+      if (port !== undefined) {
+        this.#chunk(PORT);
+        this.#number(port);
+      }
+      this.#byte(CLOSE_BRACE);
+      return;
+    }
   }
 
   /** `"key":"value"` as `attributeToTag` stringifies the value; false for values the reference path must handle. */
   #attribute(entry: AttributeKey, value: AttributeValue): boolean {
+    if (value === entry.lastValue) {
+      this.#chunk(entry.lastBytes as Uint8Array);
+      return true;
+    }
     const values = entry.values;
     const primitive = typeof value === 'object' ? undefined : value;
     const cacheable =
@@ -427,6 +708,8 @@ export class ZipkinJsonEncoder {
     if (cacheable) {
       const cached = values.get(primitive);
       if (cached !== undefined) {
+        entry.lastValue = primitive;
+        entry.lastBytes = cached;
         this.#chunk(cached);
         return true;
       }
@@ -455,7 +738,10 @@ export class ZipkinJsonEncoder {
           return true;
         }
       }
-      values.set(primitive, this.#cached(this.#copy(at)));
+      const bytes = this.#cached(this.#copy(at));
+      values.set(primitive, bytes);
+      entry.lastValue = primitive;
+      entry.lastBytes = bytes;
     }
     return true;
   }
@@ -469,50 +755,33 @@ export class ZipkinJsonEncoder {
     } else this.#string(String(count));
   }
 
-  #endpoint(endpoint: Endpoint): void {
-    // The reference sets one of serviceName, ipv4 and ipv6, then maybe the port: that is the JSON order.
-    this.#raw(REMOTE_ENDPOINT);
-    let empty = true;
-    if (endpoint.serviceName !== undefined) {
-      this.#raw(SERVICE_NAME);
-      this.#string(endpoint.serviceName);
-      empty = false;
-    }
-    if (endpoint.ipv4 !== undefined) {
-      if (!empty) this.#byte(COMMA);
-      this.#raw(IPV4);
-      this.#string(endpoint.ipv4);
-      empty = false;
-    }
-    if (endpoint.ipv6 !== undefined) {
-      if (!empty) this.#byte(COMMA);
-      this.#raw(IPV6);
-      this.#string(endpoint.ipv6);
-      empty = false;
-    }
-    if (endpoint.port !== undefined) {
-      if (!empty) this.#byte(COMMA);
-      this.#raw(PORT);
-      this.#number(endpoint.port);
-    }
-    this.#byte(CLOSE_BRACE);
-  }
-
   /** Counts `bytes` against the cache budget; beyond it, the caches start over. */
   #cached(bytes: Uint8Array): Uint8Array {
     this.#cachedBytes += bytes.length;
     if (this.#cachedBytes > MAX_CACHED_BYTES) {
-      this.#keys.clear();
-      this.#names.clear();
+      this.#clearKeys();
+      for (const names of this.#names) names.clear();
+      this.#remotes.clear();
       this.#cachedBytes = bytes.length;
     }
     return bytes;
   }
 
-  /** A copy, to keep, of what this piece holds from `at` (relative to its start) on. */
-  #copy(at: number): Uint8Array {
-    const from = this.#start + at;
-    return new Uint8Array(this.#slab.buffer, this.#slab.byteOffset + from, this.#pos - from).slice();
+  /** A copy, to keep, of what this piece holds from `at` to `end` (relative to its start; default: all written). */
+  #copy(at: number, end = this.#pos - this.#start): Uint8Array {
+    return new Uint8Array(this.#slab.buffer, this.#slab.byteOffset + this.#start + at, end - at).slice();
+  }
+
+  /** Template members `first` to `last`, with the commas between them. */
+  #run(template: AttributeTemplate, first: number, last: number): void {
+    const end = template.ends[last] as number;
+    let run = template.runs[first];
+    if (run === undefined || template.runEnds[first] !== end) {
+      run = template.bytes.subarray(template.starts[first], end);
+      template.runs[first] = run;
+      template.runEnds[first] = end;
+    }
+    this.#chunk(run);
   }
 
   #ensure(bytes: number): void {
@@ -531,17 +800,7 @@ export class ZipkinJsonEncoder {
     this.#slab[this.#pos++] = byte;
   }
 
-  /** Short constants: a JS loop (for a few bytes, no dearer than a call). */
-  #raw(bytes: Uint8Array): void {
-    const length = bytes.length;
-    this.#ensure(length);
-    const slab = this.#slab;
-    let pos = this.#pos;
-    for (let i = 0; i < length; i++) slab[pos++] = bytes[i] as number;
-    this.#pos = pos;
-  }
-
-  /** Longer or cached bytes: one `TypedArray.set`. */
+  /** Constant or cached bytes: one `TypedArray.set` (about as cheap as a JS loop over 8 bytes, cheaper beyond). */
   #chunk(bytes: Uint8Array): void {
     this.#ensure(bytes.length);
     this.#slab.set(bytes, this.#pos);
