@@ -228,6 +228,79 @@ describe('ZipkinJsonEncoder', () => {
     expect(encoder.referenceSpans).toBeLessThan(spans.length / 2);
   });
 
+  it('stays exact when spans of one name alternate between resources (templates and endpoints are per resource)', () => {
+    const converter = new ZipkinSpanConverter();
+    const encoder = new ZipkinJsonEncoder();
+    // RESOURCES[0] has service.version as a tag, so an attribute with that key overrides it in place
+    // (reference path); under RESOURCES[1] the same attribute is an ordinary tag.
+    const shared: Attributes = { 'http.request.method': 'GET', 'service.version': 'attr', 'network.peer.address': '10.0.0.9', 'network.peer.port': 4242 };
+    for (let i = 0; i < 2000; i++) {
+      const span = handMadeSpan();
+      const attrs: Attributes = { ...shared };
+      if (i % 7 === 0) attrs['url.path'] = `/p/${i}`;
+      Object.assign(span, {
+        name: pick(['GET /a', 'GET /b']),
+        kind: SpanKind.SERVER,
+        attributes: attrs,
+        events: i % 3 === 0 ? [] : span.events,
+        resource: RESOURCES[int(2)],
+      });
+      expect(encoder.encode(span).toString()).toBe(reference(converter, span).toString());
+    }
+  });
+
+  it('stays exact while attribute keys churn beyond every cache (key chains, templates, values)', () => {
+    const converter = new ZipkinSpanConverter();
+    const encoder = new ZipkinJsonEncoder();
+    for (let i = 0; i < 12_000; i++) {
+      const span = handMadeSpan();
+      const attrs: Attributes = { 'http.request.method': pick(['GET', 'POST']) };
+      // Keys new for a long time (past the 4096 the key cache holds), in a varying order and number.
+      for (let k = int(4); k > 0; k--) attrs[`churn.${(i * 7 + k * 13) % 9000}`] = pick(['x', 1, true, `v${i % 40}`]);
+      if (rand() < 0.5) attrs['server.address'] = pick(['a.internal', 'b.internal']);
+      Object.assign(span, { name: pick(['op', 'op2', `op.${i % 1500}`]), attributes: attrs, resource: RESOURCES[0] });
+      expect(encoder.encode(span).toString()).toBe(reference(converter, span).toString());
+    }
+  });
+
+  it('stays exact for remote endpoints whose port changes from span to span', () => {
+    const converter = new ZipkinSpanConverter();
+    const encoder = new ZipkinJsonEncoder();
+    for (let i = 0; i < 3000; i++) {
+      const span = handMadeSpan();
+      const attrs: Attributes = {
+        'network.peer.address': pick(['10.0.0.1', '::1', 'Peer.Name', '::ffff:10.1.2.3']),
+        'network.peer.port': pick([40000 + (i % 300), '8080', 0, 'x', undefined, 443.5]),
+        'server.address': pick(['upstream', 'UpStream', '10.9.9.9']),
+        'server.port': pick([9000, 9001, '70000']),
+      };
+      Object.assign(span, {
+        name: 'GET',
+        kind: pick([SpanKind.SERVER, SpanKind.CLIENT, SpanKind.CONSUMER, SpanKind.PRODUCER]),
+        attributes: attrs,
+        resource: pick(RESOURCES.slice(0, 4)),
+        events: rand() < 0.5 ? [] : span.events,
+      });
+      expect(encoder.encode(span).toString()).toBe(reference(converter, span).toString());
+    }
+  });
+
+  it('stays exact when the template of a span name was built from an unusual span and is rebuilt', () => {
+    const converter = new ZipkinSpanConverter();
+    const encoder = new ZipkinJsonEncoder();
+    for (let i = 0; i < 3000; i++) {
+      const span = handMadeSpan();
+      // The first span differs (an error status code, an extra key); later ones drop or add keys now and then.
+      const attrs: Attributes = { method: 'GET', status: i === 0 ? 503 : 200 };
+      if (i === 0 || i % 97 === 0) attrs['extra'] = 'x';
+      attrs['path'] = `/item/${i % 5}`;
+      if (i % 13 !== 0) attrs['tail'] = i % 500 < 250 ? 'one' : 'two';
+      if (i % 31 === 0) delete attrs['method'];
+      Object.assign(span, { name: 'GET /item', kind: SpanKind.SERVER, attributes: attrs, resource: RESOURCES[0] });
+      expect(encoder.encode(span).toString()).toBe(reference(converter, span).toString());
+    }
+  });
+
   it('keeps huge values and many spans exact across slab boundaries', () => {
     const converter = new ZipkinSpanConverter();
     const encoder = new ZipkinJsonEncoder();

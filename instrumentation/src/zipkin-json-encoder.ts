@@ -140,6 +140,8 @@ interface EncodedResource {
   localEndpoint: Uint8Array;
   /** `,"tags":{` and the resource tags as JSON members (`"k":"v","k2":"v2"`). */
   tagsOpen: Uint8Array;
+  /** `localEndpoint` and `tagsOpen` together: what spans without a remote endpoint or annotations have there. */
+  localAndTags: Uint8Array;
   /** Whether there are resource tags (then the next tag needs a comma). */
   hasTags: boolean;
   tagKeys: ReadonlySet<string>;
@@ -208,6 +210,12 @@ interface EncodedRemote {
   readonly portValue: AttributeValue | undefined;
   /** The whole member, for that port value. */
   readonly bytes: Uint8Array;
+  /** Whether it is in the cache (else made for one span, and not worth combining). */
+  readonly cached: boolean;
+  /** The resource `withTags` was made for. */
+  resource: EncodedResource | undefined;
+  /** The resource's local endpoint, `bytes`, and the resource's tags opening, as one chunk. */
+  withTags: Uint8Array | undefined;
 }
 
 /** Remote endpoints cached (by peer address or name). */
@@ -243,6 +251,8 @@ export class ZipkinJsonEncoder {
   /** `","kind":"...","name":"...","timestamp":` by span name, one map per `SpanKind`. */
   readonly #names: Map<string, EncodedName>[] = KIND_PREFIXES.map(() => new Map<string, EncodedName>());
   readonly #remotes = new Map<string, EncodedRemote>();
+  /** The port attribute's value of the remote endpoint #remote last found. */
+  #portValue: AttributeValue | undefined;
   readonly #scopes = new Map<unknown, EncodedScope>();
   /** The reference, for the spans the fused path leaves to it. */
   readonly #converter: ZipkinSpanConverter;
@@ -308,9 +318,11 @@ export class ZipkinJsonEncoder {
       for (const [key, value] of view.tags) tags[key] = value;
       const keys = Object.keys(tags);
       const members = JSON.stringify(tags).slice(1, -1);
+      const localEndpoint = `,"localEndpoint":${JSON.stringify(view.localEndpoint)}`;
       encoded = {
-        localEndpoint: Buffer.from(`,"localEndpoint":${JSON.stringify(view.localEndpoint)}`, 'utf8'),
+        localEndpoint: Buffer.from(localEndpoint, 'utf8'),
         tagsOpen: Buffer.from(`,"tags":{${members}`, 'utf8'),
+        localAndTags: Buffer.from(`${localEndpoint},"tags":{${members}`, 'utf8'),
         hasTags: members !== '',
         tagKeys: new Set(keys),
         fused: !keys.some((key) => MAPPING_TAGS.has(key)),
@@ -403,14 +415,16 @@ export class ZipkinJsonEncoder {
     this.#chunk(DURATION);
     // As the reference: whole microseconds, at least 1.
     this.#number(Math.max(1, hrTimeToMicros(span.duration)));
-    this.#chunk(resource.localEndpoint);
 
     const attributes = span.attributes;
     const candidates = remoteCandidates(kind);
-    if (candidates !== undefined) this.#remoteEndpoint(candidates, attributes);
-
     const events = span.events;
-    if (events.length > 0) {
+    let tagsAt: number; // relative: #ensure may move the piece to a new slab
+    if (events.length === 0) {
+      this.#endpoints(resource, candidates, attributes, true);
+      tagsAt = this.#pos - this.#start - resource.tagsOpen.length;
+    } else {
+      this.#endpoints(resource, candidates, attributes, false);
       this.#chunk(ANNOTATIONS);
       for (let i = 0; i < events.length; i++) {
         if (i > 0) this.#byte(COMMA);
@@ -423,11 +437,11 @@ export class ZipkinJsonEncoder {
         this.#byte(CLOSE_BRACE);
       }
       this.#byte(0x5d); // ]
+      tagsAt = this.#pos - this.#start;
+      this.#chunk(resource.tagsOpen);
     }
 
     // Tags in the reference's order: resource tags, attributes, scope, status, dropped counts.
-    const tagsAt = this.#pos - this.#start; // relative: #ensure may move the piece to a new slab
-    this.#chunk(resource.tagsOpen);
     let empty = !resource.hasTags;
     let written: boolean | undefined;
     if (encodedName === undefined) written = this.#attributes(attributes, resource, empty);
@@ -652,45 +666,78 @@ export class ZipkinJsonEncoder {
   }
 
   /**
-   * `,"remoteEndpoint":{...}` from the first candidate attribute that has a
-   * value, if any; cached by that value (peers repeat), with the port
-   * written apart when it is not the one cached (a caller's ephemeral port).
+   * `,"localEndpoint":{...}`, then `,"remoteEndpoint":{...}` when the span
+   * has one, then with `withTags` the tags' opening and the resource tags.
+   * For most spans that is one cached chunk: the remote endpoint is cached by
+   * the attribute value it comes from (peers repeat), with the port written
+   * apart when it is not the cached one (a caller's ephemeral port).
    */
-  #remoteEndpoint(candidates: readonly RemoteCandidate[], attributes: Attributes): void {
+  #endpoints(
+    resource: EncodedResource,
+    candidates: readonly RemoteCandidate[] | undefined,
+    attributes: Attributes,
+    withTags: boolean,
+  ): void {
+    const remote = candidates === undefined ? undefined : this.#remote(candidates, attributes);
+    if (remote === undefined) {
+      this.#chunk(withTags ? resource.localAndTags : resource.localEndpoint);
+      return;
+    }
+    if (this.#portValue === remote.portValue) {
+      if (withTags && remote.cached) {
+        if (remote.resource !== resource) {
+          remote.resource = resource;
+          remote.withTags = this.#cached(Buffer.concat([resource.localEndpoint, remote.bytes, resource.tagsOpen]));
+        }
+        this.#chunk(remote.withTags as Uint8Array);
+        return;
+      }
+      this.#chunk(resource.localEndpoint);
+      this.#chunk(remote.bytes);
+    } else {
+      this.#chunk(resource.localEndpoint);
+      this.#chunk(remote.open);
+      const port = toPort(this.#portValue);
+      if (port !== undefined) {
+        this.#chunk(PORT);
+        this.#number(port);
+      }
+      this.#byte(CLOSE_BRACE);
+    }
+    if (withTags) this.#chunk(resource.tagsOpen);
+  }
+
+  /** The remote endpoint from the first candidate attribute that has a value, if any; its port attribute's value in #portValue. */
+  #remote(candidates: readonly RemoteCandidate[], attributes: Attributes): EncodedRemote | undefined {
     for (let i = 0; i < candidates.length; i++) {
       const candidate = candidates[i] as RemoteCandidate;
       const value = attributes[candidate.key];
       if (typeof value !== 'string' || value === '') continue;
       const portValue = candidate.portKey === undefined ? undefined : attributes[candidate.portKey];
+      this.#portValue = portValue;
       let remote = this.#remotes.get(value);
       if (remote === undefined) {
         const open = JSON.stringify(remoteEndpointFrom(value, undefined)).slice(0, -1);
         const json = JSON.stringify(remoteEndpointFrom(value, portValue));
+        const cached = value.length <= MAX_CACHED_CHARS;
         remote = {
           open: Buffer.from(`,"remoteEndpoint":${open}`, 'utf8'),
           portValue,
           bytes: Buffer.from(`,"remoteEndpoint":${json}`, 'utf8'),
+          cached,
+          resource: undefined,
+          withTags: undefined,
         };
-        if (value.length <= MAX_CACHED_CHARS) {
+        if (cached) {
           if (this.#remotes.size >= MAX_REMOTES) this.#remotes.clear();
           this.#remotes.set(value, remote);
           this.#cached(remote.open);
           this.#cached(remote.bytes);
         }
       }
-      if (portValue === remote.portValue) {
-        this.#chunk(remote.bytes);
-        return;
-      }
-      this.#chunk(remote.open);
-      const port = toPort(portValue);
-      if (port !== undefined) {
-        this.#chunk(PORT);
-        this.#number(port);
-      }
-      this.#byte(CLOSE_BRACE);
-      return;
+      return remote;
     }
+    return undefined;
   }
 
   /** `"key":"value"` as `attributeToTag` stringifies the value; false for values the reference path must handle. */
