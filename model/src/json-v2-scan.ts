@@ -318,6 +318,9 @@ export class ScannedEndpoint {
  * the body (text without its quotes), valid until the next scanNext.
  */
 export class ScannedSpan {
+  /** The span's JSON object is bytes spanAt..spanEnd (from its `{` to after its `}`). */
+  spanAt = 0;
+  spanEnd = 0;
   /** Trace id text: bytes traceIdAt..traceIdEnd (16 or 32 lower-case hex digits). */
   traceIdAt = 0;
   traceIdEnd = 0;
@@ -852,6 +855,8 @@ function scanSpan(p: number): boolean {
       s.parentIdAt = -1;
     }
   }
+  s.spanAt = p;
+  s.spanEnd = pos;
   lastTraceIdAt = s.traceIdAt;
   lastTraceIdLength = s.traceIdEnd - s.traceIdAt;
   lastTraceIdRunAt = s.traceIdRunAt;

@@ -92,7 +92,8 @@ export function spansJsonOf(encoded: readonly EncodedSpans[]): Buffer {
   return Buffer.from(`[${payloads.join(',')}]`, 'utf8');
 }
 
-function writeRow(w: RowWriter, span: Span, fallbackMicros: number): void {
+/** Appends one span's span_ingest line to `w` (for the JSON v2 transcoder's odd spans too). */
+export function writeRow(w: RowWriter, span: Span, fallbackMicros: number): void {
   const tags = span.tags;
   let keys = NO_KEYS;
   /** The tags' JSON, only when index-like keys make JSON.stringify's order differ from the sorted keys. */
@@ -287,7 +288,7 @@ export function spanTime(span: Span, fallbackMicros: number): number {
 const KINDS = new Set(['CLIENT', 'SERVER', 'PRODUCER', 'CONSUMER']);
 
 /** A non-negative safe integer for a UInt64 column (model spans already are; this keeps a bad one from failing the batch). */
-function uint(value: number): number {
+export function uint(value: number): number {
   if (!Number.isFinite(value) || value <= 0) return 0;
   return Math.min(Math.trunc(value), Number.MAX_SAFE_INTEGER);
 }
