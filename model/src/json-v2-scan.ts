@@ -91,7 +91,8 @@ let buf = Buffer.alloc(0) as FastBuffer;
 let view = new DataView(buf.buffer, 0, 0);
 let pos = 0;
 // Number value of the last readInteger.
-let int = 0;
+// (in a typed array: a module variable would box each large number)
+const ints = new Float64Array(1);
 const FAIL = -1;
 
 // Strings are slices of a text made of the body in chunks: one string of a
@@ -203,14 +204,14 @@ function isIpv4(start: number, end: number): boolean {
 
 /**
  * A non-negative integer of JSON at `p` without fraction or exponent, below
- * 2^53: sets `int` and returns the position after it, or FAIL. What follows
+ * 2^53: sets `ints[0]` and returns the position after it, or FAIL. What follows
  * is checked by the caller (a `,` or `}`), which rejects "1.5", "1e3", "01".
  */
 function readInteger(p: number): number {
   const b = buf;
   let c = b[p]!;
   if (c === 48) {
-    int = 0;
+    ints[0] = 0;
     return p + 1;
   }
   if (!(c >= 49 && c <= 57)) return FAIL;
@@ -223,7 +224,7 @@ function readInteger(p: number): number {
   }
   // Up to 2^53 every step above is exact; beyond, leave it to JSON.parse.
   if (p - start > 16 || value > MAX_SAFE) return FAIL;
-  int = value;
+  ints[0] = value;
   return p;
 }
 
@@ -536,8 +537,8 @@ function readEndpoint(p: number, e: ScannedEndpoint): boolean {
     } else if (matches(k, K_PORT)) {
       if (e.port >= 0 || (v = colon(k + 5)) < 0) return false;
       const end = readInteger(v);
-      if (end < 0 || int > 0xffff) return false;
-      e.port = int;
+      if (end < 0 || ints[0]! > 0xffff) return false;
+      e.port = ints[0]!;
       e.portAt = v;
       e.portEnd = end;
       pos = end;
@@ -586,8 +587,8 @@ function readAnnotations(p: number, s: ScannedSpan): boolean {
     while (k > 0) {
       let v: number;
       if (matches(k, K_TIMESTAMP)) {
-        if (timestamp > 0 || (v = colon(k + 10)) < 0 || (tsEnd = readInteger(v)) < 0 || int === 0) return false;
-        timestamp = int;
+        if (timestamp > 0 || (v = colon(k + 10)) < 0 || (tsEnd = readInteger(v)) < 0 || ints[0] === 0) return false;
+        timestamp = ints[0]!;
         tsAt = v;
         pos = tsEnd;
       } else if (matches(k, K_VALUE)) {
@@ -772,7 +773,7 @@ function scanSpan(p: number): boolean {
         } else if (matches(k, K_TIMESTAMP)) {
           bit = TIMESTAMP;
           if ((v = colon(k + 10)) < 0 || (pos = readInteger(v)) < 0) return false;
-          s.timestamp = int;
+          s.timestamp = ints[0]!;
           s.timestampAt = v;
           s.timestampEnd = pos;
         } else if (matches(k, K_TAGS)) {
@@ -806,7 +807,7 @@ function scanSpan(p: number): boolean {
         if (matches(k, K_DURATION)) {
           bit = DURATION;
           if ((v = colon(k + 9)) < 0 || (pos = readInteger(v)) < 0) return false;
-          s.duration = int;
+          s.duration = ints[0]!;
           s.durationAt = v;
           s.durationEnd = pos;
         } else if (matches(k, K_DEBUG)) {

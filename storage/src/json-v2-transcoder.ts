@@ -126,9 +126,28 @@ function jsonV2Text(body: Uint8Array, options: DecodeOptions): Buffer | undefine
   return bytes;
 }
 
+// Rows are written into slabs shared by consecutive messages, and a
+// message's rows are a view of its slab: no copy of the rows and no
+// allocation per message (a copy into an exact-size Buffer per message was
+// ~4% of the collector's CPU in a profile). A slab lives as long as the
+// rows of any of its messages (those wait for their batch's insert).
+const SLAB_BYTES = 4 * 1024 * 1024;
+let slab: Buffer = Buffer.allocUnsafeSlow(SLAB_BYTES);
+let slabUsed = 0;
+
 function transcodeList(body: Buffer, start: number, fallbackMicros: number): TranscodeResult | undefined {
   const w = scratch;
-  w.length = 0;
+  // Rows take ~1.6 times the JSON's bytes: room for twice as many, so that
+  // the writer rarely grows the buffer (which copies the slab).
+  const room = 2 * (body.length - start) + 4096;
+  if (slab.length - slabUsed < room) {
+    slab = Buffer.allocUnsafeSlow(Math.max(SLAB_BYTES, room));
+    slabUsed = 0;
+  }
+  w.buffer = slab;
+  w.length = slabUsed;
+  // Where this message's rows start (w.reserve keeps offsets when it grows the buffer).
+  const begin = slabUsed;
   const dropped: DroppedSpan[] = [];
   let count = 0;
   let fromBytes = 0;
@@ -158,11 +177,10 @@ function transcodeList(body: Buffer, start: number, fallbackMicros: number): Tra
     bodyView = EMPTY_VIEW;
   }
   transcoderStats.rowsFromBytes += fromBytes;
-  const rows = Buffer.allocUnsafeSlow(w.length);
-  w.buffer.copy(rows, 0, 0, w.length);
-  // Let a scratch buffer grown by one huge body go again.
-  if (w.buffer.length > 16 * 1024 * 1024) w.buffer = Buffer.allocUnsafe(256 * 1024);
-  return { ok: true, encoding: 'JSON_V2', encoded: { rows, count }, dropped };
+  // The buffer, grown or not, is the slab of the next message.
+  slab = w.buffer;
+  slabUsed = w.length;
+  return { ok: true, encoding: 'JSON_V2', encoded: { rows: slab.subarray(begin, slabUsed), count }, dropped };
 }
 
 const EMPTY_VIEW: DataView = new DataView(new ArrayBuffer(0));

@@ -10,7 +10,10 @@
  * consume, so RabbitMQ, ClickHouse, the collectors and the publisher share
  * the machine, as in the target. Each phase uses its own database.
  *
- *   npm run bench -w collector -- [--spans 400000] [--per-message 200] [--encoding json|proto]
+ *   npm run bench -w collector -- [--spans 400000] [--per-message 200] [--encoding json|proto] [--replicas 1,2] [--profile DIR]
+ *
+ * --profile DIR: the collector processes write V8 CPU profiles into DIR
+ * (node --cpu-prof), to see where their CPU per span goes.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -20,7 +23,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { connect } from 'amqplib';
 import { decodeSpans, encodeJsonV2, encodeProto3, type Span } from '@tracehouse/model';
-import { ClickHouseStore, encodeSpans, generateSpans, type EncodedSpans } from '@tracehouse/storage';
+import { ClickHouseStore, encodeSpans, generateSpans, transcodeSpans, type EncodedSpans } from '@tracehouse/storage';
 import { pino } from 'pino';
 import { Collector } from '../collector.js';
 import { parseConfig } from '../config.js';
@@ -32,6 +35,7 @@ const { values } = parseArgs({
     'per-message': { type: 'string', default: '200' },
     encoding: { type: 'string', default: 'json' },
     replicas: { type: 'string', default: '1,2' },
+    profile: { type: 'string' },
   },
 });
 const total = Number(values.spans);
@@ -153,7 +157,8 @@ async function throughQueue(
   try {
     for (let i = 0; i < replicas; i++) {
       const port = await freePort();
-      const child = spawn(process.execPath, [BIN], {
+      const profile = values.profile === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${values.profile}`];
+      const child = spawn(process.execPath, [...profile, BIN], {
         env: {
           ...process.env,
           TRACEHOUSE_QUEUE: queue,
@@ -271,19 +276,34 @@ console.log(
     `insert concurrency ${config.insertConcurrency}, prefetch ${config.prefetch}`,
 );
 
-// What the collector itself costs, without ClickHouse: decoding alone, then
-// the whole RabbitMQ path (deliver, decode, batch, ack) into a store that
-// accepts instantly, from a queue filled beforehand.
+// What the collector itself costs, without ClickHouse: a message's body to
+// rows alone (decodeSpans + encodeSpans, as before the transcoder, and
+// transcodeSpans, what the collector runs), then the whole RabbitMQ path
+// (deliver, transcode, batch, ack) into a store that accepts instantly, from
+// a queue filled beforehand.
 {
-  const started = performance.now();
-  let decoded = 0;
-  for (const body of bodies) {
-    const result = decodeSpans(body);
-    if (result.ok) decoded += result.spans.length;
+  const now = Date.now() * 1000;
+  const ways = [
+    { label: 'decodeSpans + encodeSpans', run: (body: Buffer) => encodeSpans((decodeSpans(body) as { spans: Span[] }).spans, now).count, micros: [] as number[] },
+    { label: 'transcodeSpans (the collector)', run: (body: Buffer) => (transcodeSpans(body, {}, now) as { encoded: EncodedSpans }).encoded.count, micros: [] as number[] },
+  ];
+  // Rounds of each way interleaved over (up to) the first 50,000 spans.
+  const sample = bodies.slice(0, Math.ceil(50_000 / perMessage));
+  const count = sample.reduce((n, body) => n + ways[1]!.run(body), 0);
+  for (let round = 0; round < 5; round++) {
+    for (const way of ways) {
+      const cpu = process.cpuUsage();
+      for (const body of sample) way.run(body);
+      const used = process.cpuUsage(cpu);
+      way.micros.push((used.user + used.system) / count);
+    }
   }
-  console.log(`decodeSpans alone (JS, one core): ${fmt(rate(decoded, performance.now() - started))} spans/s`);
+  const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
   console.log(
-    `collector without ClickHouse (no-op store, queue filled first; consume, decode, encode rows, ack): ${fmt(await noopStore(bodies, spans.length))} spans/s`,
+    `body -> rows (JS, one core, median of 5 interleaved rounds): ${ways.map((w) => `${w.label} ${median(w.micros).toFixed(2)} µs CPU/span`).join(', ')}`,
+  );
+  console.log(
+    `collector without ClickHouse (no-op store, queue filled first; consume, transcode to rows, ack): ${fmt(await noopStore(bodies, spans.length))} spans/s`,
   );
 }
 

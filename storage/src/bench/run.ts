@@ -5,7 +5,10 @@
  * through @clickhouse/client, the format the writer does not use.
  *
  *   npm run bench -w storage -- [--spans 500000] [--batch 10000] [--url http://127.0.0.1:8123] [--chdb] [--compare-json]
- *                               [--server-pid N] [--view-costs [--rounds 5]]
+ *                               [--server-pid N] [--view-costs [--rounds 5]] [--js-only]
+ *
+ * --js-only: only the JavaScript figures (row building, JSON v2 body to
+ * rows), no ClickHouse.
  *
  * --view-costs: the server CPU per span of the writer's inserts with each
  * materialized view removed in turn (one database per variant, rounds
@@ -17,8 +20,10 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { createClient } from '@clickhouse/client';
+import { decodeSpans, encodeJsonV2, type Span } from '@tracehouse/model';
 import { ClickHouseStore } from '../clickhouse-store.js';
 import { generateSpans } from '../span-generator.js';
+import { transcodeSpans } from '../json-v2-transcoder.js';
 import { canonicalJson, encodeSpans, spanTime } from '../span-row.js';
 import { INGEST_COLUMNS } from '../schema.js';
 
@@ -33,6 +38,7 @@ const { values } = parseArgs({
     'server-pid': { type: 'string' },
     'view-costs': { type: 'boolean', default: false },
     rounds: { type: 'string', default: '5' },
+    'js-only': { type: 'boolean', default: false },
   },
 });
 
@@ -64,6 +70,36 @@ const rate = (n: number, ms: number): string => `${Math.round((n / ms) * 1000).t
     }
   }
 }
+
+// JS cost alone of what the collector does with a JSON v2 message of 200
+// spans: decodeSpans then encodeSpans (Span objects in between), against
+// transcodeSpans (rows from the body's bytes). Rounds of each interleaved,
+// so load from other processes falls on both alike; median CPU µs per span.
+{
+  const now = Date.now() * 1000;
+  const bodies: Buffer[] = [];
+  for (let i = 0; i < Math.min(spans.length, 100_000); i += 200) bodies.push(encodeJsonV2(spans.slice(i, i + 200)));
+  const count = bodies.length * 200;
+  const cases = [
+    { label: 'decodeSpans + encodeSpans', run: (body: Buffer) => encodeSpans((decodeSpans(body) as { spans: Span[] }).spans, now).rows.length, micros: [] as number[] },
+    { label: 'transcodeSpans', run: (body: Buffer) => (transcodeSpans(body, {}, now) as { encoded: { rows: Buffer } }).encoded.rows.length, micros: [] as number[] },
+  ];
+  const bytes = cases.map((c) => bodies.reduce((n, body) => n + c.run(body), 0));
+  if (bytes[0] !== bytes[1]) throw new Error(`the two ways made rows of ${bytes[0]} and ${bytes[1]} bytes`);
+  for (let round = 0; round < 7; round++) {
+    for (const c of cases) {
+      const cpu = process.cpuUsage();
+      for (const body of bodies) c.run(body);
+      const used = process.cpuUsage(cpu);
+      c.micros.push((used.user + used.system) / count);
+    }
+  }
+  const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
+  console.log(`JSON v2 body -> rows (JS only, ${bodies.length} bodies of 200 spans, ${Math.round(bodies.reduce((n, b) => n + b.length, 0) / count)} B/span; median of 7 interleaved rounds):`);
+  for (const c of cases) console.log(`  ${c.label.padEnd(28)} ${median(c.micros).toFixed(2)} µs CPU per span   (${c.micros.map((m) => m.toFixed(2)).join(' ')})`);
+  console.log(`  transcodeSpans / decode+encode: ${(median(cases[1]!.micros) / median(cases[0]!.micros)).toFixed(2)}`);
+}
+if (values['js-only']) process.exit(0);
 
 /**
  * CPU time used so far by a local clickhouse-server (from /proc), in ms, when
