@@ -15,6 +15,10 @@ import { StorageError } from './storage-error.js';
  * row, and the payload JSON is embedded without a second round of JSON
  * escaping. RowBinary measured no cheaper for the 18.16 server to parse.
  * The bytes are written by RowWriter (see there why by hand).
+ *
+ * The collector does not call encodeSpans for JSON v2 bodies: transcodeSpans
+ * (json-v2-transcoder.ts) writes the same rows straight from a body's bytes
+ * and comes here (writeRow) only for spans it does not write itself.
  */
 
 /** Rows of span_ingest for some spans, ready to be sent. */
