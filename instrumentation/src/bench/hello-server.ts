@@ -36,7 +36,7 @@ const server = http.createServer((request, response) => {
   if (request.url === '/__stats') {
     response.writeHead(200, { 'content-type': 'application/json' });
     const cpu = process.cpuUsage();
-    response.end(JSON.stringify({ exporter: tracing?.stats(), cpuMicros: cpu.user + cpu.system }));
+    response.end(JSON.stringify({ exporter: tracing?.stats(), cpuMicros: cpu.user + cpu.system, systemMicros: cpu.system }));
     return;
   }
   response.writeHead(200, { 'content-type': 'text/plain' });

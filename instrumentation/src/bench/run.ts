@@ -299,6 +299,8 @@ async function saturate(port: number, seconds: number): Promise<autocannon.Resul
 interface ServerStats {
   exporter?: Record<string, unknown>;
   cpuMicros: number;
+  /** The part of cpuMicros spent in the kernel (socket writes: HTTP responses, and the exporter's to the broker). */
+  systemMicros: number;
 }
 
 async function stats(port: number): Promise<ServerStats> {
@@ -337,12 +339,16 @@ interface ProfileNode {
  * Share of the server's busy CPU spent in the exporter: samples of a V8 CPU
  * profile whose stack includes this package's code or amqplib (so JSON
  * encoding and AMQP socket writes count). Unlike req/s, this does not depend
- * on what else the machine is running.
+ * on what else the machine is running. Only samples taken between `from` and
+ * `to` (process.hrtime microseconds: V8 stamps samples with the same
+ * monotonic clock) count: the profile also covers start-up (loading amqplib,
+ * connecting), warm-up and shutdown, which would otherwise add a few points.
  */
-function exporterShare(profileDir: string): number {
+function exporterShare(profileDir: string, from: number, to: number): number {
   const file = readdirSync(profileDir).find((f) => f.endsWith('.cpuprofile'));
   if (file === undefined) throw new Error('no CPU profile written');
   const profile = JSON.parse(readFileSync(join(profileDir, file), 'utf8')) as {
+    startTime: number;
     nodes: ProfileNode[];
     samples: number[];
     timeDeltas: number[];
@@ -354,8 +360,11 @@ function exporterShare(profileDir: string): number {
     url.includes('/amqplib/') || (url.includes('/instrumentation/dist/') && !url.includes('/bench/'));
   let busy = 0;
   let exporter = 0;
+  let time = profile.startTime;
   profile.samples.forEach((id, i) => {
     const delta = profile.timeDeltas[i] ?? 0;
+    time += delta;
+    if (time < from || time > to) return;
     const node = byId.get(id);
     if (node === undefined || node.callFrame.functionName === '(idle)') return;
     busy += delta;
@@ -371,18 +380,22 @@ function exporterShare(profileDir: string): number {
 
 async function profiledRun(queue: string): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'th-bench-profile-'));
+  let from: number;
+  let to: number;
   try {
     const server = await startServer('rabbitmq', queue, ['--cpu-prof', `--cpu-prof-dir=${dir}`]);
     try {
       await saturate(server.port, 2);
+      from = Number(process.hrtime.bigint() / 1000n);
       const result = await saturate(server.port, SECONDS);
+      to = Number(process.hrtime.bigint() / 1000n);
       console.log(`profiled rabbitmq run: ${result.requests.average.toFixed(0)} req/s`);
     } finally {
       await stopServer(server);
     }
-    const share = exporterShare(dir);
+    const share = exporterShare(dir, from, to);
     console.log(
-      `exporter's share of the server's busy CPU at saturation (CPU profile)  ${(share * 100).toFixed(1)}%  ` +
+      `exporter's share of the server's busy CPU at saturation (CPU profile, measured run only)  ${(share * 100).toFixed(1)}%  ` +
         `(= throughput a CPU-bound server loses to it; goal <= 10%)`,
     );
   } finally {
@@ -395,6 +408,7 @@ async function throughput(): Promise<void> {
   const modes = ['none', 'noop', 'rabbitmq'] as const;
   const results: Record<(typeof modes)[number], number[]> = { none: [], noop: [], rabbitmq: [] };
   const cpuPerRequest: Record<(typeof modes)[number], number[]> = { none: [], noop: [], rabbitmq: [] };
+  const systemPerRequest: Record<(typeof modes)[number], number[]> = { none: [], noop: [], rabbitmq: [] };
   console.log(
     `\n== HTTP hello world at saturation (autocannon, ${CONNECTIONS} connections, ${SECONDS} s x ${ROUNDS} rounds per configuration) ==`,
   );
@@ -405,19 +419,21 @@ async function throughput(): Promise<void> {
         const server = await startServer(mode, queue);
         try {
           await saturate(server.port, 2); // warm-up
-          const cpuBefore = (await stats(server.port)).cpuMicros;
+          const before = await stats(server.port);
           const brokerBefore = brokerCpuMicros();
           const result = await saturate(server.port, SECONDS);
           const after = await stats(server.port);
           const brokerShare = (brokerCpuMicros() - brokerBefore) / (result.duration * 1_000_000);
           const failed = result.errors + result.non2xx + result.timeouts;
-          const cpu = (after.cpuMicros - cpuBefore) / result.requests.total;
+          const cpu = (after.cpuMicros - before.cpuMicros) / result.requests.total;
+          const system = (after.systemMicros - before.systemMicros) / result.requests.total;
+          systemPerRequest[mode].push(system);
           results[mode].push(result.requests.average);
           cpuPerRequest[mode].push(cpu);
           const extra = after.exporter === undefined ? '' : ` exporter: ${JSON.stringify(after.exporter)}`;
           console.log(
             `round ${round + 1} ${mode.padEnd(8)} ${result.requests.average.toFixed(0).padStart(7)} req/s  ` +
-              `server CPU ${cpu.toFixed(1)} µs/request  broker ${(brokerShare * 100).toFixed(0)}% of a core  ` +
+              `server CPU ${cpu.toFixed(1)} µs/request (kernel ${system.toFixed(1)})  broker ${(brokerShare * 100).toFixed(0)}% of a core  ` +
               `p99 ${result.latency.p99} ms  failed ${failed}${extra}`,
           );
         } finally {
@@ -459,7 +475,9 @@ async function throughput(): Promise<void> {
   // server too; the server's own CPU per request isolates what the exporter
   // costs the service, and is steadier than req/s under a noisy load.
   console.log(
-    `\nserver CPU per request (median): none ${cpuNone.toFixed(1)} µs, SDK + no-op ${cpuNoop.toFixed(1)} µs, SDK + RabbitMQ ${cpuRabbit.toFixed(1)} µs`,
+    `\nserver CPU per request (median): none ${cpuNone.toFixed(1)} µs, SDK + no-op ${cpuNoop.toFixed(1)} µs, SDK + RabbitMQ ${cpuRabbit.toFixed(1)} µs` +
+      ` (of which in the kernel: ${median(systemPerRequest.none).toFixed(1)}, ${median(systemPerRequest.noop).toFixed(1)}, ` +
+      `${median(systemPerRequest.rabbitmq).toFixed(1)} µs)`,
   );
   console.log(
     `throughput a CPU-bound server keeps, RabbitMQ exporter vs no-op (CPU ratio)  ${cpuKept.toFixed(3)} [${(cpuNoop / cpuRabbit).toFixed(3)}]  ` +
