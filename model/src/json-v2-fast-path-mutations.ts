@@ -79,6 +79,7 @@ const WEIRD_VALUES: unknown[] = [
   new Pairs([]),
   ...ID_VALUES,
 ];
+const ZIPKIN_ORDER = ['traceId', 'parentId', 'id', 'kind', 'name', 'timestamp', 'duration', 'localEndpoint', 'remoteEndpoint', 'annotations', 'tags', 'debug', 'shared'];
 const SPAN_FIELDS = ['traceId', 'id', 'parentId', 'kind', 'name', 'timestamp', 'duration', 'localEndpoint', 'remoteEndpoint', 'annotations', 'tags', 'debug', 'shared'];
 const EXTRA_FIELDS = ['extra', '__proto__', 'binaryAnnotations', 'traceID', 'Id', 't', ''];
 const IP_VALUES = ['10.0.0.1', '255.255.255.255', '0.0.0.0', '256.1.1.1', '01.2.3.4', '1.2.3', '1.2.3.4.5', '2001:db8::c001', '2001:DB8:0:0:0:0:0:1', '::ffff:10.1.2.3', 'fe80::1%eth0', '::', 'not-an-ip', '', '1.2.3.4 '];
@@ -188,6 +189,8 @@ export function mutatedBodies(seed: number): () => { text: string; label: string
     const labels: string[] = [];
     for (let n = 0; n < count; n++) {
       const span = pairsOf(structuredClone(pick(spans)));
+      // Half in Zipkin's field order (as Zipkin's and tracehouse's encoders write it).
+      if (int(2) === 0) span.entries.sort(([a], [b]) => ZIPKIN_ORDER.indexOf(a) - ZIPKIN_ORDER.indexOf(b));
       const edits = int(4);
       for (let e = 0; e < edits; e++) labels.push(mutate(span));
       items.push(int(30) === 0 ? weird() : span);

@@ -295,6 +295,8 @@ function firstKey(p: number): number {
 export class ScannedEndpoint {
   /** Whether the span has this endpoint as an object (an empty one included). */
   present = false;
+  /** Its keys came in Zipkin's order: serviceName, ipv4, ipv6, port. */
+  keysInOrder = false;
   /** serviceName's text is bytes serviceAt..serviceEnd (may be empty: absent after normalisation). */
   serviceAt = -1;
   serviceEnd = -1;
@@ -322,6 +324,12 @@ export class ScannedSpan {
   /** The span's JSON object is bytes spanAt..spanEnd (from its `{` to after its `}`). */
   spanAt = 0;
   spanEnd = 0;
+  /** The keys present in the body (SCANNED_FIELD bits), whatever their value. */
+  fields = 0;
+  /** The keys came in Zipkin's JSON field order (SCANNED_FIELD's). */
+  keysInOrder = false;
+  /** Where the text of the key "tags" starts (after its quote), when present. */
+  tagsKeyAt = 0;
   /** Trace id text: bytes traceIdAt..traceIdEnd (16 or 32 lower-case hex digits). */
   traceIdAt = 0;
   traceIdEnd = 0;
@@ -520,20 +528,29 @@ function readEndpoint(p: number, e: ScannedEndpoint): boolean {
   e.ipv4At = -1;
   e.ipv6At = -1;
   e.port = -1;
+  // Rank of the last key (serviceName 1, ipv4 2, ipv6 3, port 4).
+  let last = 0;
+  let inOrder = true;
   let k = firstKey(p + 1);
   while (k > 0) {
     let v: number;
     if (matches(k, K_SERVICE_NAME)) {
       if (e.serviceAt >= 0 || (v = colon(k + 12)) < 0 || readLowerText(v, e, false) < 0) return false;
+      if (last > 1) inOrder = false;
+      last = 1;
     } else if (matches(k, K_IPV4)) {
       if (e.ipv4At >= 0 || (v = colon(k + 5)) < 0 || (v = readString(v)) < 0) return false;
       e.ipv4At = v;
       e.ipv4End = pos - 1;
       e.ipv4Plain = isIpv4(v, pos - 1);
+      if (last > 2) inOrder = false;
+      last = 2;
     } else if (matches(k, K_IPV6)) {
       if (e.ipv6At >= 0 || (v = colon(k + 5)) < 0 || (v = readString(v)) < 0) return false;
       e.ipv6At = v;
       e.ipv6End = pos - 1;
+      if (last > 3) inOrder = false;
+      last = 3;
     } else if (matches(k, K_PORT)) {
       if (e.port >= 0 || (v = colon(k + 5)) < 0) return false;
       const end = readInteger(v);
@@ -542,11 +559,13 @@ function readEndpoint(p: number, e: ScannedEndpoint): boolean {
       e.portAt = v;
       e.portEnd = end;
       pos = end;
+      last = 4;
     } else {
       return false;
     }
     k = nextKey(pos);
   }
+  e.keysInOrder = inOrder;
   return k === 0;
 }
 
@@ -727,20 +746,38 @@ function readTags(p: number, s: ScannedSpan): boolean {
   return k === 0;
 }
 
-// Bits of the span fields seen, to give up on a repeated key.
-const TRACE_ID = 1;
-const ID = 2;
-const PARENT_ID = 4;
-const KIND = 8;
-const NAME = 16;
-const TIMESTAMP = 32;
-const DURATION = 64;
-const LOCAL = 128;
-const REMOTE = 256;
-const ANNOTATIONS = 512;
-const TAGS = 1024;
-const DEBUG = 2048;
-const SHARED = 4096;
+/**
+ * Bits of ScannedSpan.fields: the span's keys present in the body. Their
+ * order is Zipkin's JSON field order (a key with a greater bit comes later).
+ */
+export const SCANNED_FIELD = {
+  traceId: 1,
+  parentId: 2,
+  id: 4,
+  kind: 8,
+  name: 16,
+  timestamp: 32,
+  duration: 64,
+  localEndpoint: 128,
+  remoteEndpoint: 256,
+  annotations: 512,
+  tags: 1024,
+  debug: 2048,
+  shared: 4096,
+} as const;
+const TRACE_ID = SCANNED_FIELD.traceId;
+const PARENT_ID = SCANNED_FIELD.parentId;
+const ID = SCANNED_FIELD.id;
+const KIND = SCANNED_FIELD.kind;
+const NAME = SCANNED_FIELD.name;
+const TIMESTAMP = SCANNED_FIELD.timestamp;
+const DURATION = SCANNED_FIELD.duration;
+const LOCAL = SCANNED_FIELD.localEndpoint;
+const REMOTE = SCANNED_FIELD.remoteEndpoint;
+const ANNOTATIONS = SCANNED_FIELD.annotations;
+const TAGS = SCANNED_FIELD.tags;
+const DEBUG = SCANNED_FIELD.debug;
+const SHARED = SCANNED_FIELD.shared;
 
 /**
  * The span object at `p` (its `{`) into `scanned`, with `pos` after its `}`;
@@ -750,6 +787,7 @@ function scanSpan(p: number): boolean {
   const b = buf;
   const s = scanned;
   let seen = 0;
+  let inOrder = true;
   s.parentIdAt = -1;
   s.kind = undefined;
   s.nameAt = -1;
@@ -778,6 +816,7 @@ function scanSpan(p: number): boolean {
           s.timestampEnd = pos;
         } else if (matches(k, K_TAGS)) {
           bit = TAGS;
+          s.tagsKeyAt = k;
           if ((v = colon(k + 5)) < 0 || !readTags(v, s)) return false;
         } else {
           return false;
@@ -843,6 +882,8 @@ function scanSpan(p: number): boolean {
         return false;
     }
     if ((seen & bit) !== 0) return false;
+    // Every bit seen so far is smaller: the keys came in Zipkin's order.
+    if (bit < seen) inOrder = false;
     seen |= bit;
     k = nextKey(pos);
   }
@@ -858,6 +899,8 @@ function scanSpan(p: number): boolean {
   }
   s.spanAt = p;
   s.spanEnd = pos;
+  s.fields = seen;
+  s.keysInOrder = inOrder;
   lastTraceIdAt = s.traceIdAt;
   lastTraceIdLength = s.traceIdEnd - s.traceIdAt;
   lastTraceIdRunAt = s.traceIdRunAt;

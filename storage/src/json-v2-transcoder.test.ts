@@ -58,7 +58,10 @@ describe('transcodeSpans gives the rows of encodeSpans(decodeSpans(body))', () =
     for (const seed of [1, 2, 3, 42, SEED]) {
       const spans = realisticSpans(500, seed);
       const body = encodeJsonV2(spans);
+      const verbatim = transcoderStats.verbatimPayloads;
       expect(same(body)).toBe(500);
+      // Compact, in Zipkin's field order: the payload up to the tags is the body's text.
+      expect(transcoderStats.verbatimPayloads - verbatim).toBe(500);
       expect(same(gzipSync(body), { contentEncoding: 'gzip' })).toBe(500);
       expect(same(gzipSync(body))).toBe(500);
       expect(same(Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf, 0x20, 0x0a]), body]))).toBe(500);
@@ -88,11 +91,16 @@ describe('transcodeSpans gives the rows of encodeSpans(decodeSpans(body))', () =
   it('3,000 bodies of realistic spans with random changes of every kind', () => {
     const next = mutatedBodies(SEED);
     let fromBytes = 0;
+    const verbatim = transcoderStats.verbatimPayloads;
     for (let i = 0; i < 3000; i++) {
       const { text, label } = next();
       fromBytes += same(Buffer.from(text), {}, `mutated body ${i} (${label})`);
     }
     expect(fromBytes).toBeGreaterThan(2000);
+    // Both ways of writing the payload are exercised.
+    const verbatimPayloads = transcoderStats.verbatimPayloads - verbatim;
+    expect(verbatimPayloads).toBeGreaterThan(500);
+    expect(fromBytes - verbatimPayloads).toBeGreaterThan(500);
   }, 120_000);
 
   const EDGE_CASES: [string, string, number][] = [
@@ -103,6 +111,7 @@ describe('transcodeSpans gives the rows of encodeSpans(decodeSpans(body))', () =
     ['16-char trace id', `[{"traceId":"${I}","id":"${P}"}]`, 1],
     ['parent id, and a parent id equal to the id', `[${span(`"parentId":"${P}"`)},${span(`"parentId":"${I}"`)}]`, 2],
     ["' in values, keys, annotations and names", `[${span(`"name":"it's","tags":{"k'":"v'1","a":"''"},"annotations":[{"timestamp":1,"value":"'"}],"localEndpoint":{"serviceName":"o'neil"}`)}]`, 1],
+    ["' at every place of longer texts", `[${span(`"tags":{${["abcd'", "abcde'", "abcdef'", "abcdefg'", "'abcd", "ab'cdefgh", "abcd'efgh'"].map((v, i) => `"k${i}":"${v}","${v}":"v"`).join(',')}},"annotations":[{"timestamp":1,"value":"abcde'"}]`)}]`, 1],
     ['escapes (tab, newline, backslash, quote) go the general way', `[${span('"name":"a\\tb","tags":{"k":"v\\n\\\\\\"","t\\t":"x"}')}]`, 0],
     ['non-ASCII goes the general way', `[${span('"name":"grüße","tags":{"é":"ü"}')}]`, 0],
     ['unsorted tags', `[${span('"tags":{"z":"1","b":"2","a":"3","ab":"4","a.b":"5","":"6","A":"7"}')}]`, 1],
@@ -124,6 +133,45 @@ describe('transcodeSpans gives the rows of encodeSpans(decodeSpans(body))', () =
   ];
   it.each(EDGE_CASES)('edge case: %s', (label, text, fromBytes) => {
     expect(same(Buffer.from(text), {}, label)).toBe(fromBytes);
+  });
+
+  // A span whose text before its tags is the payload's, and variants that
+  // differ from it in one thing the payload drops, changes or spells
+  // differently: only the base may be copied as it is.
+  const BASE =
+    `{"traceId":"${T}","parentId":"${P}","id":"${I}","kind":"SERVER","name":"get /x","timestamp":5,"duration":7,` +
+    `"localEndpoint":{"serviceName":"a","ipv4":"10.0.0.1","port":80},"remoteEndpoint":{"serviceName":"b"},` +
+    `"annotations":[{"timestamp":6,"value":"x"},{"timestamp":7,"value":"y"}],"tags":{"b":"1","a":"2"}}`;
+  const VARIANTS: [string, string, number][] = [
+    ['the base', BASE, 1],
+    ['without tags', BASE.replace(',"tags":{"b":"1","a":"2"}', ''), 1],
+    ['empty tags', BASE.replace('"tags":{"b":"1","a":"2"}', '"tags":{}'), 1],
+    ['upper-case name', BASE.replace('"get /x"', '"GET /x"'), 0],
+    ['upper-case service', BASE.replace('"serviceName":"b"', '"serviceName":"B"'), 0],
+    ['one space', BASE.replace('"name":"get /x"', '"name": "get /x"'), 0],
+    ['a space before the tags', BASE.replace(',"tags"', ', "tags"'), 0],
+    ['a space before the closing brace', `${BASE.replace(',"tags":{"b":"1","a":"2"}}', '')} }`, 0],
+    ['annotation keys the other way', BASE.replace('{"timestamp":6,"value":"x"}', '{"value":"x","timestamp":6}'), 0],
+    ['endpoint keys the other way', BASE.replace('{"serviceName":"a","ipv4":"10.0.0.1","port":80}', '{"port":80,"serviceName":"a","ipv4":"10.0.0.1"}'), 0],
+    ['span keys the other way', BASE.replace(`"parentId":"${P}","id":"${I}"`, `"id":"${I}","parentId":"${P}"`), 0],
+    ['parent id equal to the id', BASE.replace(`"parentId":"${P}"`, `"parentId":"${I}"`), 0],
+    ['zero timestamp', BASE.replace('"timestamp":5', '"timestamp":0'), 0],
+    ['zero duration', BASE.replace('"duration":7', '"duration":0'), 0],
+    ['empty name', BASE.replace('"get /x"', '""'), 0],
+    ['empty annotations', BASE.replace('[{"timestamp":6,"value":"x"},{"timestamp":7,"value":"y"}]', '[]'), 0],
+    ['empty endpoint', BASE.replace('{"serviceName":"b"}', '{}'), 0],
+    ['empty service name', BASE.replace('"serviceName":"b"', '"serviceName":"","port":1'), 0],
+    ['empty ipv4', BASE.replace('"10.0.0.1"', '""'), 0],
+    ['port 0', BASE.replace('"port":80', '"port":0'), 0],
+    ['empty ipv6', BASE.replace('"port":80', '"ipv6":"","port":80'), 0],
+    ['debug', BASE.replace('"tags"', '"debug":true,"tags"'), 0],
+    ['debug false after the tags', BASE.replace('}}', '},"debug":false}'), 0],
+    ['shared on a server span', BASE.replace('}}', '},"shared":true}'), 0],
+  ];
+  it.each(VARIANTS)('payload copied from the body only when it is the same text: %s', (label, text, verbatim) => {
+    const before = transcoderStats.verbatimPayloads;
+    expect(same(Buffer.from(`[${text}]`), {}, label)).toBe(1);
+    expect(transcoderStats.verbatimPayloads - before).toBe(verbatim);
   });
 
   it('bodies that fail to decode fail the same way', () => {

@@ -27,6 +27,7 @@ import {
   SCAN_END,
   SCAN_ITEM,
   SCAN_SPAN,
+  SCANNED_FIELD as F,
   decodeSpans,
   materializeScanned,
   scanBegin,
@@ -59,8 +60,12 @@ const CLOSE_BRACE = 0x7d;
 const ZERO = 0x30;
 const NINE = 0x39;
 
-/** Spans whose rows were written from their bytes, for tests to see which path ran. */
-export const transcoderStats = { rowsFromBytes: 0 };
+/**
+ * Spans whose rows were written from their bytes, and of those, rows whose
+ * payload up to its tags is a copy of the body's text: for tests to see
+ * which path ran.
+ */
+export const transcoderStats = { rowsFromBytes: 0, verbatimPayloads: 0 };
 
 const scratch = new RowWriter();
 /** Spans and drops of items written the general way, reused. */
@@ -275,8 +280,16 @@ function put(out: Buffer, at: number, src: Uint8Array, from: number, to: number)
   const o = outView;
   const v = bodyView;
   let i = from;
+  if (to - from < 4) {
+    for (; i < to; i++) out[at++] = src[i]!;
+    return at;
+  }
   for (; i + 4 <= to; i += 4, at += 4) o.setInt32(at, v.getInt32(i, true), true);
-  for (; i < to; i++) out[at++] = src[i]!;
+  // The last bytes as one word that overlaps the ones just copied.
+  if (i < to) {
+    at += to - i;
+    o.setInt32(at - 4, v.getInt32(to - 4, true), true);
+  }
   return at;
 }
 
@@ -307,6 +320,17 @@ function putQuoted(out: Buffer, at: number, src: Uint8Array, from: number, to: n
     const q = x ^ 0x27272727;
     if (((q - 0x01010101) & ~q & 0x80808080) !== 0) break;
     o.setInt32(at, x, true);
+  }
+  // The last bytes as one word that overlaps the ones just copied, when it has no `'`.
+  if (i < to && i + 4 > to && to - from >= 4) {
+    const x = v.getInt32(to - 4, true);
+    const q = x ^ 0x27272727;
+    if (((q - 0x01010101) & ~q & 0x80808080) === 0) {
+      at += to - i;
+      o.setInt32(at - 4, x, true);
+      out[at++] = APOSTROPHE;
+      return at;
+    }
   }
   for (; i < to; i++) {
     const c = src[i]!;
@@ -403,57 +427,65 @@ function writeScannedRow(w: RowWriter, b: Buffer, fallbackMicros: number): boole
   out[at++] = CLOSE_BRACKET;
   out[at++] = TAB;
 
-  // The payload, as span-row.ts writes it.
-  at = putAll(out, at, TRACE_ID);
-  at = put(out, at, b, s.traceIdAt, s.traceIdEnd);
-  if (s.parentIdAt >= 0) {
-    at = putAll(out, at, PARENT_ID);
-    at = put(out, at, b, s.parentIdAt, s.parentIdAt + 16);
-  }
-  at = putAll(out, at, ID);
-  at = put(out, at, b, s.idAt, s.idAt + 16);
-  out[at++] = QUOTE;
-  if (kind !== undefined) {
-    at = putAll(out, at, KIND);
-    at = putAll(out, at, kind);
-    out[at++] = QUOTE;
-  }
-  if (hasName) {
-    at = putAll(out, at, NAME);
-    at = putLower(out, at, b, s.nameAt, s.nameEnd);
-    out[at++] = QUOTE;
-  }
-  if (s.timestamp > 0) {
-    at = putAll(out, at, TIMESTAMP);
-    at = put(out, at, b, s.timestampAt, s.timestampEnd);
-  }
-  if (s.duration > 0) {
-    at = putAll(out, at, DURATION);
-    at = put(out, at, b, s.durationAt, s.durationEnd);
-  }
-  if (s.debug) at = putAll(out, at, DEBUG);
-  // Zipkin unsets `shared` on client spans.
-  if (s.shared && s.kind !== 'CLIENT') at = putAll(out, at, SHARED);
-  if (hasLocal) {
-    at = putAll(out, at, LOCAL);
-    at = putEndpoint(out, at, b, local);
-  }
-  if (hasRemote) {
-    at = putAll(out, at, REMOTE);
-    at = putEndpoint(out, at, b, remote);
-  }
-  if (annotationCount > 0) {
-    at = putAll(out, at, ANNOTATIONS);
-    for (let i = 0; i < annotationCount; i++) {
-      if (i > 0) out[at++] = COMMA;
-      at = putAll(out, at, ANNOTATION);
-      at = put(out, at, b, ao[4 * i + 2]!, ao[4 * i + 3]!);
-      at = putAll(out, at, VALUE);
-      at = put(out, at, b, ao[4 * i]!, ao[4 * i + 1]!);
-      out[at++] = QUOTE;
-      out[at++] = CLOSE_BRACE;
+  // The payload, as span-row.ts writes it: up to its tags, the body's own
+  // bytes when they are the same (compact JSON in Zipkin's field order),
+  // else piece by piece.
+  const verbatim = verbatimEnd(hasName, hasLocal, hasRemote, kind);
+  if (verbatim >= 0) {
+    transcoderStats.verbatimPayloads++;
+    at = put(out, at, b, s.spanAt, verbatim);
+  } else {
+    at = putAll(out, at, TRACE_ID);
+    at = put(out, at, b, s.traceIdAt, s.traceIdEnd);
+    if (s.parentIdAt >= 0) {
+      at = putAll(out, at, PARENT_ID);
+      at = put(out, at, b, s.parentIdAt, s.parentIdAt + 16);
     }
-    out[at++] = CLOSE_BRACKET;
+    at = putAll(out, at, ID);
+    at = put(out, at, b, s.idAt, s.idAt + 16);
+    out[at++] = QUOTE;
+    if (kind !== undefined) {
+      at = putAll(out, at, KIND);
+      at = putAll(out, at, kind);
+      out[at++] = QUOTE;
+    }
+    if (hasName) {
+      at = putAll(out, at, NAME);
+      at = putLower(out, at, b, s.nameAt, s.nameEnd);
+      out[at++] = QUOTE;
+    }
+    if (s.timestamp > 0) {
+      at = putAll(out, at, TIMESTAMP);
+      at = put(out, at, b, s.timestampAt, s.timestampEnd);
+    }
+    if (s.duration > 0) {
+      at = putAll(out, at, DURATION);
+      at = put(out, at, b, s.durationAt, s.durationEnd);
+    }
+    if (s.debug) at = putAll(out, at, DEBUG);
+    // Zipkin unsets `shared` on client spans.
+    if (s.shared && s.kind !== 'CLIENT') at = putAll(out, at, SHARED);
+    if (hasLocal) {
+      at = putAll(out, at, LOCAL);
+      at = putEndpoint(out, at, b, local);
+    }
+    if (hasRemote) {
+      at = putAll(out, at, REMOTE);
+      at = putEndpoint(out, at, b, remote);
+    }
+    if (annotationCount > 0) {
+      at = putAll(out, at, ANNOTATIONS);
+      for (let i = 0; i < annotationCount; i++) {
+        if (i > 0) out[at++] = COMMA;
+        at = putAll(out, at, ANNOTATION);
+        at = put(out, at, b, ao[4 * i + 2]!, ao[4 * i + 3]!);
+        at = putAll(out, at, VALUE);
+        at = put(out, at, b, ao[4 * i]!, ao[4 * i + 1]!);
+        out[at++] = QUOTE;
+        out[at++] = CLOSE_BRACE;
+      }
+      out[at++] = CLOSE_BRACKET;
+    }
   }
   if (tagCount > 0) {
     at = putAll(out, at, TAGS);
@@ -470,6 +502,71 @@ function writeScannedRow(w: RowWriter, b: Buffer, fallbackMicros: number): boole
   out[at++] = NEWLINE;
   w.length = at;
   return true;
+}
+
+/**
+ * Where the payload's text before its tags (or its closing brace) ends in
+ * the body, when the body's bytes from the span's `{` are that text: keys in
+ * Zipkin's order (the payload's, but for debug and shared, which are left
+ * out here), nothing the payload drops or changes (a zero, an empty text or
+ * list, upper case, a parent id equal to the id...), and no whitespace,
+ * which the length of the text then shows. -1 otherwise.
+ */
+function verbatimEnd(hasName: boolean, hasLocal: boolean, hasRemote: boolean, kind: Uint8Array | undefined): number {
+  const s = scanned;
+  const f = s.fields;
+  if (!s.keysInOrder || (f & (F.debug | F.shared)) !== 0) return -1;
+  if ((f & F.parentId) !== 0 && s.parentIdAt < 0) return -1;
+  if ((f & F.name) !== 0 && (!hasName || s.nameUpper)) return -1;
+  if ((f & F.timestamp) !== 0 && s.timestamp === 0) return -1;
+  if ((f & F.duration) !== 0 && s.duration === 0) return -1;
+  if ((f & F.annotations) !== 0 && s.annotationCount <= 0) return -1;
+  if ((f & F.localEndpoint) !== 0 && !(hasLocal && endpointAsIs(s.local))) return -1;
+  if ((f & F.remoteEndpoint) !== 0 && !(hasRemote && endpointAsIs(s.remote))) return -1;
+  // The length of the payload's text, as writeScannedRow writes it.
+  let n = TRACE_ID.length + (s.traceIdEnd - s.traceIdAt);
+  if (s.parentIdAt >= 0) n += PARENT_ID.length + 16;
+  n += ID.length + 16 + 1;
+  if (kind !== undefined) n += KIND.length + kind.length + 1;
+  if (hasName) n += NAME.length + (s.nameEnd - s.nameAt) + 1;
+  if (s.timestamp > 0) n += TIMESTAMP.length + (s.timestampEnd - s.timestampAt);
+  if (s.duration > 0) n += DURATION.length + (s.durationEnd - s.durationAt);
+  if (hasLocal) n += LOCAL.length + endpointLength(s.local);
+  if (hasRemote) n += REMOTE.length + endpointLength(s.remote);
+  const count = s.annotationCount;
+  if (count > 0) {
+    const ao = s.annotationOffsets;
+    n += ANNOTATIONS.length + 1 + (count - 1);
+    for (let i = 0; i < count; i++) {
+      // {"timestamp":…,"value":"…"}: the timestamp first.
+      if (ao[4 * i + 2]! > ao[4 * i]!) return -1;
+      n += ANNOTATION.length + (ao[4 * i + 3]! - ao[4 * i + 2]!) + VALUE.length + (ao[4 * i + 1]! - ao[4 * i]!) + 2;
+    }
+  }
+  // Before `,"tags"` (its comma is two bytes before the key's text), or before the closing brace.
+  const end = (f & F.tags) !== 0 ? s.tagsKeyAt - 2 : s.spanEnd - 1;
+  return end - s.spanAt === n ? end : -1;
+}
+
+/** An endpoint whose body text putEndpoint would write as it is (keys in order, nothing dropped or changed). */
+function endpointAsIs(e: ScannedEndpoint): boolean {
+  return (
+    e.keysInOrder &&
+    (e.serviceAt < 0 || (e.serviceEnd > e.serviceAt && !e.serviceUpper)) &&
+    (e.ipv4At < 0 || (e.ipv4End > e.ipv4At && e.ipv4Plain)) &&
+    e.ipv6At < 0 &&
+    e.port !== 0
+  );
+}
+
+/** The length of putEndpoint's text. */
+function endpointLength(e: ScannedEndpoint): number {
+  // Each field follows a `{` or a `,`; then the closing brace.
+  let n = 1;
+  if (e.serviceAt >= 0 && e.serviceEnd > e.serviceAt) n += 1 + SERVICE_NAME.length + (e.serviceEnd - e.serviceAt) + 1;
+  if (e.ipv4At >= 0 && e.ipv4End > e.ipv4At) n += 1 + IPV4.length + (e.ipv4End - e.ipv4At) + 1;
+  if (e.port > 0) n += 1 + PORT.length + (e.portEnd - e.portAt);
+  return n;
 }
 
 /** An endpoint with at least one field, as span-row.ts writes it. */
