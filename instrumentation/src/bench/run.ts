@@ -8,9 +8,9 @@
 //    RabbitMQ, in the same run. Goal: the exporter costs <= 10% of the
 //    throughput beyond the SDK's own cost.
 //
-// Environment: BENCH_SECONDS (per throughput run, default 10; 0 skips part 2), BENCH_ROUNDS
-// (default 4; every other round runs the configurations in reverse order), BENCH_CONNECTIONS
-// (default 32), TRACEHOUSE_RABBITMQ_URL.
+// Environment: BENCH_SECONDS (per configuration and round, default 4; 0 skips part 2), BENCH_ROUNDS
+// (default 10; the three servers run side by side, the load moves between them, every other round
+// in reverse order), BENCH_CONNECTIONS (default 32), TRACEHOUSE_RABBITMQ_URL.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
@@ -33,8 +33,8 @@ import { spanEncoder, spanWriter, wireFormat } from '../wire-format.js';
 import { ZipkinSpanConverter } from '../zipkin-conversion.js';
 
 const RABBITMQ_URL = process.env.TRACEHOUSE_RABBITMQ_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 4);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 10);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
 
 /** Spans shaped like what instrumentation-http records: a server span, a client span under it, some with an event. */
@@ -387,7 +387,7 @@ async function profiledRun(queue: string): Promise<void> {
     try {
       await saturate(server.port, 2);
       from = Number(process.hrtime.bigint() / 1000n);
-      const result = await saturate(server.port, SECONDS);
+      const result = await saturate(server.port, Math.max(SECONDS, 10)); // enough samples
       to = Number(process.hrtime.bigint() / 1000n);
       console.log(`profiled rabbitmq run: ${result.requests.average.toFixed(0)} req/s`);
     } finally {
@@ -412,37 +412,41 @@ async function throughput(): Promise<void> {
   console.log(
     `\n== HTTP hello world at saturation (autocannon, ${CONNECTIONS} connections, ${SECONDS} s x ${ROUNDS} rounds per configuration) ==`,
   );
+  // The three servers run side by side (an idle one costs nothing) and the load moves from one to the
+  // next every SECONDS: configurations compared within a round ran seconds apart, under the same load
+  // from the rest of the machine. Every other round goes in reverse order, so a load that rises or falls
+  // weighs on all of them alike.
+  const servers = new Map<(typeof modes)[number], Server>();
   try {
+    for (const mode of modes) servers.set(mode, await startServer(mode, queue));
+    for (const mode of modes) await saturate((servers.get(mode) as Server).port, 2); // warm-up
     for (let round = 0; round < ROUNDS; round++) {
-      // Every other round in reverse order: a load that rises or falls during the run weighs on all configurations alike.
       for (const mode of round % 2 === 0 ? modes : [...modes].reverse()) {
-        const server = await startServer(mode, queue);
-        try {
-          await saturate(server.port, 2); // warm-up
-          const before = await stats(server.port);
-          const brokerBefore = brokerCpuMicros();
-          const result = await saturate(server.port, SECONDS);
-          const after = await stats(server.port);
-          const brokerShare = (brokerCpuMicros() - brokerBefore) / (result.duration * 1_000_000);
-          const failed = result.errors + result.non2xx + result.timeouts;
-          const cpu = (after.cpuMicros - before.cpuMicros) / result.requests.total;
-          const system = (after.systemMicros - before.systemMicros) / result.requests.total;
-          systemPerRequest[mode].push(system);
-          results[mode].push(result.requests.average);
-          cpuPerRequest[mode].push(cpu);
-          const extra = after.exporter === undefined ? '' : ` exporter: ${JSON.stringify(after.exporter)}`;
-          console.log(
-            `round ${round + 1} ${mode.padEnd(8)} ${result.requests.average.toFixed(0).padStart(7)} req/s  ` +
-              `server CPU ${cpu.toFixed(1)} µs/request (kernel ${system.toFixed(1)})  broker ${(brokerShare * 100).toFixed(0)}% of a core  ` +
-              `p99 ${result.latency.p99} ms  failed ${failed}${extra}`,
-          );
-        } finally {
-          await stopServer(server);
-        }
+        const server = servers.get(mode) as Server;
+        const before = await stats(server.port);
+        const brokerBefore = brokerCpuMicros();
+        const result = await saturate(server.port, SECONDS);
+        const after = await stats(server.port);
+        const brokerShare = (brokerCpuMicros() - brokerBefore) / (result.duration * 1_000_000);
+        const failed = result.errors + result.non2xx + result.timeouts;
+        const cpu = (after.cpuMicros - before.cpuMicros) / result.requests.total;
+        const system = (after.systemMicros - before.systemMicros) / result.requests.total;
+        systemPerRequest[mode].push(system);
+        results[mode].push(result.requests.average);
+        cpuPerRequest[mode].push(cpu);
+        const extra = after.exporter === undefined ? '' : ` exporter: ${JSON.stringify(after.exporter)}`;
+        console.log(
+          `round ${round + 1} ${mode.padEnd(8)} ${result.requests.average.toFixed(0).padStart(7)} req/s  ` +
+            `server CPU ${cpu.toFixed(1)} µs/request (kernel ${system.toFixed(1)})  broker ${(brokerShare * 100).toFixed(0)}% of a core  ` +
+            `p99 ${result.latency.p99} ms  failed ${failed}${extra}`,
+        );
       }
     }
+    for (const server of servers.values()) await stopServer(server);
+    servers.clear();
     await profiledRun(queue);
   } finally {
+    for (const server of servers.values()) await stopServer(server);
     const connection = await connect(RABBITMQ_URL);
     const channel = await connection.createChannel();
     const deleted = await channel.deleteQueue(queue).catch(() => ({ messageCount: 0 }));
