@@ -79,21 +79,17 @@ function decodeJson(body: Buffer, start: number, fastPath: boolean): DecodeResul
   return normalizeList(list, looksLikeJsonV1(list) ? 'JSON_V1' : 'JSON_V2');
 }
 
-/**
- * Decodes a message body into validated, normalised spans. Never throws: a
- * body that cannot be read at all comes back as `{ ok: false, reason }`, and
- * bad spans inside a readable list are reported in `dropped` while the good
- * ones are returned.
- */
-export function decodeSpans(body: Uint8Array, options: DecodeOptions = {}): DecodeResult {
-  return decodeSpansWith(body, options, true);
-}
+/** A message body ready to be read: decompressed, within its bound. */
+export type ReadBody = { ok: true; bytes: Buffer; start: number } | Failure;
 
 /**
- * decodeSpans, with the JSON v2 fast path (json-v2-fast-path.ts) on or off.
- * Not exported from index.ts: tests compare the two.
+ * The first step of decodeSpans, shared with storage's row transcoder: checks
+ * the size bound, decompresses (content-encoding gzip or deflate, or a gzip
+ * header without it), and finds where the content starts after a UTF-8 byte
+ * order mark and JSON whitespace (`start`; `bytes[start]` is then `[` or `{`
+ * for JSON, 0x0a for proto3). Never throws.
  */
-export function decodeSpansWith(body: Uint8Array, options: DecodeOptions, fastPath: boolean): DecodeResult {
+export function readBody(body: Uint8Array, options: DecodeOptions = {}): ReadBody {
   try {
     const requested = options.maxBodyBytes;
     // A missing or nonsensical bound (not a positive number) means the default.
@@ -128,6 +124,31 @@ export function decodeSpansWith(body: Uint8Array, options: DecodeOptions, fastPa
       if (c !== 0x20 && c !== 0x0a && c !== 0x0d && c !== 0x09) break;
       start++;
     }
+    return { ok: true, bytes, start };
+  } catch (e) {
+    return fail('unknown_encoding', `body could not be read: ${e instanceof Error ? e.message : String(e)}`);
+  }
+}
+
+/**
+ * Decodes a message body into validated, normalised spans. Never throws: a
+ * body that cannot be read at all comes back as `{ ok: false, reason }`, and
+ * bad spans inside a readable list are reported in `dropped` while the good
+ * ones are returned.
+ */
+export function decodeSpans(body: Uint8Array, options: DecodeOptions = {}): DecodeResult {
+  return decodeSpansWith(body, options, true);
+}
+
+/**
+ * decodeSpans, with the JSON v2 fast path (json-v2-fast-path.ts) on or off.
+ * Not exported from index.ts: tests compare the two.
+ */
+export function decodeSpansWith(body: Uint8Array, options: DecodeOptions, fastPath: boolean): DecodeResult {
+  try {
+    const read = readBody(body, options);
+    if (!read.ok) return read;
+    const { bytes, start } = read;
     const first = bytes[start];
     if (first === 0x5b /* [ */ || first === 0x7b /* { */) {
       const json = decodeJson(bytes, start, fastPath);

@@ -11,7 +11,8 @@ export type {
   DecodeResult,
   NormalizeResult,
 } from './results.js';
-export { decodeSpans, DEFAULT_MAX_BODY_BYTES } from './decode-spans.js';
+export { decodeSpans, readBody, DEFAULT_MAX_BODY_BYTES } from './decode-spans.js';
+export type { ReadBody } from './decode-spans.js';
 export { normalizeSpan, normalizeTraceId } from './normalize-span.js';
 export { encodeJsonV2 } from './json-v2.js';
 export { encodeProto3 } from './proto3.js';

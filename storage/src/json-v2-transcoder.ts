@@ -26,16 +26,14 @@
  * proto3, JSON v1, gzip it cannot read...) goes through decodeSpans and
  * encodeSpans. json-v2-transcoder.test.ts compares the results.
  */
-import { kMaxLength } from 'node:buffer';
-import { gunzipSync } from 'node:zlib';
 import {
-  DEFAULT_MAX_BODY_BYTES,
   SCAN_END,
   SCAN_ITEM,
   SCAN_SPAN,
   SCANNED_FIELD as F,
   decodeSpans,
   materializeScanned,
+  readBody,
   scanBegin,
   scanFinish,
   scanNext,
@@ -83,58 +81,20 @@ const odd: Span[] = [];
  * with decodeSpans' drops and failures. Never throws for any body.
  */
 export function transcodeSpans(body: Uint8Array, options: DecodeOptions = {}, fallbackMicros: number = Date.now() * 1000): TranscodeResult {
-  const json = jsonV2Text(body, options);
-  if (json !== undefined) {
-    const fast = transcodeList(json, jsonStart, fallbackMicros);
+  const read = readBody(body, options);
+  if (!read.ok) return read;
+  const { bytes, start } = read;
+  if (bytes[start] === OPEN_BRACKET) {
+    // The scan takes ASCII only: without a byte order mark.
+    const hasBom = start >= 3 && bytes[0] === 0xef;
+    const fast = hasBom ? transcodeList(bytes.subarray(start), 0, fallbackMicros) : transcodeList(bytes, start, fallbackMicros);
     if (fast !== undefined) return fast;
   }
+  // Not a JSON v2 list the scan takes (proto3, JSON v1, not ASCII...): the
+  // general path, which also makes the failures.
   const decoded = decodeSpans(body, options);
   if (!decoded.ok) return decoded;
   return { ok: true, encoding: decoded.encoding, encoded: encodeSpans(decoded.spans, fallbackMicros), dropped: decoded.dropped };
-}
-
-// Where the JSON text starts in the bytes jsonV2Text returned.
-let jsonStart = 0;
-
-/**
- * The bytes decodeSpans would read as JSON (gunzipped, within its size
- * bound), when they start with a `[`, setting `jsonStart`; undefined for
- * anything else, left to decodeSpans, which also makes the failures.
- */
-function jsonV2Text(body: Uint8Array, options: DecodeOptions): Buffer | undefined {
-  if (!(body instanceof Uint8Array) || body.byteLength === 0) return undefined;
-  const requested = options.maxBodyBytes;
-  // As decodeSpans reads the bound.
-  const max = typeof requested === 'number' && requested > 0 ? Math.min(Math.floor(requested), kMaxLength) : DEFAULT_MAX_BODY_BYTES;
-  if (body.byteLength > max) return undefined;
-  let bytes = Buffer.isBuffer(body) ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
-  const raw: unknown = options.contentEncoding;
-  const encoding = typeof raw === 'string' ? raw.trim().toLowerCase() : raw == null ? '' : typeof raw;
-  const gzipMagic = bytes.byteLength >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b;
-  if (encoding === 'gzip' || encoding === 'x-gzip' || ((encoding === '' || encoding === 'identity') && gzipMagic)) {
-    try {
-      bytes = gunzipSync(bytes, { maxOutputLength: max });
-    } catch {
-      return undefined;
-    }
-  } else if (encoding !== '' && encoding !== 'identity') {
-    return undefined;
-  }
-  let start = 0;
-  if (bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) start = 3;
-  while (start < bytes.byteLength) {
-    const c = bytes[start];
-    if (c !== 0x20 && c !== 0x0a && c !== 0x0d && c !== 0x09) break;
-    start++;
-  }
-  if (bytes[start] !== OPEN_BRACKET) return undefined;
-  // Without a byte order mark, which the scan (ASCII only) would not take.
-  if (start >= 3 && bytes[0] === 0xef) {
-    jsonStart = 0;
-    return bytes.subarray(start);
-  }
-  jsonStart = start;
-  return bytes;
 }
 
 // Rows are written into slabs shared by consecutive messages, and a
