@@ -20,17 +20,20 @@
  * Zipkin spans.
  *
  * Measured with `npm run bench -w instrumentation` (realistic HTTP spans,
- * 773 B each; 3 runs before and 3 after the reuse, alternating, on the 2-core
- * VM shared with other work, load average 1.6-3.6, so absolute figures are
- * inflated and vary by 2x between runs): conversion alone 2.0 µs CPU;
- * conversion + JSON encoding into the buffer's reused slabs 3.9 µs (median;
- * 5.4 µs for fresh slabs and a Buffer view per span in the runs before), 0.91x
- * writing into fresh slabs in the same runs, 0.46x going via the Zipkin object
- * and `JSON.stringify`; export() until RabbitMQ confirmed 8-11 µs either way
- * (noise). Interleaved in one process (old and new builds taking turns, medians
- * of per-round ratios, 5-6 runs each): encoding 0.94x, encoding + buffering + framing
- * 0.87x, export() until RabbitMQ confirmed 0.91x. The goal of 2 µs per span is
- * not reached. wire-format.test.ts checks that `decodeSpans` reads the bodies.
+ * 773 B each) on the 2-core VM shared with other work, whose load inflates
+ * absolute figures by up to 2x between runs, so builds are compared in
+ * alternating runs. 2026-11-28, 3 runs before and 3 after the reuse of slabs
+ * and bodies (load 1.6-3.6): conversion + JSON encoding into the buffer's
+ * reused slabs 3.9 µs CPU per span (median; 5.4 µs for fresh slabs and a
+ * Buffer view per span in the runs before), 0.46x going via the Zipkin object
+ * and `JSON.stringify`; interleaved in one process: encoding 0.94x, encoding
+ * + buffering + framing 0.87x, export() until RabbitMQ confirmed 0.91x.
+ * 2026-11-29, 3 runs with the encoder's caches (zipkin-json-encoder.ts)
+ * alternating with 3 without (load 1.6-6): 1.38 µs against 1.84 µs (0.75x),
+ * 0.35x going via the Zipkin object; interleaved in one process (/tmp
+ * script, write + commit into the SpanBuffer): 0.70-0.73x. Throughput figures
+ * are in the README. wire-format.test.ts checks that `decodeSpans` reads the
+ * bodies.
  */
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { encodeProto3, type Span } from '@tracehouse/model';
