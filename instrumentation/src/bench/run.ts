@@ -37,7 +37,20 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 10);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
 
-/** Spans shaped like what instrumentation-http records: a server span, a client span under it, some with an event. */
+const USER_AGENTS = [
+  'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0',
+  'Mozilla/5.0 (Macintosh; Intel Mac OS X 14_1) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 Safari/605.1.15',
+  'Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:121.0) Gecko/20100101 Firefox/121.0',
+  'okhttp/4.12.0',
+  'python-requests/2.31.0',
+];
+/**
+ * Spans shaped like what instrumentation-http records: a server span, a client
+ * span under it, some with an event. Values vary as they would across many
+ * requests (a path per item, a pool of keep-alive client connections, a few
+ * user agents and statuses), so the encoder's caches of repeated values get
+ * no more help than in production.
+ */
 function realisticSpans(pairs: number): ReadableSpan[] {
   const memory = new InMemorySpanExporter();
   const provider = new BasicTracerProvider({
@@ -60,13 +73,13 @@ function realisticSpans(pairs: number): ReadableSpan[] {
         'url.path': `/api/cart/${i}`,
         'server.address': 'checkout.internal',
         'server.port': 8080,
-        'network.peer.address': '10.2.3.4',
-        'network.peer.port': 51234,
+        'network.peer.address': `10.2.3.${i % 13}`,
+        'network.peer.port': 40_000 + ((i * 7919) % 211),
         'network.protocol.version': '1.1',
-        'client.address': '10.2.3.4',
-        'user_agent.original': 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0',
+        'client.address': `10.2.3.${i % 13}`,
+        'user_agent.original': USER_AGENTS[i % USER_AGENTS.length] as string,
         'http.route': '/api/cart/:id',
-        'http.response.status_code': 200,
+        'http.response.status_code': i % 20 === 0 ? 404 : 200,
       },
     });
     const client = tracer.startSpan(
