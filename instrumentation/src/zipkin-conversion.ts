@@ -186,16 +186,32 @@ export function resourceView(resource: Resource, resourceTags: readonly string[]
   return { localEndpoint: Object.freeze({ serviceName }), tags: Object.freeze(tags) };
 }
 
+/** What the first remote candidate with a value found: that value and its port attribute's value. */
+export interface RemoteCandidateMatch {
+  readonly value: string;
+  readonly portValue: AttributeValue | undefined;
+}
+
+/** The first of `candidates` (in rank order) whose attribute is a non-empty string, if any. */
+export function findRemoteCandidate(
+  candidates: readonly RemoteCandidate[],
+  attributes: Attributes,
+): RemoteCandidateMatch | undefined {
+  for (let i = 0; i < candidates.length; i++) {
+    const candidate = candidates[i] as RemoteCandidate;
+    const value = attributes[candidate.key];
+    if (typeof value !== 'string' || value === '') continue;
+    return { value, portValue: candidate.portKey === undefined ? undefined : attributes[candidate.portKey] };
+  }
+  return undefined;
+}
+
 /** The remote endpoint of a span of Zipkin kind `kind` (none for INTERNAL). */
 export function remoteEndpointOf(kind: ZipkinKind | undefined, attributes: Attributes): Endpoint | undefined {
   const candidates = remoteCandidates(kind);
   if (candidates === undefined) return undefined;
-  for (const candidate of candidates) {
-    const value = attributes[candidate.key];
-    if (typeof value !== 'string' || value === '') continue;
-    return remoteEndpointFrom(value, candidate.portKey === undefined ? undefined : attributes[candidate.portKey]);
-  }
-  return undefined;
+  const found = findRemoteCandidate(candidates, attributes);
+  return found === undefined ? undefined : remoteEndpointFrom(found.value, found.portValue);
 }
 
 /** Converts SDK spans to Zipkin v2 spans; one instance per exporter (it caches per-resource work). */

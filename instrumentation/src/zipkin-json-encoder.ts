@@ -31,6 +31,7 @@ import {
   STATUS_ERROR_TAG,
   ZipkinSpanConverter,
   annotation,
+  findRemoteCandidate,
   hrTimeToMicros,
   remoteCandidates,
   remoteEndpointFrom,
@@ -262,8 +263,6 @@ export class ZipkinJsonEncoder {
   /** `","kind":"...","name":"...","timestamp":` by span name, one map per `SpanKind`. */
   readonly #names: Map<string, EncodedName>[] = KIND_PREFIXES.map(() => new Map<string, EncodedName>());
   readonly #remotes = new Map<string, EncodedRemote>();
-  /** The port attribute's value of the remote endpoint #remote last found. */
-  #portValue: AttributeValue | undefined;
   readonly #scopes = new Map<unknown, EncodedScope>();
   /** The reference, for the spans the fused path leaves to it. */
   readonly #converter: ZipkinSpanConverter;
@@ -689,12 +688,14 @@ export class ZipkinJsonEncoder {
     attributes: Attributes,
     withTags: boolean,
   ): void {
-    const remote = candidates === undefined ? undefined : this.#remote(candidates, attributes);
-    if (remote === undefined) {
+    const found = candidates === undefined ? undefined : findRemoteCandidate(candidates, attributes);
+    if (found === undefined) {
       this.#chunk(withTags ? resource.localAndTags : resource.localEndpoint);
       return;
     }
-    if (this.#portValue === remote.portValue) {
+    const portValue = found.portValue;
+    const remote = this.#remote(found.value, portValue);
+    if (portValue === remote.portValue) {
       if (withTags && remote.cached) {
         if (remote.resource !== resource) {
           remote.resource = resource;
@@ -708,7 +709,7 @@ export class ZipkinJsonEncoder {
     } else {
       this.#chunk(resource.localEndpoint);
       this.#chunk(remote.open);
-      const port = toPort(this.#portValue);
+      const port = toPort(portValue);
       if (port !== undefined) {
         this.#chunk(PORT);
         this.#number(port);
@@ -718,37 +719,29 @@ export class ZipkinJsonEncoder {
     if (withTags) this.#chunk(resource.tagsOpen);
   }
 
-  /** The remote endpoint from the first candidate attribute that has a value, if any; its port attribute's value in #portValue. */
-  #remote(candidates: readonly RemoteCandidate[], attributes: Attributes): EncodedRemote | undefined {
-    for (let i = 0; i < candidates.length; i++) {
-      const candidate = candidates[i] as RemoteCandidate;
-      const value = attributes[candidate.key];
-      if (typeof value !== 'string' || value === '') continue;
-      const portValue = candidate.portKey === undefined ? undefined : attributes[candidate.portKey];
-      this.#portValue = portValue;
-      let remote = this.#remotes.get(value);
-      if (remote === undefined) {
-        const open = JSON.stringify(remoteEndpointFrom(value, undefined)).slice(0, -1);
-        const json = JSON.stringify(remoteEndpointFrom(value, portValue));
-        const cached = value.length <= MAX_CACHED_CHARS;
-        remote = {
-          open: Buffer.from(`,"remoteEndpoint":${open}`, 'utf8'),
-          portValue,
-          bytes: Buffer.from(`,"remoteEndpoint":${json}`, 'utf8'),
-          cached,
-          resource: undefined,
-          withTags: undefined,
-        };
-        if (cached) {
-          if (this.#remotes.size >= MAX_REMOTES) this.#remotes.clear();
-          this.#remotes.set(value, remote);
-          this.#cached(remote.open);
-          this.#cached(remote.bytes);
-        }
+  /** The remote endpoint of peer `value` (the first remote candidate's value), from the cache when seen before. */
+  #remote(value: string, portValue: AttributeValue | undefined): EncodedRemote {
+    let remote = this.#remotes.get(value);
+    if (remote === undefined) {
+      const open = JSON.stringify(remoteEndpointFrom(value, undefined)).slice(0, -1);
+      const json = JSON.stringify(remoteEndpointFrom(value, portValue));
+      const cached = value.length <= MAX_CACHED_CHARS;
+      remote = {
+        open: Buffer.from(`,"remoteEndpoint":${open}`, 'utf8'),
+        portValue,
+        bytes: Buffer.from(`,"remoteEndpoint":${json}`, 'utf8'),
+        cached,
+        resource: undefined,
+        withTags: undefined,
+      };
+      if (cached) {
+        if (this.#remotes.size >= MAX_REMOTES) this.#remotes.clear();
+        this.#remotes.set(value, remote);
+        this.#cached(remote.open);
+        this.#cached(remote.bytes);
       }
-      return remote;
     }
-    return undefined;
+    return remote;
   }
 
   /** `"key":"value"` as `attributeToTag` stringifies the value; false for values the reference path must handle. */
