@@ -123,6 +123,7 @@ describe('JSON v2 fast path gives the same DecodeResult as the general path', ()
     ['v1 object after a non-object', `[5,{"traceId":"${T}","id":"${I}","binaryAnnotations":[]}]`],
     ['kinds', `[{"traceId":"${T}","id":"${I}","kind":"client","shared":true},{"traceId":"${T}","id":"${I}","kind":"CLIENT","shared":true},{"traceId":"${T}","id":"${I}","kind":"SERVER","shared":true,"debug":true},{"traceId":"${T}","id":"${I}","kind":"PRODUCER"},{"traceId":"${T}","id":"${I}","kind":"CONSUMER"},{"traceId":"${T}","id":"${I}","kind":"BOGUS"}]`],
     ['trace ids differing in one character from the previous span\'s', `[${[T, `${T.slice(0, 31)}5`, `7${T.slice(1)}`, `${T.slice(0, 16)}0${T.slice(17)}`, T, T.toUpperCase(), T].map((t) => `{"traceId":"${t}","id":"${I}"}`).join(',')}]`],
+    ['the previous span\'s trace id without its opening quote (malformed JSON)', `[{"traceId":"${T}","id":"${I}"},{"traceId":X${T}","id":"${I}"}]`],
     ['parent id equal to id', `[{"traceId":"${T}","parentId":"${I}","id":"${I}"}]`],
     ['upper-case names', `[{"traceId":"${T}","id":"${I}","name":"GET /Api","localEndpoint":{"serviceName":"FrontEnd"}}]`],
     ['wrong types', `[{"traceId":5,"id":"${I}"},{"traceId":"${T}","id":[]},{"traceId":"${T}","id":"${I}","tags":{"a":5}},{"traceId":"${T}","id":"${I}","annotations":{}},{"traceId":"${T}","id":"${I}","debug":"true"}]`],

@@ -498,7 +498,7 @@ let lastTraceIdRunAt = -1;
 /** The trace id at `p`: sets its fields in `scanned` and `pos`; false to give up. */
 function readTraceId(p: number, s: ScannedSpan): boolean {
   const length = lastTraceIdLength;
-  if (length === 32 && p + 34 <= buf.length && buf[p + 33] === QUOTE) {
+  if (length === 32 && p + 34 <= buf.length && buf[p] === QUOTE && buf[p + 33] === QUOTE) {
     const d = view;
     const a = lastTraceIdAt;
     let i = 1;

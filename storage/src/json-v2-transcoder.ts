@@ -71,7 +71,9 @@ const NINE = 0x39;
  */
 export const transcoderStats = { rowsFromBytes: 0, verbatimPayloads: 0 };
 
-const scratch = new RowWriter();
+// No buffer of its own: it writes into the slab (allocated on first use, so
+// importing storage for reads allocates nothing).
+const scratch = new RowWriter(0);
 /** Spans and drops of items written the general way, reused. */
 const odd: Span[] = [];
 
@@ -101,9 +103,10 @@ export function transcodeSpans(body: Uint8Array, options: DecodeOptions = {}, fa
 // message's rows are a view of its slab: no copy of the rows and no
 // allocation per message (a copy into an exact-size Buffer per message was
 // ~4% of the collector's CPU in a profile). A slab lives as long as the
-// rows of any of its messages (those wait for their batch's insert).
+// rows of any of its messages (those wait for their batch's insert). A slab
+// that had to be bigger (one huge message) serves that message only.
 const SLAB_BYTES = 4 * 1024 * 1024;
-let slab: Buffer = Buffer.allocUnsafeSlow(SLAB_BYTES);
+let slab: Buffer = Buffer.alloc(0);
 let slabUsed = 0;
 
 function transcodeList(body: Buffer, start: number, fallbackMicros: number): TranscodeResult | undefined {
@@ -111,18 +114,19 @@ function transcodeList(body: Buffer, start: number, fallbackMicros: number): Tra
   // Rows take ~1.6 times the JSON's bytes: room for twice as many, so that
   // the writer rarely grows the buffer (which copies the slab).
   const room = 2 * (body.length - start) + 4096;
-  if (slab.length - slabUsed < room) {
-    slab = Buffer.allocUnsafeSlow(Math.max(SLAB_BYTES, room));
-    slabUsed = 0;
-  }
-  w.buffer = slab;
-  w.length = slabUsed;
-  // Where this message's rows start (w.reserve keeps offsets when it grows the buffer).
-  const begin = slabUsed;
   const dropped: DroppedSpan[] = [];
   let count = 0;
   let fromBytes = 0;
+  let begin: number;
   try {
+    if (slab.length - slabUsed < room) {
+      slab = Buffer.allocUnsafeSlow(Math.max(SLAB_BYTES, room));
+      slabUsed = 0;
+    }
+    w.buffer = slab;
+    w.length = slabUsed;
+    // Where this message's rows start (w.reserve keeps offsets when it grows the buffer).
+    begin = slabUsed;
     if (!scanBegin(body, start)) return undefined;
     bodyView = new DataView(body.buffer, body.byteOffset, body.byteLength);
     for (;;) {
@@ -143,14 +147,20 @@ function transcodeList(body: Buffer, start: number, fallbackMicros: number): Tra
         return undefined;
       }
     }
+  } catch {
+    // Out of memory for one huge body, or a bug: the general path decides
+    // (transcodeSpans never throws), and the slab is left as it was.
+    w.buffer = slab;
+    return undefined;
   } finally {
     scanFinish();
     bodyView = EMPTY_VIEW;
   }
   transcoderStats.rowsFromBytes += fromBytes;
-  // The buffer, grown or not, is the slab of the next message.
+  // The buffer, grown or not, is the slab of the next message, unless it is
+  // bigger than a slab: then it is released with this message's rows.
   slab = w.buffer;
-  slabUsed = w.length;
+  slabUsed = slab.length > SLAB_BYTES ? slab.length : w.length;
   return { ok: true, encoding: 'JSON_V2', encoded: { rows: slab.subarray(begin, slabUsed), count }, dropped };
 }
 
