@@ -145,10 +145,18 @@ export function decodeSpans(body: Uint8Array, options: DecodeOptions = {}): Deco
  * Not exported from index.ts: tests compare the two.
  */
 export function decodeSpansWith(body: Uint8Array, options: DecodeOptions, fastPath: boolean): DecodeResult {
+  // Neither step throws.
+  const read = readBody(body, options);
+  return read.ok ? decodeReadBody(read.bytes, read.start, fastPath) : read;
+}
+
+/**
+ * The rest of decodeSpans, on a body readBody has read: for storage's row
+ * transcoder, which reads the body once and falls back to this (without the
+ * fast path, which it has just tried) for what it does not write itself.
+ */
+export function decodeReadBody(bytes: Buffer, start: number, fastPath: boolean): DecodeResult {
   try {
-    const read = readBody(body, options);
-    if (!read.ok) return read;
-    const { bytes, start } = read;
     const first = bytes[start];
     if (first === 0x5b /* [ */ || first === 0x7b /* { */) {
       const json = decodeJson(bytes, start, fastPath);

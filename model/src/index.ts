@@ -11,7 +11,7 @@ export type {
   DecodeResult,
   NormalizeResult,
 } from './results.js';
-export { decodeSpans, readBody, DEFAULT_MAX_BODY_BYTES } from './decode-spans.js';
+export { decodeSpans, readBody, decodeReadBody, DEFAULT_MAX_BODY_BYTES } from './decode-spans.js';
 export type { ReadBody } from './decode-spans.js';
 export { normalizeSpan, normalizeTraceId } from './normalize-span.js';
 export { encodeJsonV2 } from './json-v2.js';

@@ -205,8 +205,7 @@ export function decodeJsonV2Fast(body: Buffer, start: number): DecodeResult | un
     const dropped: DroppedSpan[] = [];
     for (;;) {
       const r = scanNext();
-      if (r === SCAN_SPAN) spans.push(materializeScannedSpan());
-      else if (r === SCAN_ITEM) normalizeInto(scannedItem, scannedIndex, spans, dropped);
+      if (r === SCAN_SPAN || r === SCAN_ITEM) materializeScanned(r, spans, dropped);
       else if (r === SCAN_END) return { ok: true, encoding: 'JSON_V2', spans, dropped };
       else return undefined;
     }

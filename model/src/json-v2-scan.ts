@@ -953,7 +953,8 @@ let fastSpans = 0;
  */
 export function scanBegin(body: Buffer, start: number): boolean {
   scanGeneration++;
-  if (body[start] !== OPEN_BRACKET || !isAscii(body)) return false;
+  // From `start`: a byte order mark before it is not part of the JSON text.
+  if (body[start] !== OPEN_BRACKET || !isAscii(start === 0 ? body : body.subarray(start))) return false;
   buf = body as FastBuffer;
   view = new DataView(body.buffer, body.byteOffset, body.byteLength);
   chunkEnd = 0;

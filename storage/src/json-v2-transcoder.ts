@@ -23,7 +23,7 @@
  * unusual IPv4 address) is materialised by the model and written by
  * span-row.ts; an item the scan hands over goes through the model's general
  * path, then span-row.ts; a body the scan gives up on (or not a JSON v2 list:
- * proto3, JSON v1, gzip it cannot read...) goes through decodeSpans and
+ * proto3, JSON v1...) goes through the rest of decodeSpans (decodeReadBody) and
  * encodeSpans. json-v2-transcoder.test.ts compares the results.
  */
 import {
@@ -31,7 +31,7 @@ import {
   SCAN_ITEM,
   SCAN_SPAN,
   SCANNED_FIELD as F,
-  decodeSpans,
+  decodeReadBody,
   materializeScanned,
   readBody,
   scanBegin,
@@ -86,15 +86,11 @@ export function transcodeSpans(body: Uint8Array, options: DecodeOptions = {}, fa
   const read = readBody(body, options);
   if (!read.ok) return read;
   const { bytes, start } = read;
-  if (bytes[start] === OPEN_BRACKET) {
-    // The scan takes ASCII only: without a byte order mark.
-    const hasBom = start >= 3 && bytes[0] === 0xef;
-    const fast = hasBom ? transcodeList(bytes.subarray(start), 0, fallbackMicros) : transcodeList(bytes, start, fallbackMicros);
-    if (fast !== undefined) return fast;
-  }
+  const fast = transcodeList(bytes, start, fallbackMicros);
+  if (fast !== undefined) return fast;
   // Not a JSON v2 list the scan takes (proto3, JSON v1, not ASCII...): the
-  // general path, which also makes the failures.
-  const decoded = decodeSpans(body, options);
+  // general path on the body already read, which also makes the failures.
+  const decoded = decodeReadBody(bytes, start, false);
   if (!decoded.ok) return decoded;
   return { ok: true, encoding: decoded.encoding, encoded: encodeSpans(decoded.spans, fallbackMicros), dropped: decoded.dropped };
 }
@@ -119,6 +115,7 @@ function transcodeList(body: Buffer, start: number, fallbackMicros: number): Tra
   let fromBytes = 0;
   let begin: number;
   try {
+    if (!scanBegin(body, start)) return undefined;
     if (slab.length - slabUsed < room) {
       slab = Buffer.allocUnsafeSlow(Math.max(SLAB_BYTES, room));
       slabUsed = 0;
@@ -127,7 +124,6 @@ function transcodeList(body: Buffer, start: number, fallbackMicros: number): Tra
     w.length = slabUsed;
     // Where this message's rows start (w.reserve keeps offsets when it grows the buffer).
     begin = slabUsed;
-    if (!scanBegin(body, start)) return undefined;
     bodyView = new DataView(body.buffer, body.byteOffset, body.byteLength);
     for (;;) {
       const r = scanNext();
