@@ -20,6 +20,6 @@ export { encodeProto3 } from './proto3.js';
 // span's fields in the body, no objects) and its materialise step, for code
 // that writes spans elsewhere without making Span objects (storage's row
 // transcoder). See json-v2-scan.ts for the protocol.
-export { scanBegin, scanNext, scanFinish, scanned, SCANNED_FIELD, SCAN_FAIL, SCAN_END, SCAN_SPAN, SCAN_ITEM } from './json-v2-scan.js';
-export type { ScannedSpan, ScannedEndpoint } from './json-v2-scan.js';
+export { scanBegin, scanNext, scanFinish, scanned, SCANNED_FIELD, SCAN_END, SCAN_SPAN, SCAN_ITEM } from './json-v2-scan.js';
+export type { ScannedEndpoint } from './json-v2-scan.js';
 export { materializeScanned } from './json-v2-fast-path.js';

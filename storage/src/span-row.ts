@@ -77,9 +77,12 @@ export function spanRow(span: Span, fallbackMicros: number): string {
 
 /** The payload: the span as canonical Zipkin v2 JSON. */
 export function canonicalJson(span: Span): string {
-  const row = spanRow(span, 0);
-  // The payload is the last field; in TabSeparated its backslashes are doubled.
-  return row.slice(row.lastIndexOf('\t') + 1, -1).replace(/\\\\/g, '\\');
+  return payloadOf(spanRow(span, 0).slice(0, -1));
+}
+
+/** The payload of a row (without its newline): the last field, with TabSeparated's doubled backslashes undone. */
+function payloadOf(line: string): string {
+  return line.slice(line.lastIndexOf('\t') + 1).replace(/\\\\/g, '\\');
 }
 
 /**
@@ -90,7 +93,7 @@ export function spansJsonOf(encoded: readonly EncodedSpans[]): Buffer {
   const payloads: string[] = [];
   for (const { rows } of encoded) {
     for (const line of rows.toString('utf8').split('\n')) {
-      if (line !== '') payloads.push(line.slice(line.lastIndexOf('\t') + 1).replace(/\\\\/g, '\\'));
+      if (line !== '') payloads.push(payloadOf(line));
     }
   }
   return Buffer.from(`[${payloads.join(',')}]`, 'utf8');
