@@ -7,14 +7,21 @@ import {
   type ReadableSpan,
 } from '@opentelemetry/sdk-trace-base';
 import { describe, expect, it } from 'vitest';
-import { ZipkinSpanConverter, attributeToTag } from './zipkin-conversion.js';
+import { MAPPING_TAG_KEYS, ZipkinSpanConverter, attributeToTag } from './zipkin-conversion.js';
 
 interface Sdk {
   tracer: Tracer;
   finished: () => ReadableSpan[];
 }
 
-function sdk(options: { resource?: Record<string, string>; attributeCountLimit?: number; eventCountLimit?: number } = {}): Sdk {
+function sdk(
+  options: {
+    resource?: Record<string, string>;
+    attributeCountLimit?: number;
+    eventCountLimit?: number;
+    linkCountLimit?: number;
+  } = {},
+): Sdk {
   const memory = new InMemorySpanExporter();
   const provider = new BasicTracerProvider({
     resource: resourceFromAttributes(options.resource ?? { 'service.name': 'checkout' }),
@@ -22,6 +29,7 @@ function sdk(options: { resource?: Record<string, string>; attributeCountLimit?:
     spanLimits: {
       ...(options.attributeCountLimit === undefined ? {} : { attributeCountLimit: options.attributeCountLimit }),
       ...(options.eventCountLimit === undefined ? {} : { eventCountLimit: options.eventCountLimit }),
+      ...(options.linkCountLimit === undefined ? {} : { linkCountLimit: options.linkCountLimit }),
     },
   });
   return { tracer: provider.getTracer('my-lib', '1.2.3'), finished: () => memory.getFinishedSpans() };
@@ -168,6 +176,20 @@ describe('ZipkinSpanConverter', () => {
     expect(tags['otel.dropped_attributes_count']).toBe('2');
     expect(tags['otel.dropped_events_count']).toBe('2');
     expect(tags).not.toHaveProperty('otel.dropped_links_count');
+  });
+
+  it('writes exactly the tags MAPPING_TAG_KEYS lists (the encoder relies on that list)', () => {
+    const { tracer, finished } = sdk({ attributeCountLimit: 1, eventCountLimit: 1, linkCountLimit: 1 });
+    const span = tracer.startSpan('s', { attributes: { a: 1, b: 2 } });
+    span.addEvent('one');
+    span.addEvent('two');
+    span.addLink({ context: span.spanContext() });
+    span.addLink({ context: span.spanContext() });
+    span.setStatus({ code: SpanStatusCode.ERROR, message: 'boom' });
+    span.end();
+    const tags = converter.convert(only(finished())).tags ?? {};
+    const added = Object.keys(tags).filter((key) => key !== 'a');
+    expect(added.sort()).toEqual([...MAPPING_TAG_KEYS].sort());
   });
 
   it('chooses the remote endpoint of outgoing spans by the specification rank', () => {

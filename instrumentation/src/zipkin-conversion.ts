@@ -21,6 +21,17 @@ export const DROPPED_ATTRIBUTES_TAG = 'otel.dropped_attributes_count';
 export const DROPPED_EVENTS_TAG = 'otel.dropped_events_count';
 export const DROPPED_LINKS_TAG = 'otel.dropped_links_count';
 
+/** Every tag `convert` itself writes (or deletes): an attribute with one of these keys is overridden in place. */
+export const MAPPING_TAG_KEYS: readonly string[] = Object.freeze([
+  STATUS_CODE_TAG,
+  STATUS_ERROR_TAG,
+  SCOPE_NAME_TAG,
+  SCOPE_VERSION_TAG,
+  DROPPED_ATTRIBUTES_TAG,
+  DROPPED_EVENTS_TAG,
+  DROPPED_LINKS_TAG,
+]);
+
 /** Resource attributes copied to every span as tags unless configured otherwise. */
 export const DEFAULT_RESOURCE_TAG_KEYS: readonly string[] = Object.freeze([
   'service.namespace',
@@ -109,6 +120,17 @@ export function attributeToTag(value: AttributeValue): string {
 
 export function hrTimeToMicros(time: HrTime): number {
   return time[0] * 1_000_000 + Math.round(time[1] / 1000);
+}
+
+/** A finished span's duration in whole microseconds; Zipkin reads a zero duration as "unknown", so at least 1. */
+export function durationMicros(span: ReadableSpan): number {
+  return Math.max(1, hrTimeToMicros(span.duration));
+}
+
+/** Adds the instrumentation scope's tags: name and version, each when set (not empty). */
+export function setScopeTags<T>(tags: Record<string, T>, name: T | undefined, version: T | undefined): void {
+  if (name) tags[SCOPE_NAME_TAG] = name;
+  if (version) tags[SCOPE_VERSION_TAG] = version;
 }
 
 /** The port an attribute value names, if it is one (a number or a numeric string in 1-65535). */
@@ -244,8 +266,7 @@ export class ZipkinSpanConverter {
       if (value !== undefined && value !== null) tags[key] = attributeToTag(value);
     }
     const scope = span.instrumentationScope;
-    if (scope.name) tags[SCOPE_NAME_TAG] = scope.name;
-    if (scope.version) tags[SCOPE_VERSION_TAG] = scope.version;
+    setScopeTags(tags, scope.name, scope.version);
     const status = span.status;
     if (status.code === SpanStatusCode.OK) {
       tags[STATUS_CODE_TAG] = 'OK';
@@ -280,8 +301,7 @@ export class ZipkinSpanConverter {
       kind,
       name: span.name,
       timestamp: hrTimeToMicros(span.startTime),
-      // Whole microseconds; Zipkin reads a zero duration as "unknown", so a finished span lasts at least 1 µs.
-      duration: Math.max(1, hrTimeToMicros(span.duration)),
+      duration: durationMicros(span),
       localEndpoint: resource.localEndpoint,
       remoteEndpoint: remote,
       annotations: span.events.length > 0 ? span.events.map(annotation) : undefined,

@@ -25,17 +25,18 @@ import {
   DROPPED_EVENTS_TAG,
   DROPPED_LINKS_TAG,
   KIND,
-  SCOPE_NAME_TAG,
-  SCOPE_VERSION_TAG,
+  MAPPING_TAG_KEYS,
   STATUS_CODE_TAG,
   STATUS_ERROR_TAG,
   ZipkinSpanConverter,
   annotation,
+  durationMicros,
   findRemoteCandidate,
   hrTimeToMicros,
   remoteCandidates,
   remoteEndpointFrom,
   resourceView,
+  setScopeTags,
   toPort,
   type RemoteCandidate,
   type ZipkinConversionOptions,
@@ -104,16 +105,10 @@ function ascii(text: string): Uint8Array {
   return Buffer.from(text, 'latin1');
 }
 
-/** Tags the mapping itself adds: an attribute with one of these keys is overridden (or deleted) in place. */
+/** Tag keys the reference does not keep in insertion order: the mapping's own (overridden or deleted in place)... */
 const MAPPING_TAGS: ReadonlySet<string> = new Set([
-  STATUS_CODE_TAG,
-  STATUS_ERROR_TAG,
-  SCOPE_NAME_TAG,
-  SCOPE_VERSION_TAG,
-  DROPPED_ATTRIBUTES_TAG,
-  DROPPED_EVENTS_TAG,
-  DROPPED_LINKS_TAG,
-  // Assigning it to a plain object sets the prototype instead of adding a tag.
+  ...MAPPING_TAG_KEYS,
+  // ...and this one: assigning it to a plain object sets the prototype instead of adding a tag.
   '__proto__',
 ]);
 
@@ -348,8 +343,7 @@ export class ZipkinJsonEncoder {
     let scope = this.#scopes.get(name);
     if (scope !== undefined && scope.version === version) return scope;
     const tags: Record<string, unknown> = {};
-    if (name) tags[SCOPE_NAME_TAG] = name;
-    if (version) tags[SCOPE_VERSION_TAG] = version;
+    setScopeTags(tags, name, version);
     const json = JSON.stringify(tags);
     scope = {
       name,
@@ -423,8 +417,7 @@ export class ZipkinJsonEncoder {
     const encodedName = this.#nameAndKind(kind === undefined ? 0 : span.kind, name);
     this.#number(hrTimeToMicros(span.startTime));
     this.#chunk(DURATION);
-    // As the reference: whole microseconds, at least 1.
-    this.#number(Math.max(1, hrTimeToMicros(span.duration)));
+    this.#number(durationMicros(span));
 
     const attributes = span.attributes;
     const candidates = remoteCandidates(kind);
