@@ -482,19 +482,19 @@ export class ZipkinJsonEncoder {
       if (!empty) this.#byte(COMMA);
       empty = false;
       this.#chunk(DROPPED_ATTRIBUTES);
-      this.#countTag(span.droppedAttributesCount);
+      this.#quotedNumber(span.droppedAttributesCount);
     }
     if (span.droppedEventsCount > 0) {
       if (!empty) this.#byte(COMMA);
       empty = false;
       this.#chunk(DROPPED_EVENTS);
-      this.#countTag(span.droppedEventsCount);
+      this.#quotedNumber(span.droppedEventsCount);
     }
     if (span.droppedLinksCount > 0) {
       if (!empty) this.#byte(COMMA);
       empty = false;
       this.#chunk(DROPPED_LINKS);
-      this.#countTag(span.droppedLinksCount);
+      this.#quotedNumber(span.droppedLinksCount);
     }
     if (empty) this.#pos = this.#start + tagsAt; // no tags: the field is left out
     else this.#byte(CLOSE_BRACE);
@@ -761,17 +761,8 @@ export class ZipkinJsonEncoder {
     const at = this.#pos - this.#start;
     this.#chunk(entry.name);
     if (typeof value === 'string') this.#string(value);
-    else if (typeof value === 'number') {
-      if (Number.isSafeInteger(value)) {
-        this.#ensure(20);
-        this.#slab[this.#pos++] = QUOTE;
-        if (value < 0) {
-          this.#slab[this.#pos++] = MINUS;
-          this.#unsigned(-value);
-        } else this.#unsigned(value);
-        this.#slab[this.#pos++] = QUOTE;
-      } else this.#string(String(value));
-    } else if (typeof value === 'boolean') this.#string(value ? 'true' : 'false');
+    else if (typeof value === 'number') this.#quotedNumber(value);
+    else if (typeof value === 'boolean') this.#string(value ? 'true' : 'false');
     else if (Array.isArray(value)) this.#string(JSON.stringify(value));
     else return false;
     if (cacheable) {
@@ -790,13 +781,17 @@ export class ZipkinJsonEncoder {
     return true;
   }
 
-  #countTag(count: number): void {
-    if (Number.isSafeInteger(count)) {
+  /** A number as a tag value: the JSON string of `String(value)`, as `attributeToTag` makes it. */
+  #quotedNumber(value: number): void {
+    if (Number.isSafeInteger(value)) {
       this.#ensure(20);
       this.#slab[this.#pos++] = QUOTE;
-      this.#unsigned(count); // > 0 here
+      if (value < 0) {
+        this.#slab[this.#pos++] = MINUS;
+        this.#unsigned(-value);
+      } else this.#unsigned(value);
       this.#slab[this.#pos++] = QUOTE;
-    } else this.#string(String(count));
+    } else this.#string(String(value));
   }
 
   /** Counts `bytes` against the cache budget; beyond it, the caches start over. */
