@@ -6,10 +6,9 @@ import { resourceFromAttributes } from '@opentelemetry/resources';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { decodeSpans } from '@tracehouse/model';
 import { describe, expect, it } from 'vitest';
-import { SpanBuffer, type Message } from './span-buffer.js';
+import { SLAB_BYTES, SpanBuffer, type Message } from './span-buffer.js';
 import { spanWriter, wireFormat } from './wire-format.js';
 import { ZipkinSpanConverter } from './zipkin-conversion.js';
-import { SLAB_BYTES } from './zipkin-json-encoder.js';
 import { seededRandom } from './seeded-random.test.helpers.js';
 
 

@@ -23,7 +23,20 @@
  * 64 KiB only for a span that does not fit in one. At most 16 spare slabs and
  * 2 spare stores are kept.
  */
-import { SLAB_BYTES, type SlabTarget } from './zipkin-json-encoder.js';
+/** Size of the slabs pieces are written into (here and by the encoder, for `encode`). */
+export const SLAB_BYTES = 64 * 1024;
+
+/**
+ * Where the encoder's `write` puts a span's bytes: at `tail` in `slab`. A
+ * piece that outgrows the slab is moved by `grow` to a slab with room for
+ * `bytes` more after the `written` bytes it carries over (`slab` and `tail`
+ * then name the new place). SpanBuffer is one: it recycles its slabs.
+ */
+export interface SlabTarget {
+  readonly slab: Buffer;
+  readonly tail: number;
+  grow(written: number, bytes: number): void;
+}
 
 export interface SpanBufferLimits {
   maxSpans: number;

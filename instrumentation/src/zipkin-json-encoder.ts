@@ -41,21 +41,7 @@ import {
   type RemoteCandidate,
   type ZipkinConversionOptions,
 } from './zipkin-conversion.js';
-
-/** Size of the slabs pieces are written into (here and in span-buffer.ts). */
-export const SLAB_BYTES = 64 * 1024;
-
-/**
- * Where `write` puts a span's bytes: at `tail` in `slab`. A piece that
- * outgrows the slab is moved by `grow` to a slab with room for `bytes` more
- * after the `written` bytes it carries over (`slab` and `tail` then name the
- * new place). The exporter's SpanBuffer is one: it recycles its slabs.
- */
-export interface SlabTarget {
-  readonly slab: Buffer;
-  readonly tail: number;
-  grow(written: number, bytes: number): void;
-}
+import { SLAB_BYTES, type SlabTarget } from './span-buffer.js';
 
 /** Fresh slabs, never rewritten: what `encode` hands out views of. */
 class FreshSlabs implements SlabTarget {
