@@ -183,6 +183,14 @@ interface AttributeTemplate {
   readonly runEnds: number[];
 }
 
+/** The members #attributes wrote, for #learn: key, value (as in a template) and where each starts and ends in the piece. */
+interface MemberRecord {
+  readonly keys: string[];
+  readonly values: (string | number | boolean | undefined)[];
+  readonly starts: number[];
+  readonly ends: number[];
+}
+
 /** A span name's cached bytes (`","kind":"...","name":"...","timestamp":`) and attribute template. */
 interface EncodedName {
   readonly bytes: Uint8Array;
@@ -506,10 +514,16 @@ export class ZipkinJsonEncoder {
 
   /**
    * The span's attributes as tag members, one by one (after a comma unless
-   * `empty`). Returns whether the tags are still empty, or undefined when the
-   * span must take the reference path.
+   * `empty`), each also noted in `record` when given. Returns whether the
+   * tags are still empty, or undefined when the span must take the reference
+   * path.
    */
-  #attributes(attributes: Attributes, resource: EncodedResource, empty: boolean): boolean | undefined {
+  #attributes(
+    attributes: Attributes,
+    resource: EncodedResource,
+    empty: boolean,
+    record?: MemberRecord,
+  ): boolean | undefined {
     let previous: AttributeKey | undefined;
     for (const key in attributes) {
       const value = attributes[key];
@@ -519,7 +533,14 @@ export class ZipkinJsonEncoder {
       if (!entry.keepsOrder || entry.collides) return undefined;
       if (!empty) this.#byte(COMMA);
       empty = false;
+      const at = this.#pos - this.#start;
       if (!this.#attribute(entry, value)) return undefined;
+      if (record !== undefined) {
+        record.keys.push(key);
+        record.values.push(typeof value === 'object' ? undefined : value);
+        record.starts.push(at);
+        record.ends.push(this.#pos - this.#start);
+      }
     }
     return empty;
   }
@@ -532,26 +553,10 @@ export class ZipkinJsonEncoder {
     empty: boolean,
     rebuild: boolean,
   ): boolean | undefined {
-    const keys: string[] = [];
-    const values: (string | number | boolean | undefined)[] = [];
-    const starts: number[] = [];
-    const ends: number[] = [];
-    let previous: AttributeKey | undefined;
-    for (const key in attributes) {
-      const value = attributes[key];
-      if (value === undefined || value === null) continue;
-      const entry = this.#follow(previous, key, resource);
-      previous = entry;
-      if (!entry.keepsOrder || entry.collides) return undefined;
-      if (!empty) this.#byte(COMMA);
-      empty = false;
-      const at = this.#pos - this.#start;
-      if (!this.#attribute(entry, value)) return undefined;
-      keys.push(key);
-      values.push(typeof value === 'object' ? undefined : value);
-      starts.push(at);
-      ends.push(this.#pos - this.#start);
-    }
+    const record: MemberRecord = { keys: [], values: [], starts: [], ends: [] };
+    const written = this.#attributes(attributes, resource, empty, record);
+    if (written === undefined) return undefined;
+    const { keys, values, starts, ends } = record;
     const from = starts[0] ?? 0;
     const to = ends[ends.length - 1] ?? 0;
     name.template =
@@ -570,7 +575,7 @@ export class ZipkinJsonEncoder {
     name.uses = 0;
     name.misses = 0;
     if (rebuild) name.rebuilds++;
-    return empty;
+    return written;
   }
 
   /**
