@@ -233,7 +233,6 @@ export class RabbitMqSpanExporter implements SpanExporter {
       return false;
     }
     if (!this.#buffer.commit(length)) {
-      this.#buffer.discard();
       this.#counters.drop('buffer_full');
       return false;
     }

@@ -129,7 +129,7 @@ describe('SpanBuffer reusing its memory', () => {
           held.push({ id, bytes: reference });
           accepted.add(id);
         } else {
-          buffer.discard();
+          // commit() discarded the piece: writing resumes where it stood.
           counts.full++;
           dropped.add(id);
         }

@@ -163,9 +163,12 @@ export class SpanBuffer implements SlabTarget {
     this.#tail = this.#resumeTail;
   }
 
-  /** Keeps the `length` (> 0) bytes written at `tail` as the newest span; false (they will be written over) when the buffer is full. */
+  /** Keeps the `length` (> 0) bytes written at `tail` as the newest span; when the buffer is full, discards them and returns false. */
   commit(length: number): boolean {
-    if (this.length >= this.#limits.maxSpans || this.#bytes + length > this.#limits.maxBytes) return false;
+    if (this.length >= this.#limits.maxSpans || this.#bytes + length > this.#limits.maxBytes) {
+      this.discard();
+      return false;
+    }
     // The separator goes before the piece now, so that a run of pieces is copied out at once.
     this.#slab.set(this.#framing.separator, this.#tail - this.#gap);
     this.#slabOf.push(this.#slab);
