@@ -72,6 +72,15 @@ function decodeAll(messages: GetMessage[]): Span[] {
   });
 }
 
+/** Resolves once `condition` holds, polling; fails the test after 10 s. */
+async function until(condition: () => boolean): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('condition not met within 10 s');
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
 function exporter(queue: string, options: RabbitMqSpanExporterOptions = {}): RabbitMqSpanExporter {
   return new RabbitMqSpanExporter({ rabbitmqUrl: RABBITMQ_URL, queue, meterProvider: false, ...options });
 }
@@ -166,6 +175,40 @@ describe('RabbitMqSpanExporter with RabbitMQ', () => {
     const decoded = decodeAll(messages);
     expect(decoded.map((s) => s.id).sort()).toEqual(batch.map((s) => s.spanContext().spanId).sort());
     expect(decoded[0]?.localEndpoint?.serviceName).toBe('inventory');
+  });
+
+  it('fills a message from batches exported in separate turns, and publishes a part-filled one after messageTimeoutMillis without a flush', async () => {
+    const queue = queueName();
+    const sut = exporter(queue, { messageTimeoutMillis: 500 });
+    await exportAsync(sut, spans(1)); // connects; the lone span goes out once it has waited
+    await until(() => sut.stats().spansExported === 1);
+    const batch = spans(300);
+    for (let i = 0; i < 300; i += 100) {
+      expect((await exportAsync(sut, batch.slice(i, i + 100))).code).toBe(ExportResultCode.SUCCESS);
+      await new Promise((resolve) => setTimeout(resolve, 20)); // the exporter's drain runs in between
+    }
+    await until(() => sut.stats().spansExported === 301);
+    const stats = sut.stats();
+    await sut.shutdown();
+    const messages = await drainQueue(queue);
+    expect(stats.messagesPublished).toBe(2);
+    expect(messages.map((m) => decodeAll([m]).length)).toEqual([1, 300]);
+  });
+
+  it('publishes each batch at once with messageTimeoutMillis 0', async () => {
+    const queue = queueName();
+    const sut = exporter(queue, { messageTimeoutMillis: 0 });
+    await exportAsync(sut, spans(1));
+    await sut.forceFlush();
+    const batch = spans(300);
+    for (let i = 0; i < 300; i += 100) {
+      await exportAsync(sut, batch.slice(i, i + 100));
+      await until(() => sut.stats().spansExported === 1 + i + 100);
+    }
+    const stats = sut.stats();
+    await sut.shutdown();
+    expect(stats.messagesPublished).toBe(4);
+    expect((await drainQueue(queue)).map((m) => decodeAll([m]).length)).toEqual([1, 100, 100, 100]);
   });
 
   it('publishes proto3 ListOfSpans when asked', async () => {

@@ -62,6 +62,13 @@ export interface RabbitMqSpanExporterOptions {
   /** TCP + AMQP handshake timeout; default 5000 ms. */
   connectTimeoutMillis?: number;
   /**
+   * How long spans may wait for a message to fill up before it is published
+   * anyway; default 100 ms, 0 publishes at once. Full messages cost the
+   * broker and the exporter less per span (Zipkin's reporters wait up to a
+   * second, their `messageTimeout`). A flush or shutdown publishes at once.
+   */
+  messageTimeoutMillis?: number;
+  /**
    * Messages published ahead of their confirms; default 8. Persistent
    * messages are confirmed after the broker's disk write, so waiting for each
    * confirm before the next publish caps throughput at one message per disk
@@ -83,6 +90,9 @@ export interface RabbitMqSpanExporterOptions {
  * and spent about 0.3 µs more CPU per request (20 alternating rounds).
  */
 const CONVERSION_CHUNK = 512;
+
+/** A message this full (of `maxMessageBytes`) is published without waiting for more spans. */
+const FULL_MESSAGE = 0.9;
 
 const logger = diag.createComponentLogger({ namespace: '@tracehouse/instrumentation/exporter' });
 
@@ -113,6 +123,10 @@ export class RabbitMqSpanExporter implements SpanExporter {
   readonly #maxInFlight: number;
   #drainScheduled = false;
   #retryTimer: NodeJS.Timeout | undefined;
+  readonly #messageTimeoutMillis: number;
+  /** Runs when spans held back to fill a message have waited `messageTimeoutMillis`. */
+  #fillTimer: NodeJS.Timeout | undefined;
+  #fillTimedOut = false;
   #closing = false;
   #idleWaiters: (() => void)[] = [];
 
@@ -127,6 +141,7 @@ export class RabbitMqSpanExporter implements SpanExporter {
     this.#shutdownTimeoutMillis = options.shutdownTimeoutMillis ?? DEFAULT_SHUTDOWN_TIMEOUT_MILLIS;
     this.#flushTimeoutMillis = options.flushTimeoutMillis ?? 5000;
     this.#maxInFlight = options.maxInFlightMessages ?? 8;
+    this.#messageTimeoutMillis = options.messageTimeoutMillis ?? 100;
     this.#meterProvider = options.meterProvider;
     this.#publisher = new AmqpPublisher({
       url: options.rabbitmqUrl ?? DEFAULT_RABBITMQ_URL,
@@ -253,6 +268,11 @@ export class RabbitMqSpanExporter implements SpanExporter {
   #drain(): void {
     try {
       while (this.#inFlight < this.#maxInFlight && this.#buffer.length > 0 && this.#publisher.ready) {
+        if (!this.#fillTimedOut && !this.#wouldFillMessage() && this.#idleWaiters.length === 0) {
+          this.#holdForFill();
+          break;
+        }
+        this.#fillTimedOut = false;
         // The body is a copy: the buffer reuses the spans' slabs from here on, and a retry republishes the body.
         // The buffer may reuse the body's memory once the broker confirmed it (#published).
         const message = this.#buffer.take(this.#maxMessageBytes);
@@ -266,6 +286,31 @@ export class RabbitMqSpanExporter implements SpanExporter {
     } catch (error) {
       logger.error('unexpected error while publishing', error);
     }
+  }
+
+  /**
+   * Whether the buffer holds (nearly) a full message. On a saturated
+   * hello-world server, messages filled to 90% of 500 KB instead of one per
+   * batch of 512 spans (~310 KB) cost the server 0.7 µs and the broker 0.4 µs
+   * less CPU per request, and kept 4% more of its req/s (14 alternating
+   * rounds against `messageTimeoutMillis: 0`).
+   */
+  #wouldFillMessage(): boolean {
+    return (
+      this.#messageTimeoutMillis === 0 ||
+      this.#format.messageBytes(this.#buffer.length, this.#buffer.bytes) >= FULL_MESSAGE * this.#maxMessageBytes
+    );
+  }
+
+  /** Publishes what is buffered, full or not, once it has waited `messageTimeoutMillis`. */
+  #holdForFill(): void {
+    if (this.#fillTimer !== undefined) return;
+    this.#fillTimer = setTimeout(() => {
+      this.#fillTimer = undefined;
+      this.#fillTimedOut = true;
+      this.#scheduleDrain();
+    }, this.#messageTimeoutMillis);
+    this.#fillTimer.unref();
   }
 
   #published(message: Message): void {
@@ -359,6 +404,7 @@ export class RabbitMqSpanExporter implements SpanExporter {
       }
       this.#closing = true;
       if (this.#retryTimer !== undefined) clearTimeout(this.#retryTimer);
+      if (this.#fillTimer !== undefined) clearTimeout(this.#fillTimer);
       const left = this.#buffer.clear();
       if (left > 0) {
         this.#counters.drop('shutdown', left);
