@@ -307,6 +307,7 @@ export class RabbitMqSpanExporter implements SpanExporter {
     if (this.#fillTimer !== undefined) return;
     this.#fillTimer = setTimeout(() => {
       this.#fillTimer = undefined;
+      if (this.#buffer.length === 0) return; // a flush sent them meanwhile
       this.#fillTimedOut = true;
       this.#scheduleDrain();
     }, this.#messageTimeoutMillis);
