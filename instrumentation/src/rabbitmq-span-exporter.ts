@@ -141,7 +141,8 @@ export class RabbitMqSpanExporter implements SpanExporter {
     this.#shutdownTimeoutMillis = options.shutdownTimeoutMillis ?? DEFAULT_SHUTDOWN_TIMEOUT_MILLIS;
     this.#flushTimeoutMillis = options.flushTimeoutMillis ?? 5000;
     this.#maxInFlight = options.maxInFlightMessages ?? 8;
-    this.#messageTimeoutMillis = options.messageTimeoutMillis ?? 100;
+    const messageTimeout = options.messageTimeoutMillis ?? 100;
+    this.#messageTimeoutMillis = Number.isFinite(messageTimeout) ? Math.max(0, messageTimeout) : 100;
     this.#meterProvider = options.meterProvider;
     this.#publisher = new AmqpPublisher({
       url: options.rabbitmqUrl ?? DEFAULT_RABBITMQ_URL,
