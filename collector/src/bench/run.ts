@@ -22,8 +22,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { connect } from 'amqplib';
-import { decodeSpans, encodeJsonV2, encodeProto3, type Span } from '@tracehouse/model';
-import { ClickHouseStore, encodeSpans, generateSpans, transcodeSpans, type EncodedSpans } from '@tracehouse/storage';
+import { encodeJsonV2, encodeProto3 } from '@tracehouse/model';
+import { ClickHouseStore, generateSpans, transcodeSpans, type EncodedSpans } from '@tracehouse/storage';
 import { pino } from 'pino';
 import { Collector } from '../collector.js';
 import { parseConfig } from '../config.js';
@@ -313,36 +313,13 @@ console.log(
     `insert concurrency ${config.insertConcurrency}, prefetch ${config.prefetch}`,
 );
 
-// What the collector itself costs, without ClickHouse: a message's body to
-// rows alone (decodeSpans + encodeSpans, as before the transcoder, and
-// transcodeSpans, what the collector runs), then the whole RabbitMQ path
-// (deliver, transcode, batch, ack) into a store that accepts instantly, from
-// a queue filled beforehand.
-{
-  const now = Date.now() * 1000;
-  const ways = [
-    { label: 'decodeSpans + encodeSpans', run: (body: Buffer) => encodeSpans((decodeSpans(body) as { spans: Span[] }).spans, now).count, micros: [] as number[] },
-    { label: 'transcodeSpans (the collector)', run: (body: Buffer) => (transcodeSpans(body, {}, now) as { encoded: EncodedSpans }).encoded.count, micros: [] as number[] },
-  ];
-  // Rounds of each way interleaved over (up to) the first 50,000 spans.
-  const sample = bodies.slice(0, Math.ceil(50_000 / perMessage));
-  const count = sample.reduce((n, body) => n + ways[1]!.run(body), 0);
-  for (let round = 0; round < 5; round++) {
-    for (const way of ways) {
-      const cpu = process.cpuUsage();
-      for (const body of sample) way.run(body);
-      const used = process.cpuUsage(cpu);
-      way.micros.push((used.user + used.system) / count);
-    }
-  }
-  const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
-  console.log(
-    `body -> rows (JS, one core, median of 5 interleaved rounds): ${ways.map((w) => `${w.label} ${median(w.micros).toFixed(2)} µs CPU/span`).join(', ')}`,
-  );
-  console.log(
-    `collector without ClickHouse (no-op store, queue filled first; consume, transcode to rows, ack): ${fmt(await noopStore(bodies, spanCount))} spans/s`,
-  );
-}
+// What the collector itself costs, without ClickHouse: the whole RabbitMQ
+// path (deliver, transcode, batch, ack) into a store that accepts instantly,
+// from a queue filled beforehand. (A body's rows alone, transcoder against
+// decode + encode, are timed by `npm run bench -w storage`.)
+console.log(
+  `collector without ClickHouse (no-op store, queue filled first; consume, transcode to rows, ack): ${fmt(await noopStore(bodies, spanCount))} spans/s`,
+);
 
 // The ceiling is measured before and after the queue runs and averaged, so a
 // busy neighbour on a shared machine skews both sides alike.
