@@ -142,11 +142,11 @@ export class RabbitMqSpanExporter implements SpanExporter {
     this.#flushTimeoutMillis = options.flushTimeoutMillis ?? 5000;
     this.#maxInFlight = options.maxInFlightMessages ?? 8;
     const messageTimeout = options.messageTimeoutMillis ?? 100;
-    // Never throws into the app: a bad value is reported and replaced.
-    if (!Number.isFinite(messageTimeout) || messageTimeout < 0) {
-      logger.warn(`messageTimeoutMillis must be a finite number >= 0, got ${String(messageTimeout)}; using ${messageTimeout < 0 ? 0 : 100}`);
-    }
     this.#messageTimeoutMillis = Number.isFinite(messageTimeout) ? Math.max(0, messageTimeout) : 100;
+    // Never throws into the app: a bad value is reported and replaced.
+    if (this.#messageTimeoutMillis !== messageTimeout) {
+      logger.warn(`messageTimeoutMillis must be a finite number >= 0, got ${String(messageTimeout)}; using ${this.#messageTimeoutMillis}`);
+    }
     this.#meterProvider = options.meterProvider;
     this.#publisher = new AmqpPublisher({
       url: options.rabbitmqUrl ?? DEFAULT_RABBITMQ_URL,

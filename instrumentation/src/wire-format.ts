@@ -30,7 +30,7 @@
  * + buffering + framing 0.87x, export() until RabbitMQ confirmed 0.91x.
  * 2026-11-29, 3 runs with the encoder's caches (zipkin-json-encoder.ts)
  * alternating with 3 without (load 1.6-6): 1.38 µs against 1.84 µs (0.75x),
- * 0.35x going via the Zipkin object; interleaved in one process (/tmp
+ * 0.35x going via the Zipkin object; interleaved in one process (an ad-hoc
  * script, write + commit into the SpanBuffer): 0.70-0.73x. Throughput figures
  * are in the README. wire-format.test.ts checks that `decodeSpans` reads the
  * bodies.
