@@ -8,6 +8,7 @@ import type { Span } from '@tracehouse/model';
 import { ClickHouseStore } from '@tracehouse/storage';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp, type AppConfig, type QueryApp } from './app.js';
+import { MAX_END_TS_MS } from './params.js';
 import { ZipkinSpec } from './zipkin-spec.test.helpers.js';
 
 const MINUTE_MS = 60_000;
@@ -208,6 +209,9 @@ export function defineApiSuite(engine: { name: string; url: string }): void {
       expect((await get('/api/v2/traces?limit=101')).body).toMatchObject({ code: 'INVALID_PARAMETER', parameter: 'limit' });
       expect((await get('/api/v2/traces?limit=0')).status).toBe(400);
       expect((await get('/api/v2/traces?endTs=soon')).body).toMatchObject({ parameter: 'endTs' });
+      // The largest endTs accepted is one storage can search; one more is a 400 naming endTs.
+      expect((await get(`/api/v2/traces?endTs=${MAX_END_TS_MS}&lookback=${HOUR_MS}`)).status).toBe(200);
+      expect((await get(`/api/v2/traces?endTs=${MAX_END_TS_MS + 1}`)).body).toMatchObject({ code: 'INVALID_PARAMETER', parameter: 'endTs' });
       expect((await get('/api/v2/traces?lookback=-1')).body).toMatchObject({ parameter: 'lookback' });
     });
 
@@ -269,6 +273,7 @@ export function defineApiSuite(engine: { name: string; url: string }): void {
       expect(await ok(`/api/v2/dependencies?endTs=${nowMs - 10 * DAY_MS}`)).toEqual([]);
       expect(await get('/api/v2/dependencies')).toMatchObject({ status: 400, body: { code: 'MISSING_PARAMETER', parameter: 'endTs' } });
       expect((await get(`/api/v2/dependencies?endTs=${nowMs}&lookback=0`)).status).toBe(400);
+      expect(await ok(`/api/v2/dependencies?endTs=${MAX_END_TS_MS}&lookback=${HOUR_MS}`)).toEqual([]);
     });
 
     it('/dependencies links a producer to its broker and the broker to its consumer, as Zipkin does', async () => {

@@ -15,8 +15,11 @@ export const MAX_ANNOTATION_QUERY_LENGTH = 2048;
 export const MAX_ANNOTATION_TERMS = 16;
 /** Most trace ids in one /traceMany request. */
 export const MAX_TRACE_IDS = 1000;
-/** Largest endTs accepted (ms): beyond it microseconds stop being exact doubles. */
-export const MAX_END_TS_MS = Math.floor(Number.MAX_SAFE_INTEGER / 1000);
+/**
+ * Largest endTs accepted (ms): the window ends at the last microsecond of that
+ * millisecond, endTs * 1000 + 999, which must still be an exact double.
+ */
+export const MAX_END_TS_MS = Math.floor((Number.MAX_SAFE_INTEGER - 999) / 1000);
 
 export interface AnnotationQueryTerm {
   key: string;
