@@ -2,6 +2,8 @@
 // (slow queries, a store that is down) or that does not involve it (auth, CORS,
 // routing, parameter errors). Reads against real ClickHouse are in
 // api.integration.test.ts.
+import type { AddressInfo } from 'node:net';
+import { connect } from 'node:net';
 import type { Span } from '@tracehouse/model';
 import { StorageError, type DependencyLink, type TraceQuery, type TraceReader } from '@tracehouse/storage';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -241,5 +243,36 @@ describe('buildApp', () => {
     expect(traces.parameters.map((p) => p.name).sort()).toEqual(
       ['annotationQuery', 'endTs', 'limit', 'lookback', 'maxDuration', 'minDuration', 'remoteServiceName', 'serviceName', 'spanName'].sort(),
     );
+  });
+  it('finishes in-flight requests on close and answers later ones on the same connection with SHUTTING_DOWN', async () => {
+    const reader = new RecordingReader();
+    reader.delayMs = 200;
+    const served = await start(reader);
+    await served.listen({ port: 0, host: '127.0.0.1' });
+    const { port } = served.server.address() as AddressInfo;
+    // A keep-alive connection: the first request is in flight when close() begins, the second comes after.
+    const socket = connect(port, '127.0.0.1');
+    let received = '';
+    socket.on('data', (chunk: Buffer) => (received += chunk.toString('latin1')));
+    const ended = new Promise((resolve) => socket.once('close', resolve));
+    const request = 'GET /api/v2/services HTTP/1.1\r\nHost: x\r\n\r\n';
+    socket.write(request);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const closed = served.close();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    socket.write(request);
+    await ended;
+    await closed;
+    app = undefined;
+    const responses = received.split(/(?=HTTP\/1\.1 )/);
+    expect(responses).toHaveLength(2);
+    expect(responses[0]).toMatch(/^HTTP\/1\.1 200 /);
+    expect(responses[0]).toContain('["backend","frontend"]');
+    expect(responses[1]).toMatch(/^HTTP\/1\.1 503 /);
+    expect(JSON.parse(responses[1]?.split('\r\n\r\n')[1] ?? '')).toEqual({
+      code: 'SHUTTING_DOWN',
+      message: 'the server is shutting down; try again',
+    });
+    expect(reader.calls).toHaveLength(1);
   });
 });

@@ -11,7 +11,7 @@ import type { Span } from '@tracehouse/model';
 import { StorageError, type TraceReader } from '@tracehouse/storage';
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import type { QueryApiConfig } from './config.js';
-import { ApiError, QueryTimeoutError, badParameter, missingParameter, type ErrorBody } from './errors.js';
+import { ApiError, QueryTimeoutError, badParameter, missingParameter, type ErrorBody, type ErrorCode } from './errors.js';
 import {
   normalizeTraceId,
   parseName,
@@ -125,7 +125,24 @@ export async function buildApp(options: BuildAppOptions): Promise<QueryApp> {
     ...(options.logger === undefined ? { logger: false } : { loggerInstance: options.logger }),
     // Zipkin clients (and the Zipkin UI) do not expect a trailing-slash 404.
     routerOptions: { ignoreTrailingSlash: true },
+    // fastify's own 503 while closing has another body shape; the hook below answers in ours.
+    return503OnClosing: false,
   }).withTypeProvider<TypeBoxTypeProvider>() as QueryApp;
+
+  // From close() on, requests still arriving on open connections get a documented 503 and the
+  // connection is closed; in-flight ones finish.
+  let closing = false;
+  app.addHook('preClose', (done) => {
+    closing = true;
+    done();
+  });
+  app.addHook('onRequest', async (_request, reply) => {
+    if (!closing) return;
+    await reply
+      .status(503)
+      .header('connection', 'close')
+      .send({ code: 'SHUTTING_DOWN' satisfies ErrorCode, message: 'the server is shutting down; try again' });
+  });
 
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const { status, body } = toErrorResponse(error, request.log);

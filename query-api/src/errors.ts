@@ -10,6 +10,7 @@
  * | 404    | `TRACE_NOT_FOUND`     | `/trace/{traceId}` names no stored trace           |
  * | 404    | `NOT_FOUND`           | no such route                                      |
  * | 503    | `STORAGE_UNAVAILABLE` | ClickHouse could not answer                        |
+ * | 503    | `SHUTTING_DOWN`       | the server is stopping (request on an open socket) |
  * | 504    | `QUERY_TIMEOUT`       | the query took longer than the configured timeout  |
  * | 500    | `INTERNAL`            | anything else (logged, details not exposed)        |
  */
@@ -20,6 +21,7 @@ export const ERROR_CODES = [
   'TRACE_NOT_FOUND',
   'NOT_FOUND',
   'STORAGE_UNAVAILABLE',
+  'SHUTTING_DOWN',
   'QUERY_TIMEOUT',
   'INTERNAL',
 ] as const;
