@@ -355,25 +355,56 @@ describe.each(ENGINES)('migrations on the $name', ({ url }) => {
 
   it('changes the TTL to a new retention on servers with TTL', async () => {
     const store = await ClickHouseStore.open({ url, database, retentionDays: 9 });
-    const engine = url.startsWith('chdb:')
-      ? await ChdbEngine.open({ queryTimeoutMs: 30_000 })
-      : new HttpEngine({ url, queryTimeoutMs: 30_000 });
     try {
-      const rows = await engine.query<{ name: string; engine_full: string }>({
-        sql: `SELECT name, engine_full FROM system.tables WHERE database = '${database}' AND name IN ('spans', 'span_index', 'trace_index', 'span_names', 'tag_values')`,
-        params: {},
-      });
+      const rows = await tableDefinitions(url, database);
       expect(rows).toHaveLength(5);
       for (const row of rows) {
         if (store.features.ttl) expect(row.engine_full, row.name).toMatch(/toIntervalDay\(9\)/);
         else expect(row.engine_full, row.name).not.toMatch(/TTL/);
       }
     } finally {
-      await engine.close();
       await store.close();
     }
   });
+
+  it('keeps the TTL when a store opens without retentionDays, as the query API does', async () => {
+    const collector = await ClickHouseStore.open({ url, database, retentionDays: 30 });
+    const queryApi = await ClickHouseStore.open({ url, database });
+    try {
+      const rows = await tableDefinitions(url, database);
+      expect(rows).toHaveLength(5);
+      for (const row of rows) {
+        if (queryApi.features.ttl) expect(row.engine_full, row.name).toMatch(/toIntervalDay\(30\)/);
+        else expect(row.engine_full, row.name).not.toMatch(/TTL/);
+      }
+      expect(queryApi.retentionDays).toBeUndefined();
+
+      // Without its own retention, enforceRetention follows the tables' TTL
+      // (7 days on servers without TTL): 20-day-old spans stay under a 30-day TTL.
+      const old = generateSpans({ traces: 2, spansPerTrace: 2, startMicros: (Date.now() - 20 * DAY_MS) * 1000, seed: 11 });
+      await collector.writer.write(old);
+      const result = await queryApi.enforceRetention();
+      expect(result.retentionDays).toBe(queryApi.features.ttl ? 30 : 7);
+      expect(await queryApi.reader.getTrace(old[0]!.traceId)).toHaveLength(queryApi.features.ttl ? 2 : 0);
+    } finally {
+      await queryApi.close();
+      await collector.close();
+    }
+  });
 });
+
+/** name and engine_full of the data tables, read with an engine of its own. */
+async function tableDefinitions(url: string, database: string): Promise<Array<{ name: string; engine_full: string }>> {
+  const engine = url.startsWith('chdb:') ? await ChdbEngine.open({ queryTimeoutMs: 30_000 }) : new HttpEngine({ url, queryTimeoutMs: 30_000 });
+  try {
+    return await engine.query<{ name: string; engine_full: string }>({
+      sql: `SELECT name, engine_full FROM system.tables WHERE database = '${database}' AND name IN ('spans', 'span_index', 'trace_index', 'span_names', 'tag_values')`,
+      params: {},
+    });
+  } finally {
+    await engine.close();
+  }
+}
 
 describe.each(ENGINES)('a closed store on the $name', ({ url }) => {
   it('refuses work with a retryable "closed" error and answers ping with false', async () => {

@@ -7,8 +7,8 @@ import { HttpEngine } from './http-engine.js';
 import { ChdbEngine } from './chdb-engine.js';
 import { featuresFor, parseServerVersion, type ServerFeatures } from './server-features.js';
 import { bindSql, checkIdentifier, type BindMode } from './sql-binding.js';
-import { runMigrations, syncTtl } from './migrations.js';
-import { DATA_TABLES, DAY_MICROS } from './schema.js';
+import { readTtlDays, runMigrations, syncTtl } from './migrations.js';
+import { DATA_TABLES, DAY_MICROS, DEFAULT_RETENTION_DAYS } from './schema.js';
 import { ClickHouseSpanWriter } from './clickhouse-span-writer.js';
 import { ClickHouseTraceReader } from './clickhouse-trace-reader.js';
 import { toStorageError } from './error-mapping.js';
@@ -26,7 +26,14 @@ export interface ClickHouseStoreOptions {
   database: string;
   username?: string;
   password?: string;
-  /** Days of data kept; whole day partitions older than this are dropped. Default 7. */
+  /**
+   * Days of data kept, for the process that owns retention (the collector):
+   * `open` sets the tables' TTL to it and `enforceRetention` drops day
+   * partitions older than it. When absent (readers such as the query API),
+   * the store never changes the TTL: tables it creates get 7 days, and
+   * `enforceRetention` follows the TTL the tables carry (7 days on servers
+   * without TTL).
+   */
   retentionDays?: number;
   /** Per-request timeout. Default 30 000 ms. */
   queryTimeoutMs?: number;
@@ -45,6 +52,8 @@ export interface ClickHouseStoreOptions {
 }
 
 export interface RetentionResult {
+  /** The retention applied, in days. */
+  retentionDays: number;
   /** Partitions dropped: table and partition (days since the epoch, UTC). */
   dropped: Array<{ table: string; partition: string }>;
 }
@@ -54,7 +63,7 @@ interface StoreInit {
   database: string;
   serverVersion: string;
   features: ServerFeatures;
-  retentionDays: number;
+  retentionDays: number | undefined;
   logger: Logger;
   bindMode: BindMode;
   strictTraceId: boolean;
@@ -74,7 +83,8 @@ export class ClickHouseStore {
   readonly database: string;
   /** What the schema and queries use on this server. */
   readonly features: ServerFeatures;
-  readonly retentionDays: number;
+  /** The explicit `retentionDays` option; undefined when the store leaves retention to its owner. */
+  readonly retentionDays: number | undefined;
   readonly #engine: Engine;
   readonly #logger: Logger;
   readonly #mode: BindMode;
@@ -100,8 +110,8 @@ export class ClickHouseStore {
 
   static async open(options: ClickHouseStoreOptions): Promise<ClickHouseStore> {
     const database = checkIdentifier('database', options.database);
-    const retentionDays = options.retentionDays ?? 7;
-    if (!Number.isInteger(retentionDays) || retentionDays < 1 || retentionDays > 36_500) {
+    const retentionDays = options.retentionDays;
+    if (retentionDays !== undefined && (!Number.isInteger(retentionDays) || retentionDays < 1 || retentionDays > 36_500)) {
       throw new StorageError({ code: 'bad_input', retryable: false, message: 'retentionDays must be an integer from 1 to 36500' });
     }
     const queryTimeoutMs = options.queryTimeoutMs ?? 30_000;
@@ -115,11 +125,21 @@ export class ClickHouseStore {
       const version = parseServerVersion(String(row?.v ?? ''));
       const features = featuresFor(version);
       const bindMode: BindMode = features.serverParams ? 'server' : 'literal';
-      const context = { database, features, retentionDays };
+      const context = { database, features, retentionDays: retentionDays ?? DEFAULT_RETENTION_DAYS };
       const outcome = await runMigrations({ engine, context, bindMode, logger });
-      await syncTtl({ engine, context, logger });
+      // Without an explicit retention this store is not the owner: resetting
+      // the TTL to a default would expire the owner's data early.
+      if (retentionDays !== undefined) await syncTtl({ engine, context, logger });
       logger.info(
-        { engine: engine.kind, version: version.text, database, features, migrated: outcome.applied, schema: outcome.current },
+        {
+          engine: engine.kind,
+          version: version.text,
+          database,
+          features,
+          retentionDays,
+          migrated: outcome.applied,
+          schema: outcome.current,
+        },
         'ClickHouse store open',
       );
       return new ClickHouseStore({
@@ -146,11 +166,14 @@ export class ClickHouseStore {
   }
 
   /**
-   * Drops the day partitions that hold only data older than `retentionDays`
+   * Drops the day partitions that hold only data older than the retention
    * before `now`, in every table. Cheap (metadata only); call it periodically.
+   * The retention is `retentionDays`, or without it the tables' current TTL
+   * (the longest, if they differ; 7 days where there is none).
    */
   async enforceRetention(now: Date = new Date()): Promise<RetentionResult> {
-    const cutoffDay = Math.floor((now.getTime() * 1000 - this.retentionDays * DAY_MICROS) / DAY_MICROS);
+    const retentionDays = this.retentionDays ?? (await this.#tableRetentionDays());
+    const cutoffDay = Math.floor((now.getTime() * 1000 - retentionDays * DAY_MICROS) / DAY_MICROS);
     const parts = await this.#engine.query<{ table: string; partition: string }>(
       bindSql(
         `SELECT DISTINCT table, partition FROM system.parts
@@ -168,8 +191,15 @@ WHERE database = {db:String} AND active AND table IN {tables:Array(String)}`,
       await this.#engine.execute({ sql: `ALTER TABLE ${this.database}.${part.table} DROP PARTITION ${day}`, params: {} });
       dropped.push({ table: part.table, partition: String(day) });
     }
-    if (dropped.length > 0) this.#logger.info({ dropped, cutoffDay }, 'retention dropped old partitions');
-    return { dropped };
+    if (dropped.length > 0) this.#logger.info({ dropped, cutoffDay, retentionDays }, 'retention dropped old partitions');
+    return { retentionDays, dropped };
+  }
+
+  /** Read at every call: the owner may change the TTL while this store is open. */
+  async #tableRetentionDays(): Promise<number> {
+    const ttls = await readTtlDays({ engine: this.#engine, context: { database: this.database, features: this.features } });
+    const days = [...ttls.values()].filter((d): d is number => d !== undefined);
+    return days.length > 0 ? Math.max(...days) : DEFAULT_RETENTION_DAYS;
   }
 
   /**

@@ -90,15 +90,16 @@ export async function runMigrations(options: {
 }
 
 /**
- * Brings the TTL of every data table to `retentionDays` (servers with TTL
- * only). The TTL is written when a table is created; a later start with
- * another retention changes it here, without rewriting existing parts
- * (materialize_ttl_after_modify = 0: old parts expire as they are merged or
- * dropped by enforceRetention).
+ * The TTL in days of each data table that has one (servers with TTL only;
+ * empty elsewhere).
  */
-export async function syncTtl(options: { engine: Engine; context: SchemaContext; logger: Logger }): Promise<void> {
-  const { engine, context, logger } = options;
-  if (!context.features.ttl) return;
+export async function readTtlDays(options: {
+  engine: Engine;
+  context: Pick<SchemaContext, 'database' | 'features'>;
+}): Promise<Map<(typeof DATA_TABLES)[number], number | undefined>> {
+  const { engine, context } = options;
+  const found = new Map<(typeof DATA_TABLES)[number], number | undefined>();
+  if (!context.features.ttl) return found;
   const rows = await engine.query<{ name: string; engine_full: string }>(
     bindSql(
       'SELECT name, engine_full FROM system.tables WHERE database = {db:String} AND name IN {tables:Array(String)}',
@@ -108,9 +109,23 @@ export async function syncTtl(options: { engine: Engine; context: SchemaContext;
   );
   for (const row of rows) {
     const match = /toIntervalDay\((\d+)\)|INTERVAL (\d+) DAY/.exec(row.engine_full);
-    const days = match ? Number(match[1] ?? match[2]) : undefined;
+    found.set(row.name as (typeof DATA_TABLES)[number], match ? Number(match[1] ?? match[2]) : undefined);
+  }
+  return found;
+}
+
+/**
+ * Brings the TTL of every data table to `retentionDays` (servers with TTL
+ * only). The TTL is written when a table is created; a later start with
+ * another retention changes it here, without rewriting existing parts
+ * (materialize_ttl_after_modify = 0: old parts expire as they are merged or
+ * dropped by enforceRetention). Only a store given an explicit retention
+ * calls this: readers must not reset the writer's TTL.
+ */
+export async function syncTtl(options: { engine: Engine; context: SchemaContext; logger: Logger }): Promise<void> {
+  const { engine, context, logger } = options;
+  for (const [table, days] of await readTtlDays({ engine, context })) {
     if (days === context.retentionDays) continue;
-    const table = row.name as (typeof DATA_TABLES)[number];
     logger.info({ table, from: days, to: context.retentionDays }, 'changing table TTL to the configured retention');
     await engine.execute({
       sql: `ALTER TABLE ${context.database}.${table} MODIFY TTL ${ttlExpression(table, context.retentionDays)} SETTINGS materialize_ttl_after_modify = 0`,

@@ -19,6 +19,9 @@ import type { ServerFeatures } from './server-features.js';
 
 export const DAY_MICROS = 86_400_000_000;
 
+/** Retention of tables created by a store opened without `retentionDays`. */
+export const DEFAULT_RETENTION_DAYS = 7;
+
 /** Tables that hold data, each partitioned by day number. */
 export const DATA_TABLES = ['spans', 'trace_index', 'span_index', 'span_names', 'tag_values'] as const;
 
