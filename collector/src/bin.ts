@@ -53,7 +53,11 @@ process.on('unhandledRejection', (reason) => {
   logger.error({ err: reason }, 'unhandled rejection');
 });
 
-collector.start().catch((error: unknown) => {
-  logger.fatal({ err: error }, 'collector failed to start');
-  process.exit(1);
-});
+// done() rejects when the collector gives up by itself (a span store that can never open).
+collector
+  .start()
+  .then(() => collector.done())
+  .catch((error: unknown) => {
+    logger.fatal({ err: error }, `tracehouse-collector failed: ${error instanceof Error ? error.message : String(error)}`);
+    process.exit(1);
+  });

@@ -9,7 +9,7 @@
  */
 import { hostname } from 'node:os';
 import { connect, type Channel, type ChannelModel, type ConfirmChannel, type ConsumeMessage, type Message, type Options } from 'amqplib';
-import { ClickHouseStore, spansJsonOf, transcodeSpans, type EncodedSpans, type SpanWriter, type TranscodeResult } from '@tracehouse/storage';
+import { ClickHouseStore, StorageError, spansJsonOf, transcodeSpans, type EncodedSpans, type SpanWriter, type TranscodeResult } from '@tracehouse/storage';
 import { pino, type Logger } from 'pino';
 import { AckTracker } from './ack-tracker.js';
 import { AdminServer, type ReadinessReport } from './admin-server.js';
@@ -76,6 +76,7 @@ export class Collector {
   private stopping = false;
   private stopped: Promise<void> | undefined;
   private loops: Promise<void>[] = [];
+  private finished: Promise<void> | undefined;
   private timers: NodeJS.Timeout[] = [];
   private adminPort = 0;
 
@@ -131,8 +132,9 @@ export class Collector {
 
   /**
    * Starts the admin server, then connects to the store and RabbitMQ in the
-   * background, retrying with backoff until both answer. Resolves once the
-   * admin server listens; /ready says when spans flow.
+   * background, retrying with backoff until both answer (a store error that
+   * is not retryable stops the collector instead; see done()). Resolves once
+   * the admin server listens; /ready says when spans flow.
    */
   async start(): Promise<void> {
     if (this.started) throw new Error('Collector.start: already started');
@@ -150,7 +152,23 @@ export class Collector {
       },
       'collector starting',
     );
-    this.loops.push(this.run());
+    const running = this.run();
+    this.loops.push(running);
+    this.finished = running.catch(async (error: unknown) => {
+      await this.stop();
+      throw error;
+    });
+    // Marks the rejection handled for callers that never ask done().
+    this.finished.catch(() => undefined);
+  }
+
+  /**
+   * Settles when the background work ends: resolves after stop(); rejects
+   * when the collector gave up by itself (a span store that can never open),
+   * once it has stopped.
+   */
+  done(): Promise<void> {
+    return this.finished ?? Promise.reject(new Error('Collector.done: not started'));
   }
 
   /**
@@ -225,6 +243,12 @@ export class Collector {
         this.pingOk = true;
         this.updateUp();
       } catch (error) {
+        // Bad settings or a schema it cannot migrate: retrying would only keep /health green forever.
+        if (error instanceof StorageError && !error.retryable && !this.stopping) {
+          const message = `cannot open the span store (${error.code}, not retryable): ${error.message}`;
+          this.logger.error({ err: error }, `${message}; stopping`);
+          throw new Error(message, { cause: error });
+        }
         const delay = backoffDelay(attempt, { initialMs: this.config.reconnectInitialMs, maxMs: this.config.reconnectMaxMs });
         this.logger.warn({ err: error, retryInMs: delay }, 'cannot open the span store; retrying');
         await sleep(delay, signal);

@@ -103,7 +103,11 @@ describe('parseConfig', () => {
     ['TRACEHOUSE_QUEUE_ARGUMENTS', '[1]', /JSON object/],
     ['TRACEHOUSE_QUEUE_ARGUMENTS', '{oops', /JSON object/],
     ['TRACEHOUSE_QUEUE', 'has space', /name of letters/],
-    ['TRACEHOUSE_CLICKHOUSE_DATABASE', 'x'.repeat(300), /at most 255 bytes/],
+    // Storage's identifier rule, not the AMQP name rule: these would pass as queue names.
+    ['TRACEHOUSE_CLICKHOUSE_DATABASE', 'tracehouse-prod', /"tracehouse-prod" is not a plain identifier/],
+    ['TRACEHOUSE_CLICKHOUSE_DATABASE', 'traces.prod', /not a plain identifier/],
+    ['TRACEHOUSE_CLICKHOUSE_DATABASE', '2024traces', /not a plain identifier/],
+    ['TRACEHOUSE_CLICKHOUSE_DATABASE', 'x'.repeat(64), /at most 63 characters/],
     ['TRACEHOUSE_RETENTION_DAYS', '0', /from 1 to/],
     ['TRACEHOUSE_LOG_LEVEL', 'loud', /one of fatal/],
   ];
@@ -121,6 +125,12 @@ describe('parseConfig', () => {
       expect((caught as ConfigError).message).toMatch(accepts);
     });
   }
+
+  it('accepts every database name the store accepts', () => {
+    for (const database of ['_t', 'Traces_2', 'x'.repeat(63)]) {
+      expect(parseConfig({ TRACEHOUSE_CLICKHOUSE_DATABASE: database }).clickhouseDatabase).toBe(database);
+    }
+  });
 
   it('rejects a retry maximum below the initial delay', () => {
     expect(() => parseConfig({ TRACEHOUSE_COLLECTOR_RETRY_INITIAL_MS: '500', TRACEHOUSE_COLLECTOR_RETRY_MAX_MS: '100' })).toThrow(

@@ -3,6 +3,7 @@
  * typed object. A bad value throws a ConfigError naming the variable and what
  * it accepts; the bin turns that into a message and a non-zero exit.
  */
+import { checkIdentifier } from '@tracehouse/storage';
 
 export type QueueType = 'classic' | 'quorum';
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -15,7 +16,7 @@ export interface CollectorConfig {
   readonly queue: string;
   /** Used only when the collector has to declare the queue itself. */
   readonly queueType: QueueType;
-  /** Extra `x-` arguments used only when the collector declares the queue. */
+  /** Extra `x-` arguments used only when the collector declares the span queue; never given to the dead-letter queue. */
   readonly queueArguments: Readonly<Record<string, unknown>>;
   readonly deadLetterExchange: string;
   readonly deadLetterQueue: string;
@@ -116,6 +117,16 @@ function name(env: Env, variable: string, fallback: string): string {
   return value;
 }
 
+/** Storage's rule for database names, checked here so that a bad one stops the start naming the variable. */
+function database(env: Env, variable: string, fallback: string): string {
+  const value = str(env, variable, fallback);
+  try {
+    return checkIdentifier('database', value);
+  } catch (error) {
+    throw new ConfigError(variable, error instanceof Error ? error.message : String(error));
+  }
+}
+
 function oneOf<T extends string>(env: Env, variable: string, fallback: T, allowed: readonly T[]): T {
   const value = str(env, variable, fallback).toLowerCase();
   if (!(allowed as readonly string[]).includes(value)) {
@@ -182,7 +193,7 @@ export function parseConfig(env: Env = process.env): CollectorConfig {
     deadLetterExchange: name(env, 'TRACEHOUSE_DEAD_LETTER_EXCHANGE', `${queue}.dlx`),
     deadLetterQueue: name(env, 'TRACEHOUSE_DEAD_LETTER_QUEUE', `${queue}.dlq`),
     clickhouseUrl: url(env, 'TRACEHOUSE_CLICKHOUSE_URL', 'http://127.0.0.1:8123', ['http:', 'https:']),
-    clickhouseDatabase: name(env, 'TRACEHOUSE_CLICKHOUSE_DATABASE', 'tracehouse'),
+    clickhouseDatabase: database(env, 'TRACEHOUSE_CLICKHOUSE_DATABASE', 'tracehouse'),
     retentionDays: optionalInt(env, 'TRACEHOUSE_RETENTION_DAYS', 1, 36_500),
     retentionIntervalMs: int(env, 'TRACEHOUSE_COLLECTOR_RETENTION_INTERVAL_MS', 3_600_000, 1_000, 86_400_000 * 7),
     adminHost: str(env, 'TRACEHOUSE_COLLECTOR_HOST', '0.0.0.0'),
@@ -210,13 +221,13 @@ export const CONFIG_HELP = `Environment variables (defaults in brackets):
   TRACEHOUSE_RABBITMQ_CONNECT_TIMEOUT_MS  TCP connect + AMQP handshake bound [10000]
   TRACEHOUSE_QUEUE                        span queue [zipkin]
   TRACEHOUSE_QUEUE_TYPE                   classic | quorum, used when declaring the queue [classic]
-  TRACEHOUSE_QUEUE_ARGUMENTS              JSON object of extra x- arguments when declaring [{}]
+  TRACEHOUSE_QUEUE_ARGUMENTS              JSON object of extra x- arguments when declaring the span queue (not the dead-letter queue) [{}]
   TRACEHOUSE_DEAD_LETTER_EXCHANGE         exchange for poison messages [<queue>.dlx]
   TRACEHOUSE_DEAD_LETTER_QUEUE            queue for poison messages [<queue>.dlq]
   TRACEHOUSE_CLICKHOUSE_URL               http(s) URL [http://127.0.0.1:8123]
-  TRACEHOUSE_CLICKHOUSE_DATABASE          database [tracehouse]
+  TRACEHOUSE_CLICKHOUSE_DATABASE          database: letters, digits and _, not starting with a digit, at most 63 [tracehouse]
   TRACEHOUSE_CLICKHOUSE_TIMEOUT_MS        per-request timeout [30000]
-  TRACEHOUSE_RETENTION_DAYS               days of spans kept [store default]
+  TRACEHOUSE_RETENTION_DAYS               days of spans kept, also set as the tables' TTL [the tables' TTL; 7 on a new database]
   TRACEHOUSE_COLLECTOR_RETENTION_INTERVAL_MS  how often retention runs [3600000]
   TRACEHOUSE_COLLECTOR_HOST               admin server address [0.0.0.0]
   TRACEHOUSE_COLLECTOR_PORT               admin server port: /health /ready /metrics [9412]

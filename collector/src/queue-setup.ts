@@ -5,6 +5,10 @@
  * an operator): each is checked passively first, and declared only when the
  * broker says it is missing. Passive checks that fail close their channel, so
  * every probe gets a throwaway channel.
+ *
+ * TRACEHOUSE_QUEUE_ARGUMENTS are for the span queue only: on the dead-letter
+ * queue, a TTL, a max-length with drop-head or a dead-letter exchange would
+ * silently lose the messages it exists to keep.
  */
 import type { Channel, ChannelModel } from 'amqplib';
 import type { Logger } from 'pino';
@@ -47,26 +51,56 @@ async function exists(connection: ChannelModel, check: (channel: Channel) => Pro
   }
 }
 
-async function ensureQueue(connection: ChannelModel, queue: string, o: QueueSetupOptions): Promise<void> {
+function amqpMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** Declares `queue` with `args` unless it exists; true when it was there already (or another replica declared it meanwhile with other arguments). */
+async function ensureQueue(connection: ChannelModel, queue: string, args: Record<string, unknown>, logger: Logger): Promise<boolean> {
   const found = (): Promise<boolean> => exists(connection, (channel) => channel.checkQueue(queue));
   if (await found()) {
-    o.logger.info({ queue }, 'using existing queue');
-    return;
+    logger.info({ queue }, 'using existing queue');
+    return true;
   }
-  const args = { ...o.queueArguments, 'x-queue-type': o.queueType };
   try {
     await withChannel(connection, (channel) => channel.assertQueue(queue, { durable: true, arguments: args }));
-    o.logger.info({ queue, arguments: args }, 'declared queue');
+    logger.info({ queue, arguments: args }, 'declared queue');
+    return false;
   } catch (error) {
     // Another replica may have declared it a moment ago with other arguments.
-    if (amqpCode(error) === 406 && (await found())) return;
+    if (amqpCode(error) === 406 && (await found())) return true;
     throw error;
   }
 }
 
+/**
+ * The dead-letter queue gets the queue type only. One that exists is used as
+ * it is (collectors before this one gave it the span queue's arguments too);
+ * a redeclare on a throwaway channel tells whether its arguments differ, and
+ * only that is reported.
+ */
+async function ensureDeadLetterQueue(connection: ChannelModel, o: QueueSetupOptions): Promise<void> {
+  const queue = o.deadLetterQueue;
+  const args = { 'x-queue-type': o.queueType };
+  if (!(await ensureQueue(connection, queue, args, o.logger))) return;
+  try {
+    await withChannel(connection, (channel) => channel.assertQueue(queue, { durable: true, arguments: args }));
+  } catch (error) {
+    if (amqpCode(error) === 406) {
+      o.logger.warn(
+        { queue, expected: args, broker: amqpMessage(error) },
+        'the dead-letter queue exists with other arguments; using it as is. If it has a TTL, a max length with drop-head or a dead-letter exchange, dead letters can expire or be dropped: redeclare it without them',
+      );
+    } else {
+      // No configure permission, say: the queue exists and is usable, which is all that matters.
+      o.logger.debug({ queue, err: error }, 'could not compare the dead-letter queue\'s arguments');
+    }
+  }
+}
+
 export async function setUpQueues(connection: ChannelModel, o: QueueSetupOptions): Promise<void> {
-  await ensureQueue(connection, o.queue, o);
-  await ensureQueue(connection, o.deadLetterQueue, o);
+  await ensureQueue(connection, o.queue, { ...o.queueArguments, 'x-queue-type': o.queueType }, o.logger);
+  await ensureDeadLetterQueue(connection, o);
   const exchangeFound = (): Promise<boolean> => exists(connection, (channel) => channel.checkExchange(o.deadLetterExchange));
   if (!(await exchangeFound())) {
     try {

@@ -9,6 +9,7 @@ export type { TranscodeResult } from './json-v2-transcoder.js';
 export type { TraceReader, TraceQuery, DependencyLink } from './trace-reader.js';
 export { StorageError } from './storage-error.js';
 export type { StorageErrorCode } from './storage-error.js';
+export { checkIdentifier } from './sql-binding.js';
 export type { ServerFeatures } from './server-features.js';
 export type { Logger } from './logger.js';
 export { generateSpans, DEFAULT_SERVICES } from './span-generator.js';

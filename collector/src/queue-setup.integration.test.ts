@@ -1,0 +1,109 @@
+/**
+ * setUpQueues against the real RabbitMQ. Arguments are read back without the
+ * management plugin: a redeclare succeeds only with the arguments the queue
+ * has (the broker answers 406 when one differs or is missing).
+ */
+import { randomBytes } from 'node:crypto';
+import { connect, type ChannelModel } from 'amqplib';
+import { pino, type Logger } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { setUpQueues, type QueueSetupOptions } from './queue-setup.js';
+
+const RABBITMQ_URL = process.env.TRACEHOUSE_RABBITMQ_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
+const SPAN_QUEUE_ARGUMENTS = { 'x-message-ttl': 60_000, 'x-max-length': 10, 'x-overflow': 'drop-head' };
+
+function capture(): { logger: Logger; lines: Array<{ level: number; msg: string; broker?: string }> } {
+  const lines: Array<{ level: number; msg: string; broker?: string }> = [];
+  const logger = pino({ level: 'debug' }, { write: (line: string) => lines.push(JSON.parse(line) as { level: number; msg: string }) });
+  return { logger, lines };
+}
+
+describe('setUpQueues', () => {
+  let connection: ChannelModel;
+  const created: string[] = [];
+  const exchanges: string[] = [];
+
+  function names(): { queue: string; deadLetterQueue: string; deadLetterExchange: string } {
+    const queue = `th_qsetup_${randomBytes(4).toString('hex')}`;
+    created.push(queue, `${queue}.dlq`);
+    exchanges.push(`${queue}.dlx`);
+    return { queue, deadLetterQueue: `${queue}.dlq`, deadLetterExchange: `${queue}.dlx` };
+  }
+
+  function options(n: ReturnType<typeof names>, logger: Logger): QueueSetupOptions {
+    return { ...n, queueType: 'classic', queueArguments: SPAN_QUEUE_ARGUMENTS, logger };
+  }
+
+  /** Whether the queue's arguments are exactly `args` (for the arguments the broker compares). */
+  async function hasArguments(queue: string, args: Record<string, unknown>): Promise<boolean> {
+    const channel = await connection.createChannel();
+    channel.on('error', () => undefined);
+    try {
+      await channel.assertQueue(queue, { durable: true, arguments: args });
+      return true;
+    } catch (error) {
+      if ((error as { code?: unknown }).code === 406) return false;
+      throw error;
+    } finally {
+      await channel.close().catch(() => undefined);
+    }
+  }
+
+  beforeAll(async () => {
+    connection = await connect(RABBITMQ_URL);
+    connection.on('error', () => undefined);
+  });
+
+  afterAll(async () => {
+    const channel = await connection.createChannel();
+    for (const q of created) await channel.deleteQueue(q).catch(() => undefined);
+    for (const x of exchanges) await channel.deleteExchange(x).catch(() => undefined);
+    await connection.close();
+  });
+
+  it('gives TRACEHOUSE_QUEUE_ARGUMENTS to the span queue only, never to the dead-letter queue', async () => {
+    const n = names();
+    await setUpQueues(connection, options(n, pino({ level: 'silent' })));
+    expect(await hasArguments(n.queue, { ...SPAN_QUEUE_ARGUMENTS, 'x-queue-type': 'classic' })).toBe(true);
+    expect(await hasArguments(n.deadLetterQueue, { 'x-queue-type': 'classic' })).toBe(true);
+    expect(await hasArguments(n.deadLetterQueue, { ...SPAN_QUEUE_ARGUMENTS, 'x-queue-type': 'classic' })).toBe(false);
+    // The dead-letter exchange routes to it (routing key = the span queue).
+    const channel = await connection.createConfirmChannel();
+    channel.publish(n.deadLetterExchange, n.queue, Buffer.from('[]'));
+    await channel.waitForConfirms();
+    expect((await channel.checkQueue(n.deadLetterQueue)).messageCount).toBe(1);
+    await channel.close();
+  });
+
+  it('uses a dead-letter queue declared with the span queue arguments as it is, with a warning', async () => {
+    const n = names();
+    // What collectors before this fix declared.
+    const inherited = { ...SPAN_QUEUE_ARGUMENTS, 'x-queue-type': 'classic' };
+    const setup = await connection.createChannel();
+    await setup.assertQueue(n.deadLetterQueue, { durable: true, arguments: inherited });
+    await setup.close();
+    const { logger, lines } = capture();
+    // Twice: the second run finds the span queue too, as a restarted replica does.
+    await setUpQueues(connection, options(n, logger));
+    await setUpQueues(connection, options(n, logger));
+    expect(await hasArguments(n.deadLetterQueue, inherited)).toBe(true);
+    const warnings = lines.filter((line) => line.level === 40);
+    expect(warnings).toHaveLength(2);
+    expect(warnings[0]!.msg).toMatch(/dead-letter queue exists with other arguments; using it as is/);
+    expect(warnings[0]!.broker).toMatch(/PRECONDITION_FAILED - inequivalent arg 'x-(message-ttl|max-length|overflow)'/);
+    // The connection survived the refused redeclare, and the queue is bound.
+    const channel = await connection.createConfirmChannel();
+    channel.publish(n.deadLetterExchange, n.queue, Buffer.from('[]'));
+    await channel.waitForConfirms();
+    expect((await channel.checkQueue(n.deadLetterQueue)).messageCount).toBe(1);
+    await channel.close();
+  });
+
+  it('says nothing about a dead-letter queue that already has the expected arguments', async () => {
+    const n = names();
+    await setUpQueues(connection, options(n, pino({ level: 'silent' })));
+    const { logger, lines } = capture();
+    await setUpQueues(connection, options(n, logger));
+    expect(lines.filter((line) => line.level >= 40)).toEqual([]);
+  });
+});

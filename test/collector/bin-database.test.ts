@@ -1,0 +1,68 @@
+/**
+ * A database the collector can never use stops the tracehouse-collector bin,
+ * instead of retrying the store forever: a bad name at once, naming the
+ * variable; a store that fails to open with a non-retryable error once it does.
+ */
+import { spawnSync } from 'node:child_process';
+import { afterAll, describe, expect, it } from 'vitest';
+import { CLICKHOUSE_URL, COLLECTOR_BIN, freePort, uniqueName } from './harness.js';
+
+describe('tracehouse-collector bin with a database it cannot use', () => {
+  it('exits non-zero with a message naming TRACEHOUSE_CLICKHOUSE_DATABASE', async () => {
+    const result = spawnSync(process.execPath, [COLLECTOR_BIN], {
+      env: {
+        PATH: process.env.PATH ?? '',
+        TRACEHOUSE_CLICKHOUSE_URL: CLICKHOUSE_URL,
+        TRACEHOUSE_CLICKHOUSE_DATABASE: 'tracehouse-prod',
+        TRACEHOUSE_QUEUE: uniqueName('th_bin_db'),
+        TRACEHOUSE_COLLECTOR_HOST: '127.0.0.1',
+        TRACEHOUSE_COLLECTOR_PORT: String(await freePort()),
+      },
+      encoding: 'utf8',
+      // Retrying forever would hit this.
+      timeout: 20_000,
+    });
+    expect(result.signal).toBeNull();
+    expect(result.status).toBe(2);
+    expect(result.stderr).toMatch(/TRACEHOUSE_CLICKHOUSE_DATABASE: database "tracehouse-prod" is not a plain identifier/);
+  });
+
+  describe('whose schema cannot be migrated', () => {
+    const database = uniqueName('th_bin_schema');
+    const clickhouse = async (sql: string): Promise<void> => {
+      const response = await fetch(CLICKHOUSE_URL, { method: 'POST', body: sql });
+      if (!response.ok) throw new Error(`${sql}: ${await response.text()}`);
+    };
+
+    afterAll(async () => {
+      await clickhouse(`DROP DATABASE IF EXISTS ${database}`);
+    });
+
+    it('exits 1 with a fatal log line saying the store cannot open and why', async () => {
+      // A migrations table whose description column cannot take the text: recording a migration fails
+      // with TYPE_MISMATCH, which storage reports as not retryable.
+      await clickhouse(`CREATE DATABASE ${database}`);
+      await clickhouse(`CREATE TABLE ${database}.schema_migrations (version UInt32, description UInt8, applied_at DateTime) ENGINE = MergeTree ORDER BY version`);
+      const result = spawnSync(process.execPath, [COLLECTOR_BIN], {
+        env: {
+          PATH: process.env.PATH ?? '',
+          TRACEHOUSE_CLICKHOUSE_URL: CLICKHOUSE_URL,
+          TRACEHOUSE_CLICKHOUSE_DATABASE: database,
+          TRACEHOUSE_QUEUE: uniqueName('th_bin_schema'),
+          TRACEHOUSE_COLLECTOR_HOST: '127.0.0.1',
+          TRACEHOUSE_COLLECTOR_PORT: String(await freePort()),
+        },
+        encoding: 'utf8',
+        timeout: 30_000,
+      });
+      expect(result.signal).toBeNull();
+      expect(result.status).toBe(1);
+      const fatal = result.stdout
+        .split('\n')
+        .filter((line) => line.startsWith('{'))
+        .map((line) => JSON.parse(line) as { level: number; msg: string })
+        .find((line) => line.level === 60);
+      expect(fatal?.msg).toMatch(/^tracehouse-collector failed: cannot open the span store \(\w+, not retryable\): .*Type mismatch/);
+    });
+  });
+});
