@@ -68,6 +68,8 @@ describe('parseConfig', () => {
     ['TRACEHOUSE_CLICKHOUSE_URL', 'ftp://x'],
     ['TRACEHOUSE_CLICKHOUSE_URL', 'not a url'],
     ['TRACEHOUSE_CLICKHOUSE_DATABASE', 'x; DROP TABLE y'],
+    ['TRACEHOUSE_CLICKHOUSE_DATABASE', 'tracehouse-prod'],
+    ['TRACEHOUSE_CLICKHOUSE_DATABASE', `t${'x'.repeat(63)}`],
     ['TRACEHOUSE_QUERY_MAX_LIMIT', '0'],
     ['TRACEHOUSE_QUERY_DEFAULT_LIMIT', '5000'],
     ['TRACEHOUSE_QUERY_MAX_LOOKBACK_MS', '-1'],

@@ -3,6 +3,7 @@
  * object. A bad value is a ConfigError naming the variable and what it accepts;
  * the bin prints it and exits.
  */
+import { checkIdentifier } from '@tracehouse/storage';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -85,12 +86,14 @@ function httpUrl(env: Env, name: string, fallback: string): string {
   return value;
 }
 
+/** Storage's rule for database names, so that a bad one stops the start naming the variable. */
 function identifier(env: Env, name: string, fallback: string): string {
   const value = raw(env, name) ?? fallback;
-  if (!/^[A-Za-z_][A-Za-z0-9_]{0,63}$/.test(value)) {
-    throw new ConfigError(name, 'a database name of letters, digits and underscores (not starting with a digit)', value);
+  try {
+    return checkIdentifier('database', value);
+  } catch {
+    throw new ConfigError(name, 'a database name of letters, digits and underscores (not starting with a digit), at most 63', value);
   }
-  return value;
 }
 
 function corsOrigins(env: Env, name: string): QueryApiConfig['corsOrigins'] {
@@ -188,7 +191,7 @@ export const CONFIG_HELP = `Environment variables (read once at start):
   TRACEHOUSE_QUERY_PORT                  port to listen on [9411]
   TRACEHOUSE_QUERY_HOST                  address to bind [0.0.0.0]
   TRACEHOUSE_CLICKHOUSE_URL              ClickHouse HTTP URL, or chdb: for the embedded engine [http://127.0.0.1:8123]
-  TRACEHOUSE_CLICKHOUSE_DATABASE         database name: letters, digits, _ [tracehouse]
+  TRACEHOUSE_CLICKHOUSE_DATABASE         database name: letters, digits, _, at most 63 [tracehouse]
   TRACEHOUSE_QUERY_DEFAULT_LIMIT         traces returned when limit is absent [10]
   TRACEHOUSE_QUERY_MAX_LIMIT             largest accepted limit, 1-100000 [1000]
   TRACEHOUSE_QUERY_DEFAULT_LOOKBACK_MS   lookback when absent [86400000]
