@@ -139,6 +139,27 @@ describe.each(ENGINES)('ClickHouseStore on the $name', ({ url }) => {
     expect(await store.reader.getDependencies({ endTs: base - HOUR_MS, lookback: HOUR_MS })).toEqual([]);
   });
 
+  it('computes the same links in passes of whole traces when the window holds more rows than one pass', async () => {
+    const pagedDatabase = uniqueDatabase('th_deps');
+    const whole = await ClickHouseStore.open({ url, database: pagedDatabase });
+    const paged = await ClickHouseStore.open({ url, database: pagedDatabase, dependencyPageRows: 40 });
+    try {
+      // 360 span rows: about 9 passes of 40.
+      await whole.writer.write(generateSpans({ traces: 60, spansPerTrace: 6, startMicros: (now - HOUR_MS) * 1000, seed: 7 }));
+      const window = { endTs: now, lookback: 2 * HOUR_MS };
+      const byPair = (a: { parent: string; child: string }, b: { parent: string; child: string }) =>
+        `${a.parent}>${a.child}`.localeCompare(`${b.parent}>${b.child}`);
+      const links = (await whole.reader.getDependencies(window)).sort(byPair);
+      expect(links.length).toBeGreaterThan(2);
+      expect(links.reduce((calls, link) => calls + link.callCount, 0)).toBeGreaterThan(100);
+      expect((await paged.reader.getDependencies(window)).sort(byPair)).toEqual(links);
+    } finally {
+      await paged.close();
+      await whole.dropDatabase();
+      await whole.close();
+    }
+  });
+
   it('keeps SQL injection attempts inert in every string parameter', async () => {
     const before = await store.countSpans();
     for (const evil of INJECTION_STRINGS) {

@@ -48,6 +48,11 @@ export interface ClickHouseStoreOptions {
    * When absent, every tag key seen is offered.
    */
   autocompleteKeys?: readonly string[];
+  /**
+   * Most span rows `getDependencies` holds at once (default 200 000): a
+   * larger window is read in that many passes, each over whole traces.
+   */
+  dependencyPageRows?: number;
   logger?: Logger;
 }
 
@@ -68,6 +73,7 @@ interface StoreInit {
   bindMode: BindMode;
   strictTraceId: boolean;
   autocompleteKeys: readonly string[] | undefined;
+  dependencyPageRows: number | undefined;
 }
 
 /**
@@ -105,6 +111,7 @@ export class ClickHouseStore {
       bindMode: init.bindMode,
       strictTraceId: init.strictTraceId,
       autocompleteKeys: init.autocompleteKeys,
+      dependencyPageRows: init.dependencyPageRows,
     });
   }
 
@@ -152,6 +159,7 @@ export class ClickHouseStore {
         bindMode,
         strictTraceId: options.strictTraceId ?? true,
         autocompleteKeys: options.autocompleteKeys,
+        dependencyPageRows: options.dependencyPageRows,
       });
     } catch (error) {
       await engine.close().catch(() => undefined);
