@@ -551,8 +551,11 @@ function ackable(tag: number): Message {
   return { fields: { deliveryTag: tag } } as unknown as Message;
 }
 
+/** `Name (code): message`: the code, when the error has one (StorageError's), is what a reader of a dead letter can match on. */
 function errorText(error: unknown): string {
-  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  if (!(error instanceof Error)) return String(error);
+  const code = (error as { code?: unknown }).code;
+  return typeof code === 'string' ? `${error.name} (${code}): ${error.message}` : `${error.name}: ${error.message}`;
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {

@@ -170,6 +170,95 @@ describe('InsertPipeline', () => {
   });
 });
 
+describe('InsertPipeline with callbacks that throw', () => {
+  it('logs the error, keeps handling the batch and its accounting, and leaves no unhandled rejection', async () => {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown): void => void unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      const logged: Array<{ callback?: string; msg?: string }> = [];
+      const committed: number[] = [];
+      const rejected: number[] = [];
+      let writes = 0;
+      const pipeline = new InsertPipeline<Tok, Part>({
+        // Message 2 is refused, so the batch is narrowed down message by message.
+        sink: {
+          write: (parts) => {
+            writes++;
+            return parts.some((part) => part.includes(200)) ? Promise.reject(new StorageError({ code: 'bad_input', message: 'no' })) : Promise.resolve();
+          },
+        },
+        concurrency: 1,
+        maxSpansPerInsert: 1_000,
+        retry: { initialMs: 5, maxMs: 20 },
+        logger: pino({ level: 'error' }, { write: (line: string) => void logged.push(JSON.parse(line) as { callback?: string; msg?: string }) }),
+        metrics: createMetrics({ defaultMetrics: false }),
+        onCommitted: (tokens) => {
+          committed.push(...tokens.map((t) => t.id));
+          if (tokens.some((t) => t.id === 1)) throw new Error('ack failed');
+        },
+        onRejected: (token) => {
+          rejected.push(token.id);
+          throw new Error('dead-letter failed');
+        },
+        onHealth: () => {
+          throw new Error('health failed');
+        },
+      });
+      pipeline.submit(batch([1, 2, 3]));
+      pipeline.submit(batch([4]));
+      await pipeline.drain();
+      await new Promise((r) => setTimeout(r, 10));
+      // Message 3 is still written and reported after both throws, each insert exactly once.
+      expect({ committed, rejected, writes }).toEqual({ committed: [1, 3, 4], rejected: [2], writes: 5 });
+      expect(pipeline.pending).toBe(0);
+      expect(logged.map((l) => l.callback).filter((c) => c !== undefined && c !== 'onHealth')).toEqual(['onCommitted', 'onRejected']);
+      expect(logged.every((l) => l.msg !== undefined)).toBe(true);
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+  });
+
+  it('reports anything else that fails while handling a batch, and keeps going', async () => {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown): void => void unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      const logged: Array<{ msg?: string; err?: { message?: string } }> = [];
+      const committed: number[] = [];
+      const metrics = createMetrics({ defaultMetrics: false });
+      let broken = true;
+      metrics.spansStored.inc = () => {
+        if (!broken) return;
+        broken = false;
+        throw new Error('metrics broke');
+      };
+      const pipeline = new InsertPipeline<Tok, Part>({
+        sink: { write: () => Promise.resolve() },
+        concurrency: 1,
+        maxSpansPerInsert: 2,
+        retry: { initialMs: 5, maxMs: 20 },
+        logger: pino({ level: 'error' }, { write: (line: string) => void logged.push(JSON.parse(line) as (typeof logged)[number]) }),
+        metrics,
+        onCommitted: (tokens) => void committed.push(...tokens.map((t) => t.id)),
+        onRejected: () => undefined,
+        onHealth: () => undefined,
+      });
+      pipeline.submit(batch([1]));
+      pipeline.submit(batch([2]));
+      await pipeline.drain();
+      await new Promise((r) => setTimeout(r, 10));
+      expect(committed).toEqual([2]);
+      expect(pipeline.pending).toBe(0);
+      expect(logged).toMatchObject([{ msg: 'insert pipeline failed handling a batch', err: { message: 'metrics broke' } }]);
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+  });
+});
+
 describe('InsertPipeline.discardQueued', () => {
   it('drops waiting batches of a lost channel but lets running ones finish', async () => {
     const releases: Array<() => void> = [];

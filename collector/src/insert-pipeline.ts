@@ -110,12 +110,15 @@ export class InsertPipeline<T extends CountedToken, P> {
     while (this.active < this.o.concurrency && this.queue.length > 0) {
       const batch = this.takeQueued();
       this.active++;
-      void this.run(batch).finally(() => {
-        this.active--;
-        this.o.metrics.pendingBatches.set(this.pending);
-        this.pump();
-        this.settleIdle();
-      });
+      void this.run(batch)
+        // Unhandled, this rejection would kill an embedding process.
+        .catch((error: unknown) => this.o.logger.error({ err: error, spans: batch.spanCount }, 'insert pipeline failed handling a batch'))
+        .finally(() => {
+          this.active--;
+          this.o.metrics.pendingBatches.set(this.pending);
+          this.pump();
+          this.settleIdle();
+        });
     }
   }
 
@@ -135,6 +138,19 @@ export class InsertPipeline<T extends CountedToken, P> {
     return merged;
   }
 
+  /**
+   * Runs an owner's callback. One that throws is logged and does not stop the
+   * batch: the other messages still get committed or rejected, and a throwing
+   * onHealth is not mistaken for a failed insert (which would write it again).
+   */
+  private notify(callback: 'onCommitted' | 'onRejected' | 'onHealth', call: () => void): void {
+    try {
+      call();
+    } catch (error) {
+      this.o.logger.error({ err: error, callback }, 'insert pipeline callback threw');
+    }
+  }
+
   private settleIdle(): void {
     if (this.pending !== 0 && !this.aborter.signal.aborted) return;
     if (this.active !== 0) return;
@@ -150,7 +166,7 @@ export class InsertPipeline<T extends CountedToken, P> {
     if (outcome === 'aborted') return;
     if (outcome === 'ok') {
       this.o.metrics.spansStored.inc(batch.spanCount);
-      this.o.onCommitted(batch.tokens);
+      this.notify('onCommitted', () => this.o.onCommitted(batch.tokens));
       return;
     }
     // Refused for good: find the message(s) responsible.
@@ -161,9 +177,9 @@ export class InsertPipeline<T extends CountedToken, P> {
       if (single === 'aborted') return;
       if (single === 'ok') {
         this.o.metrics.spansStored.inc(token.spanCount);
-        this.o.onCommitted([token]);
+        this.notify('onCommitted', () => this.o.onCommitted([token]));
       } else {
-        this.o.onRejected(token, part, single.error);
+        this.notify('onRejected', () => this.o.onRejected(token, part, single.error));
       }
     }
   }
@@ -177,7 +193,7 @@ export class InsertPipeline<T extends CountedToken, P> {
       try {
         await this.o.sink.write(parts);
         this.o.metrics.insertSeconds.observe({ outcome: 'ok' }, (performance.now() - started) / 1000);
-        this.o.onHealth(true);
+        this.notify('onHealth', () => this.o.onHealth(true));
         return 'ok';
       } catch (error) {
         this.o.metrics.insertSeconds.observe({ outcome: 'error' }, (performance.now() - started) / 1000);
@@ -187,7 +203,7 @@ export class InsertPipeline<T extends CountedToken, P> {
           this.o.logger.error({ err: error, spans }, 'ClickHouse refused the spans; not retrying them');
           return { error };
         }
-        this.o.onHealth(false);
+        this.notify('onHealth', () => this.o.onHealth(false));
         const delay = backoffDelay(attempt, this.o.retry);
         this.o.logger.warn({ err: error, attempt, retryInMs: delay, spans }, 'insert failed; retrying');
         this.o.metrics.insertRetries.inc();

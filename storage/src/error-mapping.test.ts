@@ -16,10 +16,35 @@ describe('toStorageError', () => {
   });
 
   it('marks overload (too many parts, memory) as retryable', () => {
-    const parts = Object.assign(new Error('Too many parts (300)'), { code: '252', type: 'TOO_MANY_PARTS' });
+    const parts = Object.assign(new Error('Too many parts (300). Merges are processing significantly slower than inserts'), {
+      code: '252',
+      type: 'TOO_MANY_PARTS',
+    });
     expect(toStorageError(parts, 'insert')).toMatchObject({ code: 'overloaded', retryable: true });
     const memory = { clickhouseCode: 241, message: 'Memory limit (for query) exceeded' };
     expect(toStorageError(memory, 'insert')).toMatchObject({ code: 'overloaded', retryable: true });
+  });
+
+  it('marks too many partitions (days) in one insert as not retryable, though it shares code 252 with overload', () => {
+    const said =
+      "Too many partitions for single INSERT block (more than 100). The limit is controlled by 'max_partitions_per_insert_block' setting. " +
+      'Large number of partitions is a common misconception.';
+    // As @clickhouse/client reports it over HTTP, and as chdb does.
+    const http = Object.assign(new Error(said), { code: '252', type: 'TOO_MANY_PARTS' });
+    const chdb = Object.assign(new Error(`Code: 252. DB::Exception: ${said}: while pushing to view db.spans_mv. (TOO_MANY_PARTS)`), {
+      name: 'ChdbInsertError',
+      code: 'CHDB_INSERT',
+      clickhouseCode: 252,
+    });
+    for (const error of [http, chdb]) {
+      const mapped = toStorageError(error, 'ClickHouse insert failed');
+      expect(mapped).toMatchObject({ code: 'too_many_partitions', retryable: false });
+      expect(mapped.cause).toBe(error);
+      // The cause in words, then what ClickHouse said.
+      expect(mapped.message).toMatch(/^ClickHouse insert failed: the spans cover more days than ClickHouse accepts in one INSERT/);
+      expect(mapped.message).toContain('max_partitions_per_insert_block');
+      expect(mapped.message).toContain(said);
+    }
   });
 
   it('marks rows the server cannot parse as not retryable and keeps the cause', () => {

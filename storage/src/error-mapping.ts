@@ -4,7 +4,7 @@ import { StorageError } from './storage-error.js';
 const OVERLOADED_CODES = new Set([
   202, // TOO_MANY_SIMULTANEOUS_QUERIES
   241, // MEMORY_LIMIT_EXCEEDED
-  252, // TOO_MANY_PARTS
+  252, // TOO_MANY_PARTS (but see TOO_MANY_PARTITIONS)
   236, // ABORTED
   242, // TABLE_IS_READ_ONLY
   319, // UNKNOWN_STATUS_OF_INSERT
@@ -35,6 +35,13 @@ const REJECTED_DATA_CODES = new Set([
   131, // TOO_LARGE_STRING_SIZE
   349, // CANNOT_INSERT_NULL_IN_ORDINARY_COLUMN
 ]);
+
+// Code 252 also covers one INSERT touching more partitions (days) than
+// max_partitions_per_insert_block allows (modern servers; 18.16 has no such
+// limit). That depends on the rows alone, so retrying the same batch never
+// succeeds: it is refused for good, and the collector narrows the batch down
+// and dead-letters only a message that spans too many days by itself.
+const TOO_MANY_PARTITIONS = /too many partitions for single insert block/i;
 
 const NETWORK_ERRNOS = new Set([
   'ECONNREFUSED',
@@ -69,6 +76,16 @@ export function toStorageError(error: unknown, what: string): StorageError {
   const message = error instanceof Error ? error.message : String(error);
   const errno = typeof error === 'object' && error !== null ? (error as { code?: unknown }).code : undefined;
   const code = clickhouseCode(error);
+  if (TOO_MANY_PARTITIONS.test(message)) {
+    return new StorageError({
+      code: 'too_many_partitions',
+      retryable: false,
+      message:
+        `${what}: the spans cover more days than ClickHouse accepts in one INSERT ` +
+        `(tables are partitioned by day; server setting max_partitions_per_insert_block): ${message}`,
+      cause: error,
+    });
+  }
   if (typeof errno === 'string' && NETWORK_ERRNOS.has(errno)) {
     return new StorageError({ code: 'connection', message: `${what}: ${message}`, cause: error });
   }

@@ -9,6 +9,7 @@ export type StorageErrorCode =
   | 'timeout' // the request exceeded queryTimeoutMs
   | 'overloaded' // the server refused work for now (too many parts, memory, too many queries)
   | 'server' // the server answered with another error
+  | 'too_many_partitions' // one INSERT touched more day partitions than the server allows (rows spanning many days)
   | 'bad_input' // the caller's input cannot be bound (wrong type, out of range)
   | 'schema' // migrations failed or the schema is not what this version expects
   | 'closed'; // the store was closed (retryable: another process may do it)
