@@ -120,7 +120,7 @@ describe('parseConfig', () => {
         caught = error;
       }
       expect(caught).toBeInstanceOf(ConfigError);
-      expect((caught as ConfigError).variable).toBe(variable);
+      expect(caught).toMatchObject({ code: 'config_invalid', variable });
       expect((caught as ConfigError).message).toMatch(new RegExp(`^${variable}: `));
       expect((caught as ConfigError).message).toMatch(accepts);
     });

@@ -52,6 +52,8 @@ export interface CollectorConfig {
 }
 
 export class ConfigError extends Error {
+  /** Stable, for callers that branch on it; `variable` names the culprit. */
+  readonly code = 'config_invalid';
   constructor(
     readonly variable: string,
     message: string,

@@ -86,7 +86,7 @@ describe('parseTracingConfig', () => {
       error = caught;
     }
     expect(error).toBeInstanceOf(TracingConfigError);
-    expect((error as TracingConfigError).variable).toBe(variable);
+    expect(error).toMatchObject({ code: 'config_invalid', variable });
     expect((error as Error).message).toContain(variable);
     expect((error as Error).message).toContain(accepts);
   });

@@ -61,6 +61,8 @@ export const DEFAULT_SHUTDOWN_TIMEOUT_MILLIS = 5000;
 /** A configuration value that cannot be used; names the variable or option and what it accepts. */
 export class TracingConfigError extends Error {
   override readonly name = 'TracingConfigError';
+  /** Stable, for callers that branch on it; `variable` names the culprit. */
+  readonly code = 'config_invalid';
   constructor(
     readonly variable: string,
     readonly accepts: string,

@@ -89,7 +89,7 @@ describe('parseConfig', () => {
       error = caught;
     }
     expect(error).toBeInstanceOf(ConfigError);
-    expect((error as ConfigError).variable).toBe(name);
+    expect(error).toMatchObject({ code: 'config_invalid', variable: name });
     expect((error as ConfigError).message).toContain(`${name} accepts`);
   });
 

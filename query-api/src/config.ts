@@ -46,6 +46,8 @@ export interface QueryApiConfig {
 }
 
 export class ConfigError extends Error {
+  /** Stable, for callers that branch on it; `variable` names the culprit. */
+  readonly code = 'config_invalid';
   readonly variable: string;
   constructor(variable: string, accepts: string, value: string) {
     super(`${variable}=${JSON.stringify(value)} is invalid: ${variable} accepts ${accepts}`);
