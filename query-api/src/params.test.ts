@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ApiError } from './errors.js';
 import {
+  MAX_NAME_LENGTH,
   normalizeTraceId,
   parseAnnotationQuery,
   parseName,
@@ -46,9 +47,11 @@ describe('parseAnnotationQuery', () => {
   it('does not split on "and" inside words or values', () => {
     expect(parseAnnotationQuery('band=andrew')).toEqual([{ key: 'band', value: 'andrew' }]);
   });
-  it('rejects a term without a key, control characters and too many terms, naming annotationQuery', () => {
+  it('rejects a term without a key, a lone surrogate and too many terms, naming annotationQuery', () => {
     expect(apiError(() => parseAnnotationQuery('=GET')).parameter).toBe('annotationQuery');
-    expect(apiError(() => parseAnnotationQuery('error\u0000')).parameter).toBe('annotationQuery');
+    expect(apiError(() => parseAnnotationQuery('error\ud800')).parameter).toBe('annotationQuery');
+    // A tag value may hold any text, a newline included.
+    expect(parseAnnotationQuery('db.statement=SELECT 1\nFROM t')).toEqual([{ key: 'db.statement', value: 'SELECT 1\nFROM t' }]);
     const many = Array.from({ length: 17 }, (_, i) => `k${i}`).join(' and ');
     expect(apiError(() => parseAnnotationQuery(many)).statusCode).toBe(400);
   });
@@ -102,10 +105,13 @@ describe('parseName and parseTagKey', () => {
     expect(apiError(() => parseName('serviceName', '', { required: true })).code).toBe('MISSING_PARAMETER');
     expect(apiError(() => parseTagKey('key', undefined)).parameter).toBe('key');
   });
-  it('rejects overlong names and control characters', () => {
-    expect(apiError(() => parseName('spanName', 'a'.repeat(257))).parameter).toBe('spanName');
-    expect(apiError(() => parseName('serviceName', 'a\nb')).parameter).toBe('serviceName');
-    expect(apiError(() => parseTagKey('key', 'k\u0000')).parameter).toBe('key');
+  it('takes any name a span can carry, and refuses only what no span holds', () => {
+    expect(parseName('spanName', 'A'.repeat(300))).toBe('a'.repeat(300));
+    expect(parseName('spanName', 'SELECT *\nFROM t')).toBe('select *\nfrom t');
+    expect(parseTagKey('key', 'k\u0000')).toBe('k\u0000');
+    expect(apiError(() => parseName('spanName', 'a'.repeat(MAX_NAME_LENGTH + 1))).parameter).toBe('spanName');
+    expect(apiError(() => parseName('serviceName', 'a\udc00b')).parameter).toBe('serviceName');
+    expect(apiError(() => parseTagKey('key', '\ud800')).parameter).toBe('key');
   });
 });
 

@@ -7,10 +7,14 @@
 import { normalizeTraceId as canonicalTraceId } from '@tracehouse/model';
 import { badParameter, missingParameter } from './errors.js';
 
-/** Longest service, span or tag name accepted in a query; longer ones cannot have been stored. */
-export const MAX_NAME_LENGTH = 256;
+/**
+ * Longest service, span or tag name accepted in a query. Names are stored at
+ * any length and the API lists them, so this is only a sanity bound: Node's
+ * 16 KiB limit on a request's head stops longer ones before they get here.
+ */
+export const MAX_NAME_LENGTH = 16_384;
 /** Longest annotationQuery accepted. */
-export const MAX_ANNOTATION_QUERY_LENGTH = 2048;
+export const MAX_ANNOTATION_QUERY_LENGTH = 16_384;
 /** Most terms in one annotationQuery. */
 export const MAX_ANNOTATION_TERMS = 16;
 /** Most trace ids in one /traceMany request. */
@@ -57,13 +61,18 @@ export interface QueryBounds {
   maxLookbackMs: number;
 }
 
-// C0 and C1 control characters, DEL, and lone surrogates: none belong in a name.
-// eslint-disable-next-line no-control-regex -- rejecting control characters is the point
-const CONTROL = /[\u0000-\u001f\u007f-\u009f]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+// Lone surrogates have no UTF-8 form, so no stored name or value holds one.
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 
+/**
+ * Names and tag values as spans carry them: any text (a multi-line SQL
+ * statement as a span name, say), since /services, /spans and the
+ * autocomplete endpoints list such text and the UI sends it back. Values are
+ * bound as query parameters, never spliced into SQL.
+ */
 function checkText(parameter: string, value: string, maxLength: number): void {
   if (value.length > maxLength) throw badParameter(parameter, `longer than ${maxLength} characters`);
-  if (CONTROL.test(value)) throw badParameter(parameter, 'contains control characters');
+  if (LONE_SURROGATE.test(value)) throw badParameter(parameter, 'contains a lone surrogate (not text)');
 }
 
 /**
