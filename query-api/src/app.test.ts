@@ -7,7 +7,8 @@ import { connect } from 'node:net';
 import type { Span } from '@tracehouse/model';
 import { StorageError, type DependencyLink, type TraceQuery, type TraceReader } from '@tracehouse/storage';
 import { afterEach, describe, expect, it } from 'vitest';
-import { buildApp, type AppConfig, type QueryApp } from './app.js';
+import Fastify from 'fastify';
+import { buildApp, queryApi, type AppConfig, type QueryApp } from './app.js';
 
 const config: AppConfig = {
   defaultLimit: 10,
@@ -244,6 +245,28 @@ describe('buildApp', () => {
       ['annotationQuery', 'endTs', 'limit', 'lookback', 'maxDuration', 'minDuration', 'remoteServiceName', 'serviceName', 'spanName'].sort(),
     );
   });
+  it('mounts as a plugin in a server of its own, under a prefix, next to other routes', async () => {
+    const host = Fastify({ routerOptions: { ignoreTrailingSlash: true }, return503OnClosing: false });
+    host.get('/status', () => ({ mine: true }));
+    await host.register(
+      async (scope) => {
+        await scope.register(queryApi, { reader: new RecordingReader([spans]), config, now: () => NOW });
+      },
+      { prefix: '/zipkin' },
+    );
+    try {
+      expect((await host.inject({ url: '/status' })).json()).toEqual({ mine: true });
+      expect((await host.inject({ url: '/zipkin/api/v2/services' })).json()).toEqual(['backend', 'frontend']);
+      const bad = await host.inject({ url: '/zipkin/api/v2/traces?limit=0' });
+      expect(bad.statusCode).toBe(400);
+      expect(bad.json()).toMatchObject({ code: 'INVALID_PARAMETER', parameter: 'limit' });
+      expect((await host.inject({ url: '/zipkin/api/v2/trace/463ac35c9f6413ad' })).json()).toHaveLength(2);
+      expect((await host.inject({ url: '/zipkin/openapi.json' })).statusCode).toBe(200);
+    } finally {
+      await host.close();
+    }
+  });
+
   it('finishes in-flight requests on close and answers later ones on the same connection with SHUTTING_DOWN', async () => {
     const reader = new RecordingReader();
     reader.delayMs = 200;

@@ -1,7 +1,9 @@
 /**
- * The query API as a fastify instance: the Zipkin v2 read endpoints under
- * /api/v2, /health and /openapi.json. `buildApp` does no I/O of its own and
- * never listens (server.ts does), so tests drive it with `inject()`.
+ * The query API as a fastify plugin (`queryApi`): the Zipkin v2 read
+ * endpoints under /api/v2, /health and /openapi.json, with its error and
+ * not-found handlers. `buildApp` wraps it in an instance of its own; neither
+ * does I/O of its own or listens (server.ts does), so tests drive them with
+ * `inject()`.
  */
 import { timingSafeEqual } from 'node:crypto';
 import fastifyCors from '@fastify/cors';
@@ -9,7 +11,8 @@ import fastifySwagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Span } from '@tracehouse/model';
 import { StorageError, type TraceReader } from '@tracehouse/storage';
-import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyPluginAsync } from 'fastify';
+import fastifyPlugin from 'fastify-plugin';
 import type { QueryApiConfig } from './config.js';
 import { ApiError, QueryTimeoutError, badParameter, missingParameter, type ErrorBody, type ErrorCode } from './errors.js';
 import {
@@ -43,15 +46,18 @@ export type AppConfig = Pick<
   'defaultLimit' | 'maxLimit' | 'defaultLookbackMs' | 'maxLookbackMs' | 'queryTimeoutMs' | 'corsOrigins' | 'bearerToken'
 >;
 
-export interface BuildAppOptions {
+export interface QueryApiOptions {
   reader: TraceReader;
   config: AppConfig;
-  /** A pino logger (or any fastify-compatible one). Default: no logging. */
-  logger?: FastifyBaseLogger;
   /** Whether ClickHouse answers, for /health. Default: always true. */
   ping?: () => Promise<boolean>;
   /** Epoch milliseconds; tests pin it. Default: Date.now. */
   now?: () => number;
+}
+
+export interface BuildAppOptions extends QueryApiOptions {
+  /** A pino logger (or any fastify-compatible one). Default: no logging. */
+  logger?: FastifyBaseLogger;
 }
 
 export type QueryApp = FastifyInstance<
@@ -115,19 +121,19 @@ function toErrorResponse(error: FastifyError | Error, log: FastifyBaseLogger): {
   return { status: 500, body: { code: 'INTERNAL', message: 'internal error' } };
 }
 
-export async function buildApp(options: BuildAppOptions): Promise<QueryApp> {
+/**
+ * Everything the query API serves, registered on `instance` itself (not in a
+ * child context), so its error and not-found handlers answer for the whole
+ * server: give it an instance of its own, or wrap it in a plugin with a
+ * prefix. Set `routerOptions.ignoreTrailingSlash` and `return503OnClosing:
+ * false` on that instance, as buildApp does.
+ */
+async function registerQueryApi(instance: FastifyInstance, options: QueryApiOptions): Promise<void> {
   const { reader, config } = options;
   const now = options.now ?? Date.now;
   const ping = options.ping ?? (() => Promise.resolve(true));
   const timed = <T>(work: Promise<T>): Promise<T> => withTimeout(work, config.queryTimeoutMs);
-
-  const app = Fastify({
-    ...(options.logger === undefined ? { logger: false } : { loggerInstance: options.logger }),
-    // Zipkin clients (and the Zipkin UI) do not expect a trailing-slash 404.
-    routerOptions: { ignoreTrailingSlash: true },
-    // fastify's own 503 while closing has another body shape; the hook below answers in ours.
-    return503OnClosing: false,
-  }).withTypeProvider<TypeBoxTypeProvider>() as QueryApp;
+  const app = instance.withTypeProvider<TypeBoxTypeProvider>();
 
   // From close() on, requests still arriving on open connections get a documented 503 and the
   // connection is closed; in-flight ones finish.
@@ -329,6 +335,23 @@ export async function buildApp(options: BuildAppOptions): Promise<QueryApp> {
     },
     { prefix: '/api/v2' },
   );
+}
 
+export const queryApi: FastifyPluginAsync<QueryApiOptions> = fastifyPlugin(registerQueryApi, {
+  fastify: '5.x',
+  name: '@tracehouse/query-api',
+});
+
+/** A fastify instance serving only the query API. */
+export async function buildApp(options: BuildAppOptions): Promise<QueryApp> {
+  const app = Fastify({
+    ...(options.logger === undefined ? { logger: false } : { loggerInstance: options.logger }),
+    // Zipkin clients (and the Zipkin UI) do not expect a trailing-slash 404.
+    routerOptions: { ignoreTrailingSlash: true },
+    // fastify's own 503 while closing has another body shape; the plugin answers in ours.
+    return503OnClosing: false,
+  }).withTypeProvider<TypeBoxTypeProvider>() as QueryApp;
+  const { logger: _logger, ...pluginOptions } = options;
+  await app.register(queryApi, pluginOptions);
   return app;
 }

@@ -1,6 +1,6 @@
 // Public surface of @tracehouse/query-api.
-export { buildApp, withTimeout } from './app.js';
-export type { AppConfig, BuildAppOptions, QueryApp } from './app.js';
+export { buildApp, queryApi, withTimeout } from './app.js';
+export type { AppConfig, BuildAppOptions, QueryApiOptions, QueryApp } from './app.js';
 export { parseConfig, ConfigError } from './config.js';
 export type { QueryApiConfig, LogLevel } from './config.js';
 export { startServer, stopOnSignals } from './server.js';
