@@ -112,4 +112,10 @@ describe('checkIdentifier', () => {
       expect(() => checkIdentifier('database', bad)).toThrow(StorageError);
     }
   });
+  it("refuses ClickHouse's own databases as the tracehouse database", () => {
+    for (const name of ['system', 'SYSTEM', 'information_schema', 'INFORMATION_SCHEMA']) {
+      expect(() => checkIdentifier('database', name)).toThrow(/is ClickHouse's own/);
+    }
+    expect(checkIdentifier('table', 'system')).toBe('system');
+  });
 });

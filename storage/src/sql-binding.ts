@@ -168,6 +168,8 @@ export function bindSql(template: string, params: Record<string, unknown>, mode:
   return { sql, params: {} };
 }
 
+const SYSTEM_DATABASES: ReadonlySet<string> = new Set(['system', 'information_schema']);
+
 /**
  * Database and table names come from configuration, never from requests, but
  * they are still checked before they are written into SQL.
@@ -179,6 +181,10 @@ export function checkIdentifier(kind: string, value: string): string {
       retryable: false,
       message: `${kind} "${value}" is not a plain identifier ([A-Za-z_][A-Za-z0-9_]*, at most 63 characters)`,
     });
+  }
+  // ClickHouse's own databases: migrations (and dropDatabase) must never touch them.
+  if (kind === 'database' && SYSTEM_DATABASES.has(value.toLowerCase())) {
+    throw new StorageError({ code: 'bad_input', retryable: false, message: `database "${value}" is ClickHouse's own` });
   }
   return value;
 }
