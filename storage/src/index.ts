@@ -12,5 +12,3 @@ export type { StorageErrorCode } from './storage-error.js';
 export { checkIdentifier } from './sql-binding.js';
 export type { ServerFeatures } from './server-features.js';
 export type { Logger } from './logger.js';
-export { generateSpans, DEFAULT_SERVICES } from './span-generator.js';
-export type { GenerateOptions } from './span-generator.js';

@@ -19,7 +19,8 @@ import { cpus, loadavg } from 'node:os';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { ClickHouseStore, DEFAULT_SERVICES, generateSpans } from '@tracehouse/storage';
+import { ClickHouseStore } from '@tracehouse/storage';
+import { DEFAULT_SERVICES, generateSpans } from '@tracehouse/storage/testing';
 import { buildApp } from '../app.js';
 
 const { values } = parseArgs({
