@@ -3,25 +3,29 @@
  * instead of retrying the store forever: a bad name at once, naming the
  * variable; a store that fails to open with a non-retryable error once it does.
  */
-import { spawnSync } from 'node:child_process';
+import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CLICKHOUSE_URL, COLLECTOR_BIN, freePort, uniqueName } from './harness.js';
 
+/** Runs the bin on `database` until it exits by itself (a collector retrying forever hits the timeout). */
+async function runCollector(database: string, timeout: number): Promise<SpawnSyncReturns<string>> {
+  return spawnSync(process.execPath, [COLLECTOR_BIN], {
+    env: {
+      PATH: process.env.PATH ?? '',
+      TRACEHOUSE_CLICKHOUSE_URL: CLICKHOUSE_URL,
+      TRACEHOUSE_CLICKHOUSE_DATABASE: database,
+      TRACEHOUSE_QUEUE: uniqueName('th_bin_db'),
+      TRACEHOUSE_COLLECTOR_HOST: '127.0.0.1',
+      TRACEHOUSE_COLLECTOR_PORT: String(await freePort()),
+    },
+    encoding: 'utf8',
+    timeout,
+  });
+}
+
 describe('tracehouse-collector bin with a database it cannot use', () => {
   it('exits non-zero with a message naming TRACEHOUSE_CLICKHOUSE_DATABASE', async () => {
-    const result = spawnSync(process.execPath, [COLLECTOR_BIN], {
-      env: {
-        PATH: process.env.PATH ?? '',
-        TRACEHOUSE_CLICKHOUSE_URL: CLICKHOUSE_URL,
-        TRACEHOUSE_CLICKHOUSE_DATABASE: 'tracehouse-prod',
-        TRACEHOUSE_QUEUE: uniqueName('th_bin_db'),
-        TRACEHOUSE_COLLECTOR_HOST: '127.0.0.1',
-        TRACEHOUSE_COLLECTOR_PORT: String(await freePort()),
-      },
-      encoding: 'utf8',
-      // Retrying forever would hit this.
-      timeout: 20_000,
-    });
+    const result = await runCollector('tracehouse-prod', 20_000);
     expect(result.signal).toBeNull();
     expect(result.status).toBe(2);
     expect(result.stderr).toMatch(/TRACEHOUSE_CLICKHOUSE_DATABASE: database "tracehouse-prod" is not a plain identifier/);
@@ -43,18 +47,7 @@ describe('tracehouse-collector bin with a database it cannot use', () => {
       // with TYPE_MISMATCH, which storage reports as not retryable.
       await clickhouse(`CREATE DATABASE ${database}`);
       await clickhouse(`CREATE TABLE ${database}.schema_migrations (version UInt32, description UInt8, applied_at DateTime) ENGINE = MergeTree ORDER BY version`);
-      const result = spawnSync(process.execPath, [COLLECTOR_BIN], {
-        env: {
-          PATH: process.env.PATH ?? '',
-          TRACEHOUSE_CLICKHOUSE_URL: CLICKHOUSE_URL,
-          TRACEHOUSE_CLICKHOUSE_DATABASE: database,
-          TRACEHOUSE_QUEUE: uniqueName('th_bin_schema'),
-          TRACEHOUSE_COLLECTOR_HOST: '127.0.0.1',
-          TRACEHOUSE_COLLECTOR_PORT: String(await freePort()),
-        },
-        encoding: 'utf8',
-        timeout: 30_000,
-      });
+      const result = await runCollector(database, 30_000);
       expect(result.signal).toBeNull();
       expect(result.status).toBe(1);
       const fatal = result.stdout
