@@ -2,7 +2,12 @@
  * Configuration of the tracing setup: read once from the environment (the
  * standard `OTEL_*` variables plus `TRACEHOUSE_*`), overridden field by field
  * by typed options, validated, and frozen.
+ *
+ * A bad typed option or `TRACEHOUSE_*` variable throws. A bad `OTEL_*`
+ * variable is, as the OpenTelemetry specification asks, reported through
+ * `diag` and ignored: the default applies.
  */
+import { diag } from '@opentelemetry/api';
 
 export type WireEncoding = 'json' | 'proto3';
 
@@ -10,7 +15,10 @@ export type WireEncoding = 'json' | 'proto3';
 export interface TracingOptions {
   /** `service.name` of the resource. Env: `OTEL_SERVICE_NAME`. */
   serviceName?: string;
-  /** Extra resource attributes. Env: `OTEL_RESOURCE_ATTRIBUTES` (read by the SDK's env detector). */
+  /**
+   * Resource attributes, over those of `OTEL_RESOURCE_ATTRIBUTES` and of the
+   * SDK's resource detectors. A `service.name` here stands for `serviceName`.
+   */
   resourceAttributes?: Record<string, string | number | boolean>;
   /** AMQP URL of the broker. Env: `TRACEHOUSE_RABBITMQ_URL`. */
   rabbitmqUrl?: string;
@@ -36,8 +44,11 @@ export interface TracingOptions {
   disabled?: boolean;
 }
 
+/** The configuration in use. When `disabled`, nothing else was read or checked and the other fields hold the defaults. */
 export interface TracingConfig {
   readonly serviceName: string | undefined;
+  /** `OTEL_RESOURCE_ATTRIBUTES` with the `resourceAttributes` option over it; applied over the SDK's resource detectors. */
+  readonly resourceAttributes: Readonly<Record<string, string | number | boolean>>;
   readonly rabbitmqUrl: string;
   readonly queue: string;
   readonly encoding: WireEncoding;
@@ -74,6 +85,24 @@ export class TracingConfigError extends Error {
 
 type Env = Readonly<Record<string, string | undefined>>;
 
+/** The `OTEL_*` variables read here (from `env`); the SDK reads all others itself, from `process.env`. */
+export const OTEL_VARIABLES_READ: readonly string[] = [
+  'OTEL_SDK_DISABLED',
+  'OTEL_SERVICE_NAME',
+  'OTEL_RESOURCE_ATTRIBUTES',
+  'OTEL_BSP_SCHEDULE_DELAY',
+  'OTEL_BSP_EXPORT_TIMEOUT',
+  'OTEL_BSP_MAX_QUEUE_SIZE',
+  'OTEL_BSP_MAX_EXPORT_BATCH_SIZE',
+];
+
+const logger = diag.createComponentLogger({ namespace: '@tracehouse/instrumentation/config' });
+
+/** The specification's rule for OTEL_* variables: warn and use the default rather than stop the host. */
+function ignoreOtelValue(name: string, value: string, accepts: string, instead: string): void {
+  logger.warn(`${name}: got ${JSON.stringify(value)}, expected ${accepts}; ignored, ${instead}`);
+}
+
 function envString(env: Env, name: string): string | undefined {
   const raw = env[name];
   if (raw === undefined) return undefined;
@@ -100,8 +129,14 @@ function integer(
   if (option !== undefined) return checkInteger(`option ${optionName}`, option, min, max);
   const raw = envString(env, envName);
   if (raw === undefined) return fallback;
-  if (!/^\d+$/.test(raw)) throw new TracingConfigError(envName, `an integer from ${min} to ${max}`, raw);
-  return checkInteger(envName, Number(raw), min, max);
+  const value = Number(raw);
+  if (/^\d+$/.test(raw) && value >= min && value <= max) return value;
+  const accepts = `an integer from ${min} to ${max}`;
+  if (envName.startsWith('OTEL_')) {
+    ignoreOtelValue(envName, raw, accepts, `using ${fallback}`);
+    return fallback;
+  }
+  throw new TracingConfigError(envName, accepts, raw);
 }
 
 function amqpUrl(name: string, value: string): string {
@@ -125,45 +160,110 @@ function queueName(name: string, value: string): string {
   return value;
 }
 
-function booleanFromEnv(env: Env, name: string): boolean {
-  const raw = envString(env, name);
+/** Only a case-insensitive "true" disables (the specification's boolean variables); anything else but "false" is reported. */
+function disabledFrom(options: TracingOptions, env: Env): boolean {
+  if (options.disabled !== undefined) {
+    if (typeof options.disabled !== 'boolean') throw new TracingConfigError('option disabled', 'true or false', options.disabled);
+    return options.disabled;
+  }
+  const raw = envString(env, 'OTEL_SDK_DISABLED');
   if (raw === undefined) return false;
   const lower = raw.toLowerCase();
-  if (lower === 'true') return true;
-  if (lower === 'false') return false;
-  throw new TracingConfigError(name, '"true" or "false"', raw);
+  if (lower !== 'true' && lower !== 'false') ignoreOtelValue('OTEL_SDK_DISABLED', raw, '"true" or "false"', 'tracing stays enabled');
+  return lower === 'true';
 }
 
+const RESOURCE_ATTRIBUTES_ACCEPTS =
+  'comma-separated key=value pairs, with "," "=" and "%" percent-encoded, keys and values of at most 255 characters';
+
 /**
- * `OTEL_RESOURCE_ATTRIBUTES` is applied by the SDK's env detector, which
- * skips a malformed value silently; check it here so a typo stops the start.
+ * The SDK's parser of `OTEL_RESOURCE_ATTRIBUTES` (`EnvDetector` of
+ * @opentelemetry/resources 2.12), which discards the whole variable on any
+ * error; throws the reason.
  */
-function checkResourceAttributes(env: Env): void {
-  const raw = envString(env, 'OTEL_RESOURCE_ATTRIBUTES');
-  if (raw === undefined) return;
-  const accepts = 'comma-separated key=value pairs with percent-encoded values';
+function parseResourceAttributes(raw: string): Record<string, string> {
+  const attributes: Record<string, string> = {};
   for (const pair of raw.split(',')) {
     if (pair.trim() === '') continue;
-    const equals = pair.indexOf('=');
-    if (equals <= 0 || pair.slice(0, equals).trim() === '') throw new TracingConfigError('OTEL_RESOURCE_ATTRIBUTES', accepts, raw);
+    const parts = pair.split('=');
+    if (parts.length !== 2) throw new Error(`"${pair}" is not one key=value pair`);
+    const key = (parts[0] as string).trim();
+    const value = (parts[1] as string).trim();
+    if (key === '') throw new Error(`"${pair}" has an empty key`);
+    let decodedKey: string;
+    let decodedValue: string;
     try {
-      decodeURIComponent(pair.slice(equals + 1));
+      decodedKey = decodeURIComponent(key);
+      decodedValue = decodeURIComponent(value);
     } catch {
-      throw new TracingConfigError('OTEL_RESOURCE_ATTRIBUTES', accepts, raw);
+      throw new Error(`"${pair}" is not valid percent-encoding`);
     }
+    if (decodedKey.length > 255 || decodedValue.length > 255) throw new Error(`"${pair}" is longer than 255 characters`);
+    attributes[decodedKey] = decodedValue;
+  }
+  return attributes;
+}
+
+function resourceAttributesFromEnv(env: Env): Record<string, string> {
+  const raw = envString(env, 'OTEL_RESOURCE_ATTRIBUTES');
+  if (raw === undefined) return {};
+  try {
+    return parseResourceAttributes(raw);
+  } catch (error) {
+    // The SDK's env detector discards it too, silently unless diag is at DEBUG.
+    ignoreOtelValue('OTEL_RESOURCE_ATTRIBUTES', raw, `${RESOURCE_ATTRIBUTES_ACCEPTS} (${(error as Error).message})`, 'none of its attributes apply');
+    return {};
   }
 }
+
+function resourceAttributesOption(option: unknown): Record<string, string | number | boolean> {
+  if (option === undefined) return {};
+  if (option === null || typeof option !== 'object' || Array.isArray(option)) {
+    throw new TracingConfigError('option resourceAttributes', 'an object of string, number or boolean values', option);
+  }
+  for (const [key, value] of Object.entries(option)) {
+    if (key === '' || (typeof value !== 'string' && typeof value !== 'number' && typeof value !== 'boolean')) {
+      throw new TracingConfigError(`option resourceAttributes[${JSON.stringify(key)}]`, 'a non-empty key with a string, number or boolean value', value);
+    }
+  }
+  return option as Record<string, string | number | boolean>;
+}
+
+/** What `OTEL_SDK_DISABLED` or `disabled` yield: nothing else is read, so that a bad value elsewhere cannot stop a disabled start. */
+const DISABLED_CONFIG: TracingConfig = Object.freeze({
+  serviceName: undefined,
+  resourceAttributes: Object.freeze({}),
+  rabbitmqUrl: DEFAULT_RABBITMQ_URL,
+  queue: DEFAULT_QUEUE,
+  encoding: 'json',
+  maxMessageBytes: DEFAULT_MAX_MESSAGE_BYTES,
+  maxBufferedSpans: DEFAULT_MAX_BUFFERED_SPANS,
+  shutdownTimeoutMillis: DEFAULT_SHUTDOWN_TIMEOUT_MILLIS,
+  scheduledDelayMillis: 5000,
+  exportTimeoutMillis: 30_000,
+  maxQueueSize: 2048,
+  maxExportBatchSize: 512,
+  disabled: true,
+});
 
 /**
  * Reads the environment once and applies the options on top. Throws
- * {@link TracingConfigError} naming the first bad variable or option.
+ * {@link TracingConfigError} naming the first bad option or `TRACEHOUSE_*`
+ * variable; a bad `OTEL_*` variable is reported through `diag` and ignored.
  */
 export function parseTracingConfig(options: TracingOptions = {}, env: Env = process.env): TracingConfig {
-  checkResourceAttributes(env);
-  const serviceName = options.serviceName ?? envString(env, 'OTEL_SERVICE_NAME');
-  if (serviceName !== undefined && serviceName.trim() === '') {
-    throw new TracingConfigError('option serviceName', 'a non-empty service name', serviceName);
+  if (disabledFrom(options, env)) return DISABLED_CONFIG;
+
+  const typedAttributes = resourceAttributesOption(options.resourceAttributes);
+  const resourceAttributes = Object.freeze({ ...resourceAttributesFromEnv(env), ...typedAttributes });
+  const typedServiceName = typedAttributes['service.name'];
+  if (options.serviceName !== undefined && (typeof options.serviceName !== 'string' || options.serviceName.trim() === '')) {
+    throw new TracingConfigError('option serviceName', 'a non-empty service name', options.serviceName);
   }
+  // Typed options over the environment: a service.name among the attributes wins over OTEL_SERVICE_NAME.
+  const serviceName =
+    options.serviceName ??
+    (typeof typedServiceName === 'string' && typedServiceName.trim() !== '' ? typedServiceName : envString(env, 'OTEL_SERVICE_NAME'));
 
   const rabbitmqUrl =
     options.rabbitmqUrl !== undefined
@@ -200,6 +300,7 @@ export function parseTracingConfig(options: TracingOptions = {}, env: Env = proc
 
   return Object.freeze({
     serviceName,
+    resourceAttributes,
     rabbitmqUrl,
     queue,
     encoding,
@@ -250,6 +351,6 @@ export function parseTracingConfig(options: TracingOptions = {}, env: Env = proc
     ),
     maxQueueSize,
     maxExportBatchSize,
-    disabled: options.disabled ?? booleanFromEnv(env, 'OTEL_SDK_DISABLED'),
+    disabled: false,
   });
 }

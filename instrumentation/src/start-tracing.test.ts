@@ -18,9 +18,12 @@ describe('startTracing', () => {
     expect(() => startTracing({ env: { TRACEHOUSE_MAX_BUFFERED_SPANS: 'many' } })).toThrow(/TRACEHOUSE_MAX_BUFFERED_SPANS/);
   });
 
-  it('does nothing when OTEL_SDK_DISABLED is true', async () => {
-    const handle = startTracing({ env: { OTEL_SDK_DISABLED: 'true' } });
+  it('does nothing when OTEL_SDK_DISABLED is true, whatever else the environment holds', async () => {
+    const handle = startTracing({
+      env: { OTEL_SDK_DISABLED: 'true', TRACEHOUSE_RABBITMQ_URL: 'rabbit:5672', TRACEHOUSE_MAX_BUFFERED_SPANS: 'many' },
+    });
     expect(handle.exporter).toBeUndefined();
+    expect(handle.config.disabled).toBe(true);
     expect(handle.stats().spansExported).toBe(0);
     await handle.shutdown();
   });

@@ -5,15 +5,29 @@
  * exporter, and a flush on SIGTERM/SIGINT bounded by a timeout.
  */
 import * as nodeModule from 'node:module';
-import { diag, type TextMapPropagator } from '@opentelemetry/api';
-import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } from '@opentelemetry/core';
+import { createNoopMeter, diag, metrics, type MeterProvider, type TextMapPropagator } from '@opentelemetry/api';
+import {
+  CompositePropagator,
+  getStringFromEnv,
+  getStringListFromEnv,
+  W3CBaggagePropagator,
+  W3CTraceContextPropagator,
+} from '@opentelemetry/core';
 import { B3InjectEncoding, B3Propagator } from '@opentelemetry/propagator-b3';
-import { resourceFromAttributes } from '@opentelemetry/resources';
+import {
+  envDetector,
+  hostDetector,
+  osDetector,
+  processDetector,
+  serviceInstanceIdDetector,
+  type ResourceDetector,
+} from '@opentelemetry/resources';
 import { NodeSDK, type NodeSDKConfiguration } from '@opentelemetry/sdk-node';
 import { BatchSpanProcessor, type SpanExporter, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
-import { parseTracingConfig, type TracingConfig, type TracingOptions } from './config.js';
-import type { ExporterStats } from './exporter-stats.js';
+import { OTEL_VARIABLES_READ, parseTracingConfig, type TracingConfig, type TracingOptions } from './config.js';
+import { DROP_REASONS, METER_NAME, registerExporterMetrics, type DropReason, type ExporterStats } from './exporter-stats.js';
 import { RabbitMqSpanExporter, type RabbitMqSpanExporterOptions } from './rabbitmq-span-exporter.js';
+import { VERSION } from './version.js';
 
 export interface StartTracingOptions extends TracingOptions {
   /** Instrumentations to register (e.g. `new HttpInstrumentation()`). */
@@ -29,7 +43,11 @@ export interface StartTracingOptions extends TracingOptions {
     RabbitMqSpanExporterOptions,
     'rabbitmqUrl' | 'queue' | 'encoding' | 'maxMessageBytes' | 'maxBufferedSpans' | 'shutdownTimeoutMillis'
   >;
-  /** Propagator; default W3C trace-context + W3C baggage + B3 (extracts single and multi header, injects multi). */
+  /**
+   * Propagator. Default: the SDK's from `OTEL_PROPAGATORS` when that is set
+   * (in `process.env`, where the SDK reads it), else W3C trace-context + W3C
+   * baggage + B3 (extracts single and multi header, injects multi).
+   */
   propagator?: TextMapPropagator;
   /** Flush and shut down on these signals, then let the signal take its default course. Default `['SIGTERM', 'SIGINT']`; `[]` to leave signals to the app. */
   shutdownSignals?: NodeJS.Signals[];
@@ -39,9 +57,11 @@ export interface StartTracingOptions extends TracingOptions {
    */
   spanExporter?: SpanExporter;
   /**
-   * Metric readers for sdk-node's meter provider (e.g. a Prometheus exporter).
-   * The exporter's own counters are registered on the global meter provider
-   * right after the SDK starts, so readers given here see them.
+   * Metric readers for sdk-node's meter provider (e.g. a Prometheus
+   * exporter); the exporter's own counters are registered on that provider.
+   * Without readers here or in `OTEL_METRICS_EXPORTER`, they go to the global
+   * meter provider, as soon as the app has registered one (checked at start
+   * and at each export).
    */
   metricReaders?: NodeSDKConfiguration['metricReaders'];
   /** Extra span processors run before the exporter's batch processor. */
@@ -52,7 +72,12 @@ export interface StartTracingOptions extends TracingOptions {
    * instrumented. Default true; a CommonJS-only app may turn it off.
    */
   esmLoaderHook?: boolean;
-  /** Environment to read; default `process.env`. */
+  /**
+   * Environment the configuration is read from (the `TRACEHOUSE_*` variables,
+   * `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_SDK_DISABLED`,
+   * `OTEL_BSP_*`); default `process.env`. The SDK reads its other variables
+   * (`OTEL_PROPAGATORS`, `OTEL_TRACES_SAMPLER`, ...) from `process.env` only.
+   */
   env?: Readonly<Record<string, string | undefined>>;
 }
 
@@ -74,7 +99,7 @@ const logger = diag.createComponentLogger({ namespace: '@tracehouse/instrumentat
 
 const EMPTY_STATS: ExporterStats = Object.freeze({
   spansExported: 0,
-  spansDropped: Object.freeze({ buffer_full: 0, too_large: 0, conversion_error: 0, shutdown: 0 }),
+  spansDropped: Object.freeze(Object.fromEntries(DROP_REASONS.map((reason) => [reason, 0])) as Record<DropReason, number>),
   messagesPublished: 0,
   publishFailures: 0,
   bufferedSpans: 0,
@@ -91,6 +116,71 @@ function defaultPropagator(): TextMapPropagator {
       new B3Propagator({ injectEncoding: B3InjectEncoding.MULTI_HEADER }),
     ],
   });
+}
+
+/** The default propagator, unless the SDK is to build its own from `OTEL_PROPAGATORS`. */
+function propagatorFor(option: TextMapPropagator | undefined): TextMapPropagator | undefined {
+  if (option !== undefined) return option;
+  // sdk-node reads OTEL_PROPAGATORS (from process.env) only when given no propagator.
+  return getStringListFromEnv('OTEL_PROPAGATORS') === undefined ? defaultPropagator() : undefined;
+}
+
+/**
+ * The resource detectors sdk-node picks for itself (0.223: from
+ * `OTEL_NODE_RESOURCE_DETECTORS` in process.env, else env, process, host),
+ * since giving it a list replaces that choice.
+ */
+function sdkResourceDetectors(): ResourceDetector[] {
+  const names = getStringListFromEnv('OTEL_NODE_RESOURCE_DETECTORS');
+  if (names === undefined) return [envDetector, processDetector, hostDetector];
+  const byName = new Map<string, ResourceDetector>([
+    ['host', hostDetector],
+    ['os', osDetector],
+    ['serviceinstance', serviceInstanceIdDetector],
+    ['process', processDetector],
+    ['env', envDetector],
+  ]);
+  if (names.includes('all')) return [...byName.values()];
+  if (names.includes('none')) return [];
+  return names.flatMap((name) => {
+    const detector = byName.get(name);
+    if (detector === undefined) logger.warn(`OTEL_NODE_RESOURCE_DETECTORS: unknown resource detector "${name}"`);
+    return detector === undefined ? [] : [detector];
+  });
+}
+
+/** sdk-node keeps its meter provider private and registers it globally, which fails if the app registered one first. */
+function sdkMeterProvider(sdk: NodeSDK): MeterProvider | undefined {
+  const candidate = (sdk as unknown as { _meterProvider?: Partial<MeterProvider> })._meterProvider;
+  return typeof candidate?.getMeter === 'function' ? (candidate as MeterProvider) : undefined;
+}
+
+/** The global meter provider, unless it is still the API's no-op one: the API has no proxy, so instruments made there stay no-ops. */
+function globalMeterProvider(): MeterProvider | undefined {
+  const provider = metrics.getMeterProvider();
+  // Same name and version as registerExporterMetrics, so no stray meter is created.
+  return provider.getMeter(METER_NAME, VERSION) === createNoopMeter() ? undefined : provider;
+}
+
+/** `OTEL_*` variables in `options.env` that nobody will read: the SDK reads its own from process.env. */
+function warnUnreadVariables(env: Readonly<Record<string, string | undefined>> | undefined): void {
+  if (env === undefined || env === process.env) return;
+  const unread = Object.keys(env).filter(
+    (name) => name.startsWith('OTEL_') && !OTEL_VARIABLES_READ.includes(name) && env[name] !== process.env[name],
+  );
+  if (unread.length > 0) {
+    logger.warn(`options.env: ${unread.join(', ')} not applied; the OpenTelemetry SDK reads its variables from process.env`);
+  }
+}
+
+function disabledHandle(config: TracingConfig): TracingHandle {
+  return {
+    config,
+    exporter: undefined,
+    stats: () => EMPTY_STATS,
+    forceFlush: () => Promise.resolve(),
+    shutdown: () => Promise.resolve(),
+  };
 }
 
 function loadAutoInstrumentations(config: true | Record<string, unknown>): Instrumentation[] {
@@ -125,7 +215,7 @@ function registerEsmLoaderHook(): void {
   }
 }
 
-function bounded(promise: Promise<unknown>, millis: number): Promise<void> {
+function bounded(promise: Promise<unknown>, millis: number, what: string): Promise<void> {
   return new Promise<void>((resolve) => {
     const timer = setTimeout(resolve, millis);
     promise.then(
@@ -135,7 +225,7 @@ function bounded(promise: Promise<unknown>, millis: number): Promise<void> {
       },
       (error: unknown) => {
         clearTimeout(timer);
-        logger.error('tracing shutdown failed', error);
+        logger.warn(`${what} failed`, error);
         resolve();
       },
     );
@@ -145,19 +235,18 @@ function bounded(promise: Promise<unknown>, millis: number): Promise<void> {
 /**
  * Starts tracing. Reads the configuration once (options over `OTEL_*` /
  * `TRACEHOUSE_*` variables) and throws {@link TracingConfigError} on a bad
- * value; after that, nothing it does throws into the app.
+ * option or `TRACEHOUSE_*` value (a bad `OTEL_*` value is logged through
+ * `diag` and ignored); after that, nothing it does throws into the app.
  */
 export function startTracing(options: StartTracingOptions = {}): TracingHandle {
   const config = parseTracingConfig(options, options.env ?? process.env);
-  if (config.disabled) {
-    return {
-      config,
-      exporter: undefined,
-      stats: () => EMPTY_STATS,
-      forceFlush: () => Promise.resolve(),
-      shutdown: () => Promise.resolve(),
-    };
+  if (config.disabled) return disabledHandle(config);
+  // NodeSDK reads OTEL_SDK_DISABLED from process.env whatever `env` or `disabled` say, and would then start nothing.
+  if (process.env.OTEL_SDK_DISABLED?.trim().toLowerCase() === 'true') {
+    logger.warn('OTEL_SDK_DISABLED=true in process.env disables the OpenTelemetry SDK: tracing stays off');
+    return disabledHandle(Object.freeze({ ...config, disabled: true }));
   }
+  warnUnreadVariables(options.env);
 
   let exporter: RabbitMqSpanExporter | undefined;
   let spanExporter: SpanExporter;
@@ -167,6 +256,8 @@ export function startTracing(options: StartTracingOptions = {}): TracingHandle {
     exporter = new RabbitMqSpanExporter({
       connectionName: `tracehouse-instrumentation ${config.serviceName ?? 'unknown_service'} pid ${process.pid}`,
       ...options.exporter,
+      // Unless told where, the counters are registered below, once there is a meter provider to hold them.
+      meterProvider: options.exporter?.meterProvider ?? false,
       rabbitmqUrl: config.rabbitmqUrl,
       queue: config.queue,
       encoding: config.encoding,
@@ -176,7 +267,32 @@ export function startTracing(options: StartTracingOptions = {}): TracingHandle {
     });
     spanExporter = exporter;
   }
-  const batchProcessor = new BatchSpanProcessor(spanExporter, {
+  const rabbitMq = exporter;
+  let metricsPending = rabbitMq !== undefined && options.exporter?.meterProvider === undefined;
+  function registerMetrics(): void {
+    if (!metricsPending || rabbitMq === undefined) return;
+    const provider = sdkMeterProvider(sdk) ?? globalMeterProvider();
+    if (provider === undefined) return;
+    metricsPending = false;
+    try {
+      registerExporterMetrics(provider, () => rabbitMq.stats());
+    } catch (error) {
+      logger.warn('could not register the exporter metrics', error);
+    }
+  }
+
+  let exporterShutdown: Promise<void> | undefined;
+  const shutdownExporter = (): Promise<void> => (exporterShutdown ??= Promise.resolve().then(() => spanExporter.shutdown()));
+  // What the batch processor calls: the exporter, plus the metrics check, and a shutdown that runs once.
+  const batchExporter: SpanExporter = {
+    export: (spans, resultCallback) => {
+      registerMetrics();
+      spanExporter.export(spans, resultCallback);
+    },
+    shutdown: shutdownExporter,
+    forceFlush: () => spanExporter.forceFlush?.() ?? Promise.resolve(),
+  };
+  const batchProcessor = new BatchSpanProcessor(batchExporter, {
     scheduledDelayMillis: config.scheduledDelayMillis,
     exportTimeoutMillis: config.exportTimeoutMillis,
     maxQueueSize: config.maxQueueSize,
@@ -187,20 +303,30 @@ export function startTracing(options: StartTracingOptions = {}): TracingHandle {
   if (options.esmLoaderHook ?? true) registerEsmLoaderHook();
   if (options.autoInstrumentations) instrumentations.push(loadAutoInstrumentations(options.autoInstrumentations));
 
-  const env = options.env ?? process.env;
+  const resourceAttributes = config.resourceAttributes;
   const sdk = new NodeSDK({
+    // Merged by sdk-node over the detected resource, so it wins over everything.
     serviceName: config.serviceName,
-    ...(options.resourceAttributes ? { resource: resourceFromAttributes(options.resourceAttributes) } : {}),
-    textMapPropagator: options.propagator ?? defaultPropagator(),
+    // sdk-node merges detected attributes over `resource` (and `resource` would replace its default
+    // one, telemetry.sdk.* included): the configured attributes come as the last detector instead.
+    ...(Object.keys(resourceAttributes).length > 0
+      ? { resourceDetectors: [...sdkResourceDetectors(), { detect: () => ({ attributes: { ...resourceAttributes } }) }] }
+      : {}),
+    textMapPropagator: propagatorFor(options.propagator),
     spanProcessors: [...(options.spanProcessors ?? []), batchProcessor],
     instrumentations,
-    // sdk-node would otherwise start OTLP metric and log exporters by default;
-    // this is a tracing setup, so those start only when asked for explicitly.
-    ...(options.metricReaders ? { metricReaders: options.metricReaders } : env.OTEL_METRICS_EXPORTER ? {} : { metricReaders: [] }),
-    ...(env.OTEL_LOGS_EXPORTER ? {} : { logRecordProcessors: [] }),
+    // sdk-node would otherwise start OTLP metric and log exporters by default; this is a tracing
+    // setup, so those start only when asked for (sdk-node reads these variables from process.env).
+    ...(options.metricReaders
+      ? { metricReaders: options.metricReaders }
+      : getStringFromEnv('OTEL_METRICS_EXPORTER') !== undefined
+        ? {}
+        : { metricReaders: [] }),
+    ...(getStringFromEnv('OTEL_LOGS_EXPORTER') !== undefined ? {} : { logRecordProcessors: [] }),
   });
   sdk.start();
   exporter?.start();
+  registerMetrics();
 
   // Flushing can take at most the exporter's shutdown timeout plus the SDK's own bookkeeping.
   const shutdownBudget = config.shutdownTimeoutMillis + 1500;
@@ -211,7 +337,11 @@ export function startTracing(options: StartTracingOptions = {}): TracingHandle {
     shutdownPromise ??= (async () => {
       for (const signal of signals) process.removeListener(signal, onSignal);
       process.removeListener('beforeExit', onBeforeExit);
-      await bounded(sdk.shutdown(), shutdownBudget);
+      const deadline = Date.now() + shutdownBudget;
+      await bounded(sdk.shutdown(), shutdownBudget, 'SDK shutdown');
+      // The batch processor shuts the exporter down only after a successful last flush, and a batch
+      // with dropped spans fails it: without this, what the exporter buffers is neither sent nor counted.
+      await bounded(shutdownExporter(), Math.max(0, deadline - Date.now()), 'exporter shutdown');
     })();
     return shutdownPromise;
   };
@@ -236,7 +366,7 @@ export function startTracing(options: StartTracingOptions = {}): TracingHandle {
     stats: () => exporter?.stats() ?? EMPTY_STATS,
     forceFlush: async () => {
       try {
-        await bounded(batchProcessor.forceFlush(), config.exportTimeoutMillis);
+        await bounded(batchProcessor.forceFlush(), config.exportTimeoutMillis, 'forceFlush');
         await spanExporter.forceFlush?.();
       } catch (error) {
         logger.error('forceFlush failed', error);

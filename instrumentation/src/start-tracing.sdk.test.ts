@@ -1,0 +1,245 @@
+// How startTracing sets up sdk-node: resource, propagators, metrics and the
+// environment it reads. Each case runs in its own process (see
+// child-script.test.helpers.ts), since startTracing registers global state.
+import { describe, expect, it } from 'vitest';
+import { runChild } from './child-script.test.helpers.js';
+
+/** Starts tracing into memory with `options` (a JS expression), ends one span and reports its resource. */
+async function resourceOf(options: string, env: Record<string, string>): Promise<{ attributes: Record<string, unknown>; warnings: string[] }> {
+  return runChild(
+    `
+    import { trace } from '@opentelemetry/api';
+    import { InMemorySpanExporter } from '@opentelemetry/sdk-trace-base';
+    import { startTracing } from '@tracehouse/instrumentation';
+    const memory = new InMemorySpanExporter();
+    const tracing = startTracing({ spanExporter: memory, shutdownSignals: [], esmLoaderHook: false, ...${options} });
+    trace.getTracer('t').startSpan('work').end();
+    await tracing.forceFlush();
+    const [span] = memory.getFinishedSpans();
+    report({ attributes: span.resource.attributes, warnings });
+    await tracing.shutdown();
+    `,
+    env,
+  );
+}
+
+describe.concurrent('resource', () => {
+  it('typed resourceAttributes win over OTEL_RESOURCE_ATTRIBUTES, and the SDK default and detected attributes stay', async () => {
+    const { attributes, warnings } = await resourceOf(`{ resourceAttributes: { k: 'option', n: 7 } }`, {
+      OTEL_RESOURCE_ATTRIBUTES: 'k=env,other=env',
+    });
+    expect(attributes).toMatchObject({ k: 'option', n: 7, other: 'env', 'telemetry.sdk.language': 'nodejs', 'telemetry.sdk.name': 'opentelemetry' });
+    expect(attributes['service.name']).toMatch(/^unknown_service:/);
+    expect(attributes['process.pid']).toEqual(expect.any(Number)); // the process detector still ran
+    expect(warnings).toEqual([]);
+  });
+
+  it('service.name: serviceName, then a typed service.name attribute, then OTEL_SERVICE_NAME, then OTEL_RESOURCE_ATTRIBUTES', async () => {
+    const env = { OTEL_SERVICE_NAME: 'env-name', OTEL_RESOURCE_ATTRIBUTES: 'service.name=env-attribute' };
+    const names = await Promise.all([
+      resourceOf(`{ serviceName: 'option', resourceAttributes: { 'service.name': 'typed' } }`, env),
+      resourceOf(`{ resourceAttributes: { 'service.name': 'typed' } }`, env),
+      resourceOf('{}', env),
+      resourceOf('{}', { OTEL_RESOURCE_ATTRIBUTES: 'service.name=env-attribute' }),
+    ]);
+    expect(names.map((r) => r.attributes['service.name'])).toEqual(['option', 'typed', 'env-name', 'env-attribute']);
+  });
+
+  it('applies OTEL_RESOURCE_ATTRIBUTES from options.env, over what the SDK detects in process.env', async () => {
+    const { attributes } = await resourceOf(`{ env: { OTEL_RESOURCE_ATTRIBUTES: 'k=options-env' }, resourceAttributes: { typed: true } }`, {
+      OTEL_RESOURCE_ATTRIBUTES: 'k=process-env,p=process-env',
+    });
+    expect(attributes).toMatchObject({ k: 'options-env', p: 'process-env', typed: true });
+  });
+
+  it('a malformed OTEL_RESOURCE_ATTRIBUTES is reported and ignored, and tracing starts', async () => {
+    const { attributes, warnings } = await resourceOf(`{ serviceName: 'svc' }`, { OTEL_RESOURCE_ATTRIBUTES: 'k=a=b,other=x' });
+    expect(attributes).not.toHaveProperty('k');
+    expect(attributes).not.toHaveProperty('other');
+    expect(attributes['service.name']).toBe('svc');
+    expect(warnings.join('\n')).toMatch(/OTEL_RESOURCE_ATTRIBUTES: got "k=a=b,other=x".* ignored/);
+  });
+
+  it('OTEL_NODE_RESOURCE_DETECTORS still chooses the detectors when resourceAttributes are given', async () => {
+    const { attributes } = await resourceOf(`{ resourceAttributes: { k: 'option' } }`, { OTEL_NODE_RESOURCE_DETECTORS: 'none' });
+    expect(attributes).toHaveProperty('k', 'option');
+    expect(attributes).toHaveProperty('telemetry.sdk.language', 'nodejs');
+    expect(attributes).not.toHaveProperty('process.pid');
+  });
+});
+
+/** The headers the global propagator writes for a sampled span. */
+async function injected(options: string, env: Record<string, string>): Promise<{ headers: string[]; warnings: string[] }> {
+  return runChild(
+    `
+    import { context, propagation, trace } from '@opentelemetry/api';
+    import { InMemorySpanExporter } from '@opentelemetry/sdk-trace-base';
+    import { W3CTraceContextPropagator } from '@opentelemetry/core';
+    import { startTracing } from '@tracehouse/instrumentation';
+    const tracing = startTracing({ spanExporter: new InMemorySpanExporter(), shutdownSignals: [], esmLoaderHook: false, ...${options} });
+    const span = trace.getTracer('t').startSpan('work');
+    const carrier = {};
+    propagation.inject(trace.setSpan(context.active(), span), carrier);
+    span.end();
+    report({ headers: Object.keys(carrier).sort(), warnings });
+    await tracing.shutdown();
+    `,
+    env,
+  );
+}
+
+describe.concurrent('propagators', () => {
+  it('default: W3C trace-context and B3 multi-header', async () => {
+    expect((await injected('{}', {})).headers).toEqual(['traceparent', 'x-b3-sampled', 'x-b3-spanid', 'x-b3-traceid']);
+  });
+
+  it.each([
+    ['b3', ['b3']],
+    ['tracecontext', ['traceparent']],
+    ['b3multi, tracecontext', ['traceparent', 'x-b3-sampled', 'x-b3-spanid', 'x-b3-traceid']],
+    ['none', []],
+  ])('OTEL_PROPAGATORS=%j is honoured', async (value, headers) => {
+    expect((await injected('{}', { OTEL_PROPAGATORS: value })).headers).toEqual(headers);
+  });
+
+  it('the propagator option wins over OTEL_PROPAGATORS', async () => {
+    const { headers } = await injected('{ propagator: new W3CTraceContextPropagator() }', { OTEL_PROPAGATORS: 'b3' });
+    expect(headers).toEqual(['traceparent']);
+  });
+
+  it('OTEL_PROPAGATORS given only in options.env is not read by the SDK: the default applies, with a warning', async () => {
+    const { headers, warnings } = await injected(`{ env: { OTEL_PROPAGATORS: 'b3' } }`, {});
+    expect(headers).toEqual(['traceparent', 'x-b3-sampled', 'x-b3-spanid', 'x-b3-traceid']);
+    expect(warnings.join('\n')).toMatch(/options\.env: OTEL_PROPAGATORS not applied/);
+  });
+});
+
+interface MetricsReport {
+  /** Instrument names per reader. */
+  names: string[][];
+  /** The buffer gauge of the first reader that has it. */
+  buffered: number | undefined;
+  warnings: string[];
+}
+
+/**
+ * Runs `setup` (which must define `tracing` and may register meter
+ * providers with the readers `readers[i]`), ends a span, flushes (no broker:
+ * the span stays buffered), and reports what each reader collects.
+ */
+async function metricsAfter(setup: string): Promise<MetricsReport> {
+  return runChild(
+    `
+    import { metrics, trace } from '@opentelemetry/api';
+    import { MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics';
+    import { startTracing } from '@tracehouse/instrumentation';
+    class Reader extends MetricReader {
+      onForceFlush() { return Promise.resolve(); }
+      onShutdown() { return Promise.resolve(); }
+    }
+    const readers = [new Reader(), new Reader()];
+    const base = { shutdownSignals: [], esmLoaderHook: false, shutdownTimeoutMillis: 100, exporter: { flushTimeoutMillis: 50 } };
+    ${setup}
+    trace.getTracer('t').startSpan('work').end();
+    await tracing.forceFlush();
+    const names = [];
+    let buffered;
+    for (const reader of readers) {
+      let collected = [];
+      try {
+        const { resourceMetrics } = await reader.collect();
+        collected = resourceMetrics.scopeMetrics.flatMap((s) => s.metrics);
+      } catch { /* a reader no provider took */ }
+      names.push(collected.map((m) => m.descriptor.name).sort());
+      const point = collected.find((m) => m.descriptor.name === 'tracehouse.exporter.buffer.spans')?.dataPoints[0];
+      buffered ??= point?.value;
+    }
+    report({ names, buffered, warnings });
+    await tracing.shutdown();
+    `,
+  );
+}
+
+const EXPORTER_METRICS = [
+  'tracehouse.exporter.buffer.spans',
+  'tracehouse.exporter.messages.published',
+  'tracehouse.exporter.publish.failures',
+  'tracehouse.exporter.spans.dropped',
+  'tracehouse.exporter.spans.exported',
+];
+
+describe.concurrent('exporter metrics', () => {
+  const noBroker = `env: { TRACEHOUSE_RABBITMQ_URL: 'amqp://127.0.0.1:1' }`;
+
+  it('go to the readers given to startTracing', async () => {
+    const { names, buffered } = await metricsAfter(`const tracing = startTracing({ ...base, ${noBroker}, metricReaders: [readers[0]] });`);
+    expect(names[0]).toEqual(expect.arrayContaining(EXPORTER_METRICS));
+    expect(buffered).toBe(1); // no broker: the span waits in the buffer
+  });
+
+  it('go to a global meter provider the app registers after startTracing', async () => {
+    const { names, buffered } = await metricsAfter(`
+      const tracing = startTracing({ ...base, ${noBroker} });
+      metrics.setGlobalMeterProvider(new MeterProvider({ readers: [readers[0]] }));
+    `);
+    expect(names[0]).toEqual(EXPORTER_METRICS);
+    expect(buffered).toBe(1);
+  });
+
+  it('go to the global meter provider the app registered before startTracing', async () => {
+    const { names } = await metricsAfter(`
+      metrics.setGlobalMeterProvider(new MeterProvider({ readers: [readers[0]] }));
+      const tracing = startTracing({ ...base, ${noBroker} });
+    `);
+    expect(names[0]).toEqual(EXPORTER_METRICS);
+  });
+
+  it("go to startTracing's readers even when the app registered its own global meter provider first", async () => {
+    const { names } = await metricsAfter(`
+      metrics.setGlobalMeterProvider(new MeterProvider({ readers: [readers[0]] }));
+      const tracing = startTracing({ ...base, ${noBroker}, metricReaders: [readers[1]] });
+    `);
+    expect(names[1]).toEqual(expect.arrayContaining(EXPORTER_METRICS));
+    expect(names[0]).toEqual([]);
+  });
+
+  it('go where the exporter option meterProvider says', async () => {
+    const { names } = await metricsAfter(`
+      const own = new MeterProvider({ readers: [readers[1]] });
+      metrics.setGlobalMeterProvider(new MeterProvider({ readers: [readers[0]] }));
+      const tracing = startTracing({ ...base, ${noBroker}, exporter: { ...base.exporter, meterProvider: own } });
+    `);
+    expect(names).toEqual([[], EXPORTER_METRICS]);
+  });
+});
+
+describe.concurrent('the environment', () => {
+  it('OTEL_SDK_DISABLED=true in process.env leaves tracing off even when options.env says otherwise, with a warning', async () => {
+    const result = await runChild<{ exporter: boolean; disabled: boolean; tracer: string; warnings: string[] }>(
+      `
+      import { trace } from '@opentelemetry/api';
+      import { startTracing } from '@tracehouse/instrumentation';
+      const tracing = startTracing({ env: {}, shutdownSignals: [], esmLoaderHook: false });
+      const span = trace.getTracer('t').startSpan('work');
+      report({ exporter: tracing.exporter !== undefined, disabled: tracing.config.disabled, tracer: span.constructor.name, warnings });
+      `,
+      { OTEL_SDK_DISABLED: 'true' },
+    );
+    expect(result).toMatchObject({ exporter: false, disabled: true, tracer: 'NonRecordingSpan' });
+    expect(result.warnings.join('\n')).toMatch(/OTEL_SDK_DISABLED=true in process\.env/);
+  });
+
+  it('OTEL_METRICS_EXPORTER given only in options.env starts no metrics exporter (the SDK would read process.env)', async () => {
+    const result = await runChild<{ meterProvider: string; warnings: string[] }>(
+      `
+      import { metrics } from '@opentelemetry/api';
+      import { startTracing } from '@tracehouse/instrumentation';
+      const tracing = startTracing({ env: { OTEL_METRICS_EXPORTER: 'console', TRACEHOUSE_RABBITMQ_URL: 'amqp://127.0.0.1:1' }, shutdownSignals: [], esmLoaderHook: false, shutdownTimeoutMillis: 100 });
+      report({ meterProvider: metrics.getMeterProvider().constructor.name, warnings });
+      await tracing.shutdown();
+      `,
+    );
+    expect(result.meterProvider).toBe('NoopMeterProvider');
+    expect(result.warnings.join('\n')).toMatch(/options\.env: OTEL_METRICS_EXPORTER not applied/);
+  });
+});
