@@ -12,7 +12,24 @@
  */
 import { context, diag } from '@opentelemetry/api';
 import { suppressTracing } from '@opentelemetry/core';
-import { connect, type ChannelModel, type ConfirmChannel } from 'amqplib';
+import type { ChannelModel, ConfirmChannel } from 'amqplib';
+
+/**
+ * amqplib is loaded on the first connect, not when this package is imported:
+ * importing it earlier would load it before startTracing registers the app's
+ * instrumentations, and the amqplib instrumentation patches its files only as
+ * they load, so the app's own RabbitMQ calls would never be traced.
+ */
+let amqplib: Promise<typeof import('amqplib')> | undefined;
+function loadAmqplib(): Promise<typeof import('amqplib')> {
+  amqplib ??= import('amqplib');
+  return amqplib;
+}
+
+/** A publish the broker itself refused (a nack, or the channel closed with an error): the same body may never go through. */
+export class PublishRefusedError extends Error {
+  override readonly name = 'PublishRefusedError';
+}
 
 export interface AmqpPublisherOptions {
   url: string;
@@ -72,6 +89,10 @@ export class AmqpPublisher {
   #keepAlive = false;
   /** Failed connection attempts since the last successful one (for logging). */
   #attemptsSinceReady = 0;
+  /** Fails the publishes awaiting a confirm on the current channel (one close listener for all of them). */
+  readonly #pending = new Set<(error: Error) => void>();
+  /** The error the broker closed the current channel with, if it did. */
+  #channelError: Error | undefined;
   /** Message ids the broker returned as unroutable (the queue is gone); their confirm then counts as a failure. */
   readonly #returned = new Set<string>();
   #nextMessageId = 0;
@@ -128,6 +149,7 @@ export class AmqpPublisher {
     this.#connecting = true;
     let model: ChannelModel | undefined;
     try {
+      const { connect } = await loadAmqplib();
       model = await untraced(() =>
         connect(this.#url(), {
           timeout: this.#options.connectTimeoutMillis,
@@ -144,20 +166,39 @@ export class AmqpPublisher {
       unrefConnection(model, !this.#keepAlive);
       await untraced(() => this.#ensureQueue(current));
       const channel = await untraced(() => current.createConfirmChannel());
-      channel.on('error', (error: Error) => logger.debug('channel error', error.message));
+      this.#channelError = undefined;
+      // The broker closes a channel with an error when it refuses what was sent on it
+      // (a message over its size limit, no write permission): those publishes are refused, not lost.
+      channel.on('error', (error: Error) => {
+        logger.debug('channel error', error.message);
+        this.#channelError = error;
+      });
       // A mandatory message the default exchange could not route: the queue was deleted under us.
       // The broker sends the return before the confirm, so publish() sees it and fails.
       channel.on('return', (message: { properties: { messageId?: unknown } }) => {
         if (typeof message.properties.messageId === 'string') this.#returned.add(message.properties.messageId);
       });
-      channel.on('close', () => this.#lost(current, 'channel closed'));
+      channel.on('close', () => {
+        const refused = this.#channelError;
+        this.#channelError = undefined;
+        for (const fail of this.#pending) {
+          fail(
+            refused === undefined
+              ? new Error('channel closed before the broker confirmed')
+              : new PublishRefusedError(`the broker closed the channel: ${refused.message}`),
+          );
+        }
+        this.#pending.clear();
+        this.#lost(current, 'channel closed');
+      });
       if (this.#stopped) {
         await model.close().catch(() => undefined);
         return;
       }
       this.#model = model;
       this.#channel = channel;
-      this.#attempt = 0;
+      // The backoff starts over at the first confirm, not here: a broker that accepts the
+      // connection but refuses every publish must not be retried at the shortest delay forever.
       if (this.#attemptsSinceReady > 0) logger.info(`connected again after ${this.#attemptsSinceReady} failed attempts`);
       else logger.debug(`connected, publishing to queue ${this.#options.queue}`);
       this.#attemptsSinceReady = 0;
@@ -239,17 +280,18 @@ export class AmqpPublisher {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
-        channel.removeListener('close', onClose);
-        if (error === undefined) resolve();
-        else reject(error);
+        this.#pending.delete(settle);
+        if (error === undefined) {
+          this.#attempt = 0;
+          resolve();
+        } else reject(error);
       };
-      const onClose = (): void => settle(new Error('channel closed before the broker confirmed'));
       const timer = setTimeout(() => {
         settle(new Error(`no confirm from the broker within ${this.#options.confirmTimeoutMillis} ms`));
         this.#lost(model, 'confirm timeout');
       }, this.#options.confirmTimeoutMillis);
       timer.unref();
-      channel.once('close', onClose);
+      this.#pending.add(settle);
       const messageId = `th-${process.pid}-${++this.#nextMessageId}`;
       try {
         untraced(() =>
@@ -259,7 +301,16 @@ export class AmqpPublisher {
             { persistent: true, mandatory: true, messageId },
             (error: unknown) => {
               if (error) {
-                settle(error instanceof Error ? error : new Error('broker nacked the message'));
+                // amqplib fails the callbacks of a closing channel too: only a nack, or a channel the
+                // broker closed with an error, is a refusal; a lost connection is not.
+                const refused = this.#channelError;
+                if (error instanceof Error && error.message === 'message nacked') {
+                  settle(new PublishRefusedError('the broker nacked the message'));
+                } else if (refused !== undefined) {
+                  settle(new PublishRefusedError(`the broker closed the channel: ${refused.message}`));
+                } else {
+                  settle(new Error('channel closed before the broker confirmed'));
+                }
               } else if (this.#returned.delete(messageId)) {
                 settle(new Error(`queue ${this.#options.queue} does not exist (message returned)`));
                 // Reconnecting runs the queue check again, which declares the missing queue.

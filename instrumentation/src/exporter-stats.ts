@@ -13,9 +13,11 @@ export type DropReason =
   /** The span could not be converted or encoded (a bug or a hostile attribute); logged through diag. */
   | 'conversion_error'
   /** Exported after shutdown, or still buffered when the shutdown timeout ran out. */
-  | 'shutdown';
+  | 'shutdown'
+  /** The broker refused the message carrying them again and again (over its size limit, no write permission); logged through diag. */
+  | 'rejected';
 
-export const DROP_REASONS: readonly DropReason[] = ['buffer_full', 'too_large', 'conversion_error', 'shutdown'];
+export const DROP_REASONS: readonly DropReason[] = ['buffer_full', 'too_large', 'conversion_error', 'shutdown', 'rejected'];
 
 export interface ExporterStats {
   /** Spans the broker confirmed. */
@@ -38,7 +40,7 @@ export class ExporterCounters {
   spansExported = 0;
   messagesPublished = 0;
   publishFailures = 0;
-  readonly dropped: Record<DropReason, number> = { buffer_full: 0, too_large: 0, conversion_error: 0, shutdown: 0 };
+  readonly dropped: Record<DropReason, number> = { buffer_full: 0, too_large: 0, conversion_error: 0, shutdown: 0, rejected: 0 };
 
   drop(reason: DropReason, count = 1): void {
     this.dropped[reason] += count;

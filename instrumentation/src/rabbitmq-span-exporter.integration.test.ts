@@ -340,6 +340,29 @@ describe('RabbitMqSpanExporter with RabbitMQ', () => {
     expect(decodeAll(await drainQueue(queue))).toHaveLength(4);
   });
 
+  it('drops and counts a message the broker keeps refusing, then goes on with the next ones', async () => {
+    // A queue that holds nothing and refuses more: the broker nacks every publish.
+    const queue = queueName();
+    const channel = await broker.createChannel();
+    await channel.assertQueue(queue, { durable: true, arguments: { 'x-max-length': 0, 'x-overflow': 'reject-publish' } });
+    const sut = exporter(queue, { messageTimeoutMillis: 0 });
+    await exportAsync(sut, spans(6));
+    await until(() => sut.stats().spansDropped.rejected === 6);
+    expect(sut.stats()).toMatchObject({ bufferedSpans: 0, spansExported: 0, publishFailures: 5 });
+
+    // Once the queue takes messages again, later spans go through: nothing was left stuck at the front.
+    await channel.deleteQueue(queue);
+    await channel.assertQueue(queue, { durable: true });
+    await channel.close();
+    await exportAsync(sut, spans(3));
+    await sut.forceFlush();
+    const stats = sut.stats();
+    await sut.shutdown();
+    expect(stats).toMatchObject({ spansExported: 3, bufferedSpans: 0 });
+    expect(stats.spansDropped.rejected).toBe(6);
+    expect(decodeAll(await drainQueue(queue))).toHaveLength(3);
+  });
+
   describe('in a script that ends (nothing else keeps the process alive)', () => {
     const packageDir = fileURLToPath(new URL('..', import.meta.url));
     const run = (script: string, queue: string): Promise<{ stdout: string }> =>

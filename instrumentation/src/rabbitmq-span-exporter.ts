@@ -14,7 +14,7 @@
 import { context, diag, type MeterProvider, metrics } from '@opentelemetry/api';
 import { ExportResultCode, suppressTracing, type ExportResult } from '@opentelemetry/core';
 import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base';
-import { AmqpPublisher } from './amqp-publisher.js';
+import { AmqpPublisher, PublishRefusedError } from './amqp-publisher.js';
 import {
   DEFAULT_MAX_BUFFERED_SPANS,
   DEFAULT_MAX_MESSAGE_BYTES,
@@ -94,6 +94,13 @@ const CONVERSION_CHUNK = 512;
 /** A message this full (of `maxMessageBytes`) is published without waiting for more spans. */
 const FULL_MESSAGE = 0.9;
 
+/**
+ * A message the broker refuses this many times in a row is dropped (counted
+ * as `rejected`): it would otherwise block the buffer's front, and everything
+ * behind it, for good. A lost connection is not a refusal and never counts.
+ */
+const MAX_REFUSALS = 5;
+
 const logger = diag.createComponentLogger({ namespace: '@tracehouse/instrumentation/exporter' });
 
 /** A timer as a promise; `keepAlive` lets it hold the process open (only for bounded shutdown work). */
@@ -129,6 +136,8 @@ export class RabbitMqSpanExporter implements SpanExporter {
   #fillTimedOut = false;
   #closing = false;
   #idleWaiters: (() => void)[] = [];
+  /** Refusals in a row of a message put back at the buffer's front. */
+  readonly #refusals = new WeakMap<Message, number>();
 
   constructor(options: RabbitMqSpanExporterOptions = {}) {
     this.#write = spanWriter(options.encoding ?? 'json', { resourceTags: options.resourceTags });
@@ -140,7 +149,12 @@ export class RabbitMqSpanExporter implements SpanExporter {
     }, this.#format);
     this.#shutdownTimeoutMillis = options.shutdownTimeoutMillis ?? DEFAULT_SHUTDOWN_TIMEOUT_MILLIS;
     this.#flushTimeoutMillis = options.flushTimeoutMillis ?? 5000;
-    this.#maxInFlight = options.maxInFlightMessages ?? 8;
+    const maxInFlight = options.maxInFlightMessages ?? 8;
+    this.#maxInFlight = Number.isSafeInteger(maxInFlight) && maxInFlight >= 1 ? maxInFlight : 8;
+    // As below: 0 would never publish at all, so it is reported and replaced.
+    if (this.#maxInFlight !== maxInFlight) {
+      logger.warn(`maxInFlightMessages must be an integer >= 1, got ${String(maxInFlight)}; using ${this.#maxInFlight}`);
+    }
     const messageTimeout = options.messageTimeoutMillis ?? 100;
     this.#messageTimeoutMillis = Number.isFinite(messageTimeout) ? Math.max(0, messageTimeout) : 100;
     // Never throws into the app: a bad value is reported and replaced.
@@ -332,8 +346,14 @@ export class RabbitMqSpanExporter implements SpanExporter {
     this.#inFlight--;
     this.#counters.publishFailures++;
     logger.debug('publish failed', error instanceof Error ? error.message : error);
+    const refusals = error instanceof PublishRefusedError ? (this.#refusals.get(message) ?? 0) + 1 : 0;
+    this.#refusals.set(message, refusals);
     if (this.#closing) {
       this.#counters.drop('shutdown', message.count);
+    } else if (refusals >= MAX_REFUSALS) {
+      this.#counters.drop('rejected', message.count);
+      logger.error(`${message.count} spans dropped: the broker refused their message ${refusals} times (${(error as Error).message})`);
+      this.#scheduleDrain();
     } else {
       // The same message goes back to the front of the buffer: published again after the reconnection (onReady) or the retry below.
       this.#buffer.putBack(message);
@@ -360,15 +380,19 @@ export class RabbitMqSpanExporter implements SpanExporter {
     if (this.#buffer.length === 0 && this.#inFlight === 0) return true;
     const limit = timeout(millis, keepAlive);
     let emptied = false;
+    let wake: (() => void) | undefined;
     const wait = new Promise<void>((resolve) => {
-      this.#idleWaiters.push(() => {
+      wake = () => {
         emptied = true;
         resolve();
-      });
+      };
+      this.#idleWaiters.push(wake);
     });
     this.#scheduleDrain();
     await Promise.race([wait, limit.promise]);
     limit.cancel();
+    // A waiter left behind by a timed-out flush would pile up during an outage, and hold off filling messages.
+    if (!emptied) this.#idleWaiters = this.#idleWaiters.filter((waiter) => waiter !== wake);
     return emptied || (this.#buffer.length === 0 && this.#inFlight === 0);
   }
 

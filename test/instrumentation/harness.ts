@@ -21,7 +21,7 @@ export function uniqueQueue(label: string): string {
 
 export interface ServiceStats {
   spansExported: number;
-  spansDropped: Record<'buffer_full' | 'too_large' | 'conversion_error' | 'shutdown', number>;
+  spansDropped: Record<'buffer_full' | 'too_large' | 'conversion_error' | 'shutdown' | 'rejected', number>;
   messagesPublished: number;
   publishFailures: number;
   bufferedSpans: number;
