@@ -165,8 +165,9 @@ export class InsertPipeline<T extends CountedToken, P> {
     const outcome = await this.writeWithRetry(batch.parts, batch.spanCount);
     if (outcome === 'aborted') return;
     if (outcome === 'ok') {
-      this.o.metrics.spansStored.inc(batch.spanCount);
+      // Acks first: whatever happens after, a stored message must not hold its prefetch slot.
       this.notify('onCommitted', () => this.o.onCommitted(batch.tokens));
+      this.o.metrics.spansStored.inc(batch.spanCount);
       return;
     }
     // Refused for good: find the message(s) responsible.
@@ -176,8 +177,8 @@ export class InsertPipeline<T extends CountedToken, P> {
       const single = batch.tokens.length === 1 ? outcome : await this.writeWithRetry([part], token.spanCount);
       if (single === 'aborted') return;
       if (single === 'ok') {
-        this.o.metrics.spansStored.inc(token.spanCount);
         this.notify('onCommitted', () => this.o.onCommitted([token]));
+        this.o.metrics.spansStored.inc(token.spanCount);
       } else {
         this.notify('onRejected', () => this.o.onRejected(token, part, single.error));
       }
