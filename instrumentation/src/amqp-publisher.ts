@@ -26,7 +26,12 @@ function loadAmqplib(): Promise<typeof import('amqplib')> {
   return amqplib;
 }
 
-/** A publish the broker itself refused (a nack, or the channel closed with an error): the same body may never go through. */
+/**
+ * A publish on a channel the broker closed with an error (a message over its
+ * size limit, no write permission): the same body may never go through. A
+ * nack is not one: RabbitMQ nacks while a queue with `reject-publish` is
+ * full, which passes.
+ */
 export class PublishRefusedError extends Error {
   override readonly name = 'PublishRefusedError';
 }
@@ -301,11 +306,11 @@ export class AmqpPublisher {
             { persistent: true, mandatory: true, messageId },
             (error: unknown) => {
               if (error) {
-                // amqplib fails the callbacks of a closing channel too: only a nack, or a channel the
-                // broker closed with an error, is a refusal; a lost connection is not.
+                // amqplib fails the callbacks of a closing channel too: only a channel the broker
+                // closed with an error is a refusal; a nack or a lost connection is not.
                 const refused = this.#channelError;
                 if (error instanceof Error && error.message === 'message nacked') {
-                  settle(new PublishRefusedError('the broker nacked the message'));
+                  settle(new Error('the broker nacked the message'));
                 } else if (refused !== undefined) {
                   settle(new PublishRefusedError(`the broker closed the channel: ${refused.message}`));
                 } else {

@@ -14,7 +14,7 @@ export type DropReason =
   | 'conversion_error'
   /** Exported after shutdown, or still buffered when the shutdown timeout ran out. */
   | 'shutdown'
-  /** The broker refused the message carrying them again and again (over its size limit, no write permission); logged through diag. */
+  /** The broker refused the message carrying them for good, 5 times, each time published alone (over its size limit, no write permission); logged through diag. */
   | 'rejected';
 
 export const DROP_REASONS: readonly DropReason[] = ['buffer_full', 'too_large', 'conversion_error', 'shutdown', 'rejected'];

@@ -340,27 +340,63 @@ describe('RabbitMqSpanExporter with RabbitMQ', () => {
     expect(decodeAll(await drainQueue(queue))).toHaveLength(4);
   });
 
-  it('drops and counts a message the broker keeps refusing, then goes on with the next ones', async () => {
-    // A queue that holds nothing and refuses more: the broker nacks every publish.
+  it('keeps spans the broker nacks (a full reject-publish queue) buffered, and delivers them once it takes them', async () => {
     const queue = queueName();
     const channel = await broker.createChannel();
     await channel.assertQueue(queue, { durable: true, arguments: { 'x-max-length': 0, 'x-overflow': 'reject-publish' } });
     const sut = exporter(queue, { messageTimeoutMillis: 0 });
     await exportAsync(sut, spans(6));
-    await until(() => sut.stats().spansDropped.rejected === 6);
-    expect(sut.stats()).toMatchObject({ bufferedSpans: 0, spansExported: 0, publishFailures: 5 });
+    await until(() => sut.stats().publishFailures >= 3); // nacked, put back, tried again each second
+    expect(sut.stats()).toMatchObject({ bufferedSpans: 6, spansExported: 0 });
+    expect(sut.stats().spansDropped.rejected).toBe(0);
 
-    // Once the queue takes messages again, later spans go through: nothing was left stuck at the front.
+    // The queue makes room (here: replaced by one without a limit): the same spans go through.
     await channel.deleteQueue(queue);
     await channel.assertQueue(queue, { durable: true });
     await channel.close();
-    await exportAsync(sut, spans(3));
     await sut.forceFlush();
     const stats = sut.stats();
     await sut.shutdown();
-    expect(stats).toMatchObject({ spansExported: 3, bufferedSpans: 0 });
-    expect(stats.spansDropped.rejected).toBe(6);
-    expect(decodeAll(await drainQueue(queue))).toHaveLength(3);
+    expect(stats).toMatchObject({ spansExported: 6, bufferedSpans: 0 });
+    expect(decodeAll(await drainQueue(queue))).toHaveLength(6);
+  });
+
+  it('drops and counts what the broker refuses for good (no write permission), one message at a time, then goes on', async () => {
+    const rabbitmqctl = (...args: string[]) => promisify(execFile)('rabbitmqctl', args);
+    const user = `th-instr-readonly-${randomBytes(4).toString('hex')}`;
+    await rabbitmqctl('add_user', user, 'secret');
+    try {
+      await rabbitmqctl('set_permissions', '-p', '/', user, '.*', '', '.*'); // configure, write, read
+      const queue = queueName();
+      const url = new URL(RABBITMQ_URL);
+      url.username = user;
+      url.password = 'secret';
+      const sut = exporter(queue, {
+        rabbitmqUrl: url.toString(),
+        messageTimeoutMillis: 0,
+        maxMessageBytes: 1500, // several messages
+        initialReconnectDelayMillis: 10,
+        maxReconnectDelayMillis: 50,
+      });
+      await exportAsync(sut, spans(12));
+      // The broker closes the channel at each publish (ACCESS_REFUSED): every message is dropped after 5 refusals.
+      await until(() => sut.stats().spansDropped.rejected === 12);
+      expect(sut.stats()).toMatchObject({ bufferedSpans: 0, spansExported: 0 });
+      const messages = sut.stats().publishFailures;
+      expect(messages).toBeGreaterThanOrEqual(5 * 3);
+
+      // Allowed to write again: later spans are delivered, nothing is stuck at the front.
+      await rabbitmqctl('set_permissions', '-p', '/', user, '.*', '.*', '.*');
+      await exportAsync(sut, spans(3));
+      await sut.forceFlush();
+      const stats = sut.stats();
+      await sut.shutdown();
+      expect(stats).toMatchObject({ spansExported: 3, bufferedSpans: 0 });
+      expect(stats.spansDropped.rejected).toBe(12);
+      expect(decodeAll(await drainQueue(queue))).toHaveLength(3);
+    } finally {
+      await rabbitmqctl('delete_user', user).catch(() => undefined);
+    }
   });
 
   describe('in a script that ends (nothing else keeps the process alive)', () => {

@@ -95,9 +95,12 @@ const CONVERSION_CHUNK = 512;
 const FULL_MESSAGE = 0.9;
 
 /**
- * A message the broker refuses this many times in a row is dropped (counted
- * as `rejected`): it would otherwise block the buffer's front, and everything
- * behind it, for good. A lost connection is not a refusal and never counts.
+ * A message the broker refuses this many times is dropped (counted as
+ * `rejected`): it would otherwise block the buffer's front, and everything
+ * behind it, for good. A refusal closes the channel and fails every message in
+ * flight on it, so after one the exporter publishes a message at a time until
+ * a confirm, and only a refusal of a message published alone counts against
+ * it. A lost connection or a nack is not a refusal and never counts.
  */
 const MAX_REFUSALS = 5;
 
@@ -136,8 +139,10 @@ export class RabbitMqSpanExporter implements SpanExporter {
   #fillTimedOut = false;
   #closing = false;
   #idleWaiters: (() => void)[] = [];
-  /** Refusals in a row of a message put back at the buffer's front. */
+  /** Refusals of a message put back at the buffer's front, each while it was the only one in flight. */
   readonly #refusals = new WeakMap<Message, number>();
+  /** Since a refusal, until a confirm: one message in flight at a time, so a refusal names its message. */
+  #probing = false;
 
   constructor(options: RabbitMqSpanExporterOptions = {}) {
     this.#write = spanWriter(options.encoding ?? 'json', { resourceTags: options.resourceTags });
@@ -286,7 +291,7 @@ export class RabbitMqSpanExporter implements SpanExporter {
   /** Publishes messages from the front of the buffer while the window of unconfirmed messages has room. */
   #drain(): void {
     try {
-      while (this.#inFlight < this.#maxInFlight && this.#buffer.length > 0 && this.#publisher.ready) {
+      while (this.#inFlight < (this.#probing ? 1 : this.#maxInFlight) && this.#buffer.length > 0 && this.#publisher.ready) {
         if (!this.#fillTimedOut && !this.#wouldFillMessage() && this.#idleWaiters.length === 0) {
           this.#holdForFill();
           break;
@@ -297,9 +302,10 @@ export class RabbitMqSpanExporter implements SpanExporter {
         const message = this.#buffer.take(this.#maxMessageBytes);
         if (message === undefined) break;
         this.#inFlight++;
+        const alone = this.#probing;
         this.#publisher.publish(message.body).then(
           () => this.#published(message),
-          (error: unknown) => this.#publishFailed(message, error),
+          (error: unknown) => this.#publishFailed(message, error, alone),
         );
       }
     } catch (error) {
@@ -335,6 +341,7 @@ export class RabbitMqSpanExporter implements SpanExporter {
 
   #published(message: Message): void {
     this.#inFlight--;
+    this.#probing = false;
     this.#buffer.published(message);
     this.#counters.spansExported += message.count;
     this.#counters.messagesPublished++;
@@ -342,11 +349,13 @@ export class RabbitMqSpanExporter implements SpanExporter {
     this.#wakeIdleWaiters();
   }
 
-  #publishFailed(message: Message, error: unknown): void {
+  #publishFailed(message: Message, error: unknown, alone: boolean): void {
     this.#inFlight--;
     this.#counters.publishFailures++;
     logger.debug('publish failed', error instanceof Error ? error.message : error);
-    const refusals = error instanceof PublishRefusedError ? (this.#refusals.get(message) ?? 0) + 1 : 0;
+    const refused = error instanceof PublishRefusedError;
+    if (refused) this.#probing = true;
+    const refusals = (this.#refusals.get(message) ?? 0) + (refused && alone ? 1 : 0);
     this.#refusals.set(message, refusals);
     if (this.#closing) {
       this.#counters.drop('shutdown', message.count);
