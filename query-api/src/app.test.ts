@@ -26,9 +26,15 @@ class RecordingReader implements TraceReader {
   calls: Array<[string, unknown]> = [];
   delayMs = 0;
   failWith: Error | undefined;
+  /** Told of each call as it is recorded. */
+  onCall: (() => void) | undefined;
+  /** When set, every call waits for it before answering. */
+  gate: Promise<void> | undefined;
   constructor(private readonly traces: Span[][] = []) {}
   private async answer<T>(method: string, arg: unknown, value: T): Promise<T> {
     this.calls.push([method, arg]);
+    this.onCall?.();
+    if (this.gate !== undefined) await this.gate;
     if (this.delayMs > 0) await new Promise((resolve) => setTimeout(resolve, this.delayMs));
     if (this.failWith !== undefined) throw this.failWith;
     return value;
@@ -61,6 +67,17 @@ class RecordingReader implements TraceReader {
   getAutocompleteValues(key: string) {
     return this.answer('getAutocompleteValues', key, ['GET']);
   }
+}
+
+/** A promise with its resolve and reject (Promise.withResolvers needs Node 22). */
+function deferred(): { promise: Promise<void>; resolve: () => void; reject: (error: Error) => void } {
+  let resolve!: () => void;
+  let reject!: (error: Error) => void;
+  const promise = new Promise<void>((onResolve, onReject) => {
+    resolve = onResolve;
+    reject = onReject;
+  });
+  return { promise, resolve, reject };
 }
 
 const TRACE = '463ac35c9f6413ad';
@@ -248,29 +265,70 @@ describe('buildApp', () => {
   it('mounts as a plugin in a server of its own, under a prefix, next to other routes', async () => {
     const host = Fastify({ routerOptions: { ignoreTrailingSlash: true }, return503OnClosing: false });
     host.get('/status', () => ({ mine: true }));
-    await host.register(
-      async (scope) => {
-        await scope.register(queryApi, { reader: new RecordingReader([spans]), config, now: () => NOW });
-      },
-      { prefix: '/zipkin' },
-    );
+    await host.register(queryApi, { prefix: '/zipkin', reader: new RecordingReader([spans]), config, now: () => NOW });
     try {
       expect((await host.inject({ url: '/status' })).json()).toEqual({ mine: true });
       expect((await host.inject({ url: '/zipkin/api/v2/services' })).json()).toEqual(['backend', 'frontend']);
+      expect((await host.inject({ url: '/api/v2/services' })).statusCode).toBe(404);
       const bad = await host.inject({ url: '/zipkin/api/v2/traces?limit=0' });
       expect(bad.statusCode).toBe(400);
       expect(bad.json()).toMatchObject({ code: 'INVALID_PARAMETER', parameter: 'limit' });
       expect((await host.inject({ url: '/zipkin/api/v2/trace/463ac35c9f6413ad' })).json()).toHaveLength(2);
-      expect((await host.inject({ url: '/zipkin/openapi.json' })).statusCode).toBe(200);
+      const document = (await host.inject({ url: '/zipkin/openapi.json' })).json<{ paths: Record<string, unknown> }>();
+      expect(document.paths['/zipkin/api/v2/services']).toBeDefined();
+      expect(document.paths['/status']).toBeUndefined();
+      // The API's not-found handler answers under its prefix only; the host keeps fastify's default.
+      const inside = await host.inject({ url: '/zipkin/api/v2/nope' });
+      expect(inside.statusCode).toBe(404);
+      expect(inside.json()).toEqual({ code: 'NOT_FOUND', message: 'no route GET /zipkin/api/v2/nope' });
+      const outside = await host.inject({ url: '/nope' });
+      expect(outside.statusCode).toBe(404);
+      expect(outside.json()).toEqual({ statusCode: 404, error: 'Not Found', message: 'Route GET:/nope not found' });
+      // Its hooks (CORS here) stay inside its scope too.
+      const origin = { origin: 'http://ui.example' };
+      expect((await host.inject({ url: '/zipkin/api/v2/services', headers: origin })).headers['access-control-allow-origin']).toBe('*');
+      expect((await host.inject({ url: '/status', headers: origin })).headers['access-control-allow-origin']).toBeUndefined();
+    } finally {
+      await host.close();
+    }
+  });
+
+  it('lets /health through without the bearer token under a prefix too', async () => {
+    const host = Fastify();
+    await host.register(queryApi, { prefix: '/zipkin', reader: new RecordingReader(), config: { ...config, bearerToken: 'tok-12345678' } });
+    try {
+      expect((await host.inject({ url: '/zipkin/health?probe=1' })).statusCode).toBe(200);
+      expect((await host.inject({ url: '/zipkin/api/v2/services' })).statusCode).toBe(401);
     } finally {
       await host.close();
     }
   });
 
   it('finishes in-flight requests on close and answers later ones on the same connection with SHUTTING_DOWN', async () => {
+    // Ordered by signals, not sleeps: the first read is held at a gate until the second request has been answered.
     const reader = new RecordingReader();
-    reader.delayMs = 200;
+    const firstCall = deferred();
+    const gate = deferred();
+    const closing = deferred();
+    const secondAnswered = deferred();
+    reader.gate = gate.promise;
+    reader.onCall = () => {
+      if (reader.calls.length === 1) firstCall.resolve();
+      // Only a request let past the SHUTTING_DOWN hook gets here: fail rather than wait at the gate.
+      else secondAnswered.reject(new Error('a request sent after close() reached the reader'));
+    };
     const served = await start(reader);
+    // Added after the API's own preClose hook, so it runs once the API knows it is closing.
+    served.addHook('preClose', (done) => {
+      closing.resolve();
+      done();
+    });
+    // HTTP/1.1 sends pipelined responses in order, so the 503 reaches the socket only after the
+    // first response: wait for the server to send it instead.
+    served.addHook('onSend', async (_request, reply, payload) => {
+      if (reply.statusCode === 503) secondAnswered.resolve();
+      return payload;
+    });
     await served.listen({ port: 0, host: '127.0.0.1' });
     const { port } = served.server.address() as AddressInfo;
     // A keep-alive connection: the first request is in flight when close() begins, the second comes after.
@@ -280,10 +338,15 @@ describe('buildApp', () => {
     const ended = new Promise((resolve) => socket.once('close', resolve));
     const request = 'GET /api/v2/services HTTP/1.1\r\nHost: x\r\n\r\n';
     socket.write(request);
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await firstCall.promise;
     const closed = served.close();
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await closing.promise;
     socket.write(request);
+    try {
+      await secondAnswered.promise;
+    } finally {
+      gate.resolve(); // on failure too, so that close() can finish
+    }
     await ended;
     await closed;
     app = undefined;

@@ -1,9 +1,9 @@
 /**
  * The query API as a fastify plugin (`queryApi`): the Zipkin v2 read
  * endpoints under /api/v2, /health and /openapi.json, with its error and
- * not-found handlers. `buildApp` wraps it in an instance of its own; neither
- * does I/O of its own or listens (server.ts does), so tests drive them with
- * `inject()`.
+ * not-found handlers, all encapsulated in the plugin's scope. `buildApp` gives
+ * it an instance of its own; neither does I/O of its own or listens
+ * (server.ts does), so tests drive them with `inject()`.
  */
 import { timingSafeEqual } from 'node:crypto';
 import fastifyCors from '@fastify/cors';
@@ -122,11 +122,9 @@ function toErrorResponse(error: FastifyError | Error, log: FastifyBaseLogger): {
 }
 
 /**
- * Everything the query API serves, registered on `instance` itself (not in a
- * child context), so its error and not-found handlers answer for the whole
- * server: give it an instance of its own, or wrap it in a plugin with a
- * prefix. Set `routerOptions.ignoreTrailingSlash` and `return503OnClosing:
- * false` on that instance, as buildApp does.
+ * Everything the query API serves, registered on `instance`. Set
+ * `routerOptions.ignoreTrailingSlash` and `return503OnClosing: false` on the
+ * server, as buildApp does: the plugin cannot set instance options.
  */
 async function registerQueryApi(instance: FastifyInstance, options: QueryApiOptions): Promise<void> {
   const { reader, config } = options;
@@ -168,8 +166,10 @@ async function registerQueryApi(instance: FastifyInstance, options: QueryApiOpti
 
   const token = config.bearerToken;
   if (token !== undefined) {
+    // The matched route, not the URL: under a prefix /health is `${prefix}/health`.
+    const healthRoute = `${app.prefix}/health`;
     app.addHook('onRequest', async (request, reply) => {
-      if (request.method === 'OPTIONS' || request.url === '/health' || request.url.startsWith('/health?')) return;
+      if (request.method === 'OPTIONS' || request.routeOptions.url === healthRoute) return;
       if (!bearerMatches(request.headers.authorization, token)) {
         await reply
           .status(401)
@@ -337,7 +337,15 @@ async function registerQueryApi(instance: FastifyInstance, options: QueryApiOpti
   );
 }
 
-export const queryApi: FastifyPluginAsync<QueryApiOptions> = fastifyPlugin(registerQueryApi, {
+/**
+ * The query API as an ordinary (encapsulated) plugin: a `prefix` applies, and
+ * its hooks, error and not-found handlers, CORS and OpenAPI stay inside its scope.
+ */
+export const queryApi: FastifyPluginAsync<QueryApiOptions> = registerQueryApi;
+
+// buildApp's copy skips encapsulation so its handlers answer for the whole instance
+// (unknown routes included). A function of its own: fastify-plugin marks the function it is given.
+const queryApiOnInstance = fastifyPlugin((instance: FastifyInstance, options: QueryApiOptions) => registerQueryApi(instance, options), {
   fastify: '5.x',
   name: '@tracehouse/query-api',
 });
@@ -352,6 +360,6 @@ export async function buildApp(options: BuildAppOptions): Promise<QueryApp> {
     return503OnClosing: false,
   }).withTypeProvider<TypeBoxTypeProvider>() as QueryApp;
   const { logger: _logger, ...pluginOptions } = options;
-  await app.register(queryApi, pluginOptions);
+  await app.register(queryApiOnInstance, pluginOptions);
   return app;
 }

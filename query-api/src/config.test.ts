@@ -70,6 +70,7 @@ describe('parseConfig', () => {
     ['TRACEHOUSE_CLICKHOUSE_DATABASE', 'x; DROP TABLE y'],
     ['TRACEHOUSE_CLICKHOUSE_DATABASE', 'tracehouse-prod'],
     ['TRACEHOUSE_CLICKHOUSE_DATABASE', `t${'x'.repeat(63)}`],
+    ['TRACEHOUSE_CLICKHOUSE_DATABASE', 'system'],
     ['TRACEHOUSE_QUERY_MAX_LIMIT', '0'],
     ['TRACEHOUSE_QUERY_DEFAULT_LIMIT', '5000'],
     ['TRACEHOUSE_QUERY_MAX_LOOKBACK_MS', '-1'],
@@ -91,6 +92,12 @@ describe('parseConfig', () => {
     expect(error).toBeInstanceOf(ConfigError);
     expect(error).toMatchObject({ code: 'config_invalid', variable: name });
     expect((error as ConfigError).message).toContain(`${name} accepts`);
+  });
+
+  it("says a database was refused for being ClickHouse's own, not for its characters", () => {
+    expect(() => parseConfig({ TRACEHOUSE_CLICKHOUSE_DATABASE: 'system' })).toThrow(
+      /^TRACEHOUSE_CLICKHOUSE_DATABASE="system" is invalid \(database "system" is ClickHouse's own\): TRACEHOUSE_CLICKHOUSE_DATABASE accepts /,
+    );
   });
 
   it('rejects a default limit above the configured maximum', () => {

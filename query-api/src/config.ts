@@ -49,8 +49,10 @@ export class ConfigError extends Error {
   /** Stable, for callers that branch on it; `variable` names the culprit. */
   readonly code = 'config_invalid';
   readonly variable: string;
-  constructor(variable: string, accepts: string, value: string) {
-    super(`${variable}=${JSON.stringify(value)} is invalid: ${variable} accepts ${accepts}`);
+  /** `reason`, when given, says why this value was refused (a rule `accepts` alone does not make plain). */
+  constructor(variable: string, accepts: string, value: string, reason?: string) {
+    const why = reason === undefined ? '' : ` (${reason})`;
+    super(`${variable}=${JSON.stringify(value)} is invalid${why}: ${variable} accepts ${accepts}`);
     this.name = 'ConfigError';
     this.variable = variable;
   }
@@ -93,8 +95,14 @@ function identifier(env: Env, name: string, fallback: string): string {
   const value = raw(env, name) ?? fallback;
   try {
     return checkIdentifier('database', value);
-  } catch {
-    throw new ConfigError(name, 'a database name of letters, digits and underscores (not starting with a digit), at most 63', value);
+  } catch (error) {
+    // Storage's message tells which rule failed: the pattern, or being ClickHouse's own database.
+    throw new ConfigError(
+      name,
+      "a database name of letters, digits and underscores (not starting with a digit), at most 63, other than ClickHouse's own (system, information_schema)",
+      value,
+      error instanceof Error ? error.message : String(error),
+    );
   }
 }
 
@@ -193,7 +201,7 @@ export const CONFIG_HELP = `Environment variables (read once at start):
   TRACEHOUSE_QUERY_PORT                  port to listen on [9411]
   TRACEHOUSE_QUERY_HOST                  address to bind [0.0.0.0]
   TRACEHOUSE_CLICKHOUSE_URL              ClickHouse HTTP URL, or chdb: for the embedded engine [http://127.0.0.1:8123]
-  TRACEHOUSE_CLICKHOUSE_DATABASE         database name: letters, digits, _, at most 63 [tracehouse]
+  TRACEHOUSE_CLICKHOUSE_DATABASE         database name: letters, digits, _, at most 63; not system [tracehouse]
   TRACEHOUSE_QUERY_DEFAULT_LIMIT         traces returned when limit is absent [10]
   TRACEHOUSE_QUERY_MAX_LIMIT             largest accepted limit, 1-100000 [1000]
   TRACEHOUSE_QUERY_DEFAULT_LOOKBACK_MS   lookback when absent [86400000]
