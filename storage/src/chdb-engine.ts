@@ -91,6 +91,21 @@ export class ChdbEngine implements Engine {
     return rows;
   }
 
+  /**
+   * chdb's queryStream allows one active stream per session, and every chdb:
+   * store of the process shares one session, so concurrent reads would fail.
+   * The result is therefore read whole as text and parsed one row at a time.
+   */
+  async queryEach<T>(statement: BoundSql, onRow: (row: T) => void): Promise<void> {
+    const text = await this.#run(statement, 'JSONEachRow');
+    for (let start = 0; start < text.length; ) {
+      const end = text.indexOf('\n', start);
+      const stop = end === -1 ? text.length : end;
+      if (stop > start) onRow(JSON.parse(text.slice(start, stop)) as T);
+      start = stop + 1;
+    }
+  }
+
   queryText(statement: BoundSql, format: 'TabSeparatedRaw' | 'TabSeparated'): Promise<string> {
     return this.#run(statement, format);
   }

@@ -7,6 +7,8 @@ import { HttpEngine } from './http-engine.js';
 import { generateSpans } from './span-generator.js';
 import { ENGINES, fixtureTraces, sortSpans, uniqueDatabase } from './test-support/fixtures.js';
 import { INJECTION_STRINGS } from './test-support/injection-strings.js';
+import { DependencyLinker, type LinkSpan } from './dependency-linker.js';
+import { silentLogger, type Logger } from './logger.js';
 
 const HOUR_MS = 3_600_000;
 const DAY_MS = 24 * HOUR_MS;
@@ -139,24 +141,44 @@ describe.each(ENGINES)('ClickHouseStore on the $name', ({ url }) => {
     expect(await store.reader.getDependencies({ endTs: base - HOUR_MS, lookback: HOUR_MS })).toEqual([]);
   });
 
-  it('computes the same links in passes of whole traces when the window holds more rows than one pass', async () => {
-    const pagedDatabase = uniqueDatabase('th_deps');
-    const whole = await ClickHouseStore.open({ url, database: pagedDatabase });
-    const paged = await ClickHouseStore.open({ url, database: pagedDatabase, dependencyPageRows: 40 });
+  it('computes the links the linker computes from the spans written, over many traces split across inserts', async () => {
+    const depsDatabase = uniqueDatabase('th_deps');
+    const deps = await ClickHouseStore.open({ url, database: depsDatabase });
     try {
-      // 360 span rows: about 9 passes of 40.
-      await whole.writer.write(generateSpans({ traces: 60, spansPerTrace: 6, startMicros: (now - HOUR_MS) * 1000, seed: 7 }));
-      const window = { endTs: now, lookback: 2 * HOUR_MS };
-      const byPair = (a: { parent: string; child: string }, b: { parent: string; child: string }) =>
-        `${a.parent}>${a.child}`.localeCompare(`${b.parent}>${b.child}`);
-      const links = (await whole.reader.getDependencies(window)).sort(byPair);
-      expect(links.length).toBeGreaterThan(2);
-      expect(links.reduce((calls, link) => calls + link.callCount, 0)).toBeGreaterThan(100);
-      expect((await paged.reader.getDependencies(window)).sort(byPair)).toEqual(links);
+      // 3 000 span rows: several chunks of the HTTP stream.
+      const spans = generateSpans({ traces: 500, spansPerTrace: 6, startMicros: (now - HOUR_MS) * 1000, seed: 7 });
+      // Each trace's spans go to three inserts (three parts), one of them twice (a replay).
+      const batches = [0, 1, 2].map((k) => spans.filter((_, i) => i % 3 === k));
+      for (const batch of [...batches, batches[0]!]) await deps.writer.write(batch);
+
+      const linkOf = (s: Span): LinkSpan => ({
+        traceId: s.traceId,
+        id: s.id,
+        parentId: s.parentId ?? '',
+        kind: s.kind ?? '',
+        service: s.localEndpoint?.serviceName?.toLowerCase() ?? '',
+        remoteService: s.remoteEndpoint?.serviceName?.toLowerCase() ?? '',
+        error: s.tags?.error !== undefined,
+      });
+      const linked = (groups: Span[][]) => {
+        const linker = new DependencyLinker();
+        for (const group of groups) {
+          const byTrace = new Map<string, LinkSpan[]>();
+          for (const s of group) byTrace.set(s.traceId, [...(byTrace.get(s.traceId) ?? []), linkOf(s)]);
+          for (const trace of byTrace.values()) linker.putTrace(trace);
+        }
+        return linker.links();
+      };
+      const expected = linked([spans]);
+      expect(expected.reduce((calls, link) => calls + link.callCount, 0)).toBeGreaterThan(1000);
+      expect(expected.some((link) => (link.errorCount ?? 0) > 0)).toBe(true);
+      // Linking part of a trace at a time gives other counts: the reader must hand over whole traces.
+      expect(linked(batches)).not.toEqual(expected);
+
+      expect(await deps.reader.getDependencies({ endTs: now, lookback: 2 * HOUR_MS })).toEqual(expected);
     } finally {
-      await paged.close();
-      await whole.dropDatabase();
-      await whole.close();
+      await deps.dropDatabase();
+      await deps.close();
     }
   });
 
@@ -349,6 +371,67 @@ describe.each(ENGINES)('retention on the $name', ({ url }) => {
     expect(found).toHaveLength(5);
   });
 });
+
+describe('retention under an operator\'s TTL on the embedded current engine', () => {
+  const url = 'chdb:';
+  const database = uniqueDatabase('th_operator_ttl');
+  const warnings: Array<{ obj: object; msg: string | undefined }> = [];
+  const logger: Logger = {
+    ...silentLogger,
+    warn: (obj, msg) => warnings.push({ obj, msg }),
+    child: () => logger,
+  };
+  let owner: ClickHouseStore;
+  let reader: ClickHouseStore;
+
+  beforeAll(async () => {
+    owner = await ClickHouseStore.open({ url, database, retentionDays: 7 });
+    reader = await ClickHouseStore.open({ url, database, logger });
+  });
+  afterAll(async () => {
+    await reader?.close();
+    await owner?.dropDatabase();
+    await owner?.close();
+  });
+
+  it('drops nothing when a table\'s TTL is in months or removed, and warns; follows a day TTL again once restored', async () => {
+    expect(reader.features.ttl).toBe(true);
+    const now = Date.now();
+    const old = generateSpans({ traces: 3, spansPerTrace: 3, startMicros: (now - 3 * DAY_MS) * 1000, seed: 21 });
+    await owner.writer.write(old);
+    // Six days later the spans are 9 days old: past the 7-day TTL of the other tables.
+    const later = new Date(now + 6 * DAY_MS);
+
+    await alter(database, 'spans', 'MODIFY TTL toDateTime(intDiv(ts, 1000000)) + toIntervalMonth(3) SETTINGS materialize_ttl_after_modify = 0');
+    expect(await reader.enforceRetention(later)).toEqual({ retentionDays: undefined, dropped: [] });
+    expect(warnings.at(-1)?.obj).toMatchObject({ tables: ['spans'] });
+
+    await alter(database, 'span_index', 'REMOVE TTL');
+    expect(await reader.enforceRetention(later)).toEqual({ retentionDays: undefined, dropped: [] });
+    expect(warnings.at(-1)?.obj).toMatchObject({ tables: ['spans', 'span_index'] });
+    expect(await reader.reader.getTrace(old[0]!.traceId)).toHaveLength(3);
+    expect((await reader.countSpans()).distinct).toBe(old.length);
+
+    // The owner's next start sets its day TTL again; retention applies again.
+    await (await ClickHouseStore.open({ url, database, retentionDays: 7 })).close();
+    const warned = warnings.length;
+    const result = await reader.enforceRetention(later);
+    expect(result.retentionDays).toBe(7);
+    expect(new Set(result.dropped.map((d) => d.table)).size).toBe(5);
+    expect(warnings).toHaveLength(warned);
+    expect(await reader.reader.getTrace(old[0]!.traceId)).toEqual([]);
+  });
+});
+
+/** Runs `ALTER TABLE database.table <change>` with an engine of its own, as an operator would. */
+async function alter(database: string, table: string, change: string): Promise<void> {
+  const engine = await ChdbEngine.open({ queryTimeoutMs: 30_000 });
+  try {
+    await engine.execute({ sql: `ALTER TABLE ${database}.${table} ${change}`, params: {} });
+  } finally {
+    await engine.close();
+  }
+}
 
 describe.each(ENGINES)('migrations on the $name', ({ url }) => {
   const database = uniqueDatabase('th_migrate');

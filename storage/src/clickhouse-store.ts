@@ -31,8 +31,9 @@ export interface ClickHouseStoreOptions {
    * `open` sets the tables' TTL to it and `enforceRetention` drops day
    * partitions older than it. When absent (readers such as the query API),
    * the store never changes the TTL: tables it creates get 7 days, and
-   * `enforceRetention` follows the TTL the tables carry (7 days on servers
-   * without TTL).
+   * `enforceRetention` follows the tables' day TTL, drops nothing when a
+   * table has no TTL or another kind (an operator's), and uses 7 days on
+   * servers without TTL.
    */
   retentionDays?: number;
   /** Per-request timeout. Default 30 000 ms. */
@@ -48,17 +49,12 @@ export interface ClickHouseStoreOptions {
    * When absent, every tag key seen is offered.
    */
   autocompleteKeys?: readonly string[];
-  /**
-   * Most span rows `getDependencies` holds at once (default 200 000): a
-   * larger window is read in that many passes, each over whole traces.
-   */
-  dependencyPageRows?: number;
   logger?: Logger;
 }
 
 export interface RetentionResult {
-  /** The retention applied, in days. */
-  retentionDays: number;
+  /** The retention applied, in days; undefined when nothing was enforced (the tables' TTL is the operator's). */
+  retentionDays: number | undefined;
   /** Partitions dropped: table and partition (days since the epoch, UTC). */
   dropped: Array<{ table: string; partition: string }>;
 }
@@ -73,7 +69,6 @@ interface StoreInit {
   bindMode: BindMode;
   strictTraceId: boolean;
   autocompleteKeys: readonly string[] | undefined;
-  dependencyPageRows: number | undefined;
 }
 
 /**
@@ -111,7 +106,6 @@ export class ClickHouseStore {
       bindMode: init.bindMode,
       strictTraceId: init.strictTraceId,
       autocompleteKeys: init.autocompleteKeys,
-      dependencyPageRows: init.dependencyPageRows,
     });
   }
 
@@ -159,7 +153,6 @@ export class ClickHouseStore {
         bindMode,
         strictTraceId: options.strictTraceId ?? true,
         autocompleteKeys: options.autocompleteKeys,
-        dependencyPageRows: options.dependencyPageRows,
       });
     } catch (error) {
       await engine.close().catch(() => undefined);
@@ -176,11 +169,14 @@ export class ClickHouseStore {
   /**
    * Drops the day partitions that hold only data older than the retention
    * before `now`, in every table. Cheap (metadata only); call it periodically.
-   * The retention is `retentionDays`, or without it the tables' current TTL
-   * (the longest, if they differ; 7 days where there is none).
+   * The retention is `retentionDays`, or without it the tables' current day
+   * TTL (the longest, if they differ), or 7 days on servers without TTL. On a
+   * server with TTL where some table has no TTL or one that is not a plain
+   * day TTL, nothing is dropped (a warning says why).
    */
   async enforceRetention(now: Date = new Date()): Promise<RetentionResult> {
     const retentionDays = this.retentionDays ?? (await this.#tableRetentionDays());
+    if (retentionDays === undefined) return { retentionDays, dropped: [] };
     const cutoffDay = Math.floor((now.getTime() * 1000 - retentionDays * DAY_MICROS) / DAY_MICROS);
     const parts = await this.#engine.query<{ table: string; partition: string }>(
       bindSql(
@@ -204,10 +200,19 @@ WHERE database = {db:String} AND active AND table IN {tables:Array(String)}`,
   }
 
   /** Read at every call: the owner may change the TTL while this store is open. */
-  async #tableRetentionDays(): Promise<number> {
+  async #tableRetentionDays(): Promise<number | undefined> {
+    if (!this.features.ttl) return DEFAULT_RETENTION_DAYS;
     const ttls = await readTtlDays({ engine: this.#engine, context: { database: this.database, features: this.features } });
-    const days = [...ttls.values()].filter((d): d is number => d !== undefined);
-    return days.length > 0 ? Math.max(...days) : DEFAULT_RETENTION_DAYS;
+    const unclear = DATA_TABLES.filter((table) => ttls.get(table) === undefined);
+    if (unclear.length > 0) {
+      // Guessing a retention here could drop data an operator meant to keep.
+      this.#logger.warn(
+        { database: this.database, tables: unclear },
+        'retention not enforced: these tables have no TTL or one that is not a plain day TTL, so retention is left to their TTL (the operator\'s)',
+      );
+      return undefined;
+    }
+    return Math.max(...DATA_TABLES.map((table) => ttls.get(table) as number));
   }
 
   /**

@@ -11,11 +11,7 @@ export interface ReaderOptions {
   bindMode: BindMode;
   strictTraceId: boolean;
   autocompleteKeys: readonly string[] | undefined;
-  /** Most span rows getDependencies holds at once; default DEPENDENCY_PAGE_ROWS. */
-  dependencyPageRows?: number | undefined;
 }
-
-const DEPENDENCY_PAGE_ROWS = 200_000;
 
 /** Most autocomplete values returned for one key. */
 const MAX_AUTOCOMPLETE_VALUES = 10_000;
@@ -43,7 +39,6 @@ export class ClickHouseTraceReader implements TraceReader {
   readonly #mode: BindMode;
   readonly #strict: boolean;
   readonly #autocompleteKeys: readonly string[] | undefined;
-  readonly #dependencyPageRows: number;
 
   constructor(options: ReaderOptions) {
     this.#engine = options.engine;
@@ -51,11 +46,6 @@ export class ClickHouseTraceReader implements TraceReader {
     this.#mode = options.bindMode;
     this.#strict = options.strictTraceId;
     this.#autocompleteKeys = options.autocompleteKeys ? [...new Set(options.autocompleteKeys)].sort() : undefined;
-    const pageRows = options.dependencyPageRows ?? DEPENDENCY_PAGE_ROWS;
-    if (!Number.isSafeInteger(pageRows) || pageRows < 1) {
-      throw new StorageError({ code: 'bad_input', retryable: false, message: 'dependencyPageRows must be a positive integer' });
-    }
-    this.#dependencyPageRows = pageRows;
   }
 
   async #column(template: string, params: Record<string, unknown>, column: string): Promise<string[]> {
@@ -227,39 +217,32 @@ WHERE trace_low IN {lows:Array(String)} AND ts >= {lo:UInt64} AND ts <= {hi:UInt
 
   /**
    * Links every span of the window to its parent, as Zipkin's
-   * DependencyLinker does. The window's rows are read in passes of whole
-   * traces (a hash of the trace id picks each pass's traces), so memory holds
-   * at most about dependencyPageRows rows however long the window is.
+   * DependencyLinker does. One query reads the window once, ordered by trace
+   * id, and its rows are streamed to the linker a trace at a time, so memory
+   * holds one trace plus the links however long the window is.
    */
   async getDependencies(options: { endTs: number; lookback: number }): Promise<DependencyLink[]> {
     const { lo, hi } = checkWindow(options.endTs, options.lookback);
-    const where = `ts >= {lo:UInt64} AND ts <= {hi:UInt64} AND (kind != '' OR parent_id != '')`;
-    const [counted] = await this.#engine.query<{ n: number | string }>(
-      bindSql(`SELECT count() AS n FROM ${this.#db}.span_index WHERE ${where}`, { lo, hi }, this.#mode),
-    );
-    const passes = Math.max(1, Math.ceil(Number(counted?.n ?? 0) / this.#dependencyPageRows));
     const linker = new DependencyLinker();
-    for (let pass = 0; pass < passes; pass++) {
-      const rows = await this.#engine.query<{
-        trace_id: string;
-        span_id: string;
-        parent_id: string;
-        kind: LinkSpan['kind'];
-        service: string;
-        remote_service: string;
-        error: number | string;
-      }>(
-        bindSql(
-          `SELECT DISTINCT trace_id, span_id, parent_id, kind, service, remote_service, error
+    let trace: LinkSpan[] = [];
+    await this.#engine.queryEach<{
+      trace_id: string;
+      span_id: string;
+      parent_id: string;
+      kind: LinkSpan['kind'];
+      service: string;
+      remote_service: string;
+      error: number | string;
+    }>(
+      bindSql(
+        `SELECT DISTINCT trace_id, span_id, parent_id, kind, service, remote_service, error
 FROM ${this.#db}.span_index
-WHERE ${where}${passes > 1 ? ' AND cityHash64(trace_id) % {passes:UInt64} = {pass:UInt64}' : ''}
+WHERE ts >= {lo:UInt64} AND ts <= {hi:UInt64} AND (kind != '' OR parent_id != '')
 ORDER BY trace_id`,
-          passes > 1 ? { lo, hi, passes, pass } : { lo, hi },
-          this.#mode,
-        ),
-      );
-      let trace: LinkSpan[] = [];
-      for (const row of rows) {
+        { lo, hi },
+        this.#mode,
+      ),
+      (row) => {
         if (trace.length > 0 && trace[0]?.traceId !== row.trace_id) {
           linker.putTrace(trace);
           trace = [];
@@ -273,9 +256,9 @@ ORDER BY trace_id`,
           remoteService: row.remote_service,
           error: Number(row.error) === 1,
         });
-      }
-      if (trace.length > 0) linker.putTrace(trace);
-    }
+      },
+    );
+    if (trace.length > 0) linker.putTrace(trace);
     return linker.links();
   }
 

@@ -12,6 +12,12 @@ export interface Engine {
   execute(statement: BoundSql): Promise<void>;
   /** Runs a SELECT and returns its rows (JSONEachRow; 64-bit integers arrive as strings). */
   query<T>(statement: BoundSql): Promise<T[]>;
+  /**
+   * Runs a SELECT and hands its rows to `onRow` one by one, in order, as they
+   * arrive (JSONEachRow), so a large result is never held whole. An error
+   * thrown by `onRow` stops the query and is rethrown unchanged.
+   */
+  queryEach<T>(statement: BoundSql, onRow: (row: T) => void): Promise<void>;
   /** Runs a SELECT and returns the body in `format` (e.g. TabSeparatedRaw). */
   queryText(statement: BoundSql, format: 'TabSeparatedRaw' | 'TabSeparated'): Promise<string>;
   /** Inserts a TabSeparated body, given as consecutive parts, into `table` (qualified) with `columns`. */

@@ -83,6 +83,57 @@ describe.each(ENGINES)('engine smoke test on the $name', ({ url }) => {
     }
   });
 
+  it('streams a large result row by row, in order, with bound parameters', async () => {
+    for (const mode of modes) {
+      let next = 0;
+      let wrong = 0;
+      await engine.queryEach<{ n: string; s: string }>(
+        bindSql(
+          'SELECT number AS n, {s:String} AS s FROM system.numbers LIMIT {limit:UInt32}',
+          { s: INJECTION_STRINGS[1], limit: 200_000 },
+          mode,
+        ),
+        (row) => {
+          if (row.n !== String(next) || row.s !== INJECTION_STRINGS[1]) wrong += 1;
+          next += 1;
+        },
+      );
+      expect({ mode, rows: next, wrong }).toEqual({ mode, rows: 200_000, wrong: 0 });
+    }
+  });
+
+  it('streams: a server error becomes a StorageError, even after rows arrived; a consumer error passes unchanged', async () => {
+    await expect(engine.queryEach({ sql: 'SELECT * FROM th_no_such_db.nothing', params: {} }, () => undefined)).rejects.toMatchObject({
+      name: 'StorageError',
+      code: 'server',
+    });
+    let seen = 0;
+    const failure: unknown = await engine
+      .queryEach(
+        {
+          sql: 'SELECT number AS n, throwIf(number = 150000) AS t FROM system.numbers LIMIT 200000 SETTINGS max_block_size = 1000',
+          params: {},
+        },
+        () => {
+          seen += 1;
+        },
+      )
+      .catch((error: unknown) => error);
+    expect(failure).toMatchObject({ name: 'StorageError', code: 'server' });
+    expect(String((failure as Error).message)).toMatch(/throwIf/);
+    // Over HTTP the error follows rows already sent; chdb fails the query whole.
+    if (engine.kind === 'http') expect(seen).toBeGreaterThan(0);
+    expect(seen).toBeLessThan(150_001);
+
+    const boom = new Error('the consumer failed');
+    await expect(
+      engine.queryEach<{ n: string }>({ sql: 'SELECT number AS n FROM system.numbers LIMIT 100000', params: {} }, (row) => {
+        if (row.n === '10') throw boom;
+      }),
+    ).rejects.toBe(boom);
+    expect(await engine.query({ sql: 'SELECT 1 AS one', params: {} })).toEqual([{ one: 1 }]);
+  });
+
   it('turns a server error into a StorageError, final only when the data itself is rejected', async () => {
     // A server-side condition (here a missing database) may pass: retryable.
     await expect(engine.query({ sql: 'SELECT * FROM th_no_such_db.nothing', params: {} })).rejects.toMatchObject({

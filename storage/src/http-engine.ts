@@ -64,6 +64,34 @@ export class HttpEngine implements Engine {
     }
   }
 
+  async queryEach<T>(statement: BoundSql, onRow: (row: T) => void): Promise<void> {
+    this.#open();
+    let consumerError: { error: unknown } | undefined;
+    try {
+      const result = await this.#client.query({
+        query: statement.sql,
+        format: 'JSONEachRow',
+        clickhouse_settings: this.#readSettings,
+        ...this.#params(statement),
+      });
+      // Leaving the loop early (an error) destroys the response stream.
+      for await (const rows of result.stream<T>()) {
+        for (const row of rows) {
+          const value = parseRow<T>(row.text);
+          try {
+            onRow(value);
+          } catch (error) {
+            consumerError = { error };
+            throw error;
+          }
+        }
+      }
+    } catch (error) {
+      if (consumerError !== undefined) throw consumerError.error;
+      throw toStorageError(error, 'ClickHouse query failed');
+    }
+  }
+
   async queryText(statement: BoundSql, format: 'TabSeparatedRaw' | 'TabSeparated'): Promise<string> {
     this.#open();
     try {
@@ -116,5 +144,19 @@ export class HttpEngine implements Engine {
 
   #params(statement: BoundSql): { query_params?: Record<string, unknown> } {
     return Object.keys(statement.params).length > 0 ? { query_params: statement.params } : {};
+  }
+}
+
+/**
+ * One JSONEachRow line. A server that fails after it started answering (18.16
+ * and other servers without exception tags) appends "Code: N, ..." as a line
+ * of its own: that becomes an Error carrying the code, for toStorageError.
+ */
+function parseRow<T>(text: string): T {
+  try {
+    return JSON.parse(text) as T;
+  } catch (error) {
+    if (/^Code: \d+/.test(text)) throw new Error(text.trim(), { cause: error });
+    throw error;
   }
 }

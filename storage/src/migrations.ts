@@ -1,6 +1,6 @@
 import type { Engine } from './engine.js';
 import type { Logger } from './logger.js';
-import { DATA_TABLES, MIGRATIONS, ttlExpression, type Migration, type SchemaContext } from './schema.js';
+import { DATA_TABLES, MIGRATIONS, ttlDaysOf, ttlExpression, type Migration, type SchemaContext } from './schema.js';
 import { bindSql, type BindMode } from './sql-binding.js';
 import { clickhouseCode } from './error-mapping.js';
 import { StorageError } from './storage-error.js';
@@ -90,8 +90,9 @@ export async function runMigrations(options: {
 }
 
 /**
- * The TTL in days of each data table that has one (servers with TTL only;
- * empty elsewhere).
+ * Per data table found, its TTL in days, or undefined when it has none or one
+ * that is not a plain day TTL (see ttlDaysOf). Servers with TTL only; empty
+ * elsewhere.
  */
 export async function readTtlDays(options: {
   engine: Engine;
@@ -108,8 +109,8 @@ export async function readTtlDays(options: {
     ),
   );
   for (const row of rows) {
-    const match = /toIntervalDay\((\d+)\)|INTERVAL (\d+) DAY/.exec(row.engine_full);
-    found.set(row.name as (typeof DATA_TABLES)[number], match ? Number(match[1] ?? match[2]) : undefined);
+    const table = row.name as (typeof DATA_TABLES)[number];
+    found.set(table, ttlDaysOf(table, row.engine_full));
   }
   return found;
 }

@@ -79,6 +79,19 @@ export function ttlExpression(table: (typeof DATA_TABLES)[number], retentionDays
   return `toDateTime(intDiv(${TTL_TIME[table]}, 1000000)) + INTERVAL ${retentionDays} DAY`;
 }
 
+/**
+ * The days of a data table's TTL when it has the shape ttlExpression writes
+ * (as system.tables.engine_full shows it). Undefined for no TTL or any other
+ * TTL (months, several clauses, moves, WHERE): that one is the operator's.
+ */
+export function ttlDaysOf(table: (typeof DATA_TABLES)[number], engineFull: string): number | undefined {
+  const clause = / TTL (.+?)(?: SETTINGS |$)/.exec(engineFull)?.[1];
+  const prefix = `toDateTime(intDiv(${TTL_TIME[table]}, 1000000)) + `;
+  if (clause === undefined || !clause.startsWith(prefix)) return undefined;
+  const match = /^(?:toIntervalDay\((\d+)\)|INTERVAL (\d+) DAY)(?: DELETE)?$/.exec(clause.slice(prefix.length));
+  return match ? Number(match[1] ?? match[2]) : undefined;
+}
+
 /** TTL clause of a data table, when the server has TTL. */
 function ttl(context: SchemaContext, table: (typeof DATA_TABLES)[number]): string {
   if (!context.features.ttl) return '';
