@@ -49,15 +49,20 @@ export class HttpEngine implements Engine {
     }
   }
 
+  /** A read as JSONEachRow, with the read settings. */
+  #select(statement: BoundSql) {
+    return this.#client.query({
+      query: statement.sql,
+      format: 'JSONEachRow',
+      clickhouse_settings: this.#readSettings,
+      ...this.#params(statement),
+    });
+  }
+
   async query<T>(statement: BoundSql): Promise<T[]> {
     this.#open();
     try {
-      const result = await this.#client.query({
-        query: statement.sql,
-        format: 'JSONEachRow',
-        clickhouse_settings: this.#readSettings,
-        ...this.#params(statement),
-      });
+      const result = await this.#select(statement);
       return await result.json<T>();
     } catch (error) {
       throw toStorageError(error, 'ClickHouse query failed');
@@ -68,12 +73,7 @@ export class HttpEngine implements Engine {
     this.#open();
     let consumerError: { error: unknown } | undefined;
     try {
-      const result = await this.#client.query({
-        query: statement.sql,
-        format: 'JSONEachRow',
-        clickhouse_settings: this.#readSettings,
-        ...this.#params(statement),
-      });
+      const result = await this.#select(statement);
       // Leaving the loop early (an error) destroys the response stream.
       for await (const rows of result.stream<T>()) {
         for (const row of rows) {
