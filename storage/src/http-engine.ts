@@ -148,15 +148,20 @@ export class HttpEngine implements Engine {
 }
 
 /**
- * One JSONEachRow line. A server that fails after it started answering (18.16
- * and other servers without exception tags) appends "Code: N, ..." as a line
- * of its own: that becomes an Error carrying the code, for toStorageError.
+ * One JSONEachRow line. A server that fails after it started answering either
+ * appends "Code: N, ..." as a line of its own (18.16) or, with
+ * http_write_exception_in_output_format, a row `{"exception":"Code: N, ..."}`
+ * (later servers): both become an Error carrying the text, for toStorageError.
  */
-function parseRow<T>(text: string): T {
+export function parseRow<T>(text: string): T {
+  let row: unknown;
   try {
-    return JSON.parse(text) as T;
+    row = JSON.parse(text);
   } catch (error) {
     if (/^Code: \d+/.test(text)) throw new Error(text.trim(), { cause: error });
     throw error;
   }
+  const exception = (row as { exception?: unknown } | null)?.exception;
+  if (typeof exception === 'string' && Object.keys(row as object).length === 1) throw new Error(exception.trim());
+  return row as T;
 }
