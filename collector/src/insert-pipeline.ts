@@ -143,7 +143,7 @@ export class InsertPipeline<T extends CountedToken, P> {
    * batch: the other messages still get committed or rejected, and a throwing
    * onHealth is not mistaken for a failed insert (which would write it again).
    */
-  private notify(callback: 'onCommitted' | 'onRejected' | 'onHealth', call: () => void): void {
+  private notify(callback: 'onCommitted' | 'onRejected' | 'onHealth' | 'spansStored', call: () => void): void {
     try {
       call();
     } catch (error) {
@@ -178,7 +178,8 @@ export class InsertPipeline<T extends CountedToken, P> {
       if (single === 'aborted') return;
       if (single === 'ok') {
         this.notify('onCommitted', () => this.o.onCommitted([token]));
-        this.o.metrics.spansStored.inc(token.spanCount);
+        // Guarded: a failure here must not leave the rest of the batch neither acked nor rejected.
+        this.notify('spansStored', () => this.o.metrics.spansStored.inc(token.spanCount));
       } else {
         this.notify('onRejected', () => this.o.onRejected(token, part, single.error));
       }

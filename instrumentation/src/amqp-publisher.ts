@@ -83,6 +83,16 @@ function isNotFound(error: unknown): boolean {
   return typeof error === 'object' && error !== null && (error as { code?: unknown }).code === 404;
 }
 
+/**
+ * What belongs to one channel: an old channel closing late (a wedged broker
+ * answers the close after the reconnection) must only fail its own publishes.
+ */
+interface ChannelState {
+  /** Fails the publishes awaiting a confirm (one close listener for all of them). */
+  readonly pending: Set<(error: Error) => void>;
+  error: Error | undefined;
+}
+
 export class AmqpPublisher {
   readonly #options: Required<Omit<AmqpPublisherOptions, 'onReady'>> & Pick<AmqpPublisherOptions, 'onReady'>;
   #model: ChannelModel | undefined;
@@ -94,10 +104,10 @@ export class AmqpPublisher {
   #keepAlive = false;
   /** Failed connection attempts since the last successful one (for logging). */
   #attemptsSinceReady = 0;
-  /** Fails the publishes awaiting a confirm on the current channel (one close listener for all of them). */
-  readonly #pending = new Set<(error: Error) => void>();
-  /** The error the broker closed the current channel with, if it did. */
-  #channelError: Error | undefined;
+  /** The current channel's publishes awaiting a confirm, and the error the broker closed it with. */
+  #channelState: ChannelState | undefined;
+  /** A channel was closed over a refusal and nothing was confirmed since: reconnecting keeps backing off. */
+  #refusedSinceConfirm = false;
   /** Message ids the broker returned as unroutable (the queue is gone); their confirm then counts as a failure. */
   readonly #returned = new Set<string>();
   #nextMessageId = 0;
@@ -171,12 +181,12 @@ export class AmqpPublisher {
       unrefConnection(model, !this.#keepAlive);
       await untraced(() => this.#ensureQueue(current));
       const channel = await untraced(() => current.createConfirmChannel());
-      this.#channelError = undefined;
+      const state: ChannelState = { pending: new Set(), error: undefined };
       // The broker closes a channel with an error when it refuses what was sent on it
       // (a message over its size limit, no write permission): those publishes are refused, not lost.
       channel.on('error', (error: Error) => {
         logger.debug('channel error', error.message);
-        this.#channelError = error;
+        state.error = error;
       });
       // A mandatory message the default exchange could not route: the queue was deleted under us.
       // The broker sends the return before the confirm, so publish() sees it and fails.
@@ -184,16 +194,16 @@ export class AmqpPublisher {
         if (typeof message.properties.messageId === 'string') this.#returned.add(message.properties.messageId);
       });
       channel.on('close', () => {
-        const refused = this.#channelError;
-        this.#channelError = undefined;
-        for (const fail of this.#pending) {
+        const refused = state.error;
+        if (refused !== undefined) this.#refusedSinceConfirm = true;
+        for (const fail of state.pending) {
           fail(
             refused === undefined
               ? new Error('channel closed before the broker confirmed')
               : new PublishRefusedError(`the broker closed the channel: ${refused.message}`),
           );
         }
-        this.#pending.clear();
+        state.pending.clear();
         this.#lost(current, 'channel closed');
       });
       if (this.#stopped) {
@@ -202,8 +212,10 @@ export class AmqpPublisher {
       }
       this.#model = model;
       this.#channel = channel;
-      // The backoff starts over at the first confirm, not here: a broker that accepts the
-      // connection but refuses every publish must not be retried at the shortest delay forever.
+      this.#channelState = state;
+      // After a refusal the backoff starts over at the next confirm instead: a broker that accepts
+      // the connection but refuses every publish must not be retried at the shortest delay forever.
+      if (!this.#refusedSinceConfirm) this.#attempt = 0;
       if (this.#attemptsSinceReady > 0) logger.info(`connected again after ${this.#attemptsSinceReady} failed attempts`);
       else logger.debug(`connected, publishing to queue ${this.#options.queue}`);
       this.#attemptsSinceReady = 0;
@@ -248,6 +260,7 @@ export class AmqpPublisher {
     if (this.#model === undefined && this.#connecting) return; // the connect attempt handles its own failure
     this.#model = undefined;
     this.#channel = undefined;
+    this.#channelState = undefined;
     this.#returned.clear(); // their confirms will never come on this connection
     void model.close().catch(() => undefined);
     if (this.#stopped) return;
@@ -278,16 +291,20 @@ export class AmqpPublisher {
   publish(body: Buffer): Promise<void> {
     const channel = this.#channel;
     const model = this.#model;
-    if (channel === undefined || model === undefined) return Promise.reject(new Error('not connected to the broker'));
+    const state = this.#channelState;
+    if (channel === undefined || model === undefined || state === undefined) {
+      return Promise.reject(new Error('not connected to the broker'));
+    }
     return new Promise<void>((resolve, reject) => {
       let settled = false;
       const settle = (error?: Error): void => {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
-        this.#pending.delete(settle);
+        state.pending.delete(settle);
         if (error === undefined) {
           this.#attempt = 0;
+          this.#refusedSinceConfirm = false;
           resolve();
         } else reject(error);
       };
@@ -296,7 +313,7 @@ export class AmqpPublisher {
         this.#lost(model, 'confirm timeout');
       }, this.#options.confirmTimeoutMillis);
       timer.unref();
-      this.#pending.add(settle);
+      state.pending.add(settle);
       const messageId = `th-${process.pid}-${++this.#nextMessageId}`;
       try {
         untraced(() =>
@@ -308,7 +325,7 @@ export class AmqpPublisher {
               if (error) {
                 // amqplib fails the callbacks of a closing channel too: only a channel the broker
                 // closed with an error is a refusal; a nack or a lost connection is not.
-                const refused = this.#channelError;
+                const refused = state.error;
                 if (error instanceof Error && error.message === 'message nacked') {
                   settle(new Error('the broker nacked the message'));
                 } else if (refused !== undefined) {
@@ -340,6 +357,7 @@ export class AmqpPublisher {
     const model = this.#model;
     this.#model = undefined;
     this.#channel = undefined;
+    this.#channelState = undefined;
     if (model === undefined) return;
     // The close handshake is short and bounded: let it hold the process until done.
     unrefConnection(model, false);

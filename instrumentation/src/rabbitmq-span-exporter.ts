@@ -98,9 +98,10 @@ const FULL_MESSAGE = 0.9;
  * A message the broker refuses this many times is dropped (counted as
  * `rejected`): it would otherwise block the buffer's front, and everything
  * behind it, for good. A refusal closes the channel and fails every message in
- * flight on it, so after one the exporter publishes a message at a time until
- * a confirm, and only a refusal of a message published alone counts against
- * it. A lost connection or a nack is not a refusal and never counts.
+ * flight on it, all put back; the exporter then publishes one message at a
+ * time until none of them is left, so only a refusal of a message published
+ * alone counts against it, and that message is tried again first. A lost
+ * connection or a nack is not a refusal and never counts.
  */
 const MAX_REFUSALS = 5;
 
@@ -141,7 +142,7 @@ export class RabbitMqSpanExporter implements SpanExporter {
   #idleWaiters: (() => void)[] = [];
   /** Refusals of a message put back at the buffer's front, each while it was the only one in flight. */
   readonly #refusals = new WeakMap<Message, number>();
-  /** Since a refusal, until a confirm: one message in flight at a time, so a refusal names its message. */
+  /** Since a refusal, until the messages put back have all gone: one message in flight at a time, so a refusal names its message. */
   #probing = false;
 
   constructor(options: RabbitMqSpanExporterOptions = {}) {
@@ -341,7 +342,7 @@ export class RabbitMqSpanExporter implements SpanExporter {
 
   #published(message: Message): void {
     this.#inFlight--;
-    this.#probing = false;
+    if (this.#buffer.retrying === 0) this.#probing = false;
     this.#buffer.published(message);
     this.#counters.spansExported += message.count;
     this.#counters.messagesPublished++;
@@ -365,7 +366,8 @@ export class RabbitMqSpanExporter implements SpanExporter {
       this.#scheduleDrain();
     } else {
       // The same message goes back to the front of the buffer: published again after the reconnection (onReady) or the retry below.
-      this.#buffer.putBack(message);
+      // One refused alone goes first, so that its refusals are counted in a row.
+      this.#buffer.putBack(message, refused && alone);
       if (this.#retryTimer === undefined) {
         this.#retryTimer = setTimeout(() => {
           this.#retryTimer = undefined;

@@ -118,6 +118,11 @@ export class SpanBuffer implements SlabTarget {
     return this.#bytes;
   }
 
+  /** Messages put back and not taken again yet. */
+  get retrying(): number {
+    return this.#retries.length;
+  }
+
   /** The slab the next piece is written into. */
   get slab(): Buffer {
     return this.#slab;
@@ -285,11 +290,13 @@ export class SpanBuffer implements SlabTarget {
    * Returns a message taken earlier (a failed publish), to be taken again
    * before the other spans. Its spans were within the limits when offered, so
    * it is accepted even if newer spans filled the buffer meanwhile: the
-   * overshoot is bounded by what was in flight.
+   * overshoot is bounded by what was in flight. `first`: ahead of the other
+   * messages put back too (the one to try again at once).
    */
-  putBack(message: Message): void {
+  putBack(message: Message, first = false): void {
     message.failed = true;
-    this.#retries.push(message);
+    if (first) this.#retries.unshift(message);
+    else this.#retries.push(message);
     this.#retrySpans += message.count;
     this.#bytes += message.pieceBytes;
   }
