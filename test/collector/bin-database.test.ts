@@ -4,6 +4,7 @@
  * variable; a store that fails to open with a non-retryable error once it does.
  */
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { createUnmigratableDatabase, dropDatabase } from '@tracehouse/storage/testing';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CLICKHOUSE_URL, COLLECTOR_BIN, freePort, uniqueName } from './harness.js';
 
@@ -33,20 +34,13 @@ describe('tracehouse-collector bin with a database it cannot use', () => {
 
   describe('whose schema cannot be migrated', () => {
     const database = uniqueName('th_bin_schema');
-    const clickhouse = async (sql: string): Promise<void> => {
-      const response = await fetch(CLICKHOUSE_URL, { method: 'POST', body: sql });
-      if (!response.ok) throw new Error(`${sql}: ${await response.text()}`);
-    };
 
     afterAll(async () => {
-      await clickhouse(`DROP DATABASE IF EXISTS ${database}`);
+      await dropDatabase({ url: CLICKHOUSE_URL, database });
     });
 
     it('exits 1 with a fatal log line saying the store cannot open and why', async () => {
-      // A migrations table whose description column cannot take the text: recording a migration fails
-      // with TYPE_MISMATCH, which storage reports as not retryable.
-      await clickhouse(`CREATE DATABASE ${database}`);
-      await clickhouse(`CREATE TABLE ${database}.schema_migrations (version UInt32, description UInt8, applied_at DateTime) ENGINE = MergeTree ORDER BY version`);
+      await createUnmigratableDatabase({ url: CLICKHOUSE_URL, database });
       const result = await runCollector(database, 30_000);
       expect(result.signal).toBeNull();
       expect(result.status).toBe(1);
