@@ -12,6 +12,7 @@ import { StorageError } from '@tracehouse/storage';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Collector } from './collector.js';
+import { queueOutcome } from './dead-letters.test.helpers.js';
 import { parseConfig } from './config.js';
 
 const RABBITMQ_URL = process.env.TRACEHOUSE_RABBITMQ_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
@@ -85,14 +86,10 @@ describe('Collector.stop with a batch the store refuses during the drain', () =>
     } finally {
       await collector.stop();
     }
-    const channel = await connection.createChannel();
-    const left = await channel.checkQueue(queue);
-    const parked = await channel.checkQueue(`${queue}.dlq`);
-    const letter = await channel.get(`${queue}.dlq`, { noAck: true });
-    await channel.close();
-    expect({ left: left.messageCount, parked: parked.messageCount }).toEqual({ left: 0, parked: 1 });
+    const { left, parked, letter } = await queueOutcome(connection, queue);
+    expect({ left, parked }).toEqual({ left: 0, parked: 1 });
     // The dead letter carries the refused span itself, and why.
-    expect(letter === false ? undefined : letter.properties.headers?.['x-tracehouse-reason']).toBe('insert_rejected');
-    expect(letter === false ? undefined : decodeSpans(letter.content)).toMatchObject({ ok: true, spans: [refusedSpan] });
+    expect(letter?.properties.headers?.['x-tracehouse-reason']).toBe('insert_rejected');
+    expect(letter === undefined ? undefined : decodeSpans(letter.content)).toMatchObject({ ok: true, spans: [refusedSpan] });
   });
 });

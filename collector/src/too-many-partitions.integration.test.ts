@@ -14,6 +14,7 @@ import { ClickHouseStore } from '@tracehouse/storage';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Collector } from './collector.js';
+import { queueOutcome } from './dead-letters.test.helpers.js';
 import { parseConfig } from './config.js';
 
 const RABBITMQ_URL = process.env.TRACEHOUSE_RABBITMQ_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
@@ -107,13 +108,9 @@ describe('a batch spanning more days than ClickHouse takes in one INSERT', () =>
     expect(batches.find((v) => v.metricName?.endsWith('_sum'))?.value).toBe(4);
     expect((await collector.metrics.insertRetries.get()).values.reduce((sum, v) => sum + v.value, 0)).toBe(0);
 
-    const channel = await connection.createChannel();
-    const left = await channel.checkQueue(queue);
-    const parked = await channel.checkQueue(`${queue}.dlq`);
-    const letter = await channel.get(`${queue}.dlq`, { noAck: true });
-    await channel.close();
-    expect({ left: left.messageCount, parked: parked.messageCount }).toEqual({ left: 0, parked: 1 });
-    if (letter === false) throw new Error('no dead letter');
+    const { left, parked, letter } = await queueOutcome(connection, queue);
+    expect({ left, parked }).toEqual({ left: 0, parked: 1 });
+    if (letter === undefined) throw new Error('no dead letter');
     const headers = letter.properties.headers ?? {};
     expect(headers['x-tracehouse-reason']).toBe('insert_rejected');
     expect(String(headers['x-tracehouse-error'])).toMatch(/^StorageError \(too_many_partitions\): .*max_partitions_per_insert_block/);
