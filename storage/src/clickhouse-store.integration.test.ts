@@ -4,6 +4,7 @@ import { ClickHouseStore } from './clickhouse-store.js';
 import { StorageError } from './storage-error.js';
 import { ChdbEngine } from './chdb-engine.js';
 import { HttpEngine } from './http-engine.js';
+import type { Engine } from './engine.js';
 import { generateSpans } from './span-generator.js';
 import { ENGINES, fixtureTraces, sortSpans, uniqueDatabase } from './test-support/fixtures.js';
 import { INJECTION_STRINGS } from './test-support/injection-strings.js';
@@ -587,4 +588,70 @@ describe.each(ENGINES)('searching a long window on the $name', ({ url }) => {
     });
     expect(tagged.map((t) => t[0]?.traceId)).toEqual([idOf(0), idOf(1), idOf(2), idOf(3)]);
   });
+});
+
+describe.each(ENGINES)('dependencies over a window larger than one query may hold in memory, on the $name', ({ url }) => {
+  const database = uniqueDatabase('th_deps_memory');
+  // 300 000 span rows: holding them all in one query needs more memory than this (checked below).
+  const memoryLimit = 30_000_000;
+  const now = Date.now();
+  const window = { endTs: now, lookback: 2 * HOUR_MS };
+  let store: ClickHouseStore;
+
+  /** A store whose queries run under `memoryLimit`, and an engine under it too; `release` lifts it. */
+  async function underLimit(): Promise<{ limited: ClickHouseStore; engine: Engine; release: () => Promise<void> }> {
+    if (url.startsWith('chdb:')) {
+      // Every chdb: store of the process shares one session: a SET there applies to the store opened next.
+      const engine = await ChdbEngine.open({ queryTimeoutMs: 60_000 });
+      await engine.execute({ sql: `SET max_memory_usage = ${memoryLimit}`, params: {} });
+      const limited = await ClickHouseStore.open({ url, database });
+      const release = async (): Promise<void> => {
+        await engine.execute({ sql: 'SET max_memory_usage = 0', params: {} });
+        await limited.close();
+        await engine.close();
+      };
+      return { limited, engine, release };
+    }
+    const parsed = new URL(url);
+    parsed.searchParams.set('ch_max_memory_usage', String(memoryLimit));
+    const engine = new HttpEngine({ url: parsed.toString(), queryTimeoutMs: 60_000 });
+    const limited = await ClickHouseStore.open({ url: parsed.toString(), database });
+    return { limited, engine, release: async () => void (await Promise.all([limited.close(), engine.close()])) };
+  }
+
+  beforeAll(async () => {
+    store = await ClickHouseStore.open({ url, database });
+    for (let seed = 1; seed <= 10; seed++) {
+      await store.writer.write(generateSpans({ traces: 3000, spansPerTrace: 10, startMicros: (now - HOUR_MS) * 1000, seed }));
+    }
+  }, 120_000);
+  afterAll(async () => {
+    await store?.dropDatabase();
+    await store?.close();
+  });
+
+  it('links every trace of the window under a per-query memory limit the whole window outgrows', async () => {
+    const expected = await store.reader.getDependencies(window);
+    expect(expected.reduce((calls, link) => calls + link.callCount, 0)).toBeGreaterThan(150_000);
+
+    const { limited, engine, release } = await underLimit();
+    try {
+      const [setting] = await engine.query<{ value: string }>({
+        sql: `SELECT value FROM system.settings WHERE name = 'max_memory_usage'`,
+        params: {},
+      });
+      expect(Number(setting?.value)).toBe(memoryLimit);
+      // The limit binds: the window's rows at once (as one pass reads them) fail under it.
+      const oneQuery = {
+        sql: `SELECT DISTINCT trace_id, span_id, parent_id, kind, service, remote_service, error
+FROM ${database}.span_index ORDER BY trace_id`,
+        params: {},
+      };
+      await expect(engine.queryEach(oneQuery, () => undefined)).rejects.toMatchObject({ code: 'overloaded' });
+
+      expect(await limited.reader.getDependencies(window)).toEqual(expected);
+    } finally {
+      await release();
+    }
+  }, 120_000);
 });

@@ -16,6 +16,18 @@ export interface ReaderOptions {
 /** Most autocomplete values returned for one key. */
 const MAX_AUTOCOMPLETE_VALUES = 10_000;
 
+/**
+ * Memory budgeted per row of the dependency query (DISTINCT, then sorted by
+ * trace). ClickHouse 18.16 needed about 130 bytes (500 000 rows: refused
+ * under 60 MB, done under 65 MB); a current server grows its hash table in
+ * chunks of up to 16 MiB, and under a 30 MB limit refused passes budgeted
+ * at 250 bytes a row but not at 500. Twice that, for room.
+ */
+const DEPENDENCY_ROW_BYTES = 1000;
+
+/** Rows per dependency pass on a server with no memory limit per query (10 GB at the figure above). */
+const DEFAULT_DEPENDENCY_ROWS = 10_000_000;
+
 /** Searches read the newest hour of the window first, then 4x more each step. */
 const SEARCH_FIRST_STEP_MICROS = 3_600_000_000;
 const SEARCH_STEP_GROWTH = 4;
@@ -39,6 +51,7 @@ export class ClickHouseTraceReader implements TraceReader {
   readonly #mode: BindMode;
   readonly #strict: boolean;
   readonly #autocompleteKeys: readonly string[] | undefined;
+  #rowsPerPass: Promise<number> | undefined;
 
   constructor(options: ReaderOptions) {
     this.#engine = options.engine;
@@ -223,43 +236,78 @@ WHERE trace_low IN {lows:Array(String)} AND ts >= {lo:UInt64} AND ts <= {hi:UInt
    */
   async getDependencies(options: { endTs: number; lookback: number }): Promise<DependencyLink[]> {
     const { lo, hi } = checkWindow(options.endTs, options.lookback);
-    const linker = new DependencyLinker();
-    let trace: LinkSpan[] = [];
-    await this.#engine.queryEach<{
-      trace_id: string;
-      span_id: string;
-      parent_id: string;
-      kind: LinkSpan['kind'];
-      service: string;
-      remote_service: string;
-      error: number | string;
-    }>(
+    // Linking needs whole traces, and the server holds the rows it deduplicates and sorts: over a
+    // long window that outgrows its memory limit. The traces are then split by a hash of their id
+    // into passes that each fit, every trace whole in one of them.
+    const [counted] = await this.#engine.query<{ rows: number | string }>(
       bindSql(
-        `SELECT DISTINCT trace_id, span_id, parent_id, kind, service, remote_service, error
-FROM ${this.#db}.span_index
-WHERE ts >= {lo:UInt64} AND ts <= {hi:UInt64} AND (kind != '' OR parent_id != '')
-ORDER BY trace_id`,
+        `SELECT count() AS rows FROM ${this.#db}.span_index WHERE ts >= {lo:UInt64} AND ts <= {hi:UInt64}`,
         { lo, hi },
         this.#mode,
       ),
-      (row) => {
-        if (trace.length > 0 && trace[0]?.traceId !== row.trace_id) {
-          linker.putTrace(trace);
-          trace = [];
-        }
-        trace.push({
-          traceId: row.trace_id,
-          id: row.span_id,
-          parentId: row.parent_id,
-          kind: row.kind,
-          service: row.service,
-          remoteService: row.remote_service,
-          error: Number(row.error) === 1,
-        });
-      },
     );
-    if (trace.length > 0) linker.putTrace(trace);
+    const passes = Math.max(1, Math.ceil(Number(counted?.rows ?? 0) / (await this.#dependencyRowsPerPass())));
+    const linker = new DependencyLinker();
+    for (let pass = 0; pass < passes; pass++) {
+      let trace: LinkSpan[] = [];
+      await this.#engine.queryEach<{
+        trace_id: string;
+        span_id: string;
+        parent_id: string;
+        kind: LinkSpan['kind'];
+        service: string;
+        remote_service: string;
+        error: number | string;
+      }>(
+        bindSql(
+          `SELECT DISTINCT trace_id, span_id, parent_id, kind, service, remote_service, error
+FROM ${this.#db}.span_index
+WHERE ts >= {lo:UInt64} AND ts <= {hi:UInt64} AND (kind != '' OR parent_id != '')${
+            passes === 1 ? '' : ' AND cityHash64(trace_id) % {passes:UInt64} = {pass:UInt64}'
+          }
+ORDER BY trace_id`,
+          passes === 1 ? { lo, hi } : { lo, hi, passes, pass },
+          this.#mode,
+        ),
+        (row) => {
+          if (trace.length > 0 && trace[0]?.traceId !== row.trace_id) {
+            linker.putTrace(trace);
+            trace = [];
+          }
+          trace.push({
+            traceId: row.trace_id,
+            id: row.span_id,
+            parentId: row.parent_id,
+            kind: row.kind,
+            service: row.service,
+            remoteService: row.remote_service,
+            error: Number(row.error) === 1,
+          });
+        },
+      );
+      if (trace.length > 0) linker.putTrace(trace);
+    }
     return linker.links();
+  }
+
+  /**
+   * Rows one dependency pass may hold: half the server's per-query memory
+   * limit at DEPENDENCY_ROW_BYTES a row, read once; DEFAULT_DEPENDENCY_ROWS
+   * when the server sets no limit.
+   */
+  #dependencyRowsPerPass(): Promise<number> {
+    this.#rowsPerPass ??= this.#engine
+      .query<{ value: string }>({ sql: `SELECT value FROM system.settings WHERE name = 'max_memory_usage'`, params: {} })
+      .then((rows) => {
+        const limit = Number(rows[0]?.value ?? 0);
+        if (!Number.isSafeInteger(limit) || limit <= 0) return DEFAULT_DEPENDENCY_ROWS;
+        return Math.max(1000, Math.floor(limit / 2 / DEPENDENCY_ROW_BYTES));
+      })
+      .catch((error: unknown) => {
+        this.#rowsPerPass = undefined; // asked again next time
+        throw error;
+      });
+    return this.#rowsPerPass;
   }
 
   async getAutocompleteKeys(): Promise<string[]> {
