@@ -599,12 +599,14 @@ describe.each(ENGINES)('dependencies over a window larger than one query may hol
   let store: ClickHouseStore;
 
   /** A store whose queries run under `memoryLimit`, and an engine under it too; `release` lifts it. */
-  async function underLimit(): Promise<{ limited: ClickHouseStore; engine: Engine; release: () => Promise<void> }> {
+  async function underLimit(
+    queryTimeoutMs = 60_000,
+  ): Promise<{ limited: ClickHouseStore; engine: Engine; release: () => Promise<void> }> {
     if (url.startsWith('chdb:')) {
       // Every chdb: store of the process shares one session: a SET there applies to the store opened next.
       const engine = await ChdbEngine.open({ queryTimeoutMs: 60_000 });
       await engine.execute({ sql: `SET max_memory_usage = ${memoryLimit}`, params: {} });
-      const limited = await ClickHouseStore.open({ url, database });
+      const limited = await ClickHouseStore.open({ url, database, queryTimeoutMs });
       const release = async (): Promise<void> => {
         await engine.execute({ sql: 'SET max_memory_usage = 0', params: {} });
         await limited.close();
@@ -615,7 +617,7 @@ describe.each(ENGINES)('dependencies over a window larger than one query may hol
     const parsed = new URL(url);
     parsed.searchParams.set('ch_max_memory_usage', String(memoryLimit));
     const engine = new HttpEngine({ url: parsed.toString(), queryTimeoutMs: 60_000 });
-    const limited = await ClickHouseStore.open({ url: parsed.toString(), database });
+    const limited = await ClickHouseStore.open({ url: parsed.toString(), database, queryTimeoutMs });
     return { limited, engine, release: async () => void (await Promise.all([limited.close(), engine.close()])) };
   }
 
@@ -654,4 +656,14 @@ FROM ${database}.span_index ORDER BY trace_id`,
       await release();
     }
   }, 120_000);
+
+  it('stops starting passes once the query timeout has passed for the read as a whole', async () => {
+    // 20 passes of 10-50 ms each here: each within the timeout, all of them not.
+    const { limited, release } = await underLimit(100);
+    try {
+      await expect(limited.reader.getDependencies(window)).rejects.toMatchObject({ code: 'timeout' });
+    } finally {
+      await release();
+    }
+  }, 60_000);
 });

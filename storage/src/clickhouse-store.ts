@@ -69,6 +69,7 @@ interface StoreInit {
   bindMode: BindMode;
   strictTraceId: boolean;
   autocompleteKeys: readonly string[] | undefined;
+  queryTimeoutMs: number;
 }
 
 /**
@@ -106,6 +107,7 @@ export class ClickHouseStore {
       bindMode: init.bindMode,
       strictTraceId: init.strictTraceId,
       autocompleteKeys: init.autocompleteKeys,
+      queryTimeoutMs: init.queryTimeoutMs,
     });
   }
 
@@ -153,6 +155,7 @@ export class ClickHouseStore {
         bindMode,
         strictTraceId: options.strictTraceId ?? true,
         autocompleteKeys: options.autocompleteKeys,
+        queryTimeoutMs,
       });
     } catch (error) {
       await engine.close().catch(() => undefined);

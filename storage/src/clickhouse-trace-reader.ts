@@ -11,6 +11,8 @@ export interface ReaderOptions {
   bindMode: BindMode;
   strictTraceId: boolean;
   autocompleteKeys: readonly string[] | undefined;
+  /** Bounds a read made of several queries (dependency passes) as a whole. */
+  queryTimeoutMs: number;
 }
 
 /** Most autocomplete values returned for one key. */
@@ -24,6 +26,9 @@ const MAX_AUTOCOMPLETE_VALUES = 10_000;
  * at 250 bytes a row but not at 500. Twice that, for room.
  */
 const DEPENDENCY_ROW_BYTES = 1000;
+
+/** Beyond this many passes (a tiny memory limit, a huge window), a pass may exceed the limit and fail cleanly. */
+const MAX_DEPENDENCY_PASSES = 64;
 
 /** Rows per dependency pass on a server with no memory limit per query (10 GB at the figure above). */
 const DEFAULT_DEPENDENCY_ROWS = 10_000_000;
@@ -52,6 +57,7 @@ export class ClickHouseTraceReader implements TraceReader {
   readonly #strict: boolean;
   readonly #autocompleteKeys: readonly string[] | undefined;
   #rowsPerPass: Promise<number> | undefined;
+  readonly #timeoutMs: number;
 
   constructor(options: ReaderOptions) {
     this.#engine = options.engine;
@@ -59,6 +65,7 @@ export class ClickHouseTraceReader implements TraceReader {
     this.#mode = options.bindMode;
     this.#strict = options.strictTraceId;
     this.#autocompleteKeys = options.autocompleteKeys ? [...new Set(options.autocompleteKeys)].sort() : undefined;
+    this.#timeoutMs = options.queryTimeoutMs;
   }
 
   async #column(template: string, params: Record<string, unknown>, column: string): Promise<string[]> {
@@ -246,9 +253,19 @@ WHERE trace_low IN {lows:Array(String)} AND ts >= {lo:UInt64} AND ts <= {hi:UInt
         this.#mode,
       ),
     );
-    const passes = Math.max(1, Math.ceil(Number(counted?.rows ?? 0) / (await this.#dependencyRowsPerPass())));
+    const needed = Math.ceil(Number(counted?.rows ?? 0) / (await this.#dependencyRowsPerPass()));
+    const passes = Math.min(MAX_DEPENDENCY_PASSES, Math.max(1, needed));
     const linker = new DependencyLinker();
+    const deadline = Date.now() + this.#timeoutMs;
     for (let pass = 0; pass < passes; pass++) {
+      // Each query has its own timeout; the read as a whole has one too, or a caller that gave up
+      // waiting would leave the passes running on the server.
+      if (pass > 0 && Date.now() > deadline) {
+        throw new StorageError({
+          code: 'timeout',
+          message: `dependency links: ${pass} of ${passes} passes over the window done in ${this.#timeoutMs} ms`,
+        });
+      }
       let trace: LinkSpan[] = [];
       await this.#engine.queryEach<{
         trace_id: string;
