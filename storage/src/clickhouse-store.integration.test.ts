@@ -5,6 +5,7 @@ import { StorageError } from './storage-error.js';
 import { ChdbEngine } from './chdb-engine.js';
 import { HttpEngine } from './http-engine.js';
 import type { Engine } from './engine.js';
+import { ClickHouseTraceReader } from './clickhouse-trace-reader.js';
 import { generateSpans } from './span-generator.js';
 import { ENGINES, fixtureTraces, sortSpans, uniqueDatabase } from './test-support/fixtures.js';
 import { INJECTION_STRINGS } from './test-support/injection-strings.js';
@@ -599,14 +600,12 @@ describe.each(ENGINES)('dependencies over a window larger than one query may hol
   let store: ClickHouseStore;
 
   /** A store whose queries run under `memoryLimit`, and an engine under it too; `release` lifts it. */
-  async function underLimit(
-    queryTimeoutMs = 60_000,
-  ): Promise<{ limited: ClickHouseStore; engine: Engine; release: () => Promise<void> }> {
+  async function underLimit(): Promise<{ limited: ClickHouseStore; engine: Engine; release: () => Promise<void> }> {
     if (url.startsWith('chdb:')) {
       // Every chdb: store of the process shares one session: a SET there applies to the store opened next.
       const engine = await ChdbEngine.open({ queryTimeoutMs: 60_000 });
       await engine.execute({ sql: `SET max_memory_usage = ${memoryLimit}`, params: {} });
-      const limited = await ClickHouseStore.open({ url, database, queryTimeoutMs });
+      const limited = await ClickHouseStore.open({ url, database });
       const release = async (): Promise<void> => {
         await engine.execute({ sql: 'SET max_memory_usage = 0', params: {} });
         await limited.close();
@@ -617,7 +616,7 @@ describe.each(ENGINES)('dependencies over a window larger than one query may hol
     const parsed = new URL(url);
     parsed.searchParams.set('ch_max_memory_usage', String(memoryLimit));
     const engine = new HttpEngine({ url: parsed.toString(), queryTimeoutMs: 60_000 });
-    const limited = await ClickHouseStore.open({ url: parsed.toString(), database, queryTimeoutMs });
+    const limited = await ClickHouseStore.open({ url: parsed.toString(), database });
     return { limited, engine, release: async () => void (await Promise.all([limited.close(), engine.close()])) };
   }
 
@@ -657,11 +656,25 @@ FROM ${database}.span_index ORDER BY trace_id`,
     }
   }, 120_000);
 
-  it('stops starting passes once the query timeout has passed for the read as a whole', async () => {
-    // 20 passes of 10-50 ms each here: each within the timeout, all of them not.
-    const { limited, release } = await underLimit(100);
+  it('starts no pass once the query timeout has passed for the read as a whole', async () => {
+    const { engine, release } = await underLimit();
     try {
-      await expect(limited.reader.getDependencies(window)).rejects.toMatchObject({ code: 'timeout' });
+      // 20 passes under the limit, each well within the engine's own 60 s timeout; all of them take longer than 50 ms.
+      const reader = new ClickHouseTraceReader({
+        engine,
+        database,
+        bindMode: store.features.serverParams ? 'server' : 'literal',
+        strictTraceId: true,
+        autocompleteKeys: undefined,
+        queryTimeoutMs: 50,
+      });
+      const failure = await reader.getDependencies(window).then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+      expect(failure).toBeInstanceOf(StorageError);
+      expect(failure).toMatchObject({ code: 'timeout' });
+      expect((failure as StorageError).message).toMatch(/^dependency links: \d+ of 20 passes over the window done in 50 ms$/);
     } finally {
       await release();
     }

@@ -30,7 +30,7 @@ const DEPENDENCY_ROW_BYTES = 1000;
 /** Beyond this many passes (a tiny memory limit, a huge window), a pass may exceed the limit and fail cleanly. */
 const MAX_DEPENDENCY_PASSES = 64;
 
-/** Rows per dependency pass on a server with no memory limit per query (10 GB at the figure above). */
+/** Rows per dependency pass when neither a memory limit per query nor the machine's memory is known (10 GB at the figure above). */
 const DEFAULT_DEPENDENCY_ROWS = 10_000_000;
 
 /** Searches read the newest hour of the window first, then 4x more each step. */
@@ -243,9 +243,11 @@ WHERE trace_low IN {lows:Array(String)} AND ts >= {lo:UInt64} AND ts <= {hi:UInt
    */
   async getDependencies(options: { endTs: number; lookback: number }): Promise<DependencyLink[]> {
     const { lo, hi } = checkWindow(options.endTs, options.lookback);
+    const deadline = Date.now() + this.#timeoutMs;
     // Linking needs whole traces, and the server holds the rows it deduplicates and sorts: over a
     // long window that outgrows its memory limit. The traces are then split by a hash of their id
-    // into passes that each fit, every trace whole in one of them.
+    // into passes that each fit, every trace whole in one of them. The count reads only `ts`, so it
+    // also counts spans the passes leave out (no kind, no parent): at worst a pass too many.
     const [counted] = await this.#engine.query<{ rows: number | string }>(
       bindSql(
         `SELECT count() AS rows FROM ${this.#db}.span_index WHERE ts >= {lo:UInt64} AND ts <= {hi:UInt64}`,
@@ -256,11 +258,10 @@ WHERE trace_low IN {lows:Array(String)} AND ts >= {lo:UInt64} AND ts <= {hi:UInt
     const needed = Math.ceil(Number(counted?.rows ?? 0) / (await this.#dependencyRowsPerPass()));
     const passes = Math.min(MAX_DEPENDENCY_PASSES, Math.max(1, needed));
     const linker = new DependencyLinker();
-    const deadline = Date.now() + this.#timeoutMs;
     for (let pass = 0; pass < passes; pass++) {
       // Each query has its own timeout; the read as a whole has one too, or a caller that gave up
-      // waiting would leave the passes running on the server.
-      if (pass > 0 && Date.now() > deadline) {
+      // waiting would leave the next passes to run on the server.
+      if (Date.now() > deadline) {
         throw new StorageError({
           code: 'timeout',
           message: `dependency links: ${pass} of ${passes} passes over the window done in ${this.#timeoutMs} ms`,
@@ -308,23 +309,43 @@ ORDER BY trace_id`,
   }
 
   /**
-   * Rows one dependency pass may hold: half the server's per-query memory
-   * limit at DEPENDENCY_ROW_BYTES a row, read once; DEFAULT_DEPENDENCY_ROWS
-   * when the server sets no limit.
+   * Rows one dependency pass may hold, at DEPENDENCY_ROW_BYTES a row, read
+   * once: half the server's per-query memory limit; on a server without one
+   * (current releases default to none), a quarter of its machine's memory;
+   * DEFAULT_DEPENDENCY_ROWS when neither is known.
    */
   #dependencyRowsPerPass(): Promise<number> {
-    this.#rowsPerPass ??= this.#engine
-      .query<{ value: string }>({ sql: `SELECT value FROM system.settings WHERE name = 'max_memory_usage'`, params: {} })
-      .then((rows) => {
-        const limit = Number(rows[0]?.value ?? 0);
-        if (!Number.isSafeInteger(limit) || limit <= 0) return DEFAULT_DEPENDENCY_ROWS;
-        return Math.max(1000, Math.floor(limit / 2 / DEPENDENCY_ROW_BYTES));
-      })
+    this.#rowsPerPass ??= this.#memoryBudget()
+      .then((bytes) => (bytes === undefined ? DEFAULT_DEPENDENCY_ROWS : Math.max(1000, Math.floor(bytes / DEPENDENCY_ROW_BYTES))))
       .catch((error: unknown) => {
         this.#rowsPerPass = undefined; // asked again next time
         throw error;
       });
     return this.#rowsPerPass;
+  }
+
+  async #memoryBudget(): Promise<number | undefined> {
+    const number = (rows: Array<{ value: string | number }>): number => {
+      const value = Number(rows[0]?.value ?? 0);
+      return Number.isSafeInteger(value) && value > 0 ? value : 0;
+    };
+    const limit = number(
+      await this.#engine.query<{ value: string }>({
+        sql: `SELECT value FROM system.settings WHERE name = 'max_memory_usage'`,
+        params: {},
+      }),
+    );
+    if (limit > 0) return Math.floor(limit / 2);
+    // Servers without a per-query limit are bounded by their own total, a share of the machine's memory.
+    const machine = number(
+      await this.#engine
+        .query<{ value: number }>({
+          sql: `SELECT value FROM system.asynchronous_metrics WHERE metric = 'OSMemoryTotal'`,
+          params: {},
+        })
+        .catch(() => []), // an embedded or restricted engine may not offer it: the default applies
+    );
+    return machine > 0 ? Math.floor(machine / 4) : undefined;
   }
 
   async getAutocompleteKeys(): Promise<string[]> {
