@@ -599,26 +599,34 @@ describe.each(ENGINES)('dependencies over a window larger than one query may hol
   const window = { endTs: now, lookback: 2 * HOUR_MS };
   let store: ClickHouseStore;
 
-  /** A store whose queries run under `memoryLimit`, and an engine under it too; `release` lifts it. */
-  async function underLimit(): Promise<{ limited: ClickHouseStore; engine: Engine; release: () => Promise<void> }> {
+  /** An engine whose queries run under `memoryLimit`; `release` lifts the limit and closes it. */
+  async function underLimit(): Promise<{ engine: Engine; release: () => Promise<void> }> {
     if (url.startsWith('chdb:')) {
-      // Every chdb: store of the process shares one session: a SET there applies to the store opened next.
+      // Every chdb: engine of the process shares one session: the SET applies to all of them until lifted.
       const engine = await ChdbEngine.open({ queryTimeoutMs: 60_000 });
       await engine.execute({ sql: `SET max_memory_usage = ${memoryLimit}`, params: {} });
-      const limited = await ClickHouseStore.open({ url, database });
       const release = async (): Promise<void> => {
         await engine.execute({ sql: 'SET max_memory_usage = 0', params: {} });
-        await limited.close();
         await engine.close();
       };
-      return { limited, engine, release };
+      return { engine, release };
     }
     const parsed = new URL(url);
     parsed.searchParams.set('ch_max_memory_usage', String(memoryLimit));
     const engine = new HttpEngine({ url: parsed.toString(), queryTimeoutMs: 60_000 });
-    const limited = await ClickHouseStore.open({ url: parsed.toString(), database });
-    return { limited, engine, release: async () => void (await Promise.all([limited.close(), engine.close()])) };
+    return { engine, release: () => engine.close() };
   }
+
+  /** The reader a store builds, on `engine`. */
+  const readerOn = (engine: Engine, queryTimeoutMs: number): ClickHouseTraceReader =>
+    new ClickHouseTraceReader({
+      engine,
+      database,
+      bindMode: store.features.serverParams ? 'server' : 'literal',
+      strictTraceId: true,
+      autocompleteKeys: undefined,
+      queryTimeoutMs,
+    });
 
   beforeAll(async () => {
     store = await ClickHouseStore.open({ url, database });
@@ -635,7 +643,7 @@ describe.each(ENGINES)('dependencies over a window larger than one query may hol
     const expected = await store.reader.getDependencies(window);
     expect(expected.reduce((calls, link) => calls + link.callCount, 0)).toBeGreaterThan(150_000);
 
-    const { limited, engine, release } = await underLimit();
+    const { engine, release } = await underLimit();
     try {
       const [setting] = await engine.query<{ value: string }>({
         sql: `SELECT value FROM system.settings WHERE name = 'max_memory_usage'`,
@@ -650,7 +658,7 @@ FROM ${database}.span_index ORDER BY trace_id`,
       };
       await expect(engine.queryEach(oneQuery, () => undefined)).rejects.toMatchObject({ code: 'overloaded' });
 
-      expect(await limited.reader.getDependencies(window)).toEqual(expected);
+      expect(await readerOn(engine, 60_000).getDependencies(window)).toEqual(expected);
     } finally {
       await release();
     }
@@ -660,15 +668,7 @@ FROM ${database}.span_index ORDER BY trace_id`,
     const { engine, release } = await underLimit();
     try {
       // 20 passes under the limit, each well within the engine's own 60 s timeout; all of them take longer than 50 ms.
-      const reader = new ClickHouseTraceReader({
-        engine,
-        database,
-        bindMode: store.features.serverParams ? 'server' : 'literal',
-        strictTraceId: true,
-        autocompleteKeys: undefined,
-        queryTimeoutMs: 50,
-      });
-      const failure = await reader.getDependencies(window).then(
+      const failure = await readerOn(engine, 50).getDependencies(window).then(
         () => undefined,
         (error: unknown) => error,
       );
