@@ -476,6 +476,7 @@ async function throughput(): Promise<void> {
   const rabbitPerNoop = perRound((r) => at(results.rabbitmq, r) / at(results.noop, r));
   const noopPerNone = perRound((r) => at(results.noop, r) / at(results.none, r));
   const cpuKept = perRound((r) => at(cpuPerRequest.noop, r) / at(cpuPerRequest.rabbitmq, r));
+  const lostPointsOfNone = perRound((r) => (at(results.noop, r) - at(results.rabbitmq, r)) / at(results.none, r));
   const none = median(results.none);
   const noop = median(results.noop);
   const rabbit = median(results.rabbitmq);
@@ -490,6 +491,12 @@ async function throughput(): Promise<void> {
   console.log(
     `SDK + RabbitMQ exporter / SDK + no-op    ${rabbitPerNoop.toFixed(3)} [${(rabbit / noop).toFixed(3)}]  ` +
       `(lost to the exporter: ${((1 - rabbitPerNoop) * 100).toFixed(1)}%; goal <= 10%)`,
+  );
+  // The goal can also be read in points of the untraced server's throughput (the SDK loses X% of it,
+  // SDK + exporter X + Y%); that reading divides by a larger figure, so the line above stays the one judged.
+  console.log(
+    `(SDK + no-op - SDK + RabbitMQ) / no tracing  ${lostPointsOfNone.toFixed(3)} [${((noop - rabbit) / none).toFixed(3)}]  ` +
+      `(the exporter's loss in points of the untraced throughput: ${(lostPointsOfNone * 100).toFixed(1)})`,
   );
   // The broker runs on the same (small, shared) machine and takes CPU from the
   // server too; the server's own CPU per request isolates what the exporter
