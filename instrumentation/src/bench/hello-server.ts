@@ -2,8 +2,9 @@
 //   argv[2]: 'none' (no tracing), 'noop' (SDK + HTTP instrumentation, spans thrown
 //   away by a no-op exporter), 'rabbitmq' (SDK + this package's exporter to RabbitMQ).
 // Prints {"port":N} once listening; GET /__stats answers the exporter's counters and the
-// process's CPU time (untraced).
+// process's CPU time and garbage-collection pauses (untraced).
 import type { IncomingMessage } from 'node:http';
+import { PerformanceObserver } from 'node:perf_hooks';
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import { HttpInstrumentation } from '@opentelemetry/instrumentation-http';
 import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base';
@@ -31,12 +32,19 @@ if (mode !== 'none') {
   });
 }
 
+// The main thread's garbage-collection pauses: the exporter's allocations make the
+// SDK's own garbage costlier to collect, a cost no exporter frame in a profile shows.
+let gcMicros = 0;
+new PerformanceObserver((list) => {
+  for (const entry of list.getEntries()) gcMicros += entry.duration * 1000;
+}).observe({ entryTypes: ['gc'] });
+
 const { default: http } = await import('node:http');
 const server = http.createServer((request, response) => {
   if (request.url === '/__stats') {
     response.writeHead(200, { 'content-type': 'application/json' });
     const cpu = process.cpuUsage();
-    response.end(JSON.stringify({ exporter: tracing?.stats(), cpuMicros: cpu.user + cpu.system, systemMicros: cpu.system }));
+    response.end(JSON.stringify({ exporter: tracing?.stats(), cpuMicros: cpu.user + cpu.system, systemMicros: cpu.system, gcMicros }));
     return;
   }
   response.writeHead(200, { 'content-type': 'text/plain' });

@@ -314,6 +314,8 @@ interface ServerStats {
   cpuMicros: number;
   /** The part of cpuMicros spent in the kernel (socket writes: HTTP responses, and the exporter's to the broker). */
   systemMicros: number;
+  /** Main-thread garbage-collection pauses, included in cpuMicros. */
+  gcMicros: number;
 }
 
 async function stats(port: number): Promise<ServerStats> {
@@ -434,6 +436,7 @@ async function throughput(): Promise<void> {
   const results: Record<(typeof modes)[number], number[]> = { none: [], noop: [], rabbitmq: [] };
   const cpuPerRequest: Record<(typeof modes)[number], number[]> = { none: [], noop: [], rabbitmq: [] };
   const systemPerRequest: Record<(typeof modes)[number], number[]> = { none: [], noop: [], rabbitmq: [] };
+  const gcPerRequest: Record<(typeof modes)[number], number[]> = { none: [], noop: [], rabbitmq: [] };
   const brokerPerRequest: Record<(typeof modes)[number], number[]> = { none: [], noop: [], rabbitmq: [] };
   console.log(
     `\n== HTTP hello world at saturation (autocannon, ${CONNECTIONS} connections, ${SECONDS} s x ${ROUNDS} rounds per configuration) ==`,
@@ -460,12 +463,14 @@ async function throughput(): Promise<void> {
         const cpu = (after.cpuMicros - before.cpuMicros) / result.requests.total;
         const system = (after.systemMicros - before.systemMicros) / result.requests.total;
         systemPerRequest[mode].push(system);
+        const gc = (after.gcMicros - before.gcMicros) / result.requests.total;
+        gcPerRequest[mode].push(gc);
         results[mode].push(result.requests.average);
         cpuPerRequest[mode].push(cpu);
         const extra = after.exporter === undefined ? '' : ` exporter: ${JSON.stringify(after.exporter)}`;
         console.log(
           `round ${round + 1} ${mode.padEnd(8)} ${result.requests.average.toFixed(0).padStart(7)} req/s  ` +
-            `server CPU ${cpu.toFixed(1)} µs/request (kernel ${system.toFixed(1)})  broker ${(brokerShare * 100).toFixed(0)}% of a core  ` +
+            `server CPU ${cpu.toFixed(1)} µs/request (kernel ${system.toFixed(1)}, GC ${gc.toFixed(1)})  broker ${(brokerShare * 100).toFixed(0)}% of a core  ` +
             `p99 ${result.latency.p99} ms  failed ${failed}${extra}`,
         );
       }
@@ -516,7 +521,8 @@ async function throughput(): Promise<void> {
   console.log(
     `\nserver CPU per request (median): none ${cpuNone.toFixed(1)} µs, SDK + no-op ${cpuNoop.toFixed(1)} µs, SDK + RabbitMQ ${cpuRabbit.toFixed(1)} µs` +
       ` (of which in the kernel: ${median(systemPerRequest.none).toFixed(1)}, ${median(systemPerRequest.noop).toFixed(1)}, ` +
-      `${median(systemPerRequest.rabbitmq).toFixed(1)} µs)`,
+      `${median(systemPerRequest.rabbitmq).toFixed(1)} µs; in garbage-collection pauses: ${median(gcPerRequest.none).toFixed(1)}, ` +
+      `${median(gcPerRequest.noop).toFixed(1)}, ${median(gcPerRequest.rabbitmq).toFixed(1)} µs)`,
   );
   console.log(
     `throughput a CPU-bound server keeps, RabbitMQ exporter vs no-op (CPU ratio)  ${cpuKept.toFixed(3)} [${(cpuNoop / cpuRabbit).toFixed(3)}]  ` +
