@@ -32,8 +32,8 @@ if (mode !== 'none') {
   });
 }
 
-// The main thread's garbage-collection pauses: the exporter's allocations make the
-// SDK's own garbage costlier to collect, a cost no exporter frame in a profile shows.
+// The main thread's garbage-collection pauses: what the exporter's garbage costs
+// shows in no exporter frame of a CPU profile, but here.
 let gcMicros = 0;
 new PerformanceObserver((list) => {
   for (const entry of list.getEntries()) gcMicros += entry.duration * 1000;
