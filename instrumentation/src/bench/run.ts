@@ -433,11 +433,15 @@ async function profiledRun(queue: string): Promise<void> {
 async function throughput(): Promise<void> {
   const queue = `th-bench-${randomBytes(4).toString('hex')}`;
   const modes = ['none', 'noop', 'rabbitmq'] as const;
-  const results: Record<(typeof modes)[number], number[]> = { none: [], noop: [], rabbitmq: [] };
-  const cpuPerRequest: Record<(typeof modes)[number], number[]> = { none: [], noop: [], rabbitmq: [] };
-  const systemPerRequest: Record<(typeof modes)[number], number[]> = { none: [], noop: [], rabbitmq: [] };
-  const gcPerRequest: Record<(typeof modes)[number], number[]> = { none: [], noop: [], rabbitmq: [] };
-  const brokerPerRequest: Record<(typeof modes)[number], number[]> = { none: [], noop: [], rabbitmq: [] };
+  type PerMode = Record<(typeof modes)[number], number[]>;
+  const perMode = (): PerMode => ({ none: [], noop: [], rabbitmq: [] });
+  /** The medians of one figure for the three servers, in the order of `modes`. */
+  const medians = (figure: PerMode): string => modes.map((mode) => median(figure[mode]).toFixed(1)).join(', ');
+  const results = perMode();
+  const cpuPerRequest = perMode();
+  const systemPerRequest = perMode();
+  const gcPerRequest = perMode();
+  const brokerPerRequest = perMode();
   console.log(
     `\n== HTTP hello world at saturation (autocannon, ${CONNECTIONS} connections, ${SECONDS} s x ${ROUNDS} rounds per configuration) ==`,
   );
@@ -520,9 +524,7 @@ async function throughput(): Promise<void> {
   // costs the service, and is steadier than req/s under a noisy load.
   console.log(
     `\nserver CPU per request (median): none ${cpuNone.toFixed(1)} µs, SDK + no-op ${cpuNoop.toFixed(1)} µs, SDK + RabbitMQ ${cpuRabbit.toFixed(1)} µs` +
-      ` (of which in the kernel: ${median(systemPerRequest.none).toFixed(1)}, ${median(systemPerRequest.noop).toFixed(1)}, ` +
-      `${median(systemPerRequest.rabbitmq).toFixed(1)} µs; in garbage-collection pauses: ${median(gcPerRequest.none).toFixed(1)}, ` +
-      `${median(gcPerRequest.noop).toFixed(1)}, ${median(gcPerRequest.rabbitmq).toFixed(1)} µs)`,
+      ` (of which in the kernel: ${medians(systemPerRequest)} µs; in garbage-collection pauses: ${medians(gcPerRequest)} µs)`,
   );
   console.log(
     `throughput a CPU-bound server keeps, RabbitMQ exporter vs no-op (CPU ratio)  ${cpuKept.toFixed(3)} [${(cpuNoop / cpuRabbit).toFixed(3)}]  ` +
