@@ -284,11 +284,12 @@ export class AmqpPublisher {
   }
 
   /**
-   * Publishes one persistent message and resolves when the broker confirms it.
+   * Publishes one persistent message (with `contentEncoding` as its
+   * `content-encoding` property, if given) and resolves when the broker confirms it.
    * Rejects when not connected, when the broker nacks, or when the connection
    * drops before the confirm.
    */
-  publish(body: Buffer): Promise<void> {
+  publish(body: Buffer, contentEncoding?: string): Promise<void> {
     const channel = this.#channel;
     const model = this.#model;
     const state = this.#channelState;
@@ -320,7 +321,7 @@ export class AmqpPublisher {
           channel.sendToQueue(
             this.#options.queue,
             body,
-            { persistent: true, mandatory: true, messageId },
+            { persistent: true, mandatory: true, messageId, ...(contentEncoding === undefined ? {} : { contentEncoding }) },
             (error: unknown) => {
               if (error) {
                 // amqplib fails the callbacks of a closing channel too: only a channel the broker

@@ -20,6 +20,7 @@ const DEFAULTS = {
   rabbitmqUrl: 'amqp://guest:guest@127.0.0.1:5672',
   queue: 'zipkin',
   encoding: 'json',
+  compression: 'gzip',
   maxMessageBytes: DEFAULT_MAX_MESSAGE_BYTES,
   maxBufferedSpans: 8192,
   shutdownTimeoutMillis: 5000,
@@ -62,6 +63,7 @@ describe('parseTracingConfig', () => {
         TRACEHOUSE_RABBITMQ_URL: 'amqps://u:p@rabbit:5671/vhost',
         TRACEHOUSE_QUEUE: 'spans',
         TRACEHOUSE_ENCODING: 'proto3',
+        TRACEHOUSE_COMPRESSION: 'none',
         TRACEHOUSE_MAX_MESSAGE_BYTES: '65536',
         TRACEHOUSE_MAX_BUFFERED_SPANS: '1000',
         TRACEHOUSE_SHUTDOWN_TIMEOUT_MS: '2500',
@@ -73,6 +75,7 @@ describe('parseTracingConfig', () => {
       rabbitmqUrl: 'amqps://u:p@rabbit:5671/vhost',
       queue: 'spans',
       encoding: 'proto3',
+      compression: 'none',
       maxMessageBytes: 65536,
       maxBufferedSpans: 1000,
       shutdownTimeoutMillis: 2500,
@@ -87,13 +90,14 @@ describe('parseTracingConfig', () => {
 
   it('lets typed options override the environment', () => {
     const config = parseTracingConfig(
-      { serviceName: 'opt', queue: 'q2', maxBufferedSpans: 7, encoding: 'json', resourceAttributes: { team: 'option', tier: 1 } },
+      { serviceName: 'opt', queue: 'q2', maxBufferedSpans: 7, encoding: 'json', compression: 'gzip', resourceAttributes: { team: 'option', tier: 1 } },
       {
         OTEL_SERVICE_NAME: 'env',
         OTEL_RESOURCE_ATTRIBUTES: 'team=env,region=eu',
         TRACEHOUSE_QUEUE: 'q1',
         TRACEHOUSE_MAX_BUFFERED_SPANS: '9',
         TRACEHOUSE_ENCODING: 'proto3',
+        TRACEHOUSE_COMPRESSION: 'none',
       },
     );
     expect(config.serviceName).toBe('opt');
@@ -101,6 +105,7 @@ describe('parseTracingConfig', () => {
     expect(config.queue).toBe('q2');
     expect(config.maxBufferedSpans).toBe(7);
     expect(config.encoding).toBe('json');
+    expect(config.compression).toBe('gzip');
   });
 
   it('takes a service.name among the typed resource attributes over OTEL_SERVICE_NAME, and serviceName over both', () => {
@@ -218,6 +223,7 @@ describe('parseTracingConfig', () => {
   it.each([
     [{ TRACEHOUSE_RABBITMQ_URL: 'http://rabbit' }, 'TRACEHOUSE_RABBITMQ_URL', 'amqp://'],
     [{ TRACEHOUSE_ENCODING: 'thrift' }, 'TRACEHOUSE_ENCODING', '"json" or "proto3"'],
+    [{ TRACEHOUSE_COMPRESSION: 'zstd' }, 'TRACEHOUSE_COMPRESSION', '"gzip" or "none"'],
     [{ TRACEHOUSE_MAX_MESSAGE_BYTES: '10' }, 'TRACEHOUSE_MAX_MESSAGE_BYTES', 'an integer from 1024'],
     [{ TRACEHOUSE_MAX_BUFFERED_SPANS: 'many' }, 'TRACEHOUSE_MAX_BUFFERED_SPANS', 'an integer from 1'],
     [{ TRACEHOUSE_QUEUE: 'q'.repeat(300) }, 'TRACEHOUSE_QUEUE', '1 to 255 bytes'],
@@ -236,5 +242,7 @@ describe('parseTracingConfig', () => {
     const attributes = { ok: 'yes', bad: { nested: true } } as unknown as Record<string, string>;
     expect(configError(() => parseTracingConfig({ resourceAttributes: attributes }, {}))?.variable).toBe('option resourceAttributes["bad"]');
     expect(() => parseTracingConfig({ disabled: 'yes' as unknown as boolean }, {})).toThrow(/option disabled/);
+    expect(() => parseTracingConfig({ encoding: 'thrift' as 'json' }, {})).toThrow(/option encoding: got "thrift", expected "json" or "proto3"/);
+    expect(() => parseTracingConfig({ compression: 'br' as 'gzip' }, {})).toThrow(/option compression: got "br", expected "gzip" or "none"/);
   });
 });

@@ -10,6 +10,8 @@
 import { diag } from '@opentelemetry/api';
 
 export type WireEncoding = 'json' | 'proto3';
+/** How message bodies are compressed: `gzip` (with the `content-encoding: gzip` property) or `none`. */
+export type BodyCompression = 'gzip' | 'none';
 
 /** Options a service may pass to override what the environment says. */
 export interface TracingOptions {
@@ -26,7 +28,12 @@ export interface TracingOptions {
   queue?: string;
   /** Body encoding. Env: `TRACEHOUSE_ENCODING` (`json` or `proto3`). */
   encoding?: WireEncoding;
-  /** Largest message body in bytes. Env: `TRACEHOUSE_MAX_MESSAGE_BYTES`. */
+  /**
+   * Body compression. Env: `TRACEHOUSE_COMPRESSION` (`gzip`, the default, or
+   * `none` for a consumer that ignores `content-encoding`).
+   */
+  compression?: BodyCompression;
+  /** Largest message body in bytes, before compression. Env: `TRACEHOUSE_MAX_MESSAGE_BYTES`. */
   maxMessageBytes?: number;
   /** Spans held while the broker is slow or away; beyond it spans are dropped and counted. Env: `TRACEHOUSE_MAX_BUFFERED_SPANS`. */
   maxBufferedSpans?: number;
@@ -52,6 +59,7 @@ export interface TracingConfig {
   readonly rabbitmqUrl: string;
   readonly queue: string;
   readonly encoding: WireEncoding;
+  readonly compression: BodyCompression;
   readonly maxMessageBytes: number;
   readonly maxBufferedSpans: number;
   readonly shutdownTimeoutMillis: number;
@@ -115,6 +123,18 @@ function checkInteger(name: string, value: number, min: number, max: number): nu
     throw new TracingConfigError(name, `an integer from ${min} to ${max}`, value);
   }
   return value;
+}
+
+/** One of `allowed` (the first is the default), from the option or else the `TRACEHOUSE_*` variable. */
+function oneOf<T extends string>(env: Env, envName: string, optionName: string, option: T | undefined, allowed: readonly [T, ...T[]]): T {
+  const accepts = allowed.map((value) => JSON.stringify(value)).join(' or ');
+  if (option !== undefined) {
+    if (!allowed.includes(option)) throw new TracingConfigError(`option ${optionName}`, accepts, option);
+    return option;
+  }
+  const raw = envString(env, envName) ?? allowed[0];
+  if (!(allowed as readonly string[]).includes(raw)) throw new TracingConfigError(envName, accepts, raw);
+  return raw as T;
 }
 
 function integer(
@@ -236,6 +256,7 @@ const DISABLED_CONFIG: TracingConfig = Object.freeze({
   rabbitmqUrl: DEFAULT_RABBITMQ_URL,
   queue: DEFAULT_QUEUE,
   encoding: 'json',
+  compression: 'gzip',
   maxMessageBytes: DEFAULT_MAX_MESSAGE_BYTES,
   maxBufferedSpans: DEFAULT_MAX_BUFFERED_SPANS,
   shutdownTimeoutMillis: DEFAULT_SHUTDOWN_TIMEOUT_MILLIS,
@@ -275,17 +296,8 @@ export function parseTracingConfig(options: TracingOptions = {}, env: Env = proc
       ? queueName('option queue', options.queue)
       : queueName('TRACEHOUSE_QUEUE', envString(env, 'TRACEHOUSE_QUEUE') ?? DEFAULT_QUEUE);
 
-  let encoding: WireEncoding;
-  if (options.encoding !== undefined) {
-    if (options.encoding !== 'json' && options.encoding !== 'proto3') {
-      throw new TracingConfigError('option encoding', '"json" or "proto3"', options.encoding);
-    }
-    encoding = options.encoding;
-  } else {
-    const raw = envString(env, 'TRACEHOUSE_ENCODING') ?? 'json';
-    if (raw !== 'json' && raw !== 'proto3') throw new TracingConfigError('TRACEHOUSE_ENCODING', '"json" or "proto3"', raw);
-    encoding = raw;
-  }
+  const encoding = oneOf(env, 'TRACEHOUSE_ENCODING', 'encoding', options.encoding, ['json', 'proto3']);
+  const compression = oneOf(env, 'TRACEHOUSE_COMPRESSION', 'compression', options.compression, ['gzip', 'none']);
 
   const maxQueueSize = integer(env, 'OTEL_BSP_MAX_QUEUE_SIZE', 'maxQueueSize', options.maxQueueSize, 2048, 1, 1_000_000);
   const maxExportBatchSize = integer(
@@ -304,6 +316,7 @@ export function parseTracingConfig(options: TracingOptions = {}, env: Env = proc
     rabbitmqUrl,
     queue,
     encoding,
+    compression,
     maxMessageBytes: integer(
       env,
       'TRACEHOUSE_MAX_MESSAGE_BYTES',

@@ -11,7 +11,7 @@ export {
   DEFAULT_MAX_BUFFERED_SPANS,
   DEFAULT_SHUTDOWN_TIMEOUT_MILLIS,
 } from './config.js';
-export type { TracingConfig, TracingOptions, WireEncoding } from './config.js';
+export type { BodyCompression, TracingConfig, TracingOptions, WireEncoding } from './config.js';
 export { ZipkinSpanConverter, attributeToTag, DEFAULT_RESOURCE_TAG_KEYS } from './zipkin-conversion.js';
 export type { ZipkinConversionOptions } from './zipkin-conversion.js';
 export { DROP_REASONS, METER_NAME } from './exporter-stats.js';

@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer, connect as connectTcp, type Server, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { gunzipSync } from 'node:zlib';
 import type { Tracer } from '@opentelemetry/api';
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import { resourceFromAttributes } from '@opentelemetry/resources';
@@ -68,7 +69,7 @@ async function drainQueue(queue: string): Promise<GetMessage[]> {
 
 function decodeAll(messages: GetMessage[]): Span[] {
   return messages.flatMap((m) => {
-    const result = decodeSpans(m.content);
+    const result = decodeSpans(m.content, { contentEncoding: m.properties.contentEncoding as string | undefined });
     if (!result.ok) throw new Error(`undecodable message: ${result.message}`);
     return result.spans;
   });
@@ -147,7 +148,7 @@ afterAll(async () => {
 });
 
 describe('RabbitMqSpanExporter with RabbitMQ', () => {
-  it('publishes persistent, confirmed messages of many spans, each within the size limit', async () => {
+  it('publishes persistent, confirmed, gzipped messages of many spans, each within the size limit before compression', async () => {
     const queue = queueName();
     const sut = exporter(queue, { maxMessageBytes: 64 * 1024 });
     const batch = spans(1500);
@@ -171,12 +172,29 @@ describe('RabbitMqSpanExporter with RabbitMQ', () => {
       expect(message.fields.routingKey).toBe(queue);
       expect(message.properties.deliveryMode).toBe(2);
       expect(message.properties.contentType).toBeUndefined();
-      expect(message.content.length).toBeLessThanOrEqual(64 * 1024);
-      expect(message.content[0]).toBe(0x5b); // JSON list
+      expect(message.properties.contentEncoding).toBe('gzip');
+      const body = gunzipSync(message.content);
+      expect(body.length).toBeLessThanOrEqual(64 * 1024);
+      expect(body[0]).toBe(0x5b); // JSON list
+      expect(message.content.length).toBeLessThan(body.length / 4);
     }
     const decoded = decodeAll(messages);
     expect(decoded.map((s) => s.id).sort()).toEqual(batch.map((s) => s.spanContext().spanId).sort());
     expect(decoded[0]?.localEndpoint?.serviceName).toBe('inventory');
+  });
+
+  it('publishes bodies as they are with compression none', async () => {
+    const queue = queueName();
+    const sut = exporter(queue, { compression: 'none' });
+    const batch = spans(20);
+    await exportAsync(sut, batch);
+    await sut.shutdown();
+    const messages = await drainQueue(queue);
+    expect(messages).toHaveLength(1);
+    const message = messages[0] as GetMessage;
+    expect(message.properties.contentEncoding).toBeUndefined();
+    expect(message.content[0]).toBe(0x5b); // JSON list, as Zipkin's own senders publish it
+    expect(decodeAll(messages).map((s) => s.id).sort()).toEqual(batch.map((s) => s.spanContext().spanId).sort());
   });
 
   it('fills a message from batches exported in separate turns, and publishes a part-filled one after messageTimeoutMillis without a flush', async () => {
@@ -220,7 +238,7 @@ describe('RabbitMqSpanExporter with RabbitMQ', () => {
     await sut.shutdown();
     const messages = await drainQueue(queue);
     expect(messages).toHaveLength(1);
-    const result = decodeSpans((messages[0] as GetMessage).content);
+    const result = decodeSpans((messages[0] as GetMessage).content, { contentEncoding: (messages[0] as GetMessage).properties.contentEncoding as string | undefined });
     expect(result.ok && result.encoding).toBe('PROTO3');
     expect(result.ok && result.spans.length).toBe(10);
   });
@@ -307,7 +325,7 @@ describe('RabbitMqSpanExporter with RabbitMQ', () => {
     }
     const delivered = new Map<string, Span>();
     for (const message of await drainQueue(queue)) {
-      const result = decodeSpans(message.content);
+      const result = decodeSpans(message.content, { contentEncoding: message.properties.contentEncoding as string | undefined });
       if (!result.ok) throw new Error(`undecodable message: ${result.message}`);
       expect(result.dropped).toEqual([]);
       // A message whose confirm was lost with the connection may come twice; never a changed span.

@@ -31,20 +31,22 @@ async function newQueue(): Promise<string> {
   return queue;
 }
 
-async function readQueue(queue: string): Promise<{ messages: number; spans: Span[] }> {
+async function readQueue(queue: string): Promise<{ messages: number; spans: Span[]; contentEncodings: Set<unknown> }> {
   const channel = await broker.createChannel();
   const spans: Span[] = [];
+  const contentEncodings = new Set<unknown>();
   let messages = 0;
   for (;;) {
     const message = await channel.get(queue, { noAck: true });
     if (message === false) break;
     messages++;
-    const decoded = decodeSpans(message.content);
+    contentEncodings.add(message.properties.contentEncoding);
+    const decoded = decodeSpans(message.content, { contentEncoding: message.properties.contentEncoding as string | undefined });
     if (!decoded.ok) throw new Error(`undecodable message: ${decoded.message}`);
     spans.push(...decoded.spans);
   }
   await channel.close();
-  return { messages, spans };
+  return { messages, spans, contentEncodings };
 }
 
 describe('startTracing shutdown', () => {
@@ -68,15 +70,16 @@ describe('startTracing shutdown', () => {
       await tracing.shutdown();
       report({ stats: tracing.stats(), warnings });
       `,
-      { TRACEHOUSE_RABBITMQ_URL: RABBITMQ_URL, TRACEHOUSE_QUEUE: queue },
+      { TRACEHOUSE_RABBITMQ_URL: RABBITMQ_URL, TRACEHOUSE_QUEUE: queue, TRACEHOUSE_COMPRESSION: 'none' },
     );
     expect(stats.spansDropped).toMatchObject({ buffer_full: 15, too_large: 0, conversion_error: 0, shutdown: 0 });
     expect(stats.spansExported).toBe(5);
     expect(stats.bufferedSpans).toBe(0);
     expect(warnings.join('\n')).toMatch(/15 of 20 spans dropped/);
 
-    const { messages, spans } = await readQueue(queue);
+    const { messages, spans, contentEncodings } = await readQueue(queue);
     expect(messages).toBe(stats.messagesPublished);
+    expect(contentEncodings).toEqual(new Set([undefined])); // TRACEHOUSE_COMPRESSION=none reached the exporter
     expect(spans).toHaveLength(5);
     expect(new Set(spans.map((s) => s.localEndpoint?.serviceName))).toEqual(new Set(['shutdown-after-drop']));
   });

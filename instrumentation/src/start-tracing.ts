@@ -41,7 +41,7 @@ export interface StartTracingOptions extends TracingOptions {
   /** Exporter settings beyond the config (resource tags, reconnect delays, meter provider...). */
   exporter?: Omit<
     RabbitMqSpanExporterOptions,
-    'rabbitmqUrl' | 'queue' | 'encoding' | 'maxMessageBytes' | 'maxBufferedSpans' | 'shutdownTimeoutMillis'
+    'rabbitmqUrl' | 'queue' | 'encoding' | 'compression' | 'maxMessageBytes' | 'maxBufferedSpans' | 'shutdownTimeoutMillis'
   >;
   /**
    * Propagator. Default: the SDK's from `OTEL_PROPAGATORS` when that is set
@@ -261,6 +261,7 @@ export function startTracing(options: StartTracingOptions = {}): TracingHandle {
       rabbitmqUrl: config.rabbitmqUrl,
       queue: config.queue,
       encoding: config.encoding,
+      compression: config.compression,
       maxMessageBytes: config.maxMessageBytes,
       maxBufferedSpans: config.maxBufferedSpans,
       shutdownTimeoutMillis: config.shutdownTimeoutMillis,

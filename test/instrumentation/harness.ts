@@ -182,7 +182,7 @@ export async function readSpans(broker: ChannelModel, queue: string): Promise<{ 
       const message = await channel.get(queue, { noAck: true });
       if (message === false) break;
       messages++;
-      const decoded = decodeSpans(message.content);
+      const decoded = decodeSpans(message.content, { contentEncoding: message.properties.contentEncoding as string | undefined });
       if (!decoded.ok) throw new Error(`undecodable message on ${queue}: ${decoded.message}`);
       if (decoded.dropped.length > 0) throw new Error(`invalid spans on ${queue}: ${JSON.stringify(decoded.dropped)}`);
       spans.push(...decoded.spans);

@@ -1,6 +1,7 @@
 // The benchmark's HTTP hello-world server, run as a child process.
 //   argv[2]: 'none' (no tracing), 'noop' (SDK + HTTP instrumentation, spans thrown
-//   away by a no-op exporter), 'rabbitmq' (SDK + this package's exporter to RabbitMQ).
+//   away by a no-op exporter), 'rabbitmq' (SDK + this package's exporter to RabbitMQ,
+//   gzipped bodies as by default), 'uncompressed' (the same with compression 'none').
 // Prints {"port":N} once listening; GET /__stats answers the exporter's counters and the
 // process's CPU time and garbage-collection pauses (untraced).
 import type { IncomingMessage } from 'node:http';
@@ -29,6 +30,7 @@ if (mode !== 'none') {
       new HttpInstrumentation({ ignoreIncomingRequestHook: (request: IncomingMessage) => request.url === '/__stats' }),
     ],
     ...(mode === 'noop' ? { spanExporter: new NoopExporter() } : {}),
+    ...(mode === 'uncompressed' ? { compression: 'none' as const } : {}),
   });
 }
 

@@ -5,17 +5,19 @@
 // 2. An HTTP hello-world server's throughput at saturation (autocannon; the
 //    server in a child process) without tracing, with the SDK and a no-op
 //    exporter, and with the SDK and this exporter publishing to the real
-//    RabbitMQ, in the same run. Goal: the exporter costs <= 10% of the
-//    throughput beyond the SDK's own cost.
+//    RabbitMQ (gzipped bodies, the default; and uncompressed), in the same
+//    run. Goal: the exporter costs <= 10% of the throughput beyond the SDK's
+//    own cost.
 //
 // Environment: BENCH_SECONDS (per configuration and round, default 4; 0 skips part 2), BENCH_ROUNDS
-// (default 10; the three servers run side by side, the load moves between them, every other round
+// (default 10; the four servers run side by side, the load moves between them, every other round
 // in reverse order), BENCH_CONNECTIONS (default 32), TRACEHOUSE_RABBITMQ_URL.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { constants, gzipSync } from 'node:zlib';
 import { fileURLToPath } from 'node:url';
 import { SpanKind, SpanStatusCode, context, trace } from '@opentelemetry/api';
 import { resourceFromAttributes } from '@opentelemetry/resources';
@@ -27,6 +29,7 @@ import {
 } from '@opentelemetry/sdk-trace-base';
 import { connect } from 'amqplib';
 import autocannon from 'autocannon';
+import { DEFAULT_MAX_MESSAGE_BYTES } from '../config.js';
 import { RabbitMqSpanExporter } from '../rabbitmq-span-exporter.js';
 import { SpanBuffer } from '../span-buffer.js';
 import { spanEncoder, spanWriter, wireFormat } from '../wire-format.js';
@@ -208,6 +211,34 @@ async function publishCost(spans: ReadableSpan[], queue: string): Promise<Cost> 
   return { wall, cpu: (used.user + used.system) / spans.length };
 }
 
+/**
+ * What gzip costs per span on full messages of these spans, as the exporter
+ * compresses them (there on libuv's thread pool; here synchronously, to time
+ * its CPU), and how much smaller the bodies come out.
+ */
+function gzipCost(spans: readonly ReadableSpan[], rounds: number): { cpu: number; ratio: number } {
+  const buffer = new SpanBuffer({ maxSpans: spans.length, maxBytes: 1024 * 1024 * 1024 }, wireFormat('json'));
+  const write = spanWriter('json');
+  for (const span of spans) buffer.commit(write(span, buffer));
+  const bodies: Buffer[] = [];
+  for (let message = buffer.take(DEFAULT_MAX_MESSAGE_BYTES); message; message = buffer.take(DEFAULT_MAX_MESSAGE_BYTES)) {
+    bodies.push(Buffer.from(message.body));
+  }
+  const cpus: number[] = [];
+  let plain = 0;
+  let zipped = 0;
+  for (let round = 0; round < rounds; round++) {
+    const cpu = process.cpuUsage();
+    for (const body of bodies) {
+      plain += body.length;
+      zipped += gzipSync(body, { level: constants.Z_BEST_SPEED }).length;
+    }
+    const used = process.cpuUsage(cpu);
+    cpus.push((used.user + used.system) / spans.length);
+  }
+  return { cpu: median(cpus), ratio: plain / zipped };
+}
+
 async function spanCost(): Promise<void> {
   const spans = realisticSpans(10_000);
   const converter = new ZipkinSpanConverter();
@@ -258,13 +289,15 @@ async function spanCost(): Promise<void> {
   );
   console.log(`conversion + proto3 encoding           ${format(protoTotal)}`);
   console.log(`export() into the buffer (JSON, all)   ${format(exportTotal)}`);
+  const gzip = gzipCost(spans, ROUNDS_PER_VARIANT);
+  console.log(`gzip of full JSON messages (level 1)   ${gzip.cpu.toFixed(2)} µs CPU, on libuv's threads; bodies ${gzip.ratio.toFixed(1)}x smaller`);
 
   const queue = `th-bench-${randomBytes(4).toString('hex')}`;
   try {
     await publishCost(spans, queue); // warm-up
     const publishes = [await publishCost(spans, queue), await publishCost(spans, queue), await publishCost(spans, queue)];
     const publish = { wall: median(publishes.map((c) => c.wall)), cpu: median(publishes.map((c) => c.cpu)) };
-    console.log(`export() to RabbitMQ until confirmed     ${format(publish)}   (everything in this process, JSON)`);
+    console.log(`export() to RabbitMQ until confirmed     ${format(publish)}   (everything in this process, JSON, gzipped)`);
   } finally {
     const connection = await connect(RABBITMQ_URL);
     const channel = await connection.createChannel();
@@ -432,10 +465,10 @@ async function profiledRun(queue: string): Promise<void> {
 
 async function throughput(): Promise<void> {
   const queue = `th-bench-${randomBytes(4).toString('hex')}`;
-  const modes = ['none', 'noop', 'rabbitmq'] as const;
+  const modes = ['none', 'noop', 'rabbitmq', 'uncompressed'] as const;
   type PerMode = Record<(typeof modes)[number], number[]>;
-  const perMode = (): PerMode => ({ none: [], noop: [], rabbitmq: [] });
-  /** The medians of one figure for the three servers, in the order of `modes`. */
+  const perMode = (): PerMode => ({ none: [], noop: [], rabbitmq: [], uncompressed: [] });
+  /** The medians of one figure for the four servers, in the order of `modes`. */
   const medians = (figure: PerMode): string => modes.map((mode) => median(figure[mode]).toFixed(1)).join(', ');
   const results = perMode();
   const cpuPerRequest = perMode();
@@ -445,7 +478,7 @@ async function throughput(): Promise<void> {
   console.log(
     `\n== HTTP hello world at saturation (autocannon, ${CONNECTIONS} connections, ${SECONDS} s x ${ROUNDS} rounds per configuration) ==`,
   );
-  // The three servers run side by side (an idle one costs nothing) and the load moves from one to the
+  // The four servers run side by side (an idle one costs nothing) and the load moves from one to the
   // next every SECONDS: configurations compared within a round ran seconds apart, under the same load
   // from the rest of the machine. Every other round goes in reverse order, so a load that rises or falls
   // weighs on all of them alike.
@@ -498,6 +531,8 @@ async function throughput(): Promise<void> {
   const noopPerNone = perRound((r) => at(results.noop, r) / at(results.none, r));
   const cpuKept = perRound((r) => at(cpuPerRequest.noop, r) / at(cpuPerRequest.rabbitmq, r));
   const lostPointsOfNone = perRound((r) => (at(results.noop, r) - at(results.rabbitmq, r)) / at(results.none, r));
+  const uncompressedPerNoop = perRound((r) => at(results.uncompressed, r) / at(results.noop, r));
+  const cpuKeptUncompressed = perRound((r) => at(cpuPerRequest.noop, r) / at(cpuPerRequest.uncompressed, r));
   const none = median(results.none);
   const noop = median(results.noop);
   const rabbit = median(results.rabbitmq);
@@ -536,6 +571,12 @@ async function throughput(): Promise<void> {
   console.log(
     `broker CPU per request while the RabbitMQ server was loaded (median)  ${median(brokerPerRequest.rabbitmq).toFixed(1)} µs ` +
       `(while the no-op server was: ${median(brokerPerRequest.noop).toFixed(1)} µs)`,
+  );
+  // The same exporter publishing its bodies as they are (compression 'none'), as Zipkin's own senders do.
+  console.log(
+    `\nuncompressed bodies: req/s vs no-op ${uncompressedPerNoop.toFixed(3)} (lost: ${((1 - uncompressedPerNoop) * 100).toFixed(1)}%), ` +
+      `CPU ratio ${cpuKeptUncompressed.toFixed(3)} (lost: ${((1 - cpuKeptUncompressed) * 100).toFixed(1)}%), ` +
+      `server CPU ${median(cpuPerRequest.uncompressed).toFixed(1)} µs/request, broker ${median(brokerPerRequest.uncompressed).toFixed(1)} µs/request`,
   );
 }
 
