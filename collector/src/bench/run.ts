@@ -10,7 +10,10 @@
  * consume, so RabbitMQ, ClickHouse, the collectors and the publisher share
  * the machine, as in the target. Each phase uses its own database.
  *
- *   npm run bench -w collector -- [--spans 400000] [--per-message 200] [--encoding json|proto] [--replicas 1,2] [--profile DIR]
+ *   npm run bench -w collector -- [--spans 400000] [--per-message 200] [--encoding json|proto] [--gzip] [--replicas 1,2] [--profile DIR]
+ *
+ * --gzip: the messages are gzipped (fastest level, `content-encoding: gzip`),
+ * as @tracehouse/instrumentation publishes them by default.
  *
  * --profile DIR: the collector processes write V8 CPU profiles into DIR
  * (node --cpu-prof), to see where their CPU per span goes.
@@ -21,6 +24,7 @@ import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { constants, gzipSync } from 'node:zlib';
 import { connect } from 'amqplib';
 import { encodeJsonV2, encodeProto3 } from '@tracehouse/model';
 import { ClickHouseStore, transcodeSpans, type EncodedSpans } from '@tracehouse/storage';
@@ -35,6 +39,7 @@ const { values } = parseArgs({
     spans: { type: 'string', default: '400000' },
     'per-message': { type: 'string', default: '200' },
     encoding: { type: 'string', default: 'json' },
+    gzip: { type: 'boolean', default: false },
     replicas: { type: 'string', default: '1,2' },
     profile: { type: 'string' },
   },
@@ -44,6 +49,8 @@ const perMessage = Number(values['per-message']);
 const replicaCounts = values.replicas.split(',').map(Number);
 const config = parseConfig(process.env);
 const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'bin.js');
+/** Properties of every published message. */
+const publishOptions = values.gzip ? { contentEncoding: 'gzip' } : {};
 
 const rate = (n: number, ms: number): number => Math.round((n / ms) * 1000);
 const fmt = (n: number): string => n.toLocaleString('en-US');
@@ -185,7 +192,7 @@ async function throughQueue(
     // and JIT compilation are not in the figure, as in a running deployment.
     const warmUp = bodies.slice(0, Math.max(1, Math.round(bodies.length / 10)));
     const warmUpSpans = Math.round((spanCount * warmUp.length) / bodies.length);
-    for (const body of warmUp) channel.sendToQueue(queue, body);
+    for (const body of warmUp) channel.sendToQueue(queue, body, publishOptions);
     await channel.waitForConfirms();
     await storedAtLeast(children, warmUpSpans);
     const warmUpPerReplica = await Promise.all(children.map(({ port }) => metric(port, 'tracehouse_collector_spans_stored_total')));
@@ -208,7 +215,7 @@ async function throughQueue(
     // 2.9-4.3 µs in alternating runs), taking it from the pipeline.
     const window = 20;
     for (let i = 0; i < bodies.length; i += window) {
-      for (const body of bodies.slice(i, i + window)) channel.sendToQueue(queue, body);
+      for (const body of bodies.slice(i, i + window)) channel.sendToQueue(queue, body, publishOptions);
       await channel.waitForConfirms();
     }
     const published = performance.now() - started;
@@ -264,7 +271,7 @@ async function noopStore(messages: Buffer[], spanCount: number): Promise<number>
   const channel = await connection.createConfirmChannel();
   await channel.assertQueue(queue, { durable: true });
   for (let i = 0; i < messages.length; i += 100) {
-    for (const body of messages.slice(i, i + 100)) channel.sendToQueue(queue, body);
+    for (const body of messages.slice(i, i + 100)) channel.sendToQueue(queue, body, publishOptions);
     await channel.waitForConfirms();
   }
   let stored = 0;
@@ -307,9 +314,13 @@ let spanCount: number;
   for (let i = 0; i < spans.length; i += perMessage) bodies.push(encode(spans.slice(i, i + perMessage)));
   spanCount = spans.length;
 }
+// What is published: the bodies, or gzipped copies of them (the ceiling writes the bodies' rows either way).
+const messages = values.gzip ? bodies.map((body) => gzipSync(body, { level: constants.Z_BEST_SPEED })) : bodies;
 const avgBytes = Math.round(bodies.reduce((n, b) => n + b.length, 0) / bodies.length);
+const avgSent = Math.round(messages.reduce((n, b) => n + b.length, 0) / messages.length);
 console.log(
-  `collector bench: ${fmt(total)} spans in ${fmt(bodies.length)} ${values.encoding} messages of ${perMessage} spans (${fmt(avgBytes)} bytes each); ` +
+  `collector bench: ${fmt(total)} spans in ${fmt(bodies.length)} ${values.encoding} messages of ${perMessage} spans (${fmt(avgBytes)} bytes each` +
+    `${values.gzip ? `, gzipped to ${fmt(avgSent)}` : ''}); ` +
     `batch ${fmt(config.batchSpans)} spans / ${config.batchAgeMs} ms, inserts of up to ${fmt(config.insertMaxSpans)} spans, ` +
     `insert concurrency ${config.insertConcurrency}, prefetch ${config.prefetch}`,
 );
@@ -319,7 +330,7 @@ console.log(
 // from a queue filled beforehand. (A body's rows alone, transcoder against
 // decode + encode, are timed by `npm run bench -w storage`.)
 console.log(
-  `collector without ClickHouse (no-op store, queue filled first; consume, transcode to rows, ack): ${fmt(await noopStore(bodies, spanCount))} spans/s`,
+  `collector without ClickHouse (no-op store, queue filled first; consume, transcode to rows, ack): ${fmt(await noopStore(messages, spanCount))} spans/s`,
 );
 
 // The ceiling is measured before and after the queue runs and averaged, so a
@@ -327,7 +338,7 @@ console.log(
 const before = await ceiling(bodies, spanCount);
 console.log(`ceiling  (rows encoded beforehand, straight into ClickHouse), before: ${fmt(before.rate)} spans/s  ${before.cpu}`);
 const results: Array<{ replicas: number; result: Awaited<ReturnType<typeof throughQueue>> }> = [];
-for (const replicas of replicaCounts) results.push({ replicas, result: await throughQueue(bodies, spanCount, replicas) });
+for (const replicas of replicaCounts) results.push({ replicas, result: await throughQueue(messages, spanCount, replicas) });
 const after = await ceiling(bodies, spanCount);
 console.log(`ceiling  (rows encoded beforehand, straight into ClickHouse), after:  ${fmt(after.rate)} spans/s  ${after.cpu}`);
 const top = Math.round((before.rate + after.rate) / 2);
