@@ -8,9 +8,8 @@ import { SpanKind, SpanStatusCode, context, trace } from '@opentelemetry/api';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { BasicTracerProvider, BatchSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { RabbitMqSpanExporter, type BodyCompression } from '@tracehouse/instrumentation';
-import { ClickHouseStore } from '@tracehouse/storage';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLICKHOUSE_URL, CollectorProcess, METRIC, RABBITMQ_URL, Rabbit, uniqueName, waitFor } from './harness.js';
+import { describe, expect, it } from 'vitest';
+import { METRIC, RABBITMQ_URL, uniqueName, useCollectorBed, waitFor } from './harness.js';
 
 /** Ends `pairs` server spans, each with a client span under it, through a RabbitMQ exporter; returns their ids. */
 async function exportPairs(
@@ -52,30 +51,11 @@ async function exportPairs(
 }
 
 describe('from the instrumentation to ClickHouse', () => {
-  let rabbit: Rabbit;
-  const cleanup: Array<() => Promise<void>> = [];
-
-  beforeAll(async () => {
-    rabbit = await Rabbit.open();
-  });
-
-  afterAll(async () => {
-    for (const step of cleanup.reverse()) await step().catch(() => undefined);
-    await rabbit.close();
-  });
+  const bed = useCollectorBed();
 
   it('stores every span the exporter publishes, gzipped or not, once and with its fields', async () => {
     const queue = uniqueName('th_from_instr');
-    const database = uniqueName('th_from_instr');
-    const store = await ClickHouseStore.open({ url: CLICKHOUSE_URL, database });
-    cleanup.push(async () => {
-      await store.dropDatabase();
-      await store.close();
-    });
-    cleanup.push(() => rabbit.deleteCollectorTopology(queue));
-    const collector = await CollectorProcess.spawn({ queue, database, env: { TRACEHOUSE_LOG_LEVEL: 'warn' } });
-    cleanup.push(async () => void (await collector.stop()));
-    await collector.waitReady();
+    const { store, collector } = await bed.collectorOn({ queue, database: uniqueName('th_from_instr') });
 
     // 1200 pairs: several messages each way (a message holds at most 500 KB before compression).
     const gzipped = await exportPairs(queue, 'gzip', 1200);
@@ -108,6 +88,6 @@ describe('from the instrumentation to ClickHouse', () => {
       remoteEndpoint: { serviceName: 'inventory' },
       tags: { error: 'Service Unavailable', 'otel.status_code': 'ERROR' },
     });
-    expect(await rabbit.messageCount(queue)).toBe(0);
+    expect(await bed.rabbit().messageCount(queue)).toBe(0);
   });
 });

@@ -10,6 +10,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { connect, type ChannelModel, type ConfirmChannel, type Options } from 'amqplib';
 import type { Span } from '@tracehouse/model';
+import { ClickHouseStore } from '@tracehouse/storage';
+import { afterAll, beforeAll } from 'vitest';
 
 export const RABBITMQ_URL = process.env.TRACEHOUSE_RABBITMQ_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 export const CLICKHOUSE_URL = process.env.TRACEHOUSE_CLICKHOUSE_URL ?? 'http://127.0.0.1:8123';
@@ -290,6 +292,46 @@ export class CollectorProcess {
     clearTimeout(timer);
     return code;
   }
+}
+
+/**
+ * What a test file of single collectors needs: a broker connection, and per
+ * test a database and a ready collector process consuming `queue` into it.
+ * After the file's tests every collector is stopped and every database,
+ * queue and dead-letter exchange removed, last made first.
+ */
+export function useCollectorBed(): {
+  rabbit: () => Rabbit;
+  collectorOn: (o: { queue: string; database: string; env?: Record<string, string> }) => Promise<{ store: ClickHouseStore; collector: CollectorProcess }>;
+} {
+  let rabbit: Rabbit | undefined;
+  const cleanup: Array<() => Promise<void>> = [];
+  beforeAll(async () => {
+    rabbit = await Rabbit.open();
+  });
+  afterAll(async () => {
+    for (const step of cleanup.reverse()) await step().catch(() => undefined);
+    await rabbit?.close();
+  });
+  const opened = (): Rabbit => {
+    if (rabbit === undefined) throw new Error('useCollectorBed: the broker connection opens in beforeAll');
+    return rabbit;
+  };
+  return {
+    rabbit: opened,
+    collectorOn: async ({ queue, database, env }) => {
+      const store = await ClickHouseStore.open({ url: CLICKHOUSE_URL, database });
+      cleanup.push(async () => {
+        await store.dropDatabase();
+        await store.close();
+      });
+      cleanup.push(() => opened().deleteCollectorTopology(queue));
+      const collector = await CollectorProcess.spawn({ queue, database, env: { TRACEHOUSE_LOG_LEVEL: 'warn', ...env } });
+      cleanup.push(async () => void (await collector.stop()));
+      await collector.waitReady();
+      return { store, collector };
+    },
+  };
 }
 
 export const METRIC = {

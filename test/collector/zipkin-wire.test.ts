@@ -5,9 +5,8 @@
  * declared with other arguments, declares a quorum queue when asked, and
  * stops gracefully on SIGTERM with everything acked.
  */
-import { ClickHouseStore } from '@tracehouse/storage';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLICKHOUSE_URL, CollectorProcess, METRIC, Rabbit, uniqueName, waitFor } from './harness.js';
+import { describe, expect, it } from 'vitest';
+import { METRIC, type Rabbit, uniqueName, useCollectorBed, waitFor } from './harness.js';
 import { listOfSpans, type ProtoSpan } from './zipkin-proto.js';
 
 const nowMicros = Date.now() * 1000;
@@ -48,35 +47,16 @@ async function declaredAs(rabbit: Rabbit, queue: string, type: 'classic' | 'quor
 }
 
 describe('Zipkin wire compatibility', () => {
-  let rabbit: Rabbit;
-  const cleanup: Array<() => Promise<void>> = [];
-
-  beforeAll(async () => {
-    rabbit = await Rabbit.open();
-  });
-
-  afterAll(async () => {
-    for (const step of cleanup.reverse()) await step().catch(() => undefined);
-    await rabbit.close();
-  });
+  const bed = useCollectorBed();
 
   it('stores what Zipkin senders publish on a queue declared by someone else, then stops cleanly on SIGTERM', async () => {
+    const rabbit = bed.rabbit();
     const queue = uniqueName('th_zipkin');
-    const database = uniqueName('th_zipkin');
     // The queue exists already, with arguments the collector would not choose.
     const setup = await rabbit.connection.createChannel();
     await setup.assertQueue(queue, { durable: true, arguments: { 'x-max-length': 1_000_000, 'x-overflow': 'reject-publish' } });
     await setup.close();
-    const store = await ClickHouseStore.open({ url: CLICKHOUSE_URL, database });
-    cleanup.push(async () => {
-      await store.dropDatabase();
-      await store.close();
-    });
-    cleanup.push(() => rabbit.deleteCollectorTopology(queue));
-
-    const collector = await CollectorProcess.spawn({ queue, database, env: { TRACEHOUSE_LOG_LEVEL: 'warn' } });
-    cleanup.push(async () => void (await collector.stop()));
-    await collector.waitReady();
+    const { store, collector } = await bed.collectorOn({ queue, database: uniqueName('th_zipkin') });
 
     // No properties at all: no content type, no encoding, no headers.
     await rabbit.publish(queue, Buffer.from(braveJson));
@@ -133,16 +113,8 @@ describe('Zipkin wire compatibility', () => {
 
   it('declares a missing queue as a durable quorum queue when configured', async () => {
     const queue = uniqueName('th_quorum');
-    const database = uniqueName('th_quorum');
-    const store = await ClickHouseStore.open({ url: CLICKHOUSE_URL, database });
-    cleanup.push(async () => {
-      await store.dropDatabase();
-      await store.close();
-    });
-    cleanup.push(() => rabbit.deleteCollectorTopology(queue));
-    const collector = await CollectorProcess.spawn({ queue, database, env: { TRACEHOUSE_LOG_LEVEL: 'warn', TRACEHOUSE_QUEUE_TYPE: 'quorum' } });
-    cleanup.push(async () => void (await collector.stop()));
-    await collector.waitReady();
+    const rabbit = bed.rabbit();
+    const { store } = await bed.collectorOn({ queue, database: uniqueName('th_quorum'), env: { TRACEHOUSE_QUEUE_TYPE: 'quorum' } });
     for (const name of [queue, `${queue}.dlq`]) {
       expect(await declaredAs(rabbit, name, 'quorum'), name).toBe(true);
       expect(await declaredAs(rabbit, name, 'classic'), name).toBe(false);
