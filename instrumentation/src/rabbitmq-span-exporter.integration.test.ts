@@ -183,6 +183,16 @@ describe('RabbitMqSpanExporter with RabbitMQ', () => {
     expect(decoded[0]?.localEndpoint?.serviceName).toBe('inventory');
   });
 
+  it('gzips with an unknown compression (from untyped code) instead of failing', async () => {
+    const queue = queueName();
+    const sut = exporter(queue, { compression: 'brotli' as 'gzip' });
+    await exportAsync(sut, spans(3));
+    await sut.shutdown();
+    const messages = await drainQueue(queue);
+    expect(messages.map((m) => m.properties.contentEncoding as unknown)).toEqual(['gzip']);
+    expect(decodeAll(messages)).toHaveLength(3);
+  });
+
   it('publishes bodies as they are with compression none', async () => {
     const queue = queueName();
     const sut = exporter(queue, { compression: 'none' });

@@ -157,7 +157,12 @@ export class RabbitMqSpanExporter implements SpanExporter {
   constructor(options: RabbitMqSpanExporterOptions = {}) {
     this.#write = spanWriter(options.encoding ?? 'json', { resourceTags: options.resourceTags });
     this.#format = wireFormat(options.encoding ?? 'json');
-    this.#compression = options.compression ?? 'gzip';
+    const compression = options.compression ?? 'gzip';
+    this.#compression = compression === 'none' ? 'none' : 'gzip';
+    // Never throws into the app: an unknown value (from untyped code) is reported and replaced.
+    if (this.#compression !== compression) {
+      logger.warn(`compression must be "gzip" or "none", got ${JSON.stringify(compression)}; using gzip`);
+    }
     this.#maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
     this.#buffer = new SpanBuffer({
       maxSpans: options.maxBufferedSpans ?? DEFAULT_MAX_BUFFERED_SPANS,
