@@ -17,7 +17,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { constants, gzipSync } from 'node:zlib';
+import { gzipSync } from 'node:zlib';
 import { fileURLToPath } from 'node:url';
 import { SpanKind, SpanStatusCode, context, trace } from '@opentelemetry/api';
 import { resourceFromAttributes } from '@opentelemetry/resources';
@@ -29,6 +29,7 @@ import {
 } from '@opentelemetry/sdk-trace-base';
 import { connect } from 'amqplib';
 import autocannon from 'autocannon';
+import { GZIP_OPTIONS } from '../body-compression.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../config.js';
 import { RabbitMqSpanExporter } from '../rabbitmq-span-exporter.js';
 import { SpanBuffer } from '../span-buffer.js';
@@ -231,7 +232,7 @@ function gzipCost(spans: readonly ReadableSpan[], rounds: number): { cpu: number
     const cpu = process.cpuUsage();
     for (const body of bodies) {
       plain += body.length;
-      zipped += gzipSync(body, { level: constants.Z_BEST_SPEED }).length;
+      zipped += gzipSync(body, GZIP_OPTIONS).length;
     }
     const used = process.cpuUsage(cpu);
     cpus.push((used.user + used.system) / spans.length);
