@@ -371,6 +371,8 @@ interface ServerStats {
   cpuMicros: number;
   /** The part of cpuMicros spent in the kernel (socket writes: HTTP responses, and the exporter's to the broker). */
   systemMicros: number;
+  /** The main thread's (the event loop's) part of cpuMicros, in steps of 10 ms; absent without /proc. */
+  mainThreadMicros?: number;
   /** Main-thread garbage-collection pauses, included in cpuMicros. */
   gcMicros: number;
 }
@@ -498,6 +500,7 @@ async function throughput(): Promise<void> {
   const cpuPerRequest = perMode();
   const systemPerRequest = perMode();
   const gcPerRequest = perMode();
+  const mainPerRequest = perMode();
   const brokerPerRequest = perMode();
   console.log(
     `\n== HTTP hello world at saturation (autocannon, ${CONNECTIONS} connections, ${SECONDS} s x ${ROUNDS} rounds per configuration) ==`,
@@ -528,10 +531,16 @@ async function throughput(): Promise<void> {
         gcPerRequest[mode].push(gc);
         results[mode].push(result.requests.average);
         cpuPerRequest[mode].push(cpu);
+        let eventLoop = '';
+        if (after.mainThreadMicros !== undefined && before.mainThreadMicros !== undefined) {
+          const main = (after.mainThreadMicros - before.mainThreadMicros) / result.requests.total;
+          mainPerRequest[mode].push(main);
+          eventLoop = `event loop ${main.toFixed(1)}, `;
+        }
         const extra = after.exporter === undefined ? '' : ` exporter: ${JSON.stringify(after.exporter)}`;
         console.log(
           `round ${round + 1} ${mode.padEnd(8)} ${result.requests.average.toFixed(0).padStart(7)} req/s  ` +
-            `server CPU ${cpu.toFixed(1)} µs/request (kernel ${system.toFixed(1)}, GC ${gc.toFixed(1)})  broker ${(brokerShare * 100).toFixed(0)}% of a core  ` +
+            `server CPU ${cpu.toFixed(1)} µs/request (${eventLoop}kernel ${system.toFixed(1)}, GC ${gc.toFixed(1)})  broker ${(brokerShare * 100).toFixed(0)}% of a core  ` +
             `p99 ${result.latency.p99} ms  failed ${failed}${extra}`,
         );
       }
@@ -600,6 +609,16 @@ async function throughput(): Promise<void> {
     `throughput a CPU-bound server keeps, RabbitMQ exporter vs no-op (CPU ratio)  ${cpuKept.toFixed(3)} [${(cpuNoop / cpuRabbit).toFixed(3)}]  ` +
       `(lost to the exporter: ${lossWithInterval(cpuKeptInRound)}; goal <= 10%)`,
   );
+  // The event loop is what a single-threaded service runs out of first; the rest of the process's CPU
+  // (libuv's pool, where gzip runs, and V8's helper threads) can go to other cores.
+  if (mainPerRequest.rabbitmq.length === ROUNDS && mainPerRequest.noop.length === ROUNDS) {
+    const eventLoopKept = (r: number): number => at(mainPerRequest.noop, r) / at(mainPerRequest.rabbitmq, r);
+    const otherThreads = modes.map((mode) => median(cpuPerRequest[mode].map((cpu, r) => cpu - at(mainPerRequest[mode], r))).toFixed(1));
+    console.log(
+      `event loop CPU per request (median): ${medians(mainPerRequest)} µs; the process's other threads: ${otherThreads.join(', ')} µs ` +
+        `(event loop lost to the exporter: ${lossWithInterval(eventLoopKept)})`,
+    );
+  }
   // On a machine that also runs the broker, receiving and storing the spans takes CPU the server
   // would otherwise have (RabbitMQ binds a scheduler thread to every core): part of the req/s
   // loss above, none of the CPU ratio.
