@@ -11,7 +11,7 @@ import { constants, gzip } from 'node:zlib';
 import type { BodyCompression } from './config.js';
 
 /**
- * What the exporter gives zlib (the benchmark times the same): its fastest
+ * What the exporter gives zlib (the benchmark times compressBody itself): its fastest
  * level, and an output chunk larger than a compressed message (a full 500 KB
  * body of HTTP spans comes out near 35 KB). With zlib's default 16 KiB chunk
  * a body took three passes through the thread pool, each with its callback on
@@ -19,7 +19,7 @@ import type { BodyCompression } from './config.js';
  * of them on the event loop, against 1140-1270 and 150-240 in one pass
  * (33 such bodies, 20 rounds, CPU time of every thread from /proc).
  */
-export const GZIP_OPTIONS = Object.freeze({ level: constants.Z_BEST_SPEED, chunkSize: 64 * 1024 });
+const GZIP_OPTIONS = Object.freeze({ level: constants.Z_BEST_SPEED, chunkSize: 64 * 1024 });
 
 export interface CompressedBody {
   body: Buffer;
