@@ -4,13 +4,13 @@
 //   gzipped bodies as by default), 'uncompressed' (the same with compression 'none').
 // Prints {"port":N} once listening; GET /__stats answers the exporter's counters and the
 // process's CPU time (all threads, and the main thread's alone) and garbage-collection pauses (untraced).
-import { readFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import { PerformanceObserver } from 'node:perf_hooks';
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import { HttpInstrumentation } from '@opentelemetry/instrumentation-http';
 import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { startTracing, type TracingHandle } from '../index.js';
+import { statCpuMicros } from './proc-cpu.js';
 
 const mode = process.argv[2] ?? 'none';
 
@@ -37,18 +37,9 @@ if (mode !== 'none') {
 
 /**
  * CPU time (µs) of the main thread alone (the event loop: the rest of the process's CPU is libuv's
- * thread pool, where gzip runs, and V8's helper threads), from /proc in ticks of 10 ms; undefined
- * where /proc is not there.
+ * thread pool, where gzip runs, and V8's helper threads), in steps of 10 ms; undefined without /proc.
  */
-function mainThreadMicros(): number | undefined {
-  try {
-    const stat = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) * 10_000; // utime, stime; USER_HZ is 100 on Linux
-  } catch {
-    return undefined;
-  }
-}
+const mainThreadMicros = (): number | undefined => statCpuMicros(`/proc/self/task/${process.pid}/stat`);
 
 // The main thread's garbage-collection pauses: what the exporter's garbage costs
 // shows in no exporter frame of a CPU profile, but here.

@@ -29,6 +29,7 @@ import {
 import { connect } from 'amqplib';
 import autocannon from 'autocannon';
 import { compressBody } from '../body-compression.js';
+import { cpuMicrosOfStat, statCommand } from './proc-cpu.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../config.js';
 import { RabbitMqSpanExporter } from '../rabbitmq-span-exporter.js';
 import { SpanBuffer } from '../span-buffer.js';
@@ -384,15 +385,13 @@ async function stats(port: number): Promise<ServerStats> {
 
 /** CPU time (µs) used so far by the RabbitMQ broker (beam.smp) on this machine, from /proc; 0 if not found. */
 function brokerCpuMicros(): number {
-  let ticks = 0;
+  let micros = 0;
   try {
     for (const pid of readdirSync('/proc')) {
       if (!/^\d+$/.test(pid)) continue;
       try {
         const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-        if (!stat.includes('(beam.smp)')) continue;
-        const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-        ticks += Number(fields[11]) + Number(fields[12]); // utime, stime
+        if (statCommand(stat) === 'beam.smp') micros += cpuMicrosOfStat(stat);
       } catch {
         // the process ended meanwhile
       }
@@ -400,7 +399,7 @@ function brokerCpuMicros(): number {
   } catch {
     return 0;
   }
-  return (ticks * 1_000_000) / 100; // USER_HZ is 100 on Linux
+  return micros;
 }
 
 interface ProfileNode {
@@ -575,8 +574,8 @@ async function throughput(): Promise<void> {
   const noopPerNone = perRound((r) => at(results.noop, r) / at(results.none, r));
   const cpuKept = perRound(cpuKeptInRound);
   const lostPointsOfNone = perRound((r) => (at(results.noop, r) - at(results.rabbitmq, r)) / at(results.none, r));
-  const uncompressedPerNoop = perRound((r) => at(results.uncompressed, r) / at(results.noop, r));
-  const cpuKeptUncompressed = perRound((r) => at(cpuPerRequest.noop, r) / at(cpuPerRequest.uncompressed, r));
+  const uncompressedVsNoop = (r: number): number => at(results.uncompressed, r) / at(results.noop, r);
+  const cpuKeptUncompressedInRound = (r: number): number => at(cpuPerRequest.noop, r) / at(cpuPerRequest.uncompressed, r);
   const none = median(results.none);
   const noop = median(results.noop);
   const rabbit = median(results.rabbitmq);
@@ -628,8 +627,8 @@ async function throughput(): Promise<void> {
   );
   // The same exporter publishing its bodies as they are (compression 'none'), as Zipkin's own senders do.
   console.log(
-    `\nuncompressed bodies: req/s vs no-op ${uncompressedPerNoop.toFixed(3)} (lost: ${((1 - uncompressedPerNoop) * 100).toFixed(1)}%), ` +
-      `CPU ratio ${cpuKeptUncompressed.toFixed(3)} (lost: ${((1 - cpuKeptUncompressed) * 100).toFixed(1)}%), ` +
+    `\nuncompressed bodies: req/s vs no-op ${perRound(uncompressedVsNoop).toFixed(3)} (lost: ${lossWithInterval(uncompressedVsNoop)}), ` +
+      `CPU ratio ${perRound(cpuKeptUncompressedInRound).toFixed(3)} (lost: ${lossWithInterval(cpuKeptUncompressedInRound)}), ` +
       `server CPU ${median(cpuPerRequest.uncompressed).toFixed(1)} µs/request, broker ${median(brokerPerRequest.uncompressed).toFixed(1)} µs/request`,
   );
 }
