@@ -592,8 +592,8 @@ async function throughput(): Promise<void> {
       `(lost to the exporter: ${lossWithInterval(rabbitVsNoop)}; goal <= 10%)`,
   );
   // Every other round loads the no-op server just before the RabbitMQ one, the others just after. On
-  // a noisy VM the two halves came out up to 18 points apart (0.764 with the no-op server first, 0.939
-  // second; 4 to 18 points in four runs): how much a single order would mislead.
+  // a noisy VM the two halves came out 4 to 18 points apart in four runs (0.764 with the no-op server
+  // first, 0.939 second), in either direction: how far half a run's rounds can mislead.
   const byOrder = (parity: number): string =>
     median(ratios(rabbitVsNoop).filter((_, round) => round % 2 === parity)).toFixed(3);
   if (ROUNDS >= 2) {
