@@ -29,12 +29,12 @@ import {
 import { connect } from 'amqplib';
 import autocannon from 'autocannon';
 import { compressBody } from '../body-compression.js';
-import { cpuMicrosOfStat, statCommand } from './proc-cpu.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../config.js';
 import { RabbitMqSpanExporter } from '../rabbitmq-span-exporter.js';
 import { SpanBuffer } from '../span-buffer.js';
 import { spanEncoder, spanWriter, wireFormat } from '../wire-format.js';
 import { ZipkinSpanConverter } from '../zipkin-conversion.js';
+import { cpuMicrosOfStat, statCommand } from './proc-cpu.js';
 
 const RABBITMQ_URL = process.env.TRACEHOUSE_RABBITMQ_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
@@ -594,9 +594,9 @@ async function throughput(): Promise<void> {
   // Every other round loads the no-op server just before the RabbitMQ one, the others just after. On
   // a noisy VM the two halves came out 4 to 18 points apart in four runs (0.764 with the no-op server
   // first, 0.939 second), in either direction: how far half a run's rounds can mislead.
-  const byOrder = (parity: number): string =>
-    median(ratios(rabbitVsNoop).filter((_, round) => round % 2 === parity)).toFixed(3);
   if (ROUNDS >= 2) {
+    const byOrder = (parity: number): string =>
+      median(ratios(rabbitVsNoop).filter((_, round) => round % 2 === parity)).toFixed(3);
     console.log(`  the same in rounds where the no-op server ran first ${byOrder(0)}, second ${byOrder(1)} (the median is over both)`);
   }
   // The goal can also be read in points of the untraced server's throughput (the SDK loses X% of it,
