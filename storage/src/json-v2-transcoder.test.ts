@@ -199,6 +199,14 @@ describe('transcodeSpans gives the rows of encodeSpans(decodeSpans(body))', () =
     for (const { rows, copy } of kept) expect(rows.equals(copy)).toBe(true);
   });
 
+  it('a body too big for a shared slab gives exactly its rows, not the rest of its own slab', () => {
+    // Over 2 MiB of JSON needs a slab of its own, larger than the shared ones.
+    const big = encodeJsonV2(realisticSpans(3000, 11));
+    expect(big.length).toBeGreaterThan(2 * 1024 * 1024);
+    same(big);
+    same(encodeJsonV2(realisticSpans(20, 12))); // and the next message is back on a shared slab
+  });
+
   it('the fallback time is what a span without timestamps is filed under', () => {
     const r = transcodeSpans(Buffer.from(`[${span('')}]`), {}, NOW);
     expect(r.ok && r.encoded.rows.toString('utf8').split('\t')[7]).toBe(String(NOW));

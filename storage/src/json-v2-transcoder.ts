@@ -155,9 +155,11 @@ function transcodeList(body: Buffer, start: number, fallbackMicros: number): Tra
   transcoderStats.rowsFromBytes += fromBytes;
   // The buffer, grown or not, is the slab of the next message, unless it is
   // bigger than a slab: then it is released with this message's rows.
+  // The rows end where writing stopped, whichever slab they are in.
+  const end = w.length;
   slab = w.buffer;
-  slabUsed = slab.length > SLAB_BYTES ? slab.length : w.length;
-  return { ok: true, encoding: 'JSON_V2', encoded: { rows: slab.subarray(begin, slabUsed), count }, dropped };
+  slabUsed = slab.length > SLAB_BYTES ? slab.length : end;
+  return { ok: true, encoding: 'JSON_V2', encoded: { rows: slab.subarray(begin, end), count }, dropped };
 }
 
 const EMPTY_VIEW: DataView = new DataView(new ArrayBuffer(0));
