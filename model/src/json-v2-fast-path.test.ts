@@ -96,6 +96,7 @@ describe('JSON v2 fast path gives the same DecodeResult as the general path', ()
     ['16-char trace id', `[{"traceId":"${I}","id":"${I}"}]`],
     ['upper-case ids', `[{"traceId":"${T.toUpperCase()}","id":"${I.toUpperCase()}","parentId":"ABCDEF0123456789"}]`],
     ['32-char id with zero high bits', `[{"traceId":"0000000000000000${I}","id":"${I}"}]`],
+    ['17-31-char ids with zero and non-zero high bits', `[{"traceId":"0${I}","id":"${I}"},{"traceId":"00000${I}","id":"${I}"},{"traceId":"1${I}","id":"${I}"},{"traceId":"000000000000001${I}","id":"${I}"}]`],
     ['short ids', `[{"traceId":"1","id":"2","parentId":"3"}]`],
     ['all-zero ids', `[{"traceId":"${'0'.repeat(32)}","id":"${I}"},{"traceId":"${T}","id":"${'0'.repeat(16)}"},{"traceId":"${T}","id":"${I}","parentId":"${'0'.repeat(16)}"}]`],
     ['empty strings', `[{"traceId":"${T}","id":"${I}","parentId":"","kind":"","name":"","localEndpoint":{"serviceName":"","ipv4":"","ipv6":""},"tags":{"":""}}]`],

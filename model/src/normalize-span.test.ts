@@ -37,6 +37,29 @@ describe('normalizeSpan: ids', () => {
     expect(normalizeTraceId('')).toBeUndefined();
   });
 
+  it('shortens any id of 17-31 characters whose padded high 64 bits are zero, so normalising is idempotent', () => {
+    expect(normalizeTraceId('0463ac35c9f6413ad')).toBe('463ac35c9f6413ad');
+    expect(ok({ traceId: '0463AC35C9F6413AD', id: ID }).traceId).toBe('463ac35c9f6413ad');
+    const low = '463ac35c9f6413ad';
+    for (let length = 1; length <= 32; length++) {
+      // Zero high part: zeros before the low characters (or a short id).
+      const zeroHigh = length <= 16 ? low.slice(16 - length) : '0'.repeat(length - 16) + low;
+      // Non-zero high part: a 1 just before the 16 low characters (lengths over 16 only).
+      const nonZeroHigh = length <= 16 ? undefined : '0'.repeat(length - 17) + '1' + low;
+      for (const value of [zeroHigh, nonZeroHigh, zeroHigh.toUpperCase()]) {
+        if (value === undefined) continue;
+        const once = normalizeTraceId(value);
+        expect(once, value).toBeDefined();
+        expect(normalizeTraceId(once as string), value).toBe(once);
+        expect(ok({ traceId: value, id: ID }).traceId, value).toBe(once);
+        expect(ok({ traceId: once, id: ID }).traceId, value).toBe(once);
+        expect(BigInt(`0x${once}`), value).toBe(BigInt(`0x${value}`));
+        if (value === nonZeroHigh) expect(once, value).toBe('0'.repeat(15) + '1' + low);
+        else expect(once, value).toBe(length >= 16 ? low : '0'.repeat(16 - length) + low.slice(16 - length));
+      }
+    }
+  });
+
   it('treats an all-zero or empty parent id, or one equal to the span id, as absent', () => {
     expect(ok({ ...base, parentId: '0000000000000000' })).toEqual(base);
     expect(ok({ ...base, parentId: '' })).toEqual(base);

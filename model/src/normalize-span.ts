@@ -70,10 +70,11 @@ const ZEROS = '00000000000000000000000000000000';
 /**
  * Normalises a trace id as Zipkin does: 1-32 hex characters (either case),
  * lower-cased, left-padded with zeros to 16 (when up to 16 long) or to 32
- * characters, and a 32-character id whose high 64 bits are zero shortened to
- * its low 16 characters. Returns undefined for anything that is not a valid
- * trace id (empty, too long, not hex, all zeros). The query side uses this
- * to look up trace ids the way they were stored.
+ * characters, and an id whose high 64 bits are zero (after padding, so for
+ * 17-31 characters too) shortened to its low 16 characters. Idempotent.
+ * Returns undefined for anything that is not a valid trace id (empty, too
+ * long, not hex, all zeros). The query side uses this to look up trace ids
+ * the way they were stored.
  */
 export function normalizeTraceId(value: string): string | undefined {
   try {
@@ -90,9 +91,12 @@ function traceIdOf(value: string): string {
   const { id, zeros } = parsed;
   const length = id.length;
   if (length === 16) return id;
-  if (length === 32) return zeros >= 16 ? id.slice(16) : id;
   if (length < 16) return ZEROS.slice(0, 16 - length) + id;
-  return ZEROS.slice(0, 32 - length) + id;
+  // Over 16: a zero high half is the 64-bit id, whatever the length (Zipkin
+  // checks this for 32 characters only, so normalising again would change
+  // a padded 17-31 character id; it must be idempotent to look ids up).
+  if (zeros >= length - 16) return id.slice(length - 16);
+  return length === 32 ? id : ZEROS.slice(0, 32 - length) + id;
 }
 
 function spanIdOf(value: string, field: string, reason: SpanRejectReason): string | undefined {

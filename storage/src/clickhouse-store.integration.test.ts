@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Span } from '@tracehouse/model';
+import { decodeSpans, type Span } from '@tracehouse/model';
 import { ClickHouseStore } from './clickhouse-store.js';
 import { StorageError } from './storage-error.js';
 import { ChdbEngine } from './chdb-engine.js';
@@ -325,6 +325,20 @@ describe.each(ENGINES)('trace id lengths on the $name', ({ url }) => {
   it('a 32-character id with zero high bits is the 16-character id', async () => {
     expect(await strict.reader.getTrace(`0000000000000000c0ffee00c0ffee00`)).toHaveLength(1);
     expect(await strict.reader.getTrace('C0FFEE00C0FFEE00')).toHaveLength(1);
+  });
+
+  it('a 17-character id with zero high bits is found by the id its span carries and by the id as sent', async () => {
+    // As the collector stores it: decoded (normalised) from a message body.
+    const t = (now - HOUR_MS) * 1000 + 3;
+    const decoded = decodeSpans(Buffer.from(JSON.stringify([{ traceId: '0463ac35c9f6413ad', id: 'a000000000000004', name: 'odd', timestamp: t }])));
+    if (!decoded.ok) throw new Error(decoded.message);
+    const [span] = decoded.spans;
+    await strict.writer.write(decoded.spans);
+    const stored = await strict.reader.getTrace(span?.traceId ?? '');
+    expect(stored).toEqual([span]);
+    expect(await strict.reader.getTrace(stored[0]?.traceId ?? '')).toEqual([span]);
+    expect(await strict.reader.getTrace('0463ac35c9f6413ad')).toEqual([span]);
+    expect(await strict.reader.getTrace('0000000000000000463ac35c9f6413ad')).toEqual([span]);
   });
 
   it('strictTraceId false: ids match on the low 64 bits, one trace for both', async () => {
