@@ -336,6 +336,13 @@ describe('JSON v1', () => {
     ]);
   });
 
+  it('keeps a binary annotation keyed "__proto__" as a tag, as JSON v2 keeps such a tag', () => {
+    const body = `[{"traceId":"216a2aea45d08fc9","id":"5b4185666d50f68b","name":"get","binaryAnnotations":[{"key":"__proto__","value":"p"},{"key":"k","value":"v"}]}]`;
+    const [span] = decodeOk(Buffer.from(body)).spans;
+    expect(Object.keys(span?.tags ?? {})).toEqual(['__proto__', 'k']);
+    expect(JSON.parse(JSON.stringify(span?.tags))).toEqual(JSON.parse('{"__proto__":"p","k":"v"}'));
+  });
+
   it('reads addresses alone as local and remote endpoint without a kind, and a core annotation without endpoint as an event', () => {
     const body = JSON.stringify([
       {

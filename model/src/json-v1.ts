@@ -162,8 +162,8 @@ export function v1ToV2(input: unknown): unknown[] {
     target.localEndpoint ??= b.endpoint;
     // An empty local-component tag only says where a local span ran.
     if (key === 'lc' && value === '') continue;
-    if (typeof value === 'string') target.tags[key] = value;
-    else if (typeof value === 'number' || typeof value === 'boolean') target.tags[key] = String(value);
+    if (typeof value === 'string') setTag(target.tags, key, value);
+    else if (typeof value === 'number' || typeof value === 'boolean') setTag(target.tags, key, String(value));
     else rejectSpan('bad_tags', `binary annotation ${JSON.stringify(key)} has a value that is not a string, number or boolean`);
   }
   const ca = addresses.get('ca');
@@ -190,4 +190,10 @@ export function v1ToV2(input: unknown): unknown[] {
     }
   }
   return sides;
+}
+
+/** A tag named "__proto__" is kept as a tag, as the v2 path keeps it, not taken as the object's prototype. */
+function setTag(tags: Record<string, string>, key: string, value: string): void {
+  if (key === '__proto__') Object.defineProperty(tags, key, { value, enumerable: true, writable: true, configurable: true });
+  else tags[key] = value;
 }

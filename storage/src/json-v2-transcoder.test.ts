@@ -109,6 +109,7 @@ describe('transcodeSpans gives the rows of encodeSpans(decodeSpans(body))', () =
     ['no timestamp: filed under the first annotation', `[${span('"annotations":[{"timestamp":7,"value":"a"},{"timestamp":9,"value":"b"}]')}]`, 1],
     ['zero timestamp and duration', `[${span('"timestamp":0,"duration":0')}]`, 1],
     ['16-char trace id', `[{"traceId":"${I}","id":"${P}"}]`, 1],
+    ['17-31-char trace ids with zero and non-zero high bits go the general way', `[{"traceId":"0${I}","id":"${P}"},{"traceId":"00000${I}","id":"${P}"},{"traceId":"1${I}","id":"${P}"}]`, 0],
     ['parent id, and a parent id equal to the id', `[${span(`"parentId":"${P}"`)},${span(`"parentId":"${I}"`)}]`, 2],
     ["' in values, keys, annotations and names", `[${span(`"name":"it's","tags":{"k'":"v'1","a":"''"},"annotations":[{"timestamp":1,"value":"'"}],"localEndpoint":{"serviceName":"o'neil"}`)}]`, 1],
     ["' at every place of longer texts", `[${span(`"tags":{${["abcd'", "abcde'", "abcdef'", "abcdefg'", "'abcd", "ab'cdefgh", "abcd'efgh'"].map((v, i) => `"k${i}":"${v}","${v}":"v"`).join(',')}},"annotations":[{"timestamp":1,"value":"abcde'"}]`)}]`, 1],
@@ -118,6 +119,7 @@ describe('transcodeSpans gives the rows of encodeSpans(decodeSpans(body))', () =
     ['index-like tag keys', `[${span('"tags":{"b":"1","10":"2","2":"3","a":"4","01":"5"}')}]`, 0],
     ['digit-led tag keys that are not indices', `[${span('"tags":{"1a":"1","0x":"2"}')}]`, 0],
     ['repeated tag keys', `[${span('"tags":{"k":"1","j":"2","k":"3"}')}]`, 0],
+    ['a tag named __proto__, alone and next to an index-like key', `[${span('"tags":{"__proto__":"x"}')},${span('"tags":{"__proto__":"x","1":"y"}')}]`, 0],
     ['empty tags and annotations', `[${span('"tags":{},"annotations":[]')}]`, 1],
     ['empty strings', `[${span('"name":"","tags":{"":""},"localEndpoint":{"serviceName":"","ipv4":"","ipv6":""},"remoteEndpoint":{}')}]`, 1],
     ['upper-case names', `[${span('"name":"GET /Api","localEndpoint":{"serviceName":"FrontEnd"},"remoteEndpoint":{"serviceName":"DB"}')}]`, 1],
@@ -133,6 +135,19 @@ describe('transcodeSpans gives the rows of encodeSpans(decodeSpans(body))', () =
   ];
   it.each(EDGE_CASES)('edge case: %s', (label, text, fromBytes) => {
     expect(same(Buffer.from(text), {}, label)).toBe(fromBytes);
+  });
+
+  it('a tag named __proto__ stays in the payload, as in the tag columns', () => {
+    const body = Buffer.from(`[${span('"tags":{"__proto__":"x","1":"y"}')}]`);
+    same(body);
+    const r = transcodeSpans(body, {}, NOW);
+    if (!r.ok) throw new Error(r.message);
+    const fields = r.encoded.rows.toString('utf8').slice(0, -1).split('\t');
+    expect(fields[9]).toBe("['1','__proto__']");
+    expect(Object.entries((JSON.parse(fields[12] as string) as Span).tags ?? {})).toEqual([
+      ['1', 'y'],
+      ['__proto__', 'x'],
+    ]);
   });
 
   // A span whose text before its tags is the payload's, and variants that

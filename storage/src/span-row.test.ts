@@ -108,6 +108,21 @@ describe('spanRow', () => {
     expect(canonicalJson({ ...span, tags: { a: '', '2': 'two', z: '1', "q'": 'a\\b', '10': 'ten' } })).toBe(payload);
   });
 
+  it('keeps a tag named __proto__ in the payload, next to index-like keys', () => {
+    // As the model hands it over: an own property, as JSON.parse makes it.
+    const tags = JSON.parse('{"__proto__":"x","1":"y"}') as Record<string, string>;
+    const row = spanRow({ ...span, tags }, 1);
+    const fields = row.slice(0, -1).split('\t');
+    const parsed = JSON.parse(canonicalJson({ ...span, tags })) as Span;
+    expect(Object.entries(parsed.tags ?? {})).toEqual([
+      ['1', 'y'],
+      ['__proto__', 'x'],
+    ]);
+    expect(fields[9]).toBe("['1','__proto__']");
+    expect(fields[10]).toBe("['y','x']");
+    expect(row).toBe(referenceRow({ ...span, tags }, 1));
+  });
+
   it('lower-cases the searchable names but keeps the payload as sent', () => {
     const row = spanRow({ ...span, name: 'GET /Api', localEndpoint: { serviceName: 'FrontEnd' } }, 1);
     const fields = row.slice(0, -1).split('\t');

@@ -111,7 +111,11 @@ export function writeRow(w: RowWriter, span: Span, fallbackMicros: number): void
     keys = own;
     if (own.some(isIndexKey)) {
       const sorted: Record<string, string> = {};
-      for (const key of own) sorted[key] = tags[key] as string;
+      for (const key of own) {
+        // `sorted[key] =` would hit Object.prototype's __proto__ setter and drop the tag.
+        if (key === '__proto__') Object.defineProperty(sorted, key, { value: tags[key], enumerable: true, writable: true, configurable: true });
+        else sorted[key] = tags[key] as string;
+      }
       tagsJson = JSON.stringify(sorted);
     }
   }
