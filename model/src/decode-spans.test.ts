@@ -171,6 +171,36 @@ describe('decodeSpans: bad spans are dropped, the rest kept', () => {
     const r = decodeSpans(bytes);
     expect(r).toMatchObject({ ok: true, spans: [good, good], dropped: [{ index: 1, reason: 'bad_field_type' }] });
   });
+
+  it('proto3: a field running past the end of its nested message drops that span only', () => {
+    const abcde = [0x61, 0x62, 0x63, 0x64, 0x65];
+    const ts = [1, 0, 0, 0, 0, 0, 0, 0];
+    // A span field (tag byte), the content of its nested message, and a
+    // declared length that ends inside the content's last field.
+    const damaged: [string, number, number[], number][] = [
+      ['local endpoint with a 5-byte service name', 0x42, [0x0a, 0x05, ...abcde], 2],
+      ['remote endpoint with a 5-byte service name', 0x4a, [0x0a, 0x05, ...abcde], 2],
+      ['endpoint with a 4-byte ipv4', 0x42, [0x12, 0x04, 1, 2, 3, 4], 2],
+      ['endpoint with a 2-byte port varint', 0x42, [0x20, 0x80, 0x01], 2],
+      ['annotation with a 5-byte value', 0x52, [0x09, ...ts, 0x12, 0x05, ...abcde], 11],
+      ['annotation with a fixed64 timestamp', 0x52, [0x12, 0x01, 0x78, 0x09, ...ts], 4],
+      ['tag entry with a 5-byte key', 0x5a, [0x0a, 0x05, ...abcde], 2],
+      ['tag entry with a 5-byte value', 0x5a, [0x0a, 0x01, 0x6b, 0x12, 0x05, ...abcde], 5],
+    ];
+    const goodBytes = encodeProto3([good]);
+    const spanOf = (field: number, content: number[], length: number): Buffer => {
+      const bytes = Buffer.concat([Buffer.from([0x0a, 0x10]), tid, Buffer.from([0x1a, 0x08]), sid, Buffer.from([field, length, ...content])]);
+      return Buffer.concat([Buffer.from([0x0a, bytes.length]), bytes]);
+    };
+    for (const [label, field, content, length] of damaged) {
+      const r = decodeSpans(Buffer.concat([spanOf(field, content, length), goodBytes]));
+      expect(r, label).toMatchObject({ ok: true, spans: [good], dropped: [{ index: 0, reason: 'bad_field_type' }] });
+      // The same bytes with the length told right are a good span.
+      const ok = decodeSpans(Buffer.concat([goodBytes, spanOf(field, content, content.length)]));
+      expect(ok, label).toMatchObject({ ok: true, dropped: [] });
+      expect(ok.ok && ok.spans.length, label).toBe(2);
+    }
+  });
 });
 
 describe('encoders', () => {

@@ -31,13 +31,29 @@ type FastBuffer = Buffer & {
 /** Structural damage in the bytes (truncation, bad varint, bad wire type). */
 class ProtoError extends Error {}
 
-/** Cursor over a region of the body. */
+/**
+ * Cursor over a region of the body. `end` is the end of the message being
+ * read: a nested message narrows it (see `enter`), so no field of it can run
+ * past its declared length.
+ */
 class Reader {
   constructor(
     readonly buf: FastBuffer,
     public pos: number,
-    readonly end: number,
+    public end: number,
   ) {}
+
+  /** Reads a length prefix and bounds reading to that nested message; returns the outer end for `leave`. */
+  enter(): number {
+    const outer = this.end;
+    this.end = this.lengthDelimited();
+    return outer;
+  }
+
+  /** Back to the enclosing message once the nested one is read whole. */
+  leave(outer: number): void {
+    this.end = outer;
+  }
 
   /** A varint as a number; exact up to 2^53, approximate (and so rejected later) above. */
   varint(): number {
@@ -203,9 +219,11 @@ function readIdBytes(r: Reader, field: string, reason: 'bad_trace_id' | 'bad_id'
   return r.buf.hexSlice(start, end);
 }
 
-function readEndpoint(r: Reader, end: number): Endpoint {
+/** An Endpoint message, from its length prefix on. */
+function readEndpoint(r: Reader): Endpoint {
+  const outer = r.enter();
   const out: Endpoint = {};
-  while (r.pos < end) {
+  while (r.pos < r.end) {
     const tag = r.tag();
     const field = tag >>> 3;
     const wire = tag & 7;
@@ -230,6 +248,7 @@ function readEndpoint(r: Reader, end: number): Endpoint {
       r.skip(wire);
     }
   }
+  r.leave(outer);
   return out;
 }
 
@@ -290,17 +309,17 @@ function readSpan(r: Reader, end: number): RawSpan {
       case 8:
       case 9: {
         expectWire(field, wire, WIRE_LEN, 'Span');
-        const e = readEndpoint(r, r.lengthDelimited());
+        const e = readEndpoint(r);
         if (field === 8) span.localEndpoint = e;
         else span.remoteEndpoint = e;
         break;
       }
       case 10: {
         expectWire(field, wire, WIRE_LEN, 'Span');
-        const aEnd = r.lengthDelimited();
+        const outer = r.enter();
         let timestamp = 0;
         let value = '';
-        while (r.pos < aEnd) {
+        while (r.pos < r.end) {
           const t = r.tag();
           if (t === 9) {
             timestamp = r.fixed64();
@@ -312,15 +331,16 @@ function readSpan(r: Reader, end: number): RawSpan {
             r.skip(t & 7);
           }
         }
+        r.leave(outer);
         (span.annotations ??= []).push({ timestamp, value });
         break;
       }
       case 11: {
         expectWire(field, wire, WIRE_LEN, 'Span');
-        const eEnd = r.lengthDelimited();
+        const outer = r.enter();
         let key = '';
         let value = '';
-        while (r.pos < eEnd) {
+        while (r.pos < r.end) {
           const t = r.tag();
           if (t === 10) {
             key = r.label();
@@ -332,6 +352,7 @@ function readSpan(r: Reader, end: number): RawSpan {
             r.skip(t & 7);
           }
         }
+        r.leave(outer);
         const tags = (span.tags ??= {});
         if (key === '__proto__') Object.defineProperty(tags, key, { value, enumerable: true, writable: true, configurable: true });
         else tags[key] = value;
