@@ -8,7 +8,7 @@ import type { Span } from '@tracehouse/model';
 import { StorageError, type DependencyLink, type TraceQuery, type TraceReader } from '@tracehouse/storage';
 import { afterEach, describe, expect, it } from 'vitest';
 import Fastify from 'fastify';
-import { buildApp, queryApi, type AppConfig, type QueryApp } from './app.js';
+import { buildApp, queryApi, queryApiFrameworkErrors, type AppConfig, type QueryApp } from './app.js';
 
 const config: AppConfig = {
   defaultLimit: 10,
@@ -169,6 +169,49 @@ describe('buildApp', () => {
     expect(route.json()).toMatchObject({ code: 'NOT_FOUND' });
   });
 
+  it('answers a trace id the router refuses (bad percent-escape, over 100 characters) as INVALID_PARAMETER naming traceId, with CORS headers', async () => {
+    const reader = new RecordingReader([spans]);
+    const cases = [
+      '/api/v2/trace/%zz',
+      '/api/v2/trace/ab%E0%A4%A',
+      '/api/v2/trace/%zz/',
+      '/api/v2/trace/%zz?limit=1',
+      `/api/v2/trace/${'a'.repeat(101)}`,
+      `/api/v2/trace/${'0'.repeat(200)}/`,
+    ];
+    for (const corsOrigins of ['*', ['http://ui.example'], 'off'] as const) {
+      const api = await start(reader, { corsOrigins });
+      for (const origin of ['http://ui.example', 'http://other.example']) {
+        // The CORS headers of an ordinary 400 from the route are the reference.
+        const reference = await api.inject({ url: '/api/v2/trace/nothex', headers: { origin } });
+        expect(reference.json()).toMatchObject({ code: 'INVALID_PARAMETER', parameter: 'traceId' });
+        for (const url of cases) {
+          const response = await api.inject({ url, headers: { origin } });
+          const context = { url, corsOrigins, origin };
+          expect({ ...context, status: response.statusCode }).toEqual({ ...context, status: 400 });
+          expect({ ...context, ...response.json<object>() }).toMatchObject({ ...context, code: 'INVALID_PARAMETER', parameter: 'traceId' });
+          expect(response.json<{ message: string }>().message).toMatch(/^traceId: /);
+          for (const header of ['access-control-allow-origin', 'vary']) {
+            expect({ ...context, header, value: response.headers[header] }).toEqual({ ...context, header, value: reference.headers[header] });
+          }
+        }
+      }
+      await api.close();
+    }
+    app = undefined;
+    expect(reader.calls).toEqual([]);
+  });
+
+  it('answers other paths the router refuses as NOT_FOUND, in the documented shape', async () => {
+    const api = await start(new RecordingReader());
+    for (const url of ['/api/v2/%zz', '/api/v2/trace/%zz/spans', `/api/v2/trace/${'a'.repeat(101)}/spans`, '/health/%zz']) {
+      const response = await api.inject({ url, headers: { origin: 'http://ui.example' } });
+      expect({ url, status: response.statusCode }).toEqual({ url, status: 404 });
+      expect({ url, ...response.json<object>() }).toEqual({ url, code: 'NOT_FOUND', message: `no route GET ${url}` });
+      expect(response.headers['access-control-allow-origin']).toBe('*');
+    }
+  });
+
   it('answers 504 when a read outlasts the query timeout', async () => {
     const reader = new RecordingReader();
     reader.delayMs = 2000;
@@ -288,6 +331,26 @@ describe('buildApp', () => {
       const origin = { origin: 'http://ui.example' };
       expect((await host.inject({ url: '/zipkin/api/v2/services', headers: origin })).headers['access-control-allow-origin']).toBe('*');
       expect((await host.inject({ url: '/status', headers: origin })).headers['access-control-allow-origin']).toBeUndefined();
+    } finally {
+      await host.close();
+    }
+  });
+
+  it('gives a host server the same answers to refused trace ids under the prefix', async () => {
+    const host = Fastify({
+      routerOptions: { ignoreTrailingSlash: true },
+      return503OnClosing: false,
+      frameworkErrors: queryApiFrameworkErrors({ config, prefix: '/zipkin' }),
+    });
+    await host.register(queryApi, { prefix: '/zipkin', reader: new RecordingReader(), config });
+    try {
+      for (const url of ['/zipkin/api/v2/trace/%zz', `/zipkin/api/v2/trace/${'a'.repeat(101)}`]) {
+        const response = await host.inject({ url, headers: { origin: 'http://ui.example' } });
+        expect({ url, status: response.statusCode }).toEqual({ url, status: 400 });
+        expect({ url, ...response.json<object>() }).toMatchObject({ url, code: 'INVALID_PARAMETER', parameter: 'traceId' });
+        expect(response.headers['access-control-allow-origin']).toBe('*');
+      }
+      expect((await host.inject({ url: '/api/v2/trace/%zz' })).json()).toMatchObject({ code: 'NOT_FOUND' });
     } finally {
       await host.close();
     }

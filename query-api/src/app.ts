@@ -11,7 +11,14 @@ import fastifySwagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Span } from '@tracehouse/model';
 import { StorageError, type TraceReader } from '@tracehouse/storage';
-import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyPluginAsync } from 'fastify';
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyPluginAsync,
+  type FastifyReply,
+  type FastifyRequest,
+} from 'fastify';
 import fastifyPlugin from 'fastify-plugin';
 import type { QueryApiConfig } from './config.js';
 import { ApiError, QueryTimeoutError, badParameter, missingParameter, type ErrorBody, type ErrorCode } from './errors.js';
@@ -68,17 +75,53 @@ export type QueryApp = FastifyInstance<
   TypeBoxTypeProvider
 >;
 
-/** Rejects with QueryTimeoutError when `work` takes longer than `timeoutMs`. */
-export function withTimeout<T>(work: Promise<T>, timeoutMs: number): Promise<T> {
+/**
+ * Rejects with QueryTimeoutError when `work` takes longer than `timeoutMs`. Given as a function,
+ * `work` gets a signal that aborts with that error when the time is up, or with `cancel`'s
+ * reason when `cancel` aborts first (the client went away): a read of several queries then
+ * starts no more of them.
+ */
+export function withTimeout<T>(
+  work: Promise<T> | ((signal: AbortSignal) => Promise<T>),
+  timeoutMs: number,
+  cancel?: AbortSignal,
+): Promise<T> {
+  const controller = new AbortController();
+  const onCancel = (): void => controller.abort(cancel?.reason);
+  if (cancel?.aborted === true) onCancel();
+  else cancel?.addEventListener('abort', onCancel, { once: true });
+  const running = typeof work === 'function' ? work(controller.signal) : work;
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new QueryTimeoutError(timeoutMs)), timeoutMs);
+    timer = setTimeout(() => {
+      const error = new QueryTimeoutError(timeoutMs);
+      reject(error);
+      controller.abort(error);
+    }, timeoutMs);
     timer.unref();
   });
-  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+  return Promise.race([running, timeout]).finally(() => {
+    clearTimeout(timer);
+    cancel?.removeEventListener('abort', onCancel);
+  });
 }
 
 const errorResponses = { 400: ErrorRef, 401: ErrorRef, 503: ErrorRef, 504: ErrorRef } as const;
+
+/**
+ * The headers @fastify/cors adds to an answer other than a preflight, for the answers given
+ * before its hook could run (queryApiFrameworkErrors).
+ */
+function addCorsHeaders(origins: AppConfig['corsOrigins'], request: FastifyRequest, reply: FastifyReply): void {
+  if (origins === 'off') return;
+  if (origins === '*') {
+    void reply.header('access-control-allow-origin', '*');
+    return;
+  }
+  void reply.header('vary', 'Origin');
+  const origin = request.headers.origin;
+  if (origin !== undefined && origins.includes(origin)) void reply.header('access-control-allow-origin', origin);
+}
 
 function bearerMatches(header: string | undefined, token: string): boolean {
   if (header === undefined) return false;
@@ -122,9 +165,50 @@ function toErrorResponse(error: FastifyError | Error, log: FastifyBaseLogger): {
 }
 
 /**
+ * fastify's `frameworkErrors` for a server serving the query API under `prefix`. fastify's
+ * router refuses a URL with a malformed percent-escape (FST_ERR_BAD_URL) or a path parameter
+ * longer than maxParamLength (FST_ERR_MAX_PARAM_LENGTH, 100 characters) before any route,
+ * hook or error handler runs, and answers in its own shape. This answers in the API's: on
+ * `/trace/{traceId}` (the only route with a path parameter) a 400 INVALID_PARAMETER naming
+ * traceId, on any other path NOT_FOUND (no route holds a `%` or a segment that long), with
+ * the CORS headers the other answers carry. The bearer token is not checked: these answers
+ * reveal nothing.
+ */
+export function queryApiFrameworkErrors(options: {
+  config: Pick<AppConfig, 'corsOrigins'>;
+  prefix?: string;
+}): (error: FastifyError, request: FastifyRequest, reply: FastifyReply) => void {
+  const prefix = (options.prefix ?? '').replace(/\/+$/, '').replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  // The raw URL, as the router saw it: ignoreTrailingSlash accepts one trailing slash.
+  const tracePath = new RegExp(`^${prefix}/api/v2/trace/[^/?]+/?(?:\\?|$)`);
+  return (error, request, reply) => {
+    let status: number;
+    let body: ErrorBody;
+    if (error.code === 'FST_ERR_BAD_URL' || error.code === 'FST_ERR_MAX_PARAM_LENGTH') {
+      if (tracePath.test(request.url)) {
+        const refused =
+          error.code === 'FST_ERR_BAD_URL'
+            ? badParameter('traceId', 'is not valid percent-encoding')
+            : badParameter('traceId', 'a trace id has at most 32 hex characters');
+        status = refused.statusCode;
+        body = refused.toBody();
+      } else {
+        status = 404;
+        body = { code: 'NOT_FOUND', message: `no route ${request.method} ${request.url.split('?')[0]}` };
+      }
+    } else {
+      ({ status, body } = toErrorResponse(error, request.log));
+    }
+    addCorsHeaders(options.config.corsOrigins, request, reply);
+    void reply.status(status).send(body);
+  };
+}
+
+/**
  * Everything the query API serves, registered on `instance`. Set
- * `routerOptions.ignoreTrailingSlash` and `return503OnClosing: false` on the
- * server, as buildApp does: the plugin cannot set instance options.
+ * `routerOptions.ignoreTrailingSlash`, `return503OnClosing: false` and
+ * `frameworkErrors` (queryApiFrameworkErrors) on the server, as buildApp does:
+ * the plugin cannot set instance options.
  */
 async function registerQueryApi(instance: FastifyInstance, options: QueryApiOptions): Promise<void> {
   const { reader, config } = options;
@@ -149,6 +233,12 @@ async function registerQueryApi(instance: FastifyInstance, options: QueryApiOpti
   });
 
   app.setErrorHandler((error: FastifyError, request, reply) => {
+    // The client went away and the read it asked for stopped (request.signal): nobody gets this
+    // answer, and nothing failed. 499 as nginx logs it.
+    if (request.signal.aborted && (error as unknown) === request.signal.reason) {
+      request.log.info('client closed the connection; its read was stopped');
+      return reply.status(499).send();
+    }
     const { status, body } = toErrorResponse(error, request.log);
     return reply.status(status).send(body);
   });
@@ -257,7 +347,8 @@ async function registerQueryApi(instance: FastifyInstance, options: QueryApiOpti
         },
         async (request) => {
           const query = parseTracesQuery(request.query, config, now());
-          const traces = await timed(reader.getTraces(query));
+          // A search is several queries: none starts once the time is up or the client has gone.
+          const traces = await withTimeout((signal) => reader.getTraces(query, { signal }), config.queryTimeoutMs, request.signal);
           return traces.map((trace: Span[]) => mergeTrace(trace));
         },
       );
@@ -358,6 +449,8 @@ export async function buildApp(options: BuildAppOptions): Promise<QueryApp> {
     routerOptions: { ignoreTrailingSlash: true },
     // fastify's own 503 while closing has another body shape; the plugin answers in ours.
     return503OnClosing: false,
+    // So do the router's refusals of a malformed or over-long trace id in the path.
+    frameworkErrors: queryApiFrameworkErrors({ config: options.config }),
   }).withTypeProvider<TypeBoxTypeProvider>() as QueryApp;
   const { logger: _logger, ...pluginOptions } = options;
   await app.register(queryApiOnInstance, pluginOptions);

@@ -1,5 +1,5 @@
 // Public surface of @tracehouse/query-api.
-export { buildApp, queryApi, withTimeout } from './app.js';
+export { buildApp, queryApi, queryApiFrameworkErrors, withTimeout } from './app.js';
 export type { AppConfig, BuildAppOptions, QueryApiOptions, QueryApp } from './app.js';
 export { parseConfig, ConfigError } from './config.js';
 export type { QueryApiConfig, LogLevel } from './config.js';

@@ -1,5 +1,5 @@
 import type { Session } from 'chdb';
-import type { Engine } from './engine.js';
+import type { Engine, ReadOptions } from './engine.js';
 import type { BoundSql } from './sql-binding.js';
 import { StorageError, closedError } from './storage-error.js';
 import { toStorageError } from './error-mapping.js';
@@ -66,8 +66,10 @@ export class ChdbEngine implements Engine {
     return this.#session;
   }
 
-  async #run(statement: BoundSql, format: string): Promise<string> {
+  async #run(statement: BoundSql, format: string, read?: ReadOptions): Promise<string> {
     const session = this.#live();
+    // chdb cannot cancel a query: an aborted read only never starts.
+    read?.signal?.throwIfAborted();
     try {
       const options = { format, timeout: this.#timeoutMs };
       const result =
@@ -84,8 +86,8 @@ export class ChdbEngine implements Engine {
     await this.#run(statement, 'TabSeparated');
   }
 
-  async query<T>(statement: BoundSql): Promise<T[]> {
-    const text = await this.#run(statement, 'JSONEachRow');
+  async query<T>(statement: BoundSql, options?: ReadOptions): Promise<T[]> {
+    const text = await this.#run(statement, 'JSONEachRow', options);
     const rows: T[] = [];
     for (const line of text.split('\n')) if (line.length > 0) rows.push(JSON.parse(line) as T);
     return rows;
@@ -96,8 +98,8 @@ export class ChdbEngine implements Engine {
    * store of the process shares one session, so concurrent reads would fail.
    * The result is therefore read whole as text and parsed one row at a time.
    */
-  async queryEach<T>(statement: BoundSql, onRow: (row: T) => void): Promise<void> {
-    const text = await this.#run(statement, 'JSONEachRow');
+  async queryEach<T>(statement: BoundSql, onRow: (row: T) => void, options?: ReadOptions): Promise<void> {
+    const text = await this.#run(statement, 'JSONEachRow', options);
     for (let start = 0; start < text.length; ) {
       const end = text.indexOf('\n', start);
       const stop = end === -1 ? text.length : end;
@@ -106,8 +108,8 @@ export class ChdbEngine implements Engine {
     }
   }
 
-  queryText(statement: BoundSql, format: 'TabSeparatedRaw' | 'TabSeparated'): Promise<string> {
-    return this.#run(statement, format);
+  queryText(statement: BoundSql, format: 'TabSeparatedRaw' | 'TabSeparated', options?: ReadOptions): Promise<string> {
+    return this.#run(statement, format, options);
   }
 
   async insertTabSeparated(table: string, columns: readonly string[], parts: readonly Buffer[]): Promise<void> {

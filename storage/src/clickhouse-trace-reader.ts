@@ -1,6 +1,6 @@
 import { normalizeTraceId, type Span } from '@tracehouse/model';
 import type { Engine } from './engine.js';
-import type { DependencyLink, TraceQuery, TraceReader } from './trace-reader.js';
+import type { DependencyLink, SearchOptions, TraceQuery, TraceReader } from './trace-reader.js';
 import { bindSql, type BindMode } from './sql-binding.js';
 import { DependencyLinker, type LinkSpan } from './dependency-linker.js';
 import { StorageError } from './storage-error.js';
@@ -33,6 +33,13 @@ const MAX_DEPENDENCY_PASSES = 64;
 /** Rows per dependency pass when neither a memory limit per query nor the machine's memory is known (10 GB at the figure above). */
 const DEFAULT_DEPENDENCY_ROWS = 10_000_000;
 
+/**
+ * Most trace ids read by id in one query: their low halves travel in the SQL (as literals on
+ * 18.16), which must stay within the server's max_query_size (256 KiB by default). Also the
+ * most ids getTraceMany accepts; a search reads the ids it found in chunks of this many.
+ */
+const MAX_IDS_PER_READ = 10_000;
+
 /** Searches read the newest hour of the window first, then 4x more each step. */
 const SEARCH_FIRST_STEP_MICROS = 3_600_000_000;
 const SEARCH_STEP_GROWTH = 4;
@@ -41,6 +48,9 @@ function badInput(message: string): StorageError {
   return new StorageError({ code: 'bad_input', message, retryable: false });
 }
 
+/** Throws, between the queries of a read, once its caller gave up or its time is up. */
+type Checkpoint = () => void;
+
 function checkWindow(endTs: number, lookback: number): { lo: number; hi: number } {
   if (!Number.isSafeInteger(endTs) || endTs <= 0) throw badInput('endTs must be a positive integer (epoch ms)');
   if (!Number.isSafeInteger(lookback) || lookback <= 0) throw badInput('lookback must be a positive integer (ms)');
@@ -48,6 +58,16 @@ function checkWindow(endTs: number, lookback: number): { lo: number; hi: number 
   const hi = endTs * 1000 + 999;
   if (!Number.isSafeInteger(hi)) throw badInput('endTs is too large');
   return { lo, hi };
+}
+
+/** The distinct normalized ids, in order; ids not shaped like trace ids simply find nothing. */
+function wantedIds(traceIds: readonly string[]): string[] {
+  const wanted = new Set<string>();
+  for (const raw of traceIds) {
+    const id = typeof raw === 'string' ? normalizeTraceId(raw) : undefined;
+    if (id !== undefined) wanted.add(id);
+  }
+  return [...wanted];
 }
 
 export class ClickHouseTraceReader implements TraceReader {
@@ -98,8 +118,19 @@ WHERE service = {service:String} AND remote_service != '' ORDER BY remote_servic
     );
   }
 
-  async getTraces(query: TraceQuery): Promise<Span[][]> {
+  async getTraces(query: TraceQuery, options: SearchOptions = {}): Promise<Span[][]> {
+    const { signal } = options;
     const { lo, hi } = checkWindow(query.endTs, query.lookback);
+    // Each query has its own timeout; the search as a whole has one too, and its caller may give
+    // up sooner (signal): a search is several queries, and none should start once nobody waits.
+    const deadline = Date.now() + this.#timeoutMs;
+    let progress = '0 steps over the window';
+    const checkpoint: Checkpoint = () => {
+      signal?.throwIfAborted();
+      if (Date.now() > deadline) {
+        throw new StorageError({ code: 'timeout', message: `trace search: ${progress} done in ${this.#timeoutMs} ms` });
+      }
+    };
     if (!Number.isSafeInteger(query.limit) || query.limit <= 0) throw badInput('limit must be a positive integer');
     const params: Record<string, unknown> & { limit: number } = { lo, hi, limit: Math.min(query.limit, 1_000_000) };
     const where = ['ts >= {lo:UInt64}', 'ts <= {hi:UInt64}'];
@@ -166,14 +197,17 @@ LIMIT {limit:UInt32}`;
     // traces exist. A common search (a service or a frequent tag over a day)
     // reads the newest hour instead of the whole day.
     let rows: Array<{ trace_id: string }>;
-    for (let span = SEARCH_FIRST_STEP_MICROS; ; span *= SEARCH_STEP_GROWTH) {
+    for (let span = SEARCH_FIRST_STEP_MICROS, step = 1; ; span *= SEARCH_STEP_GROWTH, step++) {
+      checkpoint();
       const from = Math.max(lo, hi - span);
       params.lo = from;
-      rows = await this.#engine.query<{ trace_id: string }>(bindSql(template, params, this.#mode));
+      rows = await this.#engine.query<{ trace_id: string }>(bindSql(template, params, this.#mode), { signal });
+      progress = `${step} steps over the window`;
       if (rows.length >= params.limit || from === lo) break;
     }
     if (rows.length === 0) return [];
-    return this.#traces(rows.map((r) => r.trace_id), true);
+    progress += ` (${rows.length} traces found)`;
+    return this.#traces(wantedIds(rows.map((r) => r.trace_id)), true, checkpoint, signal);
   }
 
   async getTrace(traceId: string): Promise<Span[]> {
@@ -181,31 +215,48 @@ LIMIT {limit:UInt32}`;
     return trace ?? [];
   }
 
-  getTraceMany(traceIds: readonly string[]): Promise<Span[][]> {
-    return this.#traces(traceIds, this.#strict);
+  async getTraceMany(traceIds: readonly string[]): Promise<Span[][]> {
+    const wanted = wantedIds(traceIds);
+    if (wanted.length > MAX_IDS_PER_READ) throw badInput(`at most ${MAX_IDS_PER_READ} trace ids per request`);
+    return this.#traces(wanted, this.#strict);
   }
 
   /**
-   * Reads whole traces. Ids not shaped like trace ids simply find nothing.
-   * `strict`: match the full id; otherwise match on the low 64 bits.
+   * Reads whole traces, in the order of `wanted` (normalized, distinct), MAX_IDS_PER_READ ids a query.
+   * `strict`: match the full id; otherwise match on the low 64 bits. `checkpoint` runs before each query.
    */
-  async #traces(traceIds: readonly string[], strict: boolean): Promise<Span[][]> {
-    const wanted = new Set<string>();
-    for (const raw of traceIds) {
-      const id = typeof raw === 'string' ? normalizeTraceId(raw) : undefined;
-      if (id !== undefined) wanted.add(id);
+  async #traces(
+    wanted: readonly string[],
+    strict: boolean,
+    checkpoint: Checkpoint = () => undefined,
+    signal?: AbortSignal,
+  ): Promise<Span[][]> {
+    const traces: Span[][] = [];
+    for (let start = 0; start < wanted.length; start += MAX_IDS_PER_READ) {
+      traces.push(...(await this.#tracesOnce(wanted.slice(start, start + MAX_IDS_PER_READ), strict, checkpoint, signal)));
     }
-    if (wanted.size === 0) return [];
-    if (wanted.size > 10_000) throw badInput('at most 10000 trace ids per request');
-    const lows = [...new Set([...wanted].map((id) => id.slice(-16)))];
+    return traces;
+  }
+
+  async #tracesOnce(
+    wanted: readonly string[],
+    strict: boolean,
+    checkpoint: Checkpoint,
+    signal: AbortSignal | undefined,
+  ): Promise<Span[][]> {
+    if (wanted.length === 0) return [];
+    const lows = [...new Set(wanted.map((id) => id.slice(-16)))];
+    checkpoint();
     const [range] = await this.#engine.query<{ lo: string; hi: string; n: string }>(
       bindSql(
         `SELECT min(ts_min) AS lo, max(ts_max) AS hi, count() AS n FROM ${this.#db}.trace_index WHERE trace_low IN {lows:Array(String)}`,
         { lows },
         this.#mode,
       ),
+      { signal },
     );
     if (range === undefined || Number(range.n) === 0) return [];
+    checkpoint();
     const text = await this.#engine.queryText(
       bindSql(
         `SELECT DISTINCT trace_high, trace_low, payload FROM ${this.#db}.spans
@@ -215,8 +266,9 @@ WHERE trace_low IN {lows:Array(String)} AND ts >= {lo:UInt64} AND ts <= {hi:UInt
         this.#mode,
       ),
       'TabSeparatedRaw',
+      { signal },
     );
-    const groups = new Map<string, string[]>([...wanted].map((id) => [strict ? id : id.slice(-16), []]));
+    const groups = new Map<string, string[]>(wanted.map((id) => [strict ? id : id.slice(-16), []]));
     for (const line of text.split('\n')) {
       if (line.length === 0) continue;
       // trace_high and trace_low are hex; the payload is JSON, which never

@@ -1,5 +1,15 @@
 import type { BoundSql } from './sql-binding.js';
 
+/** Options of one read. */
+export interface ReadOptions {
+  /**
+   * Stops the read: an aborted read rejects with the signal's reason. Over
+   * HTTP the request is cancelled; chdb, which cannot cancel a query, refuses
+   * to start one once the signal has aborted.
+   */
+  signal?: AbortSignal;
+}
+
 /**
  * The little the rest of the package needs from a ClickHouse engine. Two
  * adapters: HTTP (@clickhouse/client; production, and the 18.16 tests) and
@@ -11,15 +21,15 @@ export interface Engine {
   /** Runs a statement that returns nothing (DDL, ALTER, INSERT ... SELECT). */
   execute(statement: BoundSql): Promise<void>;
   /** Runs a SELECT and returns its rows (JSONEachRow; 64-bit integers arrive as strings). */
-  query<T>(statement: BoundSql): Promise<T[]>;
+  query<T>(statement: BoundSql, options?: ReadOptions): Promise<T[]>;
   /**
    * Runs a SELECT and hands its rows to `onRow` one by one, in order, as they
    * arrive (JSONEachRow), so a large result is never held whole. An error
    * thrown by `onRow` stops the query and is rethrown unchanged.
    */
-  queryEach<T>(statement: BoundSql, onRow: (row: T) => void): Promise<void>;
+  queryEach<T>(statement: BoundSql, onRow: (row: T) => void, options?: ReadOptions): Promise<void>;
   /** Runs a SELECT and returns the body in `format` (e.g. TabSeparatedRaw). */
-  queryText(statement: BoundSql, format: 'TabSeparatedRaw' | 'TabSeparated'): Promise<string>;
+  queryText(statement: BoundSql, format: 'TabSeparatedRaw' | 'TabSeparated', options?: ReadOptions): Promise<string>;
   /** Inserts a TabSeparated body, given as consecutive parts, into `table` (qualified) with `columns`. */
   insertTabSeparated(table: string, columns: readonly string[], parts: readonly Buffer[]): Promise<void>;
   ping(): Promise<boolean>;

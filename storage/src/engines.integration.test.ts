@@ -134,6 +134,24 @@ describe.each(ENGINES)('engine smoke test on the $name', ({ url }) => {
     expect(await engine.query({ sql: 'SELECT 1 AS one', params: {} })).toEqual([{ one: 1 }]);
   });
 
+  it("stops a read when its signal aborts, rejecting with the signal's reason", async () => {
+    const reason = new Error('the caller gave up');
+    const aborted = AbortSignal.abort(reason);
+    const one = { sql: 'SELECT 1 AS one', params: {} };
+    await expect(engine.query(one, { signal: aborted })).rejects.toBe(reason);
+    await expect(engine.queryEach(one, () => undefined, { signal: aborted })).rejects.toBe(reason);
+    await expect(engine.queryText(one, 'TabSeparated', { signal: aborted })).rejects.toBe(reason);
+    // A read in flight: over HTTP the request is cancelled (chdb cannot cancel a query).
+    if (engine.kind === 'http') {
+      const controller = new AbortController();
+      setTimeout(() => controller.abort(reason), 200);
+      const started = Date.now();
+      await expect(engine.query({ sql: 'SELECT sleep(3) AS slept', params: {} }, { signal: controller.signal })).rejects.toBe(reason);
+      expect(Date.now() - started).toBeLessThan(2000);
+    }
+    expect(await engine.query(one, { signal: new AbortController().signal })).toEqual([{ one: 1 }]);
+  });
+
   it('turns a server error into a StorageError, final only when the data itself is rejected', async () => {
     // A server-side condition (here a missing database) may pass: retryable.
     await expect(engine.query({ sql: 'SELECT * FROM th_no_such_db.nothing', params: {} })).rejects.toMatchObject({

@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import { ClickHouseLogLevel, createClient, type ClickHouseClient } from '@clickhouse/client';
-import type { Engine } from './engine.js';
+import type { Engine, ReadOptions } from './engine.js';
 import type { BoundSql } from './sql-binding.js';
 import { toStorageError } from './error-mapping.js';
 import { closedError } from './storage-error.js';
@@ -50,30 +50,33 @@ export class HttpEngine implements Engine {
   }
 
   /** A read as JSONEachRow, with the read settings. */
-  #select(statement: BoundSql) {
+  #select(statement: BoundSql, options: ReadOptions | undefined) {
     return this.#client.query({
       query: statement.sql,
       format: 'JSONEachRow',
       clickhouse_settings: this.#readSettings,
       ...this.#params(statement),
+      ...this.#abort(options),
     });
   }
 
-  async query<T>(statement: BoundSql): Promise<T[]> {
+  async query<T>(statement: BoundSql, options?: ReadOptions): Promise<T[]> {
     this.#open();
+    options?.signal?.throwIfAborted();
     try {
-      const result = await this.#select(statement);
+      const result = await this.#select(statement, options);
       return await result.json<T>();
     } catch (error) {
-      throw toStorageError(error, 'ClickHouse query failed');
+      throw this.#readError(error, options);
     }
   }
 
-  async queryEach<T>(statement: BoundSql, onRow: (row: T) => void): Promise<void> {
+  async queryEach<T>(statement: BoundSql, onRow: (row: T) => void, options?: ReadOptions): Promise<void> {
     this.#open();
+    options?.signal?.throwIfAborted();
     let consumerError: { error: unknown } | undefined;
     try {
-      const result = await this.#select(statement);
+      const result = await this.#select(statement, options);
       // Leaving the loop early (an error) destroys the response stream.
       for await (const rows of result.stream<T>()) {
         for (const row of rows) {
@@ -88,22 +91,24 @@ export class HttpEngine implements Engine {
       }
     } catch (error) {
       if (consumerError !== undefined) throw consumerError.error;
-      throw toStorageError(error, 'ClickHouse query failed');
+      throw this.#readError(error, options);
     }
   }
 
-  async queryText(statement: BoundSql, format: 'TabSeparatedRaw' | 'TabSeparated'): Promise<string> {
+  async queryText(statement: BoundSql, format: 'TabSeparatedRaw' | 'TabSeparated', options?: ReadOptions): Promise<string> {
     this.#open();
+    options?.signal?.throwIfAborted();
     try {
       const result = await this.#client.query({
         query: statement.sql,
         format,
         clickhouse_settings: this.#readSettings,
         ...this.#params(statement),
+        ...this.#abort(options),
       });
       return await result.text();
     } catch (error) {
-      throw toStorageError(error, 'ClickHouse query failed');
+      throw this.#readError(error, options);
     }
   }
 
@@ -144,6 +149,17 @@ export class HttpEngine implements Engine {
 
   #params(statement: BoundSql): { query_params?: Record<string, unknown> } {
     return Object.keys(statement.params).length > 0 ? { query_params: statement.params } : {};
+  }
+
+  /** The driver cancels the HTTP request when the signal aborts. */
+  #abort(options: ReadOptions | undefined): { abort_signal?: AbortSignal } {
+    return options?.signal === undefined ? {} : { abort_signal: options.signal };
+  }
+
+  /** A read the caller aborted rejects with the signal's reason, not the driver's "aborted" error. */
+  #readError(error: unknown, options: ReadOptions | undefined): unknown {
+    const signal = options?.signal;
+    return signal?.aborted === true ? signal.reason : toStorageError(error, 'ClickHouse query failed');
   }
 }
 

@@ -6,7 +6,7 @@ export { encodeSpans, spansJsonOf } from './span-row.js';
 export type { EncodedSpans } from './span-row.js';
 export { transcodeSpans } from './json-v2-transcoder.js';
 export type { TranscodeResult } from './json-v2-transcoder.js';
-export type { TraceReader, TraceQuery, DependencyLink } from './trace-reader.js';
+export type { TraceReader, TraceQuery, SearchOptions, DependencyLink } from './trace-reader.js';
 export { StorageError } from './storage-error.js';
 export type { StorageErrorCode } from './storage-error.js';
 export { checkIdentifier } from './sql-binding.js';

@@ -1,11 +1,20 @@
-// @tracehouse/storage/testing: synthetic spans and broken databases for the
-// tests and benchmarks of packages built on storage. Kept off the main entry
-// point, which is what production code imports; SQL stays in this package.
+// @tracehouse/storage/testing: synthetic spans, broken databases and slowed-down
+// readers for the tests and benchmarks of packages built on storage. Kept off
+// the main entry point, which is what production code imports; SQL stays in
+// this package.
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ChdbEngine } from './chdb-engine.js';
+import { ClickHouseTraceReader } from './clickhouse-trace-reader.js';
+import type { Engine, ReadOptions } from './engine.js';
 import { HttpEngine } from './http-engine.js';
-import { checkIdentifier } from './sql-binding.js';
+import { featuresFor, parseServerVersion } from './server-features.js';
+import { checkIdentifier, type BoundSql } from './sql-binding.js';
+import type { TraceReader } from './trace-reader.js';
 
 export { generateSpans, DEFAULT_SERVICES } from './span-generator.js';
 export type { GenerateOptions } from './span-generator.js';
+export type { Engine, ReadOptions } from './engine.js';
+export type { BoundSql } from './sql-binding.js';
 
 async function withServer(url: string, work: (engine: HttpEngine) => Promise<void>): Promise<void> {
   const engine = new HttpEngine({ url, queryTimeoutMs: 30_000 });
@@ -36,4 +45,93 @@ export async function createUnmigratableDatabase(options: { url: string; databas
 export async function dropDatabase(options: { url: string; database: string }): Promise<void> {
   const db = checkIdentifier('database', options.database);
   await withServer(options.url, (engine) => engine.execute({ sql: `DROP DATABASE IF EXISTS ${db}`, params: {} }));
+}
+
+/**
+ * The trace reader a store builds for `database` (migrated by a ClickHouseStore) at `url`,
+ * its queries going through `wrap(engine)`: for tests that count, delay or fail the queries
+ * of a read. `close` closes the engine.
+ */
+export async function openWrappedReader(options: {
+  url: string;
+  database: string;
+  queryTimeoutMs: number;
+  wrap: (engine: Engine) => Engine;
+}): Promise<{ reader: TraceReader; close: () => Promise<void> }> {
+  const database = checkIdentifier('database', options.database);
+  const { queryTimeoutMs } = options;
+  const engine: Engine = options.url.startsWith('chdb:')
+    ? await ChdbEngine.open({ queryTimeoutMs })
+    : new HttpEngine({ url: options.url, queryTimeoutMs });
+  try {
+    const [row] = await engine.query<{ v: string }>({ sql: 'SELECT version() AS v', params: {} });
+    const features = featuresFor(parseServerVersion(String(row?.v ?? '')));
+    const reader = new ClickHouseTraceReader({
+      engine: options.wrap(engine),
+      database,
+      bindMode: features.serverParams ? 'server' : 'literal',
+      strictTraceId: true,
+      autocompleteKeys: undefined,
+      queryTimeoutMs,
+    });
+    return { reader, close: () => engine.close() };
+  } catch (error) {
+    await engine.close();
+    throw error;
+  }
+}
+
+/**
+ * The real `engine`, each read answered `delayMs` after it ran (a slow server), recording
+ * when each read started: for tests of reads that run out of time (see openWrappedReader).
+ */
+export class SlowEngine implements Engine {
+  /** Date.now() at the start of each read, in order. */
+  readonly started: number[] = [];
+  readonly #engine: Engine;
+  readonly #delayMs: number;
+
+  constructor(engine: Engine, delayMs: number) {
+    this.#engine = engine;
+    this.#delayMs = delayMs;
+  }
+
+  get kind(): Engine['kind'] {
+    return this.#engine.kind;
+  }
+
+  async #slow<T>(read: () => Promise<T>): Promise<T> {
+    this.started.push(Date.now());
+    const result = await read();
+    await sleep(this.#delayMs);
+    return result;
+  }
+
+  execute(statement: BoundSql): Promise<void> {
+    return this.#engine.execute(statement);
+  }
+
+  query<T>(statement: BoundSql, options?: ReadOptions): Promise<T[]> {
+    return this.#slow(() => this.#engine.query<T>(statement, options));
+  }
+
+  queryEach<T>(statement: BoundSql, onRow: (row: T) => void, options?: ReadOptions): Promise<void> {
+    return this.#slow(() => this.#engine.queryEach<T>(statement, onRow, options));
+  }
+
+  queryText(statement: BoundSql, format: 'TabSeparatedRaw' | 'TabSeparated', options?: ReadOptions): Promise<string> {
+    return this.#slow(() => this.#engine.queryText(statement, format, options));
+  }
+
+  insertTabSeparated(table: string, columns: readonly string[], parts: readonly Buffer[]): Promise<void> {
+    return this.#engine.insertTabSeparated(table, columns, parts);
+  }
+
+  ping(): Promise<boolean> {
+    return this.#engine.ping();
+  }
+
+  close(): Promise<void> {
+    return this.#engine.close();
+  }
 }

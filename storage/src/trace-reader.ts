@@ -23,6 +23,16 @@ export interface TraceQuery {
   limit: number;
 }
 
+/** How a caller bounds a search made of several queries. */
+export interface SearchOptions {
+  /**
+   * The caller gave up (timed out, went away): no further query starts, the
+   * one running is cancelled where the engine can, and the search rejects
+   * with the signal's reason.
+   */
+  signal?: AbortSignal;
+}
+
 /** A Zipkin v2 `DependencyLink`. */
 export interface DependencyLink {
   parent: string;
@@ -43,8 +53,12 @@ export interface TraceReader {
   getSpanNames(serviceName: string): Promise<string[]>;
   /** Remote service names seen from a local service, sorted. */
   getRemoteServiceNames(serviceName: string): Promise<string[]>;
-  /** Matching traces, newest first (by their latest matching span); each trace is its raw spans (not merged). */
-  getTraces(query: TraceQuery): Promise<Span[][]>;
+  /**
+   * Matching traces, newest first (by their latest matching span); each trace is its raw spans
+   * (not merged). A search taking longer than the store's query timeout as a whole fails with a
+   * `timeout` StorageError.
+   */
+  getTraces(query: TraceQuery, options?: SearchOptions): Promise<Span[][]>;
   /** The spans of one trace; [] when unknown. */
   getTrace(traceId: string): Promise<Span[]>;
   /** The traces found among the ids; unknown ids are left out. */

@@ -1,0 +1,134 @@
+// The trace reader's searches beyond the small data sets of clickhouse-store.integration.test.ts:
+// more traces than one read by id takes, and searches that run out of time.
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Span } from '@tracehouse/model';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ClickHouseStore } from './clickhouse-store.js';
+import { StorageError } from './storage-error.js';
+import type { TraceQuery } from './trace-reader.js';
+import { openWrappedReader, SlowEngine } from './testing.js';
+import { ENGINES, uniqueDatabase } from './test-support/fixtures.js';
+
+const HOUR_MS = 3_600_000;
+
+/** `count` one-span traces of service `bulk`, one a millisecond, the newest `newestMs`; compact, to keep writing fast. */
+function oneSpanTraces(count: number, newestMs: number): Span[] {
+  return Array.from({ length: count }, (_, i) => ({
+    traceId: (0x1000_0000_0000 + i).toString(16).padStart(16, '0'),
+    id: (0x2000_0000_0000 + i).toString(16).padStart(16, '0'),
+    name: 'op',
+    timestamp: (newestMs - i) * 1000,
+    duration: 1,
+    localEndpoint: { serviceName: 'bulk' },
+  }));
+}
+
+describe.each(ENGINES)('a search for more traces than one read by id takes, on the $name', ({ url }) => {
+  const database = uniqueDatabase('th_reader_bulk');
+  const now = Date.now();
+  // More than the 10 000 ids one read by id takes.
+  const spans = oneSpanTraces(10_050, now - 60_000);
+  const newestFirst = spans.map((span) => span.traceId);
+  let store: ClickHouseStore;
+
+  beforeAll(async () => {
+    store = await ClickHouseStore.open({ url, database });
+    await store.writer.write(spans);
+  });
+  afterAll(async () => {
+    await store?.dropDatabase();
+    await store?.close();
+  });
+
+  it('returns every trace a search with a limit over 10 000 finds, newest first', async () => {
+    const search = (limit: number) =>
+      store.reader
+        .getTraces({ serviceName: 'bulk', endTs: now, lookback: HOUR_MS, limit })
+        .then((found) => found.map((trace) => (trace.length === 1 ? trace[0]?.traceId : `${trace.length} spans`)));
+    expect(await search(100_000)).toEqual(newestFirst);
+    expect(await search(10_001)).toEqual(newestFirst.slice(0, 10_001));
+  });
+
+  it('still refuses more than 10 000 ids asked for at once', async () => {
+    await expect(store.reader.getTraceMany(newestFirst)).rejects.toMatchObject({ code: 'bad_input', retryable: false });
+    expect(await store.reader.getTraceMany(newestFirst.slice(0, 10_000))).toHaveLength(10_000);
+  });
+});
+
+describe.each(ENGINES)('a search that runs out of time, on the $name', ({ url }) => {
+  const database = uniqueDatabase('th_reader_slow');
+  const now = Date.now();
+  // One trace three days old: a search over 7 days steps through 1 h, 4 h, 16 h, 64 h and the
+  // whole window (5 queries), then reads the trace (2 queries).
+  const [old] = oneSpanTraces(1, now - 3 * 24 * HOUR_MS);
+  const search: TraceQuery = { serviceName: 'bulk', endTs: now, lookback: 7 * 24 * HOUR_MS, limit: 10 };
+  const QUERIES = 7;
+  let store: ClickHouseStore;
+  const closers: Array<() => Promise<void>> = [];
+
+  /** The store's reader, on an engine whose reads each take `delayMs` more. */
+  async function slowReader(delayMs: number, queryTimeoutMs: number) {
+    let slow: SlowEngine | undefined;
+    const { reader, close } = await openWrappedReader({
+      url,
+      database,
+      queryTimeoutMs,
+      wrap: (engine) => (slow = new SlowEngine(engine, delayMs)),
+    });
+    closers.push(close);
+    return { reader, started: (slow as SlowEngine).started };
+  }
+
+  beforeAll(async () => {
+    store = await ClickHouseStore.open({ url, database });
+    await store.writer.write([old as Span]);
+  });
+  afterAll(async () => {
+    for (const close of closers) await close();
+    await store?.dropDatabase();
+    await store?.close();
+  });
+
+  it(`takes ${QUERIES} queries when nothing stops it`, async () => {
+    const { reader, started } = await slowReader(0, 30_000);
+    expect(await reader.getTraces(search)).toEqual([[old]]);
+    expect(started).toHaveLength(QUERIES);
+  });
+
+  it("starts no query once its signal has aborted, and rejects with the signal's reason", async () => {
+    const { reader, started } = await slowReader(100, 30_000);
+    const controller = new AbortController();
+    const reason = new Error('the caller gave up');
+    let abortedAt = Infinity;
+    setTimeout(() => {
+      abortedAt = Date.now();
+      controller.abort(reason);
+    }, 250);
+    await expect(reader.getTraces(search, { signal: controller.signal })).rejects.toBe(reason);
+    const startedThen = started.length;
+    await sleep(QUERIES * 100 + 200);
+    expect(started).toHaveLength(startedThen);
+    expect(startedThen).toBeLessThan(QUERIES);
+    expect(Math.max(...started)).toBeLessThanOrEqual(abortedAt);
+
+    const aborted = AbortSignal.abort(reason);
+    await expect(reader.getTraces(search, { signal: aborted })).rejects.toBe(reason);
+    expect(started).toHaveLength(startedThen);
+  });
+
+  it('starts no query once the query timeout has passed for the search as a whole', async () => {
+    // Each query (and its delay) is well within the engine's own timeout; the search is not.
+    const { reader, started } = await slowReader(100, 250);
+    const failure = await reader.getTraces(search).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    expect(failure).toBeInstanceOf(StorageError);
+    expect(failure).toMatchObject({ code: 'timeout' });
+    expect((failure as StorageError).message).toMatch(/^trace search: \d steps over the window done in 250 ms$/);
+    const startedThen = started.length;
+    await sleep(QUERIES * 100 + 200);
+    expect(started).toHaveLength(startedThen);
+    expect(startedThen).toBeLessThan(QUERIES);
+  });
+});
