@@ -127,6 +127,19 @@ describe('mergeTrace', () => {
     expect(merged.map((span) => span.id)).toEqual(['0000000000000001', '0000000000000002', '0000000000000002']);
   });
 
+  it('keeps a 128-bit trace id that differs from the chosen one only in its high half (Zipkin replaces ids of the other width only)', () => {
+    // Met when trace ids are matched on their low 64 bits (strictTraceId false).
+    const other = '0000000000000abc' + TRACE;
+    const root: Span = { traceId: TRACE128, id: '0000000000000001', name: 'root', localEndpoint: frontend };
+    const sibling: Span = { traceId: other, id: '0000000000000003', name: 'sibling', localEndpoint: frontend };
+    const merged = mergeTrace([root, sibling, { ...client, traceId: TRACE }]);
+    expect(merged.map((span) => [span.id, span.traceId])).toEqual([
+      ['0000000000000001', TRACE128],
+      ['0000000000000002', TRACE128],
+      ['0000000000000003', other],
+    ]);
+  });
+
   it('orders by span id and does not modify its input', () => {
     const spans: Span[] = [
       { traceId: TRACE, id: '000000000000000b', localEndpoint: frontend },

@@ -157,7 +157,9 @@ export function mergeTrace(spans: readonly Span[]): Span[] {
   for (let i = 0; i < result.length; i++) {
     let span = result[i] as Span;
     let spanShared = span.shared === true;
-    if (span.traceId !== traceId) span = { ...span, traceId };
+    // Only an id of the other width is replaced: two 128-bit ids that share their low half
+    // (matched so when trace ids are not strict) stay as reported, as in Zipkin.
+    if (span.traceId.length !== traceId.length) span = { ...span, traceId };
 
     // Pieces of the same span reported separately by the same host.
     let tracker: EndpointTracker | undefined;

@@ -346,6 +346,30 @@ describe.each(ENGINES)('trace id lengths on the $name', ({ url }) => {
     expect((await lenient.reader.getTrace(high + low)).map((s) => s.name).sort()).toEqual(['long', 'short']);
     expect(await lenient.reader.getTraceMany([low, high + low])).toHaveLength(1);
   });
+
+  it('strictTraceId false: a search finds the spans of both widths as one trace', async () => {
+    const found = await lenient.reader.getTraces({ serviceName: 's', endTs: now, lookback: 2 * HOUR_MS, limit: 10 });
+    const withLow = found.filter((trace) => trace.some((span) => span.traceId.endsWith(low)));
+    expect(withLow.map((trace) => trace.map((span) => span.name).sort())).toEqual([['long', 'short']]);
+    // The strict search keeps them apart, as getTrace does.
+    const apart = await strict.reader.getTraces({ serviceName: 's', endTs: now, lookback: 2 * HOUR_MS, limit: 10 });
+    expect(apart.filter((trace) => trace.some((span) => span.traceId.endsWith(low)))).toHaveLength(2);
+  });
+
+  it('dependency links join a client span under a 128-bit id to its server span under the 64-bit one, counted once', async () => {
+    // As Zipkin links them: by the low 64 bits, or one trace would count as two.
+    const t = (now - HOUR_MS) * 1000 + 10;
+    const traceLow = 'd0d0d0d0d0d0d0d0';
+    await strict.writer.write([
+      { traceId: high + traceLow, id: 'b000000000000001', name: 'root', timestamp: t, duration: 10, localEndpoint: { serviceName: 'web' } },
+      { traceId: high + traceLow, id: 'b000000000000002', parentId: 'b000000000000001', kind: 'CLIENT', name: 'call', timestamp: t + 1, duration: 5, localEndpoint: { serviceName: 'web' } },
+      { traceId: traceLow, id: 'b000000000000003', parentId: 'b000000000000002', kind: 'SERVER', name: 'call', timestamp: t + 2, duration: 3, localEndpoint: { serviceName: 'db-api' } },
+    ]);
+    for (const store of [strict, lenient]) {
+      const links = await store.reader.getDependencies({ endTs: now, lookback: 2 * HOUR_MS });
+      expect(links.filter((link) => link.child === 'db-api')).toEqual([{ parent: 'web', child: 'db-api', callCount: 1 }]);
+    }
+  });
 });
 
 describe.each(ENGINES)('retention on the $name', ({ url }) => {

@@ -40,6 +40,9 @@ const DEFAULT_DEPENDENCY_ROWS = 10_000_000;
  */
 const MAX_IDS_PER_READ = 10_000;
 
+/** The low 64 bits of span_index's trace_id (16 or 32 hex characters), in SQL every supported server runs. */
+const LOW_64_BITS = 'substring(trace_id, length(trace_id) - 15, 16)';
+
 /** Searches read the newest hour of the window first, then 4x more each step. */
 const SEARCH_FIRST_STEP_MICROS = 3_600_000_000;
 const SEARCH_STEP_GROWTH = 4;
@@ -181,11 +184,15 @@ WHERE service = {service:String} AND remote_service != '' ORDER BY remote_servic
     });
     if (criteria.length > 0) where.push(`(${criteria.join(' OR ')})`);
     const having = criteria.length > 0 ? `\nHAVING ${criteria.map((c) => `countIf(${c}) > 0`).join(' AND ')}` : '';
-    const template = `SELECT trace_id, max(ts) AS latest
+    // Not strict: a trace is its low 64 bits, whatever width each span reported (Zipkin's
+    // non-strict search), so spans of both widths are one candidate and one trace.
+    const traceKey = this.#strict ? 'trace_id' : `${LOW_64_BITS} AS trace_key`;
+    const keyName = this.#strict ? 'trace_id' : 'trace_key';
+    const template = `SELECT ${traceKey}, max(ts) AS latest
 FROM ${this.#db}.span_index
 WHERE ${where.join(' AND ')}
-GROUP BY trace_id${having}
-ORDER BY latest DESC, trace_id DESC
+GROUP BY ${keyName}${having}
+ORDER BY latest DESC, ${keyName} DESC
 LIMIT {limit:UInt32}`;
     // Newest first, over a growing part of the window: the newest hour, then
     // 4 h, 16 h, ... up to the whole window, stopping as soon as `limit`
@@ -196,18 +203,18 @@ LIMIT {limit:UInt32}`;
     // together with spans before `from` can be missed while `limit` newer
     // traces exist. A common search (a service or a frequent tag over a day)
     // reads the newest hour instead of the whole day.
-    let rows: Array<{ trace_id: string }>;
+    let rows: Array<{ trace_id?: string; trace_key?: string }>;
     for (let span = SEARCH_FIRST_STEP_MICROS, step = 1; ; span *= SEARCH_STEP_GROWTH, step++) {
       checkpoint();
       const from = Math.max(lo, hi - span);
       params.lo = from;
-      rows = await this.#engine.query<{ trace_id: string }>(bindSql(template, params, this.#mode), { signal });
+      rows = await this.#engine.query<{ trace_id?: string; trace_key?: string }>(bindSql(template, params, this.#mode), { signal });
       progress = `${step} steps over the window`;
       if (rows.length >= params.limit || from === lo) break;
     }
     if (rows.length === 0) return [];
     progress += ` (${rows.length} traces found)`;
-    return this.#traces(wantedIds(rows.map((r) => r.trace_id)), true, checkpoint, signal);
+    return this.#traces(wantedIds(rows.map((r) => r.trace_id ?? r.trace_key ?? '')), this.#strict, checkpoint, signal);
   }
 
   async getTrace(traceId: string): Promise<Span[]> {
@@ -321,7 +328,7 @@ WHERE trace_low IN {lows:Array(String)} AND ts >= {lo:UInt64} AND ts <= {hi:UInt
       }
       let trace: LinkSpan[] = [];
       await this.#engine.queryEach<{
-        trace_id: string;
+        trace_low: string;
         span_id: string;
         parent_id: string;
         kind: LinkSpan['kind'];
@@ -330,22 +337,24 @@ WHERE trace_low IN {lows:Array(String)} AND ts >= {lo:UInt64} AND ts <= {hi:UInt
         error: number | string;
       }>(
         bindSql(
-          `SELECT DISTINCT trace_id, span_id, parent_id, kind, service, remote_service, error
+          // By the low 64 bits, as Zipkin links: a trace whose spans reported ids of both widths
+          // would otherwise be two, its links missed or counted twice.
+          `SELECT DISTINCT ${LOW_64_BITS} AS trace_low, span_id, parent_id, kind, service, remote_service, error
 FROM ${this.#db}.span_index
 WHERE ts >= {lo:UInt64} AND ts <= {hi:UInt64} AND (kind != '' OR parent_id != '')${
-            passes === 1 ? '' : ' AND cityHash64(trace_id) % {passes:UInt64} = {pass:UInt64}'
+            passes === 1 ? '' : ' AND cityHash64(trace_low) % {passes:UInt64} = {pass:UInt64}'
           }
-ORDER BY trace_id`,
+ORDER BY trace_low`,
           passes === 1 ? { lo, hi } : { lo, hi, passes, pass },
           this.#mode,
         ),
         (row) => {
-          if (trace.length > 0 && trace[0]?.traceId !== row.trace_id) {
+          if (trace.length > 0 && trace[0]?.traceId !== row.trace_low) {
             linker.putTrace(trace);
             trace = [];
           }
           trace.push({
-            traceId: row.trace_id,
+            traceId: row.trace_low,
             id: row.span_id,
             parentId: row.parent_id,
             kind: row.kind,
