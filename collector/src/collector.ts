@@ -16,7 +16,7 @@ import { AdminServer, type ReadinessReport } from './admin-server.js';
 import { backoffDelay, sleep } from './backoff.js';
 import { Batcher } from './batcher.js';
 import type { CollectorConfig } from './config.js';
-import { deadLetterOptions, minimalDeadLetterOptions, type DeadLetterInfo } from './dead-letter.js';
+import { deadLetterOptions, minimalDeadLetterOptions, publishIdOf, withPublishId, type DeadLetterInfo } from './dead-letter.js';
 import { InsertPipeline } from './insert-pipeline.js';
 import { createMetrics, type CollectorMetrics } from './metrics.js';
 import { setUpQueues } from './queue-setup.js';
@@ -47,6 +47,8 @@ interface Session {
   readonly connection: ChannelModel;
   readonly channel: Channel;
   readonly confirm: ConfirmChannel;
+  /** Publish ids of dead letters the broker returned as unroutable; their confirm follows. */
+  readonly returned: Set<string>;
   consumerTag?: string;
 }
 
@@ -72,6 +74,7 @@ export class Collector {
   private pingOk = false;
   private insertsFailing = false;
   private deadLettersInFlight = 0;
+  private deadLettersPublished = 0;
   private started = false;
   private stopping = false;
   private stopped: Promise<void> | undefined;
@@ -334,8 +337,13 @@ export class Collector {
       await setUpQueues(connection, { ...this.config, logger: this.logger });
       const channel = await connection.createChannel();
       const confirm = await connection.createConfirmChannel();
-      const session: Session = { generation, connection, channel, confirm };
+      const session: Session = { generation, connection, channel, confirm, returned: new Set() };
       this.session = session;
+      // The broker sends basic.return before it confirms the same message.
+      confirm.on('return', (message: Message) => {
+        const id = publishIdOf(message.properties);
+        if (id !== undefined) session.returned.add(id);
+      });
       for (const ch of [channel, confirm]) {
         ch.on('error', (error: Error) => this.logger.warn({ err: error }, 'RabbitMQ channel error'));
         // A channel closed under us (not by stop) leaves the session unusable: start over.
@@ -489,8 +497,10 @@ export class Collector {
       if (this.deadLettersInFlight === 0) for (const resolve of this.deadLetterWaiters.splice(0)) resolve();
     };
     this.deadLettersInFlight++;
+    const publishId = `${this.collectorId}:${session.generation}:${++this.deadLettersPublished}`;
     try {
-      session.confirm.publish(this.config.deadLetterExchange, this.config.queue, body, options, (error: unknown) => {
+      session.confirm.publish(this.config.deadLetterExchange, this.config.queue, body, withPublishId(options, publishId), (error: unknown) => {
+        const returned = session.returned.delete(publishId);
         if (error !== null && error !== undefined) {
           // The broker refused it (a full dead-letter queue with reject-publish)
           // or the channel went. Left unacked for good, the message would hold
@@ -502,6 +512,20 @@ export class Collector {
             const delay = backoffDelay(attempt, { initialMs: this.config.retryInitialMs, maxMs: this.config.retryMaxMs });
             this.logger.error({ err: error, reason, attempt, retryInMs: delay }, 'dead-letter publish not confirmed; retrying it, the message stays unacked meanwhile');
             this.retryDeadLetter(session, token, body, options, reason, attempt + 1, delay);
+          }
+        } else if (returned) {
+          // Confirmed, but routed to no queue: the dead-letter queue was deleted
+          // or unbound. Acking now would lose the message. A new connection runs
+          // the queue setup again, which declares and binds the queue, and the
+          // broker redelivers the message meanwhile.
+          if (this.stopping || this.session !== session) {
+            this.logger.warn({ reason }, 'dead letter returned unroutable; the broker redelivers the message');
+          } else {
+            this.logger.error(
+              { reason, exchange: this.config.deadLetterExchange, queue: this.config.deadLetterQueue },
+              'dead letter returned unroutable (dead-letter queue missing or unbound); reconnecting to declare it, the message stays unacked',
+            );
+            void session.connection.close().catch(() => undefined);
           }
         } else {
           this.metrics.messagesDeadLettered.inc({ reason });

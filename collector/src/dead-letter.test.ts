@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ERROR_HEADER, REASON_HEADER, deadLetterOptions } from './dead-letter.js';
+import { ERROR_HEADER, PUBLISH_ID_HEADER, REASON_HEADER, deadLetterOptions, publishIdOf, withPublishId } from './dead-letter.js';
 
 describe('deadLetterOptions', () => {
   const info = { reason: 'malformed_json', error: 'Unexpected end of JSON input', queue: 'zipkin', collector: 'host:1', now: new Date(0) };
@@ -8,6 +8,8 @@ describe('deadLetterOptions', () => {
     const options = deadLetterOptions({ headers: { 'x-app': 'shop' }, contentEncoding: 'gzip', contentType: 'application/json' }, info);
     expect(options).toMatchObject({
       persistent: true,
+      // Returned by the broker, not confirmed and dropped, when it routes to no queue.
+      mandatory: true,
       contentEncoding: 'gzip',
       contentType: 'application/json',
       headers: {
@@ -30,5 +32,14 @@ describe('deadLetterOptions', () => {
   it('bounds the error text', () => {
     const options = deadLetterOptions(undefined, { ...info, error: 'x'.repeat(100_000) });
     expect(((options.headers as Record<string, unknown>)[ERROR_HEADER] as string).length).toBeLessThanOrEqual(1_001);
+  });
+
+  it('tags each publish in a header and keeps the original message id', () => {
+    const options = withPublishId(deadLetterOptions({ messageId: 'original', headers: { 'x-app': 'shop' } }, info), 'host:1:1:7');
+    expect(options.messageId).toBe('original');
+    expect(options.headers).toMatchObject({ 'x-app': 'shop', [PUBLISH_ID_HEADER]: 'host:1:1:7', [REASON_HEADER]: 'malformed_json' });
+    expect(publishIdOf({ headers: options.headers as Record<string, unknown> })).toBe('host:1:1:7');
+    expect(publishIdOf({ headers: {} })).toBeUndefined();
+    expect(publishIdOf(undefined)).toBeUndefined();
   });
 });
