@@ -54,6 +54,26 @@ describe('Collector opening the span store', () => {
     await expect(collector.done()).rejects.toThrow(/not retryable.*"tracehouse-prod" is not a plain identifier/);
   });
 
+  it('gives up on a ClickHouse URL the client refuses that bypassed the config check, through the real ClickHouseStore.open', async () => {
+    // An unknown URL parameter: @clickhouse/client throws while the store builds it, before any request.
+    const collector = new Collector({
+      config: Object.freeze({ ...config, clickhouseUrl: 'http://127.0.0.1:8123/?database=x' }),
+      logger: pino({ level: 'silent' }),
+    });
+    await collector.start();
+    try {
+      // Not the test timeout: a collector retrying forever is stopped below.
+      const gaveUp = collector.done().then(
+        () => 'resolved',
+        (error: unknown) => (error instanceof Error ? error.message : String(error)),
+      );
+      const outcome = await Promise.race([gaveUp, new Promise((resolve) => setTimeout(resolve, 5_000, 'still retrying after 5 s'))]);
+      expect(outcome).toMatch(/^cannot open the span store \(bad_input, not retryable\): the ClickHouse client refuses the URL: Unknown URL parameters: database/);
+    } finally {
+      await collector.stop();
+    }
+  });
+
   it('keeps retrying while ClickHouse is down, and done() resolves after stop()', async () => {
     // The real store against a port where nothing listens: connection refused, retryable.
     const collector = new Collector({

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, parseConfig } from './config.js';
+import { CONFIG_HELP, ConfigError, parseConfig } from './config.js';
 
 describe('parseConfig', () => {
   it('uses the documented defaults with an empty environment', () => {
@@ -26,7 +26,8 @@ describe('parseConfig', () => {
   });
 
   it('reads every variable it documents', () => {
-    const config = parseConfig({
+    // Every value differs from its default, so a misspelled name in config.ts fails here.
+    const env = {
       TRACEHOUSE_RABBITMQ_URL: 'amqps://u:p@mq.example:5671/vh',
       TRACEHOUSE_RABBITMQ_CONNECT_TIMEOUT_MS: '2500',
       TRACEHOUSE_QUEUE: 'spans',
@@ -36,7 +37,10 @@ describe('parseConfig', () => {
       TRACEHOUSE_DEAD_LETTER_QUEUE: 'dlq',
       TRACEHOUSE_CLICKHOUSE_URL: 'https://ch:8443',
       TRACEHOUSE_CLICKHOUSE_DATABASE: 'traces',
+      TRACEHOUSE_CLICKHOUSE_TIMEOUT_MS: '12000',
       TRACEHOUSE_RETENTION_DAYS: '30',
+      TRACEHOUSE_COLLECTOR_RETENTION_INTERVAL_MS: '60000',
+      TRACEHOUSE_COLLECTOR_HOST: '127.0.0.2',
       TRACEHOUSE_COLLECTOR_PORT: '0',
       TRACEHOUSE_COLLECTOR_BATCH_SPANS: '500',
       TRACEHOUSE_COLLECTOR_BATCH_MESSAGES: '7',
@@ -45,9 +49,15 @@ describe('parseConfig', () => {
       TRACEHOUSE_COLLECTOR_INSERT_MAX_SPANS: '2000',
       TRACEHOUSE_COLLECTOR_PREFETCH: '99',
       TRACEHOUSE_COLLECTOR_MAX_MESSAGE_BYTES: '2048',
+      TRACEHOUSE_COLLECTOR_RETRY_INITIAL_MS: '300',
+      TRACEHOUSE_COLLECTOR_RETRY_MAX_MS: '7000',
+      TRACEHOUSE_COLLECTOR_RECONNECT_INITIAL_MS: '150',
+      TRACEHOUSE_COLLECTOR_RECONNECT_MAX_MS: '9000',
+      TRACEHOUSE_COLLECTOR_SHUTDOWN_TIMEOUT_MS: '4000',
       TRACEHOUSE_LOG_LEVEL: 'debug',
-    });
-    expect(config).toMatchObject({
+    };
+    // toEqual, not toMatchObject: a setting added without a line here fails too.
+    expect(parseConfig(env)).toEqual({
       rabbitmqUrl: 'amqps://u:p@mq.example:5671/vh',
       rabbitmqConnectTimeoutMs: 2_500,
       queue: 'spans',
@@ -57,7 +67,10 @@ describe('parseConfig', () => {
       deadLetterQueue: 'dlq',
       clickhouseUrl: 'https://ch:8443',
       clickhouseDatabase: 'traces',
+      queryTimeoutMs: 12_000,
       retentionDays: 30,
+      retentionIntervalMs: 60_000,
+      adminHost: '127.0.0.2',
       adminPort: 0,
       batchSpans: 500,
       batchMessages: 7,
@@ -66,8 +79,16 @@ describe('parseConfig', () => {
       insertMaxSpans: 2_000,
       prefetch: 99,
       maxMessageBytes: 2048,
+      retryInitialMs: 300,
+      retryMaxMs: 7_000,
+      reconnectInitialMs: 150,
+      reconnectMaxMs: 9_000,
+      shutdownTimeoutMs: 4_000,
       logLevel: 'debug',
     });
+    // And every variable --help lists is set above.
+    const documented = new Set(CONFIG_HELP.match(/\bTRACEHOUSE_\w+/g));
+    expect([...documented].filter((variable) => !(variable in env))).toEqual([]);
   });
 
   it('derives the dead-letter names and the prefetch from other settings', () => {
@@ -99,6 +120,9 @@ describe('parseConfig', () => {
     ['TRACEHOUSE_RABBITMQ_URL', 'localhost:5672', /amqp/],
     ['TRACEHOUSE_RABBITMQ_URL', 'http://localhost', /amqp: or amqps:/],
     ['TRACEHOUSE_CLICKHOUSE_URL', 'tcp://ch:9000', /http: or https:/],
+    // What @clickhouse/client refuses (storage's rule), not only the scheme.
+    ['TRACEHOUSE_CLICKHOUSE_URL', 'http://127.0.0.1:8123/?database=x', /Unknown URL parameters: database/],
+    ['TRACEHOUSE_CLICKHOUSE_URL', 'http://ch:8123?request_timeout=soon', /request_timeout/],
     ['TRACEHOUSE_QUEUE_TYPE', 'stream', /classic, quorum/],
     ['TRACEHOUSE_QUEUE_ARGUMENTS', '[1]', /JSON object/],
     ['TRACEHOUSE_QUEUE_ARGUMENTS', '{oops', /JSON object/],
@@ -126,6 +150,12 @@ describe('parseConfig', () => {
     });
   }
 
+  it('accepts ClickHouse URLs with the parameters the client knows', () => {
+    for (const url of ['http://u:p@ch:8123/', 'https://gw.example/?pathname=/clickhouse', 'http://ch:8123/?ch_async_insert=1&http_header_X-Team=obs']) {
+      expect(parseConfig({ TRACEHOUSE_CLICKHOUSE_URL: url }).clickhouseUrl).toBe(url);
+    }
+  });
+
   it('accepts every database name the store accepts', () => {
     for (const database of ['_t', 'Traces_2', 'x'.repeat(63)]) {
       expect(parseConfig({ TRACEHOUSE_CLICKHOUSE_DATABASE: database }).clickhouseDatabase).toBe(database);
@@ -136,6 +166,23 @@ describe('parseConfig', () => {
     expect(() => parseConfig({ TRACEHOUSE_COLLECTOR_RETRY_INITIAL_MS: '500', TRACEHOUSE_COLLECTOR_RETRY_MAX_MS: '100' })).toThrow(
       /TRACEHOUSE_COLLECTOR_RETRY_MAX_MS/,
     );
+  });
+
+  it('refuses a dead-letter queue that is the span queue, where poison messages would loop forever', () => {
+    for (const env of [
+      { TRACEHOUSE_QUEUE: 'spans', TRACEHOUSE_DEAD_LETTER_QUEUE: 'spans' },
+      { TRACEHOUSE_DEAD_LETTER_QUEUE: 'zipkin' },
+    ]) {
+      let caught: unknown;
+      try {
+        parseConfig(env);
+      } catch (error) {
+        caught = error;
+      }
+      expect(caught).toBeInstanceOf(ConfigError);
+      expect(caught).toMatchObject({ code: 'config_invalid', variable: 'TRACEHOUSE_DEAD_LETTER_QUEUE' });
+      expect((caught as ConfigError).message).toMatch(/^TRACEHOUSE_DEAD_LETTER_QUEUE: must differ from TRACEHOUSE_QUEUE \("\w+"\)/);
+    }
   });
 
   it('refuses a queue type hidden in the arguments that contradicts TRACEHOUSE_QUEUE_TYPE', () => {

@@ -3,7 +3,7 @@
  * typed object. A bad value throws a ConfigError naming the variable and what
  * it accepts; the bin turns that into a message and a non-zero exit.
  */
-import { checkIdentifier } from '@tracehouse/storage';
+import { ClickHouseStore, checkIdentifier } from '@tracehouse/storage';
 
 export type QueueType = 'classic' | 'quorum';
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -129,6 +129,17 @@ function database(env: Env, variable: string, fallback: string): string {
   }
 }
 
+/** An http(s) URL the store can use: storage's rule, i.e. what @clickhouse/client accepts (it reads options from URL parameters and refuses unknown ones). */
+function clickhouseUrl(env: Env, variable: string, fallback: string): string {
+  const value = url(env, variable, fallback, ['http:', 'https:']);
+  try {
+    ClickHouseStore.checkUrl(value);
+  } catch (error) {
+    throw new ConfigError(variable, error instanceof Error ? error.message : String(error));
+  }
+  return value;
+}
+
 function oneOf<T extends string>(env: Env, variable: string, fallback: T, allowed: readonly T[]): T {
   const value = str(env, variable, fallback).toLowerCase();
   if (!(allowed as readonly string[]).includes(value)) {
@@ -185,6 +196,11 @@ export function parseConfig(env: Env = process.env): CollectorConfig {
   if (reconnectMaxMs < reconnectInitialMs) {
     throw new ConfigError('TRACEHOUSE_COLLECTOR_RECONNECT_MAX_MS', `must be at least TRACEHOUSE_COLLECTOR_RECONNECT_INITIAL_MS (${reconnectInitialMs})`);
   }
+  const deadLetterQueue = name(env, 'TRACEHOUSE_DEAD_LETTER_QUEUE', `${queue}.dlq`);
+  // Dead letters would be consumed again, dead-lettered again, forever.
+  if (deadLetterQueue === queue) {
+    throw new ConfigError('TRACEHOUSE_DEAD_LETTER_QUEUE', `must differ from TRACEHOUSE_QUEUE ("${queue}"), or poison messages loop back into the span queue`);
+  }
 
   return Object.freeze({
     rabbitmqUrl: url(env, 'TRACEHOUSE_RABBITMQ_URL', 'amqp://guest:guest@127.0.0.1:5672', ['amqp:', 'amqps:']),
@@ -193,8 +209,8 @@ export function parseConfig(env: Env = process.env): CollectorConfig {
     queueType,
     queueArguments: Object.freeze(queueArguments),
     deadLetterExchange: name(env, 'TRACEHOUSE_DEAD_LETTER_EXCHANGE', `${queue}.dlx`),
-    deadLetterQueue: name(env, 'TRACEHOUSE_DEAD_LETTER_QUEUE', `${queue}.dlq`),
-    clickhouseUrl: url(env, 'TRACEHOUSE_CLICKHOUSE_URL', 'http://127.0.0.1:8123', ['http:', 'https:']),
+    deadLetterQueue,
+    clickhouseUrl: clickhouseUrl(env, 'TRACEHOUSE_CLICKHOUSE_URL', 'http://127.0.0.1:8123'),
     clickhouseDatabase: database(env, 'TRACEHOUSE_CLICKHOUSE_DATABASE', 'tracehouse'),
     retentionDays: optionalInt(env, 'TRACEHOUSE_RETENTION_DAYS', 1, 36_500),
     retentionIntervalMs: int(env, 'TRACEHOUSE_COLLECTOR_RETENTION_INTERVAL_MS', 3_600_000, 1_000, 86_400_000 * 7),
@@ -225,8 +241,8 @@ export const CONFIG_HELP = `Environment variables (defaults in brackets):
   TRACEHOUSE_QUEUE_TYPE                   classic | quorum, used when declaring the queue [classic]
   TRACEHOUSE_QUEUE_ARGUMENTS              JSON object of extra x- arguments when declaring the span queue (not the dead-letter queue) [{}]
   TRACEHOUSE_DEAD_LETTER_EXCHANGE         exchange for poison messages [<queue>.dlx]
-  TRACEHOUSE_DEAD_LETTER_QUEUE            queue for poison messages [<queue>.dlq]
-  TRACEHOUSE_CLICKHOUSE_URL               http(s) URL [http://127.0.0.1:8123]
+  TRACEHOUSE_DEAD_LETTER_QUEUE            queue for poison messages, not the span queue [<queue>.dlq]
+  TRACEHOUSE_CLICKHOUSE_URL               http(s) URL; parameters only those @clickhouse/client knows [http://127.0.0.1:8123]
   TRACEHOUSE_CLICKHOUSE_DATABASE          database: letters, digits and _, not starting with a digit, at most 63 [tracehouse]
   TRACEHOUSE_CLICKHOUSE_TIMEOUT_MS        per-request timeout [30000]
   TRACEHOUSE_RETENTION_DAYS               days of spans kept, also set as the tables' TTL [the tables' TTL; 7 on a new database]

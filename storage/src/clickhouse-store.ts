@@ -111,6 +111,19 @@ export class ClickHouseStore {
     });
   }
 
+  /**
+   * Throws what `open` throws for a URL it can never use (StorageError
+   * `bad_input`, not retryable): not http(s) or chdb:, or one
+   * @clickhouse/client refuses (an unknown URL parameter, a bad value).
+   * Makes no request, so a process can check its settings before it starts.
+   */
+  static checkUrl(url: string): void {
+    if (url.startsWith('chdb:')) return;
+    void httpEngine(url, {}, 1_000)
+      .close()
+      .catch(() => undefined);
+  }
+
   static async open(options: ClickHouseStoreOptions): Promise<ClickHouseStore> {
     const database = checkIdentifier('database', options.database);
     const retentionDays = options.retentionDays;
@@ -263,6 +276,10 @@ async function openEngine(url: string, options: ClickHouseStoreOptions, queryTim
     const rest = url.slice('chdb:'.length).replace(/^\/\//, '');
     return ChdbEngine.open({ queryTimeoutMs, ...(rest === '' ? {} : { path: rest }) });
   }
+  return httpEngine(url, options, queryTimeoutMs);
+}
+
+function httpEngine(url: string, options: Pick<ClickHouseStoreOptions, 'username' | 'password'>, queryTimeoutMs: number): HttpEngine {
   let parsed: URL;
   try {
     parsed = new URL(url);
@@ -276,10 +293,22 @@ async function openEngine(url: string, options: ClickHouseStoreOptions, queryTim
       message: `ClickHouse URL "${url}" must start with http://, https:// or chdb:`,
     });
   }
-  return new HttpEngine({
-    url,
-    queryTimeoutMs,
-    ...(options.username !== undefined ? { username: options.username } : {}),
-    ...(options.password !== undefined ? { password: options.password } : {}),
-  });
+  try {
+    return new HttpEngine({
+      url,
+      queryTimeoutMs,
+      ...(options.username !== undefined ? { username: options.username } : {}),
+      ...(options.password !== undefined ? { password: options.password } : {}),
+    });
+  } catch (error) {
+    // The client reads options from the URL and throws on one it does not
+    // know or cannot parse: no retry can fix that. Its messages name the
+    // parameter, not the URL, so no password is repeated.
+    throw new StorageError({
+      code: 'bad_input',
+      retryable: false,
+      message: `the ClickHouse client refuses the URL: ${error instanceof Error ? error.message : String(error)}`,
+      cause: error,
+    });
+  }
 }
