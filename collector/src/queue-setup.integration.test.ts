@@ -75,6 +75,30 @@ describe('setUpQueues', () => {
     await channel.close();
   });
 
+  it('a quorum span queue dead-letters a message over its delivery limit into the dead-letter queue, not into nothing', async () => {
+    const n = names();
+    await setUpQueues(connection, { ...n, queueType: 'quorum', queueArguments: { 'x-delivery-limit': 2 }, logger: pino({ level: 'silent' }) });
+    const channel = await connection.createConfirmChannel();
+    channel.sendToQueue(n.queue, Buffer.from('[]'), { persistent: true });
+    await channel.waitForConfirms();
+    // Returned to the queue, as a collector's reconnects return what it holds, until the limit.
+    for (let attempt = 0; attempt < 10; attempt++) {
+      const message = await channel.get(n.queue, { noAck: false });
+      if (message === false) break;
+      channel.nack(message, false, true);
+    }
+    let parked = 0;
+    for (let wait = 0; wait < 50 && parked === 0; wait++) {
+      parked = (await channel.checkQueue(n.deadLetterQueue)).messageCount;
+      if (parked === 0) await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(parked).toBe(1);
+    expect((await channel.checkQueue(n.queue)).messageCount).toBe(0);
+    const dead = await channel.get(n.deadLetterQueue, { noAck: true });
+    expect(dead !== false && JSON.stringify(dead.properties.headers?.['x-death'])).toContain('delivery_limit');
+    await channel.close();
+  });
+
   it('uses a dead-letter queue declared with the span queue arguments as it is, with a warning', async () => {
     const n = names();
     // What collectors before this fix declared.

@@ -98,8 +98,23 @@ async function ensureDeadLetterQueue(connection: ChannelModel, o: QueueSetupOpti
   }
 }
 
+/**
+ * The span queue's arguments. A quorum queue redelivers a message only so
+ * many times (RabbitMQ 4 sets a limit of 20 by default, and a collector
+ * returns what it holds on every reconnect and shutdown during a ClickHouse
+ * outage), then dead-letters it, or drops it when it has no dead-letter
+ * exchange: so a quorum span queue dead-letters into ours, where the message
+ * is kept (with the broker's `x-death` header saying why). Arguments given in
+ * TRACEHOUSE_QUEUE_ARGUMENTS win.
+ */
+function spanQueueArguments(o: QueueSetupOptions): Record<string, unknown> {
+  const deadLettering =
+    o.queueType === 'quorum' ? { 'x-dead-letter-exchange': o.deadLetterExchange, 'x-dead-letter-routing-key': o.queue } : {};
+  return { ...deadLettering, ...o.queueArguments, 'x-queue-type': o.queueType };
+}
+
 export async function setUpQueues(connection: ChannelModel, o: QueueSetupOptions): Promise<void> {
-  await ensureQueue(connection, o.queue, { ...o.queueArguments, 'x-queue-type': o.queueType }, o.logger);
+  await ensureQueue(connection, o.queue, spanQueueArguments(o), o.logger);
   await ensureDeadLetterQueue(connection, o);
   const exchangeFound = (): Promise<boolean> => exists(connection, (channel) => channel.checkExchange(o.deadLetterExchange));
   if (!(await exchangeFound())) {
