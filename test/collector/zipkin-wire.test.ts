@@ -32,11 +32,11 @@ const protoSpans: ProtoSpan[] = [
 ];
 
 /** Whether the broker accepts re-declaring `queue` as this type: it refuses (406) a type other than the queue's own. */
-async function declaredAs(rabbit: Rabbit, queue: string, type: 'classic' | 'quorum'): Promise<boolean> {
+async function declaredAs(rabbit: Rabbit, queue: string, type: 'classic' | 'quorum', args: Record<string, unknown> = {}): Promise<boolean> {
   const channel = await rabbit.connection.createChannel();
   channel.on('error', () => undefined);
   try {
-    await channel.assertQueue(queue, { durable: true, arguments: { 'x-queue-type': type } });
+    await channel.assertQueue(queue, { durable: true, arguments: { ...args, 'x-queue-type': type } });
     return true;
   } catch (error) {
     if ((error as { code?: unknown }).code === 406) return false;
@@ -115,9 +115,11 @@ describe('Zipkin wire compatibility', () => {
     const queue = uniqueName('th_quorum');
     const rabbit = bed.rabbit();
     const { store } = await bed.collectorOn({ queue, database: uniqueName('th_quorum'), env: { TRACEHOUSE_QUEUE_TYPE: 'quorum' } });
-    for (const name of [queue, `${queue}.dlq`]) {
-      expect(await declaredAs(rabbit, name, 'quorum'), name).toBe(true);
-      expect(await declaredAs(rabbit, name, 'classic'), name).toBe(false);
+    // The span queue dead-letters into the dead-letter exchange (a quorum queue's delivery limit).
+    const deadLettering = { 'x-dead-letter-exchange': `${queue}.dlx`, 'x-dead-letter-routing-key': queue };
+    for (const [name, args] of [[queue, deadLettering], [`${queue}.dlq`, {}]] as const) {
+      expect(await declaredAs(rabbit, name, 'quorum', args), name).toBe(true);
+      expect(await declaredAs(rabbit, name, 'classic', args), name).toBe(false);
     }
 
     await rabbit.publish(queue, listOfSpans([{ traceId: 'cccccccccccccccc', id: 'dddddddddddddddd', name: 'q', timestamp: nowMicros, localEndpoint: { serviceName: 'q' } }]));
