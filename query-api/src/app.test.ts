@@ -169,6 +169,13 @@ describe('buildApp', () => {
     expect(route.json()).toMatchObject({ code: 'NOT_FOUND' });
   });
 
+  it("answers a Zipkin HTTP sender's POST of spans with where spans go instead", async () => {
+    const api = await start(new RecordingReader([spans]));
+    const posted = await api.inject({ method: 'POST', url: '/api/v2/spans', payload: [spans[0]] });
+    expect(posted.statusCode).toBe(404);
+    expect(posted.json()).toMatchObject({ code: 'NOT_FOUND', message: expect.stringMatching(/only reads.*RabbitMQ queue/) as unknown });
+  });
+
   it('answers a trace id the router refuses (bad percent-escape, over 100 characters) as INVALID_PARAMETER naming traceId, with CORS headers', async () => {
     const reader = new RecordingReader([spans]);
     const cases = [

@@ -242,9 +242,15 @@ async function registerQueryApi(instance: FastifyInstance, options: QueryApiOpti
     const { status, body } = toErrorResponse(error, request.log);
     return reply.status(status).send(body);
   });
-  app.setNotFoundHandler((request, reply) =>
-    reply.status(404).send({ code: 'NOT_FOUND', message: `no route ${request.method} ${request.url.split('?')[0]}` }),
-  );
+  app.setNotFoundHandler((request, reply) => {
+    const path = request.url.split('?')[0] ?? '';
+    // Zipkin's HTTP senders post here by default: say where spans go instead.
+    const hint =
+      request.method === 'POST' && path.replace(/\/+$/, '').endsWith('/api/v2/spans')
+        ? ': this API only reads; tracehouse takes spans from its RabbitMQ queue (a Zipkin RabbitMQ sender, or @tracehouse/instrumentation)'
+        : '';
+    return reply.status(404).send({ code: 'NOT_FOUND', message: `no route ${request.method} ${path}${hint}` });
+  });
 
   if (config.corsOrigins !== 'off') {
     await app.register(fastifyCors, {
