@@ -35,3 +35,17 @@ export async function runChild<T>(script: string, env: Record<string, string> = 
   if (last === undefined || last === '') throw new Error('the script reported nothing');
   return JSON.parse(last) as T;
 }
+
+/**
+ * Runs `script` as runChild does but without the prelude (so no diag logger
+ * is installed unless the script or the library installs one) and returns
+ * what the process wrote to stderr.
+ */
+export async function runChildForStderr(script: string, env: Record<string, string> = {}): Promise<string> {
+  const { stderr } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', script], {
+    cwd: PACKAGE_DIR,
+    env: { PATH: process.env.PATH ?? '', ...env },
+    timeout: 30_000,
+  });
+  return stderr;
+}

@@ -84,3 +84,34 @@ describe('startTracing shutdown', () => {
     expect(new Set(spans.map((s) => s.localEndpoint?.serviceName))).toEqual(new Set(['shutdown-after-drop']));
   });
 });
+
+describe('startTracing on SIGTERM', () => {
+  it('when the app listens for the signal too, the spans of the requests it lets finish are delivered; a span after shutdown is counted', async () => {
+    const queue = await newQueue();
+    const { stats } = await runChild<{ stats: ExporterStats }>(
+      `
+      import { trace } from '@opentelemetry/api';
+      import { startTracing } from '@tracehouse/instrumentation';
+      const tracing = startTracing({ serviceName: 'graceful-stop', scheduledDelayMillis: 60000, esmLoaderHook: false });
+      const tracer = trace.getTracer('t');
+      tracer.startSpan('ended before the signal').end();
+      const inFlight = tracer.startSpan('in flight at the signal');
+      // The app's own handler, as a server's graceful stop: requests finish, then it shuts tracing down.
+      process.on('SIGTERM', () => {
+        setTimeout(async () => {
+          inFlight.end();
+          await tracing.shutdown();
+          tracer.startSpan('after shutdown').end();
+          report({ stats: tracing.stats() });
+        }, 200);
+      });
+      process.kill(process.pid, 'SIGTERM');
+      `,
+      { TRACEHOUSE_RABBITMQ_URL: RABBITMQ_URL, TRACEHOUSE_QUEUE: queue },
+    );
+    expect(stats.spansExported).toBe(2);
+    expect(stats.spansDropped.shutdown).toBe(1);
+    const { spans } = await readQueue(queue);
+    expect(spans.map((span) => span.name).sort()).toEqual(['ended before the signal', 'in flight at the signal']);
+  });
+});

@@ -2,7 +2,7 @@
 // environment it reads. Each case runs in its own process (see
 // child-script.test.helpers.ts), since startTracing registers global state.
 import { describe, expect, it } from 'vitest';
-import { runChild } from './child-script.test.helpers.js';
+import { runChild, runChildForStderr } from './child-script.test.helpers.js';
 
 /** Starts tracing into memory with `options` (a JS expression), ends one span and reports its resource. */
 async function resourceOf(options: string, env: Record<string, string>): Promise<{ attributes: Record<string, unknown>; warnings: string[] }> {
@@ -241,5 +241,20 @@ describe.concurrent('the environment', () => {
     );
     expect(result.meterProvider).toBe('NoopMeterProvider');
     expect(result.warnings.join('\n')).toMatch(/options\.env: OTEL_METRICS_EXPORTER not applied/);
+  });
+});
+
+describe('diagnostics with OTEL_LOG_LEVEL and no logger of the app', () => {
+  it('what startTracing reports before the SDK is built reaches the console, without "overwritten" noise', async () => {
+    const stderr = await runChildForStderr(
+      `
+      import { startTracing } from '@tracehouse/instrumentation';
+      const tracing = startTracing({ serviceName: 'diag', shutdownSignals: [], esmLoaderHook: false });
+      await tracing.shutdown();
+      `,
+      { OTEL_LOG_LEVEL: 'warn', OTEL_BSP_SCHEDULE_DELAY: 'soon', TRACEHOUSE_RABBITMQ_URL: 'amqp://127.0.0.1:1' },
+    );
+    expect(stderr).toMatch(/OTEL_BSP_SCHEDULE_DELAY: got "soon"/);
+    expect(stderr).not.toMatch(/overwrit/);
   });
 });

@@ -5,9 +5,10 @@
  * exporter, and a flush on SIGTERM/SIGINT bounded by a timeout.
  */
 import * as nodeModule from 'node:module';
-import { createNoopMeter, diag, metrics, type MeterProvider, type TextMapPropagator } from '@opentelemetry/api';
+import { createNoopMeter, diag, DiagConsoleLogger, metrics, type MeterProvider, type TextMapPropagator } from '@opentelemetry/api';
 import {
   CompositePropagator,
+  diagLogLevelFromString,
   getStringFromEnv,
   getStringListFromEnv,
   W3CBaggagePropagator,
@@ -49,7 +50,14 @@ export interface StartTracingOptions extends TracingOptions {
    * baggage + B3 (extracts single and multi header, injects multi).
    */
   propagator?: TextMapPropagator;
-  /** Flush and shut down on these signals, then let the signal take its default course. Default `['SIGTERM', 'SIGINT']`; `[]` to leave signals to the app. */
+  /**
+   * Flush and shut down on these signals, then let the signal take its default
+   * course. Default `['SIGTERM', 'SIGINT']`; `[]` to leave signals to the app.
+   * When the app listens for the signal too (it closes its server and lets
+   * requests finish), tracing only flushes then, and keeps recording the spans
+   * still to end: it shuts down when the event loop runs dry or when the app
+   * calls `shutdown()`.
+   */
   shutdownSignals?: NodeJS.Signals[];
   /**
    * Use this exporter instead of the RabbitMQ one (benchmarks, tests, or
@@ -215,6 +223,63 @@ function registerEsmLoaderHook(): void {
   }
 }
 
+/**
+ * sdk-node installs a console diag logger from `OTEL_LOG_LEVEL` in its
+ * constructor, so what is reported before it (a bad `OTEL_BSP_*` value, an
+ * unknown resource detector...) would go nowhere: the same logger is installed
+ * first. Returns what to call just before constructing the SDK, so that its
+ * own install replaces nothing and prints no "logger will be overwritten".
+ */
+function installDiagLoggerEarly(): () => void {
+  const level = getStringFromEnv('OTEL_LOG_LEVEL');
+  if (level === undefined) return () => undefined;
+  diag.setLogger(new DiagConsoleLogger(), { logLevel: diagLogLevelFromString(level), suppressOverrideMessage: true });
+  return () => diag.disable();
+}
+
+/**
+ * The batch processor drops, uncounted, every span that ends after its
+ * shutdown began. Those go to the exporter instead: it takes them while it is
+ * still open (the SDK shuts down before it), and counts them as dropped
+ * (`shutdown`) after.
+ */
+class ShutdownAwareProcessor implements SpanProcessor {
+  readonly #batch: BatchSpanProcessor;
+  readonly #exporter: SpanExporter;
+  #shutDown = false;
+
+  constructor(batch: BatchSpanProcessor, exporter: SpanExporter) {
+    this.#batch = batch;
+    this.#exporter = exporter;
+  }
+
+  onStart(...args: Parameters<SpanProcessor['onStart']>): void {
+    this.#batch.onStart(...args);
+  }
+
+  onEnd(span: Parameters<SpanProcessor['onEnd']>[0]): void {
+    if (!this.#shutDown) {
+      this.#batch.onEnd(span);
+      return;
+    }
+    // span.end() runs in the app's code: another exporter's error must not reach it.
+    try {
+      this.#exporter.export([span], () => undefined);
+    } catch (error) {
+      logger.warn('a span ended after shutdown could not be handed to the exporter', error);
+    }
+  }
+
+  forceFlush(): Promise<void> {
+    return this.#batch.forceFlush();
+  }
+
+  shutdown(): Promise<void> {
+    this.#shutDown = true;
+    return this.#batch.shutdown();
+  }
+}
+
 function bounded(promise: Promise<unknown>, millis: number, what: string): Promise<void> {
   return new Promise<void>((resolve) => {
     const timer = setTimeout(resolve, millis);
@@ -239,6 +304,7 @@ function bounded(promise: Promise<unknown>, millis: number, what: string): Promi
  * `diag` and ignored); after that, nothing it does throws into the app.
  */
 export function startTracing(options: StartTracingOptions = {}): TracingHandle {
+  const beforeSdkLogger = installDiagLoggerEarly();
   const config = parseTracingConfig(options, options.env ?? process.env);
   if (config.disabled) return disabledHandle(config);
   // NodeSDK reads OTEL_SDK_DISABLED from process.env whatever `env` or `disabled` say, and would then start nothing.
@@ -305,6 +371,8 @@ export function startTracing(options: StartTracingOptions = {}): TracingHandle {
   if (options.autoInstrumentations) instrumentations.push(loadAutoInstrumentations(options.autoInstrumentations));
 
   const resourceAttributes = config.resourceAttributes;
+  const spanProcessor = new ShutdownAwareProcessor(batchProcessor, batchExporter);
+  beforeSdkLogger();
   const sdk = new NodeSDK({
     // Merged by sdk-node over the detected resource, so it wins over everything.
     serviceName: config.serviceName,
@@ -314,7 +382,7 @@ export function startTracing(options: StartTracingOptions = {}): TracingHandle {
       ? { resourceDetectors: [...sdkResourceDetectors(), { detect: () => ({ attributes: { ...resourceAttributes } }) }] }
       : {}),
     textMapPropagator: propagatorFor(options.propagator),
-    spanProcessors: [...(options.spanProcessors ?? []), batchProcessor],
+    spanProcessors: [...(options.spanProcessors ?? []), spanProcessor],
     instrumentations,
     // sdk-node would otherwise start OTLP metric and log exporters by default; this is a tracing
     // setup, so those start only when asked for (sdk-node reads these variables from process.env).
@@ -348,9 +416,16 @@ export function startTracing(options: StartTracingOptions = {}): TracingHandle {
   };
 
   function onSignal(signal: NodeJS.Signals): void {
+    // The app listens for the signal too: it decides when to stop, and the spans of
+    // the requests it lets finish are still to come. Send what is there now; the
+    // shutdown comes when the event loop runs dry (beforeExit) or the app asks.
+    if (process.listenerCount(signal) > 1) {
+      void handle.forceFlush();
+      return;
+    }
     void shutdown().then(() => {
-      // If the app listens for the signal too, it decides when to exit; otherwise
-      // take the signal's default action now that our listener is gone.
+      // Take the signal's default action now that our listener is gone (unless
+      // the app started listening meanwhile: then it decides when to exit).
       if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
     });
   }
@@ -361,7 +436,7 @@ export function startTracing(options: StartTracingOptions = {}): TracingHandle {
   for (const signal of signals) process.on(signal, onSignal);
   process.on('beforeExit', onBeforeExit);
 
-  return {
+  const handle: TracingHandle = {
     config,
     exporter,
     stats: () => exporter?.stats() ?? EMPTY_STATS,
@@ -375,4 +450,5 @@ export function startTracing(options: StartTracingOptions = {}): TracingHandle {
     },
     shutdown,
   };
+  return handle;
 }
