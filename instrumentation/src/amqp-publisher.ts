@@ -64,6 +64,21 @@ function untraced<T>(fn: () => T): T {
   return context.with(suppressTracing(context.active()), fn);
 }
 
+/**
+ * Best effort: drops the socket of a connection whose peer does not answer
+ * its close, so it holds nothing until a heartbeat timeout (amqplib internals,
+ * guarded). The socket error it raises closes the connection and its channels
+ * in amqplib, as a lost connection does.
+ */
+function destroyConnection(model: ChannelModel): void {
+  const connection = model.connection as unknown as { stream?: { destroy?: (error?: Error) => void } };
+  try {
+    connection.stream?.destroy?.(new Error('the broker did not answer the close'));
+  } catch (error) {
+    logger.debug('could not drop the connection', error instanceof Error ? error.message : error);
+  }
+}
+
 /** Best effort: let the process exit even while this connection is open (amqplib internals, guarded). */
 function unrefConnection(model: ChannelModel, unref: boolean): void {
   const connection = model.connection as unknown as {
@@ -350,12 +365,17 @@ export class AmqpPublisher {
     });
   }
 
-  /** Closes the connection; never rejects, bounded by `timeoutMillis`. */
+  /**
+   * Closes the connection; never rejects, bounded by `timeoutMillis`. Every
+   * publish has settled when it resolves: one the broker did not confirm by
+   * then fails (its confirm timer is unref()'d and may never fire).
+   */
   async close(timeoutMillis = 1000): Promise<void> {
     this.#stopped = true;
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = undefined;
     const model = this.#model;
+    const state = this.#channelState;
     this.#model = undefined;
     this.#channel = undefined;
     this.#channelState = undefined;
@@ -363,11 +383,19 @@ export class AmqpPublisher {
     // The close handshake is short and bounded: let it hold the process until done.
     unrefConnection(model, false);
     let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, timeoutMillis);
+    const timeout = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), timeoutMillis);
     });
-    await Promise.race([untraced(() => model.close()).catch(() => undefined), timeout]);
+    const closed = untraced(() => model.close()).then(
+      () => true,
+      () => true, // already closed
+    );
+    const answered = await Promise.race([closed, timeout]);
     clearTimeout(timer);
-    unrefConnection(model, true);
+    if (state !== undefined) {
+      for (const fail of state.pending) fail(new Error('connection closed before the broker confirmed'));
+    }
+    if (answered) unrefConnection(model, true);
+    else destroyConnection(model);
   }
 }

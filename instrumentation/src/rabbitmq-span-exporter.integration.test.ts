@@ -18,7 +18,9 @@ import {
 import { decodeSpans, type Span } from '@tracehouse/model';
 import { connect, type ChannelModel, type GetMessage } from 'amqplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RabbitMqSpanExporter, type RabbitMqSpanExporterOptions } from './rabbitmq-span-exporter.js';
+import { AmqpPublisher } from './amqp-publisher.js';
+import { bufferHeldBytes, RabbitMqSpanExporter, type RabbitMqSpanExporterOptions } from './rabbitmq-span-exporter.js';
+import { SLAB_BYTES } from './span-buffer.js';
 import { ZipkinSpanConverter } from './zipkin-conversion.js';
 
 const RABBITMQ_URL = process.env.TRACEHOUSE_RABBITMQ_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
@@ -92,11 +94,16 @@ beforeAll(async () => {
   broker = await connect(RABBITMQ_URL);
 });
 
-/** A TCP proxy to the broker that can be cut (connections reset, new ones refused) and restored on the same port. */
+/**
+ * A TCP proxy to the broker that can be cut (connections reset, new ones
+ * refused) and restored on the same port, or stalled (nothing forwarded any
+ * more, nothing closed: a broker that stopped answering).
+ */
 class BrokerProxy {
   readonly #target = new URL(RABBITMQ_URL);
   readonly #sockets = new Set<Socket>();
   #server: Server | undefined;
+  #stalled = false;
   port = 0;
 
   get url(): string {
@@ -104,7 +111,15 @@ class BrokerProxy {
   }
 
   async up(): Promise<void> {
+    this.#stalled = false;
     const server = createServer((client) => {
+      if (this.#stalled) {
+        // Accepted, never answered.
+        this.#sockets.add(client);
+        client.on('error', () => undefined);
+        client.on('close', () => this.#sockets.delete(client));
+        return;
+      }
       const upstream = connectTcp(Number(this.#target.port || 5672), this.#target.hostname);
       for (const socket of [client, upstream]) {
         this.#sockets.add(socket);
@@ -121,6 +136,15 @@ class BrokerProxy {
     await new Promise<void>((resolve) => server.listen(this.port, '127.0.0.1', resolve));
     const address = server.address();
     if (address !== null && typeof address === 'object') this.port = address.port;
+  }
+
+  /** Stops forwarding bytes either way; connections stay open, new ones are accepted and never answered. */
+  stall(): void {
+    this.#stalled = true;
+    for (const socket of this.#sockets) {
+      socket.unpipe();
+      socket.pause();
+    }
   }
 
   async down(): Promise<void> {
@@ -347,6 +371,125 @@ describe('RabbitMqSpanExporter with RabbitMQ', () => {
     const dropped = Object.values(stats.spansDropped).reduce((sum, n) => sum + n, 0);
     expect(delivered.size).toBe(all.length - dropped);
   }, 60_000);
+
+  it('counts the messages in flight when shutdown gives up on a broker that stopped answering, once, and returns within its timeout', async () => {
+    const queue = queueName();
+    const proxy = new BrokerProxy();
+    await proxy.up();
+    try {
+      const sut = exporter(queue, {
+        rabbitmqUrl: proxy.url,
+        messageTimeoutMillis: 0,
+        shutdownTimeoutMillis: 200,
+        maxMessageBytes: 5000, // many messages: 8 in flight, the rest buffered
+      });
+      await exportAsync(sut, spans(10));
+      await sut.forceFlush();
+      expect(sut.stats().spansExported).toBe(10); // connected
+
+      proxy.stall();
+      const batch = spans(200);
+      for (let i = 0; i < batch.length; i += 50) await exportAsync(sut, batch.slice(i, i + 50));
+      await new Promise((resolve) => setTimeout(resolve, 100)); // published, the confirms never come
+      const started = Date.now();
+      await sut.shutdown();
+      const took = Date.now() - started;
+      const stats = sut.stats();
+      const dropped = Object.values(stats.spansDropped).reduce((sum, n) => sum + n, 0);
+      expect(took).toBeLessThan(2000);
+      expect(stats.spansExported + dropped + stats.bufferedSpans).toBe(210);
+      expect(stats).toMatchObject({ spansExported: 10, bufferedSpans: 0 });
+      expect(stats.spansDropped.shutdown).toBe(200);
+
+      // Whatever settles the abandoned publishes later (here: the connection dropped) counts nothing again.
+      await proxy.down();
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      expect(sut.stats()).toEqual(stats);
+    } finally {
+      await proxy.down();
+    }
+  });
+
+  it('AmqpPublisher.close() settles a publish that a broker which stopped answering never confirms', async () => {
+    const queue = queueName();
+    const proxy = new BrokerProxy();
+    await proxy.up();
+    try {
+      let ready = false;
+      const publisher = new AmqpPublisher({ url: proxy.url, queue, onReady: () => (ready = true) });
+      publisher.start();
+      await until(() => ready);
+      await publisher.publish(Buffer.from('[]')); // confirmed
+
+      proxy.stall();
+      const outcome = publisher.publish(Buffer.from('[]')).then(
+        () => 'confirmed',
+        (error: Error) => error.message,
+      );
+      const started = Date.now();
+      await publisher.close(100);
+      expect(Date.now() - started).toBeLessThan(1000);
+      // Settled by close() itself, not 30 s later by the (unref()'d) confirm timer.
+      const pending = new Promise<string>((resolve) => setImmediate(() => resolve('pending')));
+      expect(await Promise.race([outcome, pending])).toBe('connection closed before the broker confirmed');
+    } finally {
+      await proxy.down();
+    }
+  });
+
+  it('forceFlush connects at once when the broker is back, instead of waiting out the reconnect backoff', async () => {
+    const queue = queueName();
+    const proxy = new BrokerProxy();
+    await proxy.up();
+    try {
+      // After the outage the next attempt is 2.4-3.6 s away: longer than the flush waits.
+      const sut = exporter(queue, {
+        rabbitmqUrl: proxy.url,
+        initialReconnectDelayMillis: 3000,
+        maxReconnectDelayMillis: 3000,
+        flushTimeoutMillis: 1000,
+      });
+      await exportAsync(sut, spans(5));
+      await sut.forceFlush();
+      expect(sut.stats().spansExported).toBe(5);
+
+      await proxy.down();
+      await until(() => !sut.stats().connected);
+      await exportAsync(sut, spans(7));
+      await proxy.up();
+      const started = Date.now();
+      await sut.forceFlush();
+      const took = Date.now() - started;
+      const stats = sut.stats();
+      await sut.shutdown();
+      expect(stats).toMatchObject({ bufferedSpans: 0, spansExported: 12 });
+      expect(took).toBeLessThan(1000);
+      expect(decodeAll(await drainQueue(queue))).toHaveLength(12);
+    } finally {
+      await proxy.down();
+    }
+  });
+
+  it('lets go of the slab grown for a span too large to send: afterwards the buffer holds its usual memory', async () => {
+    const queue = queueName();
+    const maxMessageBytes = 500_000; // the default
+    const sut = exporter(queue, { messageTimeoutMillis: 0, maxMessageBytes });
+    const normal = spans(300);
+    await exportAsync(sut, normal.slice(0, 100));
+    await sut.forceFlush(); // the buffer is empty when the large span comes: it grows the slab written into
+    const large = recordSpans(1, (tracer) => tracer.startSpan('upload', { attributes: { body: 'x'.repeat(5_000_000) } }).end());
+    await exportAsync(sut, [...large, ...normal.slice(100, 200)]);
+    await exportAsync(sut, normal.slice(200));
+    await sut.forceFlush();
+    const stats = sut.stats();
+    const held = bufferHeldBytes(sut);
+    await sut.shutdown();
+    expect(stats.spansDropped.too_large).toBe(1);
+    expect(stats).toMatchObject({ spansExported: 300, bufferedSpans: 0 });
+    // At most 16 spare slabs and the one written, 2 spare message bodies (today's figure: over 10 MB).
+    expect(held).toBeLessThanOrEqual(17 * SLAB_BYTES + 2 * maxMessageBytes + SLAB_BYTES);
+    expect(decodeAll(await drainQueue(queue))).toHaveLength(300);
+  });
 
   it('notices a queue deleted under it, declares it again and delivers the spans there', async () => {
     const queue = queueName();

@@ -125,7 +125,17 @@ function timeout(millis: number, keepAlive = false): { promise: Promise<void>; c
   return { promise, cancel: () => clearTimeout(timer) };
 }
 
+/**
+ * Tests only: the memory an exporter's buffer holds (its slabs and spare
+ * message bodies). Not part of the package's API: index.ts does not export it.
+ */
+export let bufferHeldBytes: (exporter: RabbitMqSpanExporter) => number;
+
 export class RabbitMqSpanExporter implements SpanExporter {
+  static {
+    bufferHeldBytes = (exporter) => exporter.#buffer.heldBytes;
+  }
+
   readonly #write: (span: ReadableSpan, buffer: SpanBuffer) => number;
   readonly #format: WireFormat;
   readonly #compression: BodyCompression;
@@ -138,8 +148,12 @@ export class RabbitMqSpanExporter implements SpanExporter {
   #meterProvider: MeterProvider | false | undefined;
   #started = false;
   #shutdown: Promise<void> | undefined;
-  /** Messages published and not yet confirmed (or failed). */
-  #inFlight = 0;
+  /**
+   * Messages taken from the buffer and not yet confirmed (or failed). One
+   * that shutdown gave up on is counted dropped and removed: its settling
+   * later, if ever, is ignored.
+   */
+  readonly #inFlight = new Set<Message>();
   readonly #maxInFlight: number;
   #drainScheduled = false;
   #retryTimer: NodeJS.Timeout | undefined;
@@ -307,7 +321,7 @@ export class RabbitMqSpanExporter implements SpanExporter {
   /** Publishes messages from the front of the buffer while the window of unconfirmed messages has room. */
   #drain(): void {
     try {
-      while (this.#inFlight < (this.#probing ? 1 : this.#maxInFlight) && this.#buffer.length > 0 && this.#publisher.ready) {
+      while (this.#inFlight.size < (this.#probing ? 1 : this.#maxInFlight) && this.#buffer.length > 0 && this.#publisher.ready) {
         if (!this.#fillTimedOut && !this.#wouldFillMessage() && this.#idleWaiters.length === 0) {
           this.#holdForFill();
           break;
@@ -317,7 +331,7 @@ export class RabbitMqSpanExporter implements SpanExporter {
         // The buffer may reuse the body's memory once the broker confirmed it (#published).
         const message = this.#buffer.take(this.#maxMessageBytes);
         if (message === undefined) break;
-        this.#inFlight++;
+        this.#inFlight.add(message);
         const alone = this.#probing;
         this.#send(message.body).then(
           () => this.#published(message),
@@ -362,7 +376,7 @@ export class RabbitMqSpanExporter implements SpanExporter {
   }
 
   #published(message: Message): void {
-    this.#inFlight--;
+    if (!this.#inFlight.delete(message)) return; // shutdown already counted it dropped
     if (this.#buffer.retrying === 0) this.#probing = false;
     this.#buffer.published(message);
     this.#counters.spansExported += message.count;
@@ -372,7 +386,7 @@ export class RabbitMqSpanExporter implements SpanExporter {
   }
 
   #publishFailed(message: Message, error: unknown, alone: boolean): void {
-    this.#inFlight--;
+    if (!this.#inFlight.delete(message)) return; // shutdown already counted it dropped
     this.#counters.publishFailures++;
     logger.debug('publish failed', error instanceof Error ? error.message : error);
     const refused = error instanceof PublishRefusedError;
@@ -401,7 +415,7 @@ export class RabbitMqSpanExporter implements SpanExporter {
   }
 
   #wakeIdleWaiters(): void {
-    if (this.#buffer.length > 0 || this.#inFlight > 0) return;
+    if (this.#buffer.length > 0 || this.#inFlight.size > 0) return;
     const waiters = this.#idleWaiters;
     this.#idleWaiters = [];
     for (const wake of waiters) wake();
@@ -409,7 +423,7 @@ export class RabbitMqSpanExporter implements SpanExporter {
 
   /** Resolves true once the buffer is empty, false if `millis` pass first. */
   async #waitUntilEmpty(millis: number, keepAlive = false): Promise<boolean> {
-    if (this.#buffer.length === 0 && this.#inFlight === 0) return true;
+    if (this.#buffer.length === 0 && this.#inFlight.size === 0) return true;
     const limit = timeout(millis, keepAlive);
     let emptied = false;
     let wake: (() => void) | undefined;
@@ -425,7 +439,7 @@ export class RabbitMqSpanExporter implements SpanExporter {
     limit.cancel();
     // A waiter left behind by a timed-out flush would pile up during an outage, and hold off filling messages.
     if (!emptied) this.#idleWaiters = this.#idleWaiters.filter((waiter) => waiter !== wake);
-    return emptied || (this.#buffer.length === 0 && this.#inFlight === 0);
+    return emptied || (this.#buffer.length === 0 && this.#inFlight.size === 0);
   }
 
   /**
@@ -437,6 +451,8 @@ export class RabbitMqSpanExporter implements SpanExporter {
     if (this.#shutdown !== undefined) return this.#shutdown;
     this.#publisher.keepProcessAlive(true);
     try {
+      // As shutdown does: a reconnect backoff (up to 30 s after an outage) must not outlast the flush.
+      if ((this.#buffer.length > 0 || this.#inFlight.size > 0) && !this.#publisher.ready) this.#publisher.connectNow();
       if (!(await this.#waitUntilEmpty(this.#flushTimeoutMillis, true))) {
         logger.debug(`forceFlush: ${this.#buffer.length} spans still buffered after ${this.#flushTimeoutMillis} ms`);
       }
@@ -458,7 +474,7 @@ export class RabbitMqSpanExporter implements SpanExporter {
   async #doShutdown(): Promise<void> {
     try {
       const deadline = Date.now() + this.#shutdownTimeoutMillis;
-      if (this.#buffer.length > 0 || this.#inFlight > 0) {
+      if (this.#buffer.length > 0 || this.#inFlight.size > 0) {
         this.#publisher.connectNow();
         // Delivering buffered spans is worth keeping the process up for, within the timeout.
         this.#publisher.keepProcessAlive(true);
@@ -472,7 +488,17 @@ export class RabbitMqSpanExporter implements SpanExporter {
         this.#counters.drop('shutdown', left);
         logger.warn(`${left} spans dropped: broker not reachable before the shutdown timeout`);
       }
+      // Settles every publish still awaiting a confirm, even when the broker does not answer the close.
       await this.#publisher.close(Math.max(100, Math.min(1000, deadline - Date.now())));
+      // What is still in flight now (being compressed, or its failure not handled yet) is counted here,
+      // once: #published and #publishFailed ignore a message no longer in #inFlight.
+      let unconfirmed = 0;
+      for (const message of this.#inFlight) unconfirmed += message.count;
+      this.#inFlight.clear();
+      if (unconfirmed > 0) {
+        this.#counters.drop('shutdown', unconfirmed);
+        logger.warn(`${unconfirmed} spans dropped: published, but not confirmed by the broker before the shutdown timeout`);
+      }
     } catch (error) {
       logger.error('shutdown failed', error);
     }

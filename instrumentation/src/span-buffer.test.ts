@@ -209,3 +209,60 @@ describe('SpanBuffer slabs', () => {
     expect(buffer.heldBytes).toBeLessThanOrEqual(heldBefore + 2 * SLAB_BYTES);
   });
 });
+
+describe('SpanBuffer with a piece larger than a slab', () => {
+  const format = wireFormat('json');
+  // 16 spare slabs and the one written into (no message stores are taken here but the one of `take`).
+  const usual = 17 * SLAB_BYTES;
+
+  /** A 5 MB span (discarded by the exporter as too large) and ordinary ones. */
+  function spansWithLarge(): { large: ReadableSpan; normal: ReadableSpan[] } {
+    const memory = new InMemorySpanExporter();
+    const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(memory)] });
+    const tracer = provider.getTracer('span-buffer-test');
+    tracer.startSpan('upload', { attributes: { body: 'x'.repeat(5_000_000) } }).end();
+    for (let i = 0; i < 50; i++) tracer.startSpan(`op ${i}`, { attributes: { 'url.path': `/items/${i}` } }).end();
+    const [large, ...normal] = memory.getFinishedSpans();
+    return { large: large as ReadableSpan, normal };
+  }
+
+  it('lets go of the slab a discarded piece grew while the buffer was empty', () => {
+    const buffer = new SpanBuffer({ maxSpans: 1000, maxBytes: 32 * 1024 * 1024 }, format);
+    const write = spanWriter('json');
+    const { large, normal } = spansWithLarge();
+    write(large, buffer);
+    expect(buffer.heldBytes).toBeGreaterThan(5_000_000);
+    buffer.discard(); // too large
+    expect(buffer.heldBytes).toBeLessThanOrEqual(usual);
+    for (const span of normal) expect(buffer.commit(write(span, buffer))).toBe(true);
+    const message = buffer.take(500_000);
+    expect(message?.count).toBe(normal.length);
+    expect(decodeSpans(message?.body ?? Buffer.alloc(0)).ok).toBe(true);
+    expect(buffer.heldBytes).toBeLessThanOrEqual(usual + 500_000);
+  });
+
+  it('lets go of a grown slab once every piece in it was taken, or cleared', () => {
+    const write = spanWriter('json');
+    const { large, normal } = spansWithLarge();
+    for (const empty of ['take', 'clear'] as const) {
+      const buffer = new SpanBuffer({ maxSpans: 1000, maxBytes: 32 * 1024 * 1024 }, format, { poisonReleased: true });
+      // Kept (a larger message limit), then ordinary spans written after it in the same slab.
+      expect(buffer.commit(write(large, buffer))).toBe(true);
+      for (const span of normal) expect(buffer.commit(write(span, buffer))).toBe(true);
+      expect(buffer.heldBytes).toBeGreaterThan(5_000_000);
+      if (empty === 'take') {
+        expect(buffer.take(10_000_000)?.count).toBe(1 + normal.length);
+      } else {
+        expect(buffer.clear()).toBe(1 + normal.length);
+      }
+      expect(buffer.length).toBe(0);
+      expect(buffer.heldBytes).toBeLessThanOrEqual(usual);
+      // Writing goes on in a normal slab.
+      for (const span of normal) expect(buffer.commit(write(span, buffer))).toBe(true);
+      const message = buffer.take(500_000);
+      expect(message?.count).toBe(normal.length);
+      expect(decodeSpans(message?.body ?? Buffer.alloc(0)).ok).toBe(true);
+      expect(buffer.heldBytes).toBeLessThanOrEqual(usual + 500_000);
+    }
+  });
+});

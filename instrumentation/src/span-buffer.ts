@@ -20,8 +20,9 @@
  * Bounded: slabs in use hold the kept spans (at most `maxBytes`) and, at the
  * end of each, less room than the kept span that started the next one (a
  * discarded span moves writing back where it stood); a slab is larger than
- * 64 KiB only for a span that does not fit in one. At most 16 spare slabs and
- * 2 spare stores are kept.
+ * 64 KiB only for a span that does not fit in one, and is let go once it holds
+ * no kept span (a discarded one, or all taken). At most 16 spare slabs and 2
+ * spare stores are kept.
  */
 /** Size of the slabs pieces are written into (here and by the encoder, for `encode`). */
 export const SLAB_BYTES = 64 * 1024;
@@ -160,7 +161,11 @@ export class SpanBuffer implements SlabTarget {
    */
   discard(): void {
     const resume = this.#resumeSlab;
-    if (resume === undefined) return;
+    if (resume === undefined) {
+      // The piece may have grown the slab it started in when that held nothing kept.
+      this.#replaceOversizedSlab();
+      return;
+    }
     this.#resumeSlab = undefined;
     this.#slabs.pop();
     this.#recycle(this.#slab);
@@ -271,6 +276,7 @@ export class SpanBuffer implements SlabTarget {
       this.#head = 0;
     }
     this.#releaseSlabs();
+    this.#replaceOversizedSlab();
     return new Message(body, count, pieceBytes, store);
   }
 
@@ -314,6 +320,7 @@ export class SpanBuffer implements SlabTarget {
     this.#tail = this.#gap;
     this.#resumeSlab = undefined;
     this.#releaseSlabs();
+    this.#replaceOversizedSlab();
     return count;
   }
 
@@ -333,6 +340,24 @@ export class SpanBuffer implements SlabTarget {
   #releaseSlabs(): void {
     const keep = this.#head < this.#slabOf.length ? (this.#slabOf[this.#head] as Buffer) : this.#slab;
     while (this.#slabs[0] !== keep) this.#recycle(this.#slabs.shift() as Buffer);
+  }
+
+  /**
+   * A slab grown for one large piece would otherwise stay the slab written
+   * into, reused and held for good (a 20 MB span leaves a 40 MB slab): once it
+   * holds no kept piece it is let go for a normal one. Checked when a piece is
+   * discarded or taken, never per piece written.
+   */
+  #replaceOversizedSlab(): void {
+    const slab = this.#slab;
+    if (slab.length <= SLAB_BYTES) return;
+    if (this.#head < this.#slabOf.length && this.#slabOf[this.#slabOf.length - 1] === slab) return;
+    // Holding no kept piece, it is the last of #slabs and writing starts at its beginning.
+    this.#slabs.pop();
+    this.#recycle(slab);
+    this.#slab = this.#spares.pop() ?? Buffer.allocUnsafe(SLAB_BYTES);
+    this.#slabs.push(this.#slab);
+    this.#tail = this.#gap;
   }
 
   #recycle(slab: Buffer): void {
