@@ -44,8 +44,13 @@ interface Token {
 
 interface Session {
   readonly generation: number;
+  /** Consumes and acks, never publishes: the broker does not block it during a resource alarm. */
   readonly connection: ChannelModel;
+  /** Publishes dead letters only. A resource alarm blocks it, and only it: its dead letters wait, acks still flow. */
+  readonly publisher: ChannelModel;
+  /** On `connection`. */
   readonly channel: Channel;
+  /** On `publisher`. */
   readonly confirm: ConfirmChannel;
   /** Publish ids of dead letters the broker returned as unroutable; their confirm follows. */
   readonly returned: Set<string>;
@@ -214,10 +219,15 @@ export class Collector {
     for (const timer of this.timers) clearInterval(timer);
     if (this.session !== undefined) {
       // Close the channels first: that round trip guarantees the broker has
-      // read every ack sent on them before the connection goes.
-      const { channel, confirm, connection } = this.session;
-      await withTimeout(Promise.all([channel.close(), confirm.close()]), Math.max(left(), 1_000)).catch(() => undefined);
-      await withTimeout(connection.close(), Math.max(left(), 1_000)).catch(() => undefined);
+      // read every ack sent on them before the connection goes. Each
+      // connection on its own, so a blocked dead-letter connection (its close
+      // waits for the alarm to end) does not hold up the consumer's.
+      const { channel, confirm, connection, publisher } = this.session;
+      const closeBoth = async (ch: Channel, model: ChannelModel): Promise<void> => {
+        await withTimeout(ch.close(), Math.max(left(), 1_000)).catch(() => undefined);
+        await withTimeout(model.close(), Math.max(left(), 1_000)).catch(() => undefined);
+      };
+      await Promise.all([closeBoth(channel, connection), closeBoth(confirm, publisher)]);
     }
     await withTimeout(Promise.all(this.loops), Math.max(left(), 1_000)).catch(() => undefined);
     await this.store?.close().catch((error: unknown) => this.logger.warn({ err: error }, 'closing the store failed'));
@@ -300,17 +310,20 @@ export class Collector {
     while (!signal.aborted && !this.stopping) {
       let closed: Promise<unknown> | undefined;
       try {
-        ({ closed } = await this.connect());
+        let session: Session;
+        ({ closed, session } = await this.connect());
         // stop() ran while connecting and found no session to close: close it now.
-        if (this.stopping) await this.session?.connection.close().catch(() => undefined);
+        if (this.stopping) await this.endSession(session);
         if (connectedBefore) this.metrics.reconnects.inc();
         connectedBefore = true;
         attempt = 0;
         await closed;
+        // One of the two closed: the other is no use alone.
+        await this.endSession(session);
       } catch (error) {
         this.logger.warn({ err: error }, 'RabbitMQ connection failed');
-        const connection = this.session?.connection;
-        if (closed === undefined && connection !== undefined) await connection.close().catch(() => undefined);
+        const session = this.session;
+        if (closed === undefined && session !== undefined) await this.endSession(session);
       }
       this.dropSession();
       if (signal.aborted || this.stopping) break;
@@ -321,23 +334,50 @@ export class Collector {
     }
   }
 
-  /** Connects, sets up queues and the consumer; resolves with a promise that settles when the connection closes. */
-  private async connect(): Promise<{ closed: Promise<unknown> }> {
-    const connection = await connect(this.config.rabbitmqUrl, {
+  private openConnection(name: string): Promise<ChannelModel> {
+    return connect(this.config.rabbitmqUrl, {
       // Without it a peer that accepts the TCP connection and never answers
       // holds this attempt, and so the collector, forever.
       timeout: this.config.rabbitmqConnectTimeoutMs,
-      clientProperties: { connection_name: `tracehouse-collector ${this.collectorId}` },
+      clientProperties: { connection_name: name },
     });
-    const generation = ++this.generation;
-    const closed = new Promise((resolve) => connection.once('close', resolve));
+  }
+
+  /**
+   * Opens the session's two connections, sets up queues and the consumer;
+   * resolves with a promise that settles when either connection closes.
+   *
+   * Two connections because during a resource alarm (memory, disk) the broker
+   * stops reading every connection that publishes, and only those: one dead
+   * letter published on the consuming connection would leave its acks unread
+   * and its prefetch window shut for as long as the alarm lasts, which the
+   * backlog it should drain may be causing.
+   */
+  private async connect(): Promise<{ closed: Promise<unknown>; session: Session }> {
+    const name = `tracehouse-collector ${this.collectorId}`;
+    const connection = await this.openConnection(name);
     connection.on('error', (error: Error) => this.logger.warn({ err: error }, 'RabbitMQ connection error'));
     connection.on('blocked', (reason: string) => this.logger.warn({ reason }, 'RabbitMQ blocked the connection'));
+    let publisher: ChannelModel;
     try {
+      publisher = await this.openConnection(`${name}-dead-letters`);
+    } catch (error) {
+      await connection.close().catch(() => undefined);
+      throw error;
+    }
+    publisher.on('error', (error: Error) => this.logger.warn({ err: error }, 'RabbitMQ dead-letter connection error'));
+    publisher.on('blocked', (reason: string) =>
+      this.logger.warn({ reason }, 'RabbitMQ blocked the dead-letter connection; consumption goes on, poison messages stay unacked until it is unblocked'),
+    );
+    publisher.on('unblocked', () => this.logger.info('RabbitMQ unblocked the dead-letter connection'));
+    const generation = ++this.generation;
+    const closed = Promise.race([connection, publisher].map((model) => new Promise((resolve) => model.once('close', resolve))));
+    try {
+      // Declares and binds only: no publish, so it does not get this connection blocked.
       await setUpQueues(connection, { ...this.config, logger: this.logger });
       const channel = await connection.createChannel();
-      const confirm = await connection.createConfirmChannel();
-      const session: Session = { generation, connection, channel, confirm, returned: new Set() };
+      const confirm = await publisher.createConfirmChannel();
+      const session: Session = { generation, connection, publisher, channel, confirm, returned: new Set() };
       this.session = session;
       // The broker sends basic.return before it confirms the same message.
       confirm.on('return', (message: Message) => {
@@ -348,7 +388,7 @@ export class Collector {
         ch.on('error', (error: Error) => this.logger.warn({ err: error }, 'RabbitMQ channel error'));
         // A channel closed under us (not by stop) leaves the session unusable: start over.
         ch.on('close', () => {
-          if (!this.stopping && this.session === session) void connection.close().catch(() => undefined);
+          if (!this.stopping && this.session === session) void this.endSession(session);
         });
       }
       await channel.prefetch(this.config.prefetch);
@@ -368,11 +408,21 @@ export class Collector {
       this.rabbitmqUp = true;
       this.updateUp();
       this.logger.info({ queue: this.config.queue, prefetch: this.config.prefetch, generation }, 'consuming');
-      return { closed };
+      return { closed, session };
     } catch (error) {
-      await connection.close().catch(() => undefined);
+      await Promise.all([connection.close().catch(() => undefined), publisher.close().catch(() => undefined)]);
       throw error;
     }
+  }
+
+  /**
+   * Closes both connections of a session (a no-op for one already closed);
+   * the amqp loop then starts over. Bounded: a peer that stopped answering
+   * must not hold up the reconnect.
+   */
+  private async endSession(session: Session): Promise<void> {
+    const close = (model: ChannelModel): Promise<unknown> => withTimeout(model.close(), this.config.rabbitmqConnectTimeoutMs).catch(() => undefined);
+    await Promise.all([close(session.connection), close(session.publisher)]);
   }
 
   /** The connection is gone: everything unacked on it will be redelivered. */
@@ -399,7 +449,7 @@ export class Collector {
     if (message === null) {
       // The broker cancelled the consumer (queue deleted, node down): start over.
       this.logger.warn({ queue: this.config.queue }, 'consumer cancelled by the broker; reconnecting');
-      void session.connection.close().catch(() => undefined);
+      void this.endSession(session);
       return;
     }
     if (this.session !== session) return;
@@ -525,7 +575,7 @@ export class Collector {
               { reason, exchange: this.config.deadLetterExchange, queue: this.config.deadLetterQueue },
               'dead letter returned unroutable (dead-letter queue missing or unbound); reconnecting to declare it, the message stays unacked',
             );
-            void session.connection.close().catch(() => undefined);
+            void this.endSession(session);
           }
         } else {
           this.metrics.messagesDeadLettered.inc({ reason });
