@@ -80,6 +80,9 @@ export class Collector {
   private insertsFailing = false;
   private deadLettersInFlight = 0;
   private deadLettersPublished = 0;
+  /** Connections that have closed, and the close started on each: amqplib's close() never settles when called a second time or after the close. */
+  private readonly closedConnections = new WeakSet<ChannelModel>();
+  private readonly closing = new WeakMap<ChannelModel, Promise<void>>();
   private started = false;
   private stopping = false;
   private stopped: Promise<void> | undefined;
@@ -225,7 +228,7 @@ export class Collector {
       const { channel, confirm, connection, publisher } = this.session;
       const closeBoth = async (ch: Channel, model: ChannelModel): Promise<void> => {
         await withTimeout(ch.close(), Math.max(left(), 1_000)).catch(() => undefined);
-        await withTimeout(model.close(), Math.max(left(), 1_000)).catch(() => undefined);
+        await withTimeout(this.closeConnection(model), Math.max(left(), 1_000)).catch(() => undefined);
       };
       await Promise.all([closeBoth(channel, connection), closeBoth(confirm, publisher)]);
     }
@@ -318,8 +321,10 @@ export class Collector {
         connectedBefore = true;
         attempt = 0;
         await closed;
-        // One of the two closed: the other is no use alone.
-        await this.endSession(session);
+        // One of the two closed: the other is no use alone. Not while stopping: stop()
+        // closes each channel before its connection, and a connection closed under a
+        // closing channel leaves that close unanswered until its timeout.
+        if (!this.stopping) await this.endSession(session);
       } catch (error) {
         this.logger.warn({ err: error }, 'RabbitMQ connection failed');
         const session = this.session;
@@ -334,13 +339,15 @@ export class Collector {
     }
   }
 
-  private openConnection(name: string): Promise<ChannelModel> {
-    return connect(this.config.rabbitmqUrl, {
+  private async openConnection(name: string): Promise<ChannelModel> {
+    const model = await connect(this.config.rabbitmqUrl, {
       // Without it a peer that accepts the TCP connection and never answers
       // holds this attempt, and so the collector, forever.
       timeout: this.config.rabbitmqConnectTimeoutMs,
       clientProperties: { connection_name: name },
     });
+    model.once('close', () => this.closedConnections.add(model));
+    return model;
   }
 
   /**
@@ -362,7 +369,7 @@ export class Collector {
     try {
       publisher = await this.openConnection(`${name}-dead-letters`);
     } catch (error) {
-      await connection.close().catch(() => undefined);
+      await withTimeout(this.closeConnection(connection), this.config.rabbitmqConnectTimeoutMs).catch(() => undefined);
       throw error;
     }
     publisher.on('error', (error: Error) => this.logger.warn({ err: error }, 'RabbitMQ dead-letter connection error'));
@@ -410,7 +417,8 @@ export class Collector {
       this.logger.info({ queue: this.config.queue, prefetch: this.config.prefetch, generation }, 'consuming');
       return { closed, session };
     } catch (error) {
-      await Promise.all([connection.close().catch(() => undefined), publisher.close().catch(() => undefined)]);
+      const bound = this.config.rabbitmqConnectTimeoutMs;
+      await Promise.all([connection, publisher].map((model) => withTimeout(this.closeConnection(model), bound).catch(() => undefined)));
       throw error;
     }
   }
@@ -421,8 +429,19 @@ export class Collector {
    * must not hold up the reconnect.
    */
   private async endSession(session: Session): Promise<void> {
-    const close = (model: ChannelModel): Promise<unknown> => withTimeout(model.close(), this.config.rabbitmqConnectTimeoutMs).catch(() => undefined);
-    await Promise.all([close(session.connection), close(session.publisher)]);
+    const bound = this.config.rabbitmqConnectTimeoutMs;
+    await Promise.all([session.connection, session.publisher].map((model) => withTimeout(this.closeConnection(model), bound).catch(() => undefined)));
+  }
+
+  /** Closes a connection once, however many callers ask (stop() and the amqp loop may both). */
+  private closeConnection(model: ChannelModel): Promise<void> {
+    if (this.closedConnections.has(model)) return Promise.resolve();
+    let closing = this.closing.get(model);
+    if (closing === undefined) {
+      closing = model.close().catch(() => undefined);
+      this.closing.set(model, closing);
+    }
+    return closing;
   }
 
   /** The connection is gone: everything unacked on it will be redelivered. */

@@ -104,7 +104,8 @@ describe('Zipkin wire compatibility', () => {
     const started = Date.now();
     const code = await collector.stop();
     expect(code).toBe(0);
-    expect(Date.now() - started).toBeLessThan(15_000);
+    // Well within the 10 s shutdown timeout: nothing here is stuck, so no step may wait it out.
+    expect(Date.now() - started).toBeLessThan(5_000);
     expect(await store.reader.getTrace('aaaaaaaaaaaaaaaa')).toHaveLength(1);
     // Nothing left behind: no ready message, and none unacked (the queue would show it after the consumer left).
     expect(await rabbit.messageCount(queue)).toBe(0);
