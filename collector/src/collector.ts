@@ -55,6 +55,8 @@ interface Session {
   /** Publish ids of dead letters the broker returned as unroutable; their confirm follows. */
   readonly returned: Set<string>;
   consumerTag?: string;
+  /** The close of the whole session, started once by whichever path asks first (see closeSession). */
+  closing?: Promise<void>;
 }
 
 const PING_INTERVAL_MS = 2_000;
@@ -221,16 +223,8 @@ export class Collector {
     this.stopper.abort();
     for (const timer of this.timers) clearInterval(timer);
     if (this.session !== undefined) {
-      // Close the channels first: that round trip guarantees the broker has
-      // read every ack sent on them before the connection goes. Each
-      // connection on its own, so a blocked dead-letter connection (its close
-      // waits for the alarm to end) does not hold up the consumer's.
-      const { channel, confirm, connection, publisher } = this.session;
-      const closeBoth = async (ch: Channel, model: ChannelModel): Promise<void> => {
-        await withTimeout(ch.close(), Math.max(left(), 1_000)).catch(() => undefined);
-        await withTimeout(this.closeConnection(model), Math.max(left(), 1_000)).catch(() => undefined);
-      };
-      await Promise.all([closeBoth(channel, connection), closeBoth(confirm, publisher)]);
+      const bound = Math.max(left(), 1_000);
+      await withTimeout(this.closeSession(this.session, bound), bound).catch(() => undefined);
     }
     await withTimeout(Promise.all(this.loops), Math.max(left(), 1_000)).catch(() => undefined);
     await this.store?.close().catch((error: unknown) => this.logger.warn({ err: error }, 'closing the store failed'));
@@ -315,16 +309,14 @@ export class Collector {
       try {
         let session: Session;
         ({ closed, session } = await this.connect());
-        // stop() ran while connecting and found no session to close: close it now.
+        // stop() ran while connecting and may have found no session to close: close it now.
         if (this.stopping) await this.endSession(session);
         if (connectedBefore) this.metrics.reconnects.inc();
         connectedBefore = true;
         attempt = 0;
         await closed;
-        // One of the two closed: the other is no use alone. Not while stopping: stop()
-        // closes each channel before its connection, and a connection closed under a
-        // closing channel leaves that close unanswered until its timeout.
-        if (!this.stopping) await this.endSession(session);
+        // One of the two closed: the other is no use alone.
+        await this.endSession(session);
       } catch (error) {
         this.logger.warn({ err: error }, 'RabbitMQ connection failed');
         const session = this.session;
@@ -379,23 +371,25 @@ export class Collector {
     publisher.on('unblocked', () => this.logger.info('RabbitMQ unblocked the dead-letter connection'));
     const generation = ++this.generation;
     const closed = Promise.race([connection, publisher].map((model) => new Promise((resolve) => model.once('close', resolve))));
+    let session: Session | undefined;
     try {
       // Declares and binds only: no publish, so it does not get this connection blocked.
       await setUpQueues(connection, { ...this.config, logger: this.logger });
       const channel = await connection.createChannel();
       const confirm = await publisher.createConfirmChannel();
-      const session: Session = { generation, connection, publisher, channel, confirm, returned: new Set() };
-      this.session = session;
+      session = { generation, connection, publisher, channel, confirm, returned: new Set() };
+      const current = session;
+      this.session = current;
       // The broker sends basic.return before it confirms the same message.
       confirm.on('return', (message: Message) => {
         const id = publishIdOf(message.properties);
-        if (id !== undefined) session.returned.add(id);
+        if (id !== undefined) current.returned.add(id);
       });
       for (const ch of [channel, confirm]) {
         ch.on('error', (error: Error) => this.logger.warn({ err: error }, 'RabbitMQ channel error'));
         // A channel closed under us (not by stop) leaves the session unusable: start over.
         ch.on('close', () => {
-          if (!this.stopping && this.session === session) void this.endSession(session);
+          if (!this.stopping && this.session === current) void this.endSession(current);
         });
       }
       await channel.prefetch(this.config.prefetch);
@@ -403,7 +397,7 @@ export class Collector {
         this.config.queue,
         (message) => {
           try {
-            this.onMessage(session, message);
+            this.onMessage(current, message);
           } catch (error) {
             // Never let a bug here reach amqplib's dispatcher; the message stays unacked.
             this.logger.error({ err: error }, 'failed to handle a delivery');
@@ -411,26 +405,52 @@ export class Collector {
         },
         { noAck: false },
       );
-      session.consumerTag = reply.consumerTag;
+      current.consumerTag = reply.consumerTag;
       this.rabbitmqUp = true;
       this.updateUp();
       this.logger.info({ queue: this.config.queue, prefetch: this.config.prefetch, generation }, 'consuming');
-      return { closed, session };
+      return { closed, session: current };
     } catch (error) {
       const bound = this.config.rabbitmqConnectTimeoutMs;
-      await Promise.all([connection, publisher].map((model) => withTimeout(this.closeConnection(model), bound).catch(() => undefined)));
+      // Once there is a session, stop() may be closing it too: the same close, never a second one.
+      if (session !== undefined) await this.endSession(session);
+      else await Promise.all([connection, publisher].map((model) => withTimeout(this.closeConnection(model), bound).catch(() => undefined)));
       throw error;
     }
   }
 
   /**
-   * Closes both connections of a session (a no-op for one already closed);
-   * the amqp loop then starts over. Bounded: a peer that stopped answering
-   * must not hold up the reconnect.
+   * Closes a session (see closeSession); the amqp loop then starts over.
+   * Bounded: a peer that stopped answering must not hold up the reconnect.
    */
   private async endSession(session: Session): Promise<void> {
     const bound = this.config.rabbitmqConnectTimeoutMs;
-    await Promise.all([session.connection, session.publisher].map((model) => withTimeout(this.closeConnection(model), bound).catch(() => undefined)));
+    await withTimeout(this.closeSession(session, bound), bound).catch(() => undefined);
+  }
+
+  /**
+   * Closes a session once, whichever path asks first (stop(), the amqp loop, a
+   * closed channel, a cancelled consumer, a returned dead letter): amqplib
+   * never answers a channel's close once its connection is closing, so a
+   * second path closing a connection under the first one's channel close
+   * would leave that close waiting out its timeout. Each channel closes before
+   * its connection (that round trip has the broker read every ack sent on
+   * it), and the two pairs side by side (a blocked dead-letter connection
+   * must not hold up the consumer's). A channel whose connection has already
+   * closed is not asked: that close would never settle either.
+   */
+  private closeSession(session: Session, timeoutMs: number): Promise<void> {
+    const pairs: Array<[Channel, ChannelModel]> = [
+      [session.channel, session.connection],
+      [session.confirm, session.publisher],
+    ];
+    session.closing ??= Promise.all(
+      pairs.map(async ([channel, model]) => {
+        if (!this.closedConnections.has(model)) await withTimeout(channel.close(), timeoutMs).catch(() => undefined);
+        await withTimeout(this.closeConnection(model), timeoutMs).catch(() => undefined);
+      }),
+    ).then(() => undefined);
+    return session.closing;
   }
 
   /** Closes a connection once, however many callers ask (stop() and the amqp loop may both). */

@@ -10,6 +10,7 @@
  * queue, a TTL, a max-length with drop-head or a dead-letter exchange would
  * silently lose the messages it exists to keep.
  */
+import { setTimeout as delay } from 'node:timers/promises';
 import type { Channel, ChannelModel } from 'amqplib';
 import type { Logger } from 'pino';
 import type { QueueType } from './config.js';
@@ -27,6 +28,13 @@ function amqpCode(error: unknown): unknown {
   return error !== null && typeof error === 'object' && 'code' in error ? (error).code : undefined;
 }
 
+/**
+ * How long closing a probe channel may take. amqplib never settles a
+ * channel's close once its connection has closed (a broker restart mid-setup):
+ * unbounded, that would hold up the connect attempt, and every reconnect, for good.
+ */
+const CHANNEL_CLOSE_TIMEOUT_MS = 5_000;
+
 /** Runs `op` on a fresh channel and closes it, whatever happens. */
 async function withChannel<R>(connection: ChannelModel, op: (channel: Channel) => Promise<R>): Promise<R> {
   const channel = await connection.createChannel();
@@ -36,7 +44,7 @@ async function withChannel<R>(connection: ChannelModel, op: (channel: Channel) =
   try {
     return await op(channel);
   } finally {
-    await channel.close().catch(() => undefined);
+    await Promise.race([channel.close().catch(() => undefined), delay(CHANNEL_CLOSE_TIMEOUT_MS, undefined, { ref: false })]);
   }
 }
 
