@@ -79,6 +79,25 @@ function destroyConnection(model: ChannelModel): void {
   }
 }
 
+/**
+ * Closes a channel or connection, or gives up after `millis`: amqplib never
+ * settles a close once the connection has closed (a broker restart during
+ * the queue check, a failed attempt), which would leave the connect attempt,
+ * and every reconnect after it, waiting for good.
+ */
+function closeWithin(closable: { close(): Promise<void> }, millis: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const gaveUp = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, millis);
+    timer.unref();
+  });
+  const closed = closable.close().then(
+    () => undefined,
+    () => undefined,
+  );
+  return Promise.race([closed, gaveUp]).finally(() => clearTimeout(timer));
+}
+
 /** Best effort: let the process exit even while this connection is open (amqplib internals, guarded). */
 function unrefConnection(model: ChannelModel, unref: boolean): void {
   const connection = model.connection as unknown as {
@@ -190,7 +209,7 @@ export class AmqpPublisher {
       const current = model;
       model.on('close', () => this.#lost(current, 'connection closed'));
       if (this.#stopped) {
-        await model.close().catch(() => undefined);
+        await closeWithin(model, this.#options.connectTimeoutMillis);
         return;
       }
       unrefConnection(model, !this.#keepAlive);
@@ -222,7 +241,7 @@ export class AmqpPublisher {
         this.#lost(current, 'channel closed');
       });
       if (this.#stopped) {
-        await model.close().catch(() => undefined);
+        await closeWithin(model, this.#options.connectTimeoutMillis);
         return;
       }
       this.#model = model;
@@ -241,7 +260,7 @@ export class AmqpPublisher {
       if (this.#attemptsSinceReady === 0) logger.warn(`cannot reach the broker (${message}); retrying with backoff`);
       else logger.debug('connect failed', message);
       this.#attemptsSinceReady++;
-      if (model !== undefined) await model.close().catch(() => undefined);
+      if (model !== undefined) await closeWithin(model, this.#options.connectTimeoutMillis);
       this.#scheduleReconnect();
     } finally {
       this.#connecting = false;
@@ -259,14 +278,14 @@ export class AmqpPublisher {
     probe.on('error', () => undefined);
     try {
       await probe.checkQueue(this.#options.queue);
-      await probe.close().catch(() => undefined);
+      await closeWithin(probe, this.#options.connectTimeoutMillis);
     } catch (error) {
       if (!isNotFound(error)) throw error;
       // A failed check closes the probe channel; declare on a fresh one.
       const declare = await model.createChannel();
       declare.on('error', () => undefined);
       await declare.assertQueue(this.#options.queue, { durable: true });
-      await declare.close().catch(() => undefined);
+      await closeWithin(declare, this.#options.connectTimeoutMillis);
     }
   }
 

@@ -5,7 +5,7 @@
  * exporter, and a flush on SIGTERM/SIGINT bounded by a timeout.
  */
 import * as nodeModule from 'node:module';
-import { createNoopMeter, diag, DiagConsoleLogger, metrics, type MeterProvider, type TextMapPropagator } from '@opentelemetry/api';
+import { createNoopMeter, diag, DiagConsoleLogger, metrics, TraceFlags, type MeterProvider, type TextMapPropagator } from '@opentelemetry/api';
 import {
   CompositePropagator,
   diagLogLevelFromString,
@@ -262,6 +262,8 @@ class ShutdownAwareProcessor implements SpanProcessor {
       this.#batch.onEnd(span);
       return;
     }
+    // As the batch processor: a span recorded but not sampled is never exported.
+    if ((span.spanContext().traceFlags & TraceFlags.SAMPLED) === 0) return;
     // span.end() runs in the app's code: another exporter's error must not reach it.
     try {
       this.#exporter.export([span], () => undefined);
