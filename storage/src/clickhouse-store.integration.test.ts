@@ -356,6 +356,13 @@ describe.each(ENGINES)('trace id lengths on the $name', ({ url }) => {
     expect(apart.filter((trace) => trace.some((span) => span.traceId.endsWith(low)))).toHaveLength(2);
   });
 
+  it('strictTraceId false: a search finds a 128-bit trace whose low 64 bits are zero', async () => {
+    const zeroLow = '0000000000000001' + '0000000000000000';
+    await strict.writer.write([{ traceId: zeroLow, id: 'c000000000000001', name: 'zero-low', timestamp: (now - HOUR_MS) * 1000 + 20, localEndpoint: { serviceName: 'zl' } }]);
+    const found = await lenient.reader.getTraces({ serviceName: 'zl', endTs: now, lookback: 2 * HOUR_MS, limit: 10 });
+    expect(found.map((trace) => trace.map((span) => span.traceId))).toEqual([[zeroLow]]);
+  });
+
   it('dependency links join a client span under a 128-bit id to its server span under the 64-bit one, counted once', async () => {
     // As Zipkin links them: by the low 64 bits, or one trace would count as two.
     const t = (now - HOUR_MS) * 1000 + 10;

@@ -214,7 +214,9 @@ LIMIT {limit:UInt32}`;
     }
     if (rows.length === 0) return [];
     progress += ` (${rows.length} traces found)`;
-    return this.#traces(wantedIds(rows.map((r) => r.trace_id ?? r.trace_key ?? '')), this.#strict, checkpoint, signal);
+    // Stored ids are normalized already; a low half of zeros (valid in a 128-bit id) would not pass normalizeTraceId.
+    const found = this.#strict ? wantedIds(rows.map((r) => r.trace_id ?? '')) : [...new Set(rows.map((r) => r.trace_key ?? ''))];
+    return this.#traces(found, this.#strict, checkpoint, signal);
   }
 
   async getTrace(traceId: string): Promise<Span[]> {
