@@ -10,7 +10,7 @@ import { bindSql, checkIdentifier, type BindMode } from './sql-binding.js';
 import { readTtlDays, runMigrations, syncTtl } from './migrations.js';
 import { DATA_TABLES, DAY_MICROS, DEFAULT_RETENTION_DAYS } from './schema.js';
 import { ClickHouseSpanWriter } from './clickhouse-span-writer.js';
-import { ClickHouseTraceReader } from './clickhouse-trace-reader.js';
+import { ClickHouseTraceReader, type ReaderOptions } from './clickhouse-trace-reader.js';
 import { toStorageError } from './error-mapping.js';
 
 export interface ClickHouseStoreOptions {
@@ -73,6 +73,12 @@ interface StoreInit {
 }
 
 /**
+ * Tests only (`@tracehouse/storage/testing`): a reader like the store's, its
+ * queries going through `wrap(engine)`. Not exported from index.ts.
+ */
+export let readerThrough: (store: ClickHouseStore, wrap: (engine: Engine) => Engine) => TraceReader;
+
+/**
  * One connection to ClickHouse with the tracehouse schema in place.
  * `open` connects, reads the server version, and applies the migrations
  * (safe when several processes start at once).
@@ -90,7 +96,12 @@ export class ClickHouseStore {
   readonly #engine: Engine;
   readonly #logger: Logger;
   readonly #mode: BindMode;
+  readonly #readerOptions: ReaderOptions;
   #closed = false;
+
+  static {
+    readerThrough = (store, wrap) => new ClickHouseTraceReader({ ...store.#readerOptions, engine: wrap(store.#engine) });
+  }
 
   private constructor(init: StoreInit) {
     this.#engine = init.engine;
@@ -101,14 +112,15 @@ export class ClickHouseStore {
     this.features = init.features;
     this.retentionDays = init.retentionDays;
     this.writer = new ClickHouseSpanWriter({ engine: init.engine, database: init.database });
-    this.reader = new ClickHouseTraceReader({
+    this.#readerOptions = {
       engine: init.engine,
       database: init.database,
       bindMode: init.bindMode,
       strictTraceId: init.strictTraceId,
       autocompleteKeys: init.autocompleteKeys,
       queryTimeoutMs: init.queryTimeoutMs,
-    });
+    };
+    this.reader = new ClickHouseTraceReader(this.#readerOptions);
   }
 
   /**

@@ -3,11 +3,9 @@
 // the main entry point, which is what production code imports; SQL stays in
 // this package.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ChdbEngine } from './chdb-engine.js';
-import { ClickHouseTraceReader } from './clickhouse-trace-reader.js';
+import { ClickHouseStore, readerThrough } from './clickhouse-store.js';
 import type { Engine, ReadOptions } from './engine.js';
 import { HttpEngine } from './http-engine.js';
-import { featuresFor, parseServerVersion } from './server-features.js';
 import { checkIdentifier, type BoundSql } from './sql-binding.js';
 import type { TraceReader } from './trace-reader.js';
 
@@ -48,9 +46,9 @@ export async function dropDatabase(options: { url: string; database: string }): 
 }
 
 /**
- * The trace reader a store builds for `database` (migrated by a ClickHouseStore) at `url`,
- * its queries going through `wrap(engine)`: for tests that count, delay or fail the queries
- * of a read. `close` closes the engine.
+ * The trace reader of a store opened on `database` at `url`, its queries
+ * going through `wrap(engine)`: for tests that count, delay or fail the
+ * queries of a read. `close` closes the store.
  */
 export async function openWrappedReader(options: {
   url: string;
@@ -58,27 +56,8 @@ export async function openWrappedReader(options: {
   queryTimeoutMs: number;
   wrap: (engine: Engine) => Engine;
 }): Promise<{ reader: TraceReader; close: () => Promise<void> }> {
-  const database = checkIdentifier('database', options.database);
-  const { queryTimeoutMs } = options;
-  const engine: Engine = options.url.startsWith('chdb:')
-    ? await ChdbEngine.open({ queryTimeoutMs })
-    : new HttpEngine({ url: options.url, queryTimeoutMs });
-  try {
-    const [row] = await engine.query<{ v: string }>({ sql: 'SELECT version() AS v', params: {} });
-    const features = featuresFor(parseServerVersion(String(row?.v ?? '')));
-    const reader = new ClickHouseTraceReader({
-      engine: options.wrap(engine),
-      database,
-      bindMode: features.serverParams ? 'server' : 'literal',
-      strictTraceId: true,
-      autocompleteKeys: undefined,
-      queryTimeoutMs,
-    });
-    return { reader, close: () => engine.close() };
-  } catch (error) {
-    await engine.close();
-    throw error;
-  }
+  const store = await ClickHouseStore.open({ url: options.url, database: options.database, queryTimeoutMs: options.queryTimeoutMs });
+  return { reader: readerThrough(store, options.wrap), close: () => store.close() };
 }
 
 /**
