@@ -6,6 +6,7 @@
 // annotations become tags. The v2 objects then go through the same validator
 // as JSON v2.
 import { rejectSpan } from './results.js';
+import { setTag } from './set-tag.js';
 
 type Obj = Record<string, unknown>;
 
@@ -190,10 +191,4 @@ export function v1ToV2(input: unknown): unknown[] {
     }
   }
   return sides;
-}
-
-/** A tag named "__proto__" is kept as a tag, as the v2 path keeps it, not taken as the object's prototype. */
-function setTag(tags: Record<string, string>, key: string, value: string): void {
-  if (key === '__proto__') Object.defineProperty(tags, key, { value, enumerable: true, writable: true, configurable: true });
-  else tags[key] = value;
 }

@@ -4,6 +4,7 @@
 // regular expressions and no intermediate copies.
 import { normalizeIp } from './ip.js';
 import { SpanRejection, rejectSpan, type DroppedSpan, type NormalizeResult, type SpanRejectReason } from './results.js';
+import { setTag } from './set-tag.js';
 import type { Annotation, Endpoint, Span, SpanKind } from './span.js';
 
 // String.prototype.isWellFormed/toWellFormed are ES2024 (in Node since 20);
@@ -238,8 +239,7 @@ function tagsOf(value: unknown, reuse: boolean): Record<string, string> | undefi
     if (!Object.prototype.hasOwnProperty.call(raw, rawKey)) continue;
     const v = wellFormed(raw[rawKey] as string);
     const key = wellFormed(rawKey);
-    if (key === '__proto__') Object.defineProperty(out, key, { value: v, enumerable: true, writable: true, configurable: true });
-    else out[key] = v;
+    setTag(out, key, v);
   }
   return out;
 }

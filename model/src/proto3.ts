@@ -8,6 +8,7 @@ import { isHex, writeHexBytes } from './hex.js';
 import { formatIpv4, formatIpv6, isIpv4Mapped, parseIpv4, parseIpv6 } from './ip.js';
 import { normalizeOrThrow } from './normalize-span.js';
 import { SpanRejection, rejectSpan, type DecodeResult, type DroppedSpan } from './results.js';
+import { setTag } from './set-tag.js';
 import type { Endpoint, Span, SpanKind } from './span.js';
 
 const WIRE_VARINT = 0;
@@ -353,9 +354,7 @@ function readSpan(r: Reader, end: number): RawSpan {
           }
         }
         r.leave(outer);
-        const tags = (span.tags ??= {});
-        if (key === '__proto__') Object.defineProperty(tags, key, { value, enumerable: true, writable: true, configurable: true });
-        else tags[key] = value;
+        setTag((span.tags ??= {}), key, value);
         break;
       }
       case 12:
