@@ -20,6 +20,7 @@ import { deadLetterOptions, minimalDeadLetterOptions, publishIdOf, withPublishId
 import { InsertPipeline } from './insert-pipeline.js';
 import { createMetrics, type CollectorMetrics } from './metrics.js';
 import { setUpQueues } from './queue-setup.js';
+import { withTimeout } from './with-timeout.js';
 
 /** What the collector needs from the span store. ClickHouseStore satisfies it. */
 export interface CollectorStore {
@@ -82,9 +83,8 @@ export class Collector {
   private insertsFailing = false;
   private deadLettersInFlight = 0;
   private deadLettersPublished = 0;
-  /** Connections that have closed, and the close started on each: amqplib's close() never settles when called a second time or after the close. */
+  /** Connections that have closed: amqplib's close() of one never settles. */
   private readonly closedConnections = new WeakSet<ChannelModel>();
-  private readonly closing = new WeakMap<ChannelModel, Promise<void>>();
   private started = false;
   private stopping = false;
   private stopped: Promise<void> | undefined;
@@ -453,15 +453,9 @@ export class Collector {
     return session.closing;
   }
 
-  /** Closes a connection once, however many callers ask (stop() and the amqp loop may both). */
+  /** Closes a connection unless it has closed already; each is closed on one path only (closeSession, or connect() before there is a session). */
   private closeConnection(model: ChannelModel): Promise<void> {
-    if (this.closedConnections.has(model)) return Promise.resolve();
-    let closing = this.closing.get(model);
-    if (closing === undefined) {
-      closing = model.close().catch(() => undefined);
-      this.closing.set(model, closing);
-    }
-    return closing;
+    return this.closedConnections.has(model) ? Promise.resolve() : model.close().catch(() => undefined);
   }
 
   /** The connection is gone: everything unacked on it will be redelivered. */
@@ -670,21 +664,3 @@ function errorText(error: unknown): string {
   const code = (error as { code?: unknown }).code;
   return typeof code === 'string' ? `${error.name} (${code}): ${error.message}` : `${error.name}: ${error.message}`;
 }
-
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
-    timer.unref();
-    promise.then(
-      (value) => {
-        clearTimeout(timer);
-        resolve(value);
-      },
-      (error: unknown) => {
-        clearTimeout(timer);
-        reject(error instanceof Error ? error : new Error(String(error)));
-      },
-    );
-  });
-}
-

@@ -10,10 +10,10 @@
  * queue, a TTL, a max-length with drop-head or a dead-letter exchange would
  * silently lose the messages it exists to keep.
  */
-import { setTimeout as delay } from 'node:timers/promises';
 import type { Channel, ChannelModel } from 'amqplib';
 import type { Logger } from 'pino';
 import type { QueueType } from './config.js';
+import { withTimeout } from './with-timeout.js';
 
 export interface QueueSetupOptions {
   queue: string;
@@ -44,7 +44,7 @@ async function withChannel<R>(connection: ChannelModel, op: (channel: Channel) =
   try {
     return await op(channel);
   } finally {
-    await Promise.race([channel.close().catch(() => undefined), delay(CHANNEL_CLOSE_TIMEOUT_MS, undefined, { ref: false })]);
+    await withTimeout(channel.close(), CHANNEL_CLOSE_TIMEOUT_MS).catch(() => undefined);
   }
 }
 
