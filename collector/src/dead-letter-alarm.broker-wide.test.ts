@@ -23,9 +23,8 @@ import { ClickHouseStore } from '@tracehouse/storage';
 import { dropDatabase } from '@tracehouse/storage/testing';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Collector } from './collector.js';
-import { parseConfig } from './config.js';
-import { queueOutcome } from './dead-letters.test.helpers.js';
+import type { Collector } from './collector.js';
+import { collectorFromEnv, queueOutcome } from './dead-letters.test.helpers.js';
 
 const RABBITMQ_URL = process.env.TRACEHOUSE_RABBITMQ_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 const CLICKHOUSE_URL = process.env.TRACEHOUSE_CLICKHOUSE_URL ?? 'http://127.0.0.1:8123';
@@ -180,23 +179,20 @@ describe('a dead letter published during a disk alarm', () => {
     let collector: Collector | undefined;
     try {
       lines.length = 0;
-      const c = new Collector({
-        config: Object.freeze({
-          ...parseConfig({
-            TRACEHOUSE_RABBITMQ_URL: RABBITMQ_URL,
-            TRACEHOUSE_CLICKHOUSE_URL: CLICKHOUSE_URL,
-            TRACEHOUSE_CLICKHOUSE_DATABASE: database,
-            TRACEHOUSE_QUEUE: queue,
-            TRACEHOUSE_COLLECTOR_PREFETCH: String(PREFETCH),
-            TRACEHOUSE_COLLECTOR_BATCH_AGE_MS: '20',
-            TRACEHOUSE_COLLECTOR_RECONNECT_INITIAL_MS: '50',
-            TRACEHOUSE_COLLECTOR_RECONNECT_MAX_MS: '500',
-            TRACEHOUSE_COLLECTOR_SHUTDOWN_TIMEOUT_MS: String(shutdownTimeoutMs),
-          }),
-          adminPort: 0,
-          adminHost: '127.0.0.1',
-        }),
-        logger: pino({ level: 'info' }, { write: (line: string) => lines.push(JSON.parse(line) as { level: number; msg: string }) }),
+      const c = collectorFromEnv({
+        env: {
+          TRACEHOUSE_RABBITMQ_URL: RABBITMQ_URL,
+          TRACEHOUSE_CLICKHOUSE_URL: CLICKHOUSE_URL,
+          TRACEHOUSE_CLICKHOUSE_DATABASE: database,
+          TRACEHOUSE_QUEUE: queue,
+          TRACEHOUSE_COLLECTOR_PREFETCH: String(PREFETCH),
+          TRACEHOUSE_COLLECTOR_BATCH_AGE_MS: '20',
+          TRACEHOUSE_COLLECTOR_RECONNECT_INITIAL_MS: '50',
+          TRACEHOUSE_COLLECTOR_RECONNECT_MAX_MS: '500',
+          TRACEHOUSE_COLLECTOR_SHUTDOWN_TIMEOUT_MS: String(shutdownTimeoutMs),
+        },
+        level: 'info',
+        lines,
       });
       collector = c;
       cleanups.push(() => c.stop());

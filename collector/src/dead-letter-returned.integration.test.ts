@@ -9,11 +9,9 @@
 import { randomBytes } from 'node:crypto';
 import { connect, type ChannelModel } from 'amqplib';
 import { dropDatabase } from '@tracehouse/storage/testing';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Collector } from './collector.js';
-import { parseConfig } from './config.js';
-import { queueOutcome } from './dead-letters.test.helpers.js';
+import type { Collector } from './collector.js';
+import { collectorFromEnv, queueOutcome } from './dead-letters.test.helpers.js';
 
 const RABBITMQ_URL = process.env.TRACEHOUSE_RABBITMQ_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 const CLICKHOUSE_URL = process.env.TRACEHOUSE_CLICKHOUSE_URL ?? 'http://127.0.0.1:8123';
@@ -55,20 +53,17 @@ describe('a dead-letter queue deleted under a connected collector', () => {
   beforeAll(async () => {
     connection = await connect(RABBITMQ_URL);
     connection.on('error', () => undefined);
-    collector = new Collector({
-      config: Object.freeze({
-        ...parseConfig({
-          TRACEHOUSE_RABBITMQ_URL: RABBITMQ_URL,
-          TRACEHOUSE_CLICKHOUSE_URL: CLICKHOUSE_URL,
-          TRACEHOUSE_CLICKHOUSE_DATABASE: database,
-          TRACEHOUSE_QUEUE: queue,
-          TRACEHOUSE_COLLECTOR_RECONNECT_INITIAL_MS: '50',
-          TRACEHOUSE_COLLECTOR_RECONNECT_MAX_MS: '500',
-        }),
-        adminPort: 0,
-        adminHost: '127.0.0.1',
-      }),
-      logger: pino({ level: 'warn' }, { write: (line: string) => lines.push(JSON.parse(line) as { level: number; msg: string }) }),
+    collector = collectorFromEnv({
+      env: {
+        TRACEHOUSE_RABBITMQ_URL: RABBITMQ_URL,
+        TRACEHOUSE_CLICKHOUSE_URL: CLICKHOUSE_URL,
+        TRACEHOUSE_CLICKHOUSE_DATABASE: database,
+        TRACEHOUSE_QUEUE: queue,
+        TRACEHOUSE_COLLECTOR_RECONNECT_INITIAL_MS: '50',
+        TRACEHOUSE_COLLECTOR_RECONNECT_MAX_MS: '500',
+      },
+      level: 'warn',
+      lines,
     });
     await collector.start();
     await waitFor(() => Promise.resolve(collector.readiness().ready), () => `the collector to be ready: ${JSON.stringify(lines.slice(-5))}`, 60_000);

@@ -1,6 +1,23 @@
-// What a collector test checks after a run: how many messages are left on the
-// span queue and parked on its dead-letter queue, and the first dead letter.
+// For collector tests that run a collector in process: one made from
+// environment variables, and what they check after a run (how many messages
+// are left on the span queue and parked on its dead-letter queue, and the
+// first dead letter).
 import type { ChannelModel, GetMessage } from 'amqplib';
+import { pino, type Level } from 'pino';
+import { Collector } from './collector.js';
+import { parseConfig } from './config.js';
+
+/** A collector configured by `env` (admin server on an ephemeral local port), logging at `level` into `lines`. */
+export function collectorFromEnv(options: {
+  env: Record<string, string>;
+  level: Level;
+  lines: Array<{ level: number; msg: string }>;
+}): Collector {
+  return new Collector({
+    config: Object.freeze({ ...parseConfig(options.env), adminPort: 0, adminHost: '127.0.0.1' }),
+    logger: pino({ level: options.level }, { write: (line: string) => options.lines.push(JSON.parse(line) as { level: number; msg: string }) }),
+  });
+}
 
 export async function queueOutcome(
   connection: ChannelModel,
