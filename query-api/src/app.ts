@@ -148,6 +148,12 @@ function toErrorResponse(error: FastifyError | Error, log: FastifyBaseLogger): {
     return { status: 504, body: { code: 'QUERY_TIMEOUT', message: error.message } };
   }
   if (error instanceof StorageError) {
+    if (error.code === 'too_large') {
+      log.warn({ err: error }, 'read refused: too large');
+      // Storage's message says how many traces and how large a read may be; nothing of ClickHouse's own.
+      const message = `${error.message}: ask for fewer (limit, lookback, traceIds) or raise TRACEHOUSE_QUERY_MAX_RESULT_BYTES`;
+      return { status: 400, body: { code: 'RESULT_TOO_LARGE', message } };
+    }
     log.error({ err: error, storageCode: error.code }, 'storage error');
     if (error.code === 'timeout') return { status: 504, body: { code: 'QUERY_TIMEOUT', message: 'the query took too long' } };
     if (error.code === 'connection' || error.code === 'overloaded' || error.code === 'closed') {

@@ -5,11 +5,13 @@ import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { ClickHouseStore } from '@tracehouse/storage';
+import { generateSpans } from '@tracehouse/storage/testing';
 import { afterAll, describe, expect, it } from 'vitest';
 
 const BIN = fileURLToPath(new URL('../dist/bin.js', import.meta.url));
 const CLICKHOUSE_URL = process.env['TRACEHOUSE_CLICKHOUSE_URL'] ?? 'http://127.0.0.1:8123';
 const database = `qa_bin_${randomBytes(5).toString('hex')}`;
+const boundedDatabase = `qa_bin_bounded_${randomBytes(5).toString('hex')}`;
 
 function run(env: Record<string, string>, args: string[] = []): { child: ChildProcess; stdout: () => string; stderr: () => string } {
   const child = spawn(process.execPath, [BIN, ...args], {
@@ -42,9 +44,11 @@ async function listeningUrl(stdout: () => string, child: ChildProcess): Promise<
 }
 
 afterAll(async () => {
-  const store = await ClickHouseStore.open({ url: CLICKHOUSE_URL, database });
-  await store.dropDatabase();
-  await store.close();
+  for (const name of [database, boundedDatabase]) {
+    const store = await ClickHouseStore.open({ url: CLICKHOUSE_URL, database: name });
+    await store.dropDatabase();
+    await store.close();
+  }
 });
 
 describe('tracehouse-query-api bin', () => {
@@ -85,6 +89,46 @@ describe('tracehouse-query-api bin', () => {
       expect(stdout()).toContain('query API stopped');
     } finally {
       if (child.exitCode === null) child.kill('SIGKILL');
+    }
+  });
+
+  it('answers a read larger than TRACEHOUSE_QUERY_MAX_RESULT_BYTES with a 400 RESULT_TOO_LARGE, and keeps serving', async () => {
+    const now = Date.now();
+    // About 3.4 MB of stored spans in one trace, and two small traces after it.
+    const big = generateSpans({ traces: 1, spansPerTrace: 5000, startMicros: (now - 7_200_000) * 1000, seed: 7 });
+    const small = generateSpans({ traces: 2, spansPerTrace: 5, startMicros: (now - 3_600_000) * 1000, seed: 8 });
+    const store = await ClickHouseStore.open({ url: CLICKHOUSE_URL, database: boundedDatabase });
+    try {
+      await store.writer.write([...big, ...small]);
+    } finally {
+      await store.close();
+    }
+    const { child, stdout } = run({
+      TRACEHOUSE_QUERY_PORT: '0',
+      TRACEHOUSE_QUERY_HOST: '127.0.0.1',
+      TRACEHOUSE_CLICKHOUSE_DATABASE: boundedDatabase,
+      TRACEHOUSE_QUERY_MAX_RESULT_BYTES: '2000000',
+    });
+    try {
+      const url = await listeningUrl(stdout, child);
+      const refused = async (path: string): Promise<void> => {
+        const response = await fetch(`${url}${path}`);
+        expect({ path, status: response.status }).toEqual({ path, status: 400 });
+        const body = (await response.json()) as { code: string; message: string };
+        expect(body.code).toBe('RESULT_TOO_LARGE');
+        expect(body.message).toContain('more than 2000000 bytes');
+        expect(body.message).toContain('TRACEHOUSE_QUERY_MAX_RESULT_BYTES');
+      };
+      await refused(`/api/v2/trace/${big[0]?.traceId}`);
+      await refused(`/api/v2/traces?endTs=${now}&lookback=10800000&limit=10`);
+      await refused(`/api/v2/traceMany?traceIds=${big[0]?.traceId},${small[0]?.traceId}`);
+      const newest = await fetch(`${url}/api/v2/traces?endTs=${now}&lookback=10800000&limit=2`);
+      expect(newest.status).toBe(200);
+      expect(((await newest.json()) as unknown[][]).flat()).toHaveLength(10);
+      expect((await fetch(`${url}/api/v2/trace/${small[0]?.traceId}`)).status).toBe(200);
+      expect(child.exitCode).toBeNull();
+    } finally {
+      child.kill('SIGKILL');
     }
   });
 });

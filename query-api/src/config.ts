@@ -3,7 +3,7 @@
  * object. A bad value is a ConfigError naming the variable and what it accepts;
  * the bin prints it and exits.
  */
-import { checkIdentifier } from '@tracehouse/storage';
+import { DEFAULT_MAX_RESULT_BYTES, checkIdentifier } from '@tracehouse/storage';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -27,6 +27,11 @@ export interface QueryApiConfig {
   readonly maxLookbackMs: number;
   /** TRACEHOUSE_QUERY_TIMEOUT_MS, default 10000: a slower read answers 504. */
   readonly queryTimeoutMs: number;
+  /**
+   * TRACEHOUSE_QUERY_MAX_RESULT_BYTES, default 67108864 (64 MiB): the most bytes of stored spans
+   * one request reads; a larger answer is a 400 RESULT_TOO_LARGE rather than a process out of memory.
+   */
+  readonly maxResultBytes: number;
   /**
    * TRACEHOUSE_QUERY_CORS_ORIGINS, default `*`: `*` (any origin), `off` (no CORS
    * headers), or a comma-separated list of origins such as `http://localhost:3000`.
@@ -188,6 +193,7 @@ export function parseConfig(env: Env = process.env): QueryApiConfig {
     defaultLookbackMs,
     maxLookbackMs,
     queryTimeoutMs: integer(env, 'TRACEHOUSE_QUERY_TIMEOUT_MS', 10_000, 100, 600_000),
+    maxResultBytes: integer(env, 'TRACEHOUSE_QUERY_MAX_RESULT_BYTES', DEFAULT_MAX_RESULT_BYTES, 1024, 1024 ** 3),
     corsOrigins: corsOrigins(env, 'TRACEHOUSE_QUERY_CORS_ORIGINS'),
     bearerToken: bearerToken(env, 'TRACEHOUSE_QUERY_BEARER_TOKEN'),
     strictTraceId: boolean(env, 'TRACEHOUSE_QUERY_STRICT_TRACE_ID', true),
@@ -207,6 +213,7 @@ export const CONFIG_HELP = `Environment variables (read once at start):
   TRACEHOUSE_QUERY_DEFAULT_LOOKBACK_MS   lookback when absent [86400000]
   TRACEHOUSE_QUERY_MAX_LOOKBACK_MS       longer lookbacks are clamped to this [604800000]
   TRACEHOUSE_QUERY_TIMEOUT_MS            per-request query timeout, 100-600000 [10000]
+  TRACEHOUSE_QUERY_MAX_RESULT_BYTES      most bytes of spans one request reads, 1024-1073741824 [67108864]
   TRACEHOUSE_QUERY_CORS_ORIGINS          *, off, or comma-separated origins [*]
   TRACEHOUSE_QUERY_BEARER_TOKEN          when set (8+ characters), required on every route but /health
   TRACEHOUSE_QUERY_STRICT_TRACE_ID       true/false: match trace ids exactly, as Zipkin does [true]

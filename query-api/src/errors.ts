@@ -6,6 +6,7 @@
  * | ------ | --------------------- | -------------------------------------------------- |
  * | 400    | `INVALID_PARAMETER`   | a parameter is malformed or out of bounds          |
  * | 400    | `MISSING_PARAMETER`   | a required parameter is absent or empty            |
+ * | 400    | `RESULT_TOO_LARGE`    | the answer holds more than TRACEHOUSE_QUERY_MAX_RESULT_BYTES |
  * | 401    | `UNAUTHORIZED`        | a bearer token is configured and was not presented |
  * | 404    | `TRACE_NOT_FOUND`     | `/trace/{traceId}` names no stored trace           |
  * | 404    | `NOT_FOUND`           | no such route                                      |
@@ -17,6 +18,7 @@
 export const ERROR_CODES = [
   'INVALID_PARAMETER',
   'MISSING_PARAMETER',
+  'RESULT_TOO_LARGE',
   'UNAUTHORIZED',
   'TRACE_NOT_FOUND',
   'NOT_FOUND',

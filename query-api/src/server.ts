@@ -22,6 +22,7 @@ export async function startServer(options: { config: QueryApiConfig; logger: Log
     url: config.clickhouseUrl,
     database: config.clickhouseDatabase,
     queryTimeoutMs: config.queryTimeoutMs,
+    maxResultBytes: config.maxResultBytes,
     strictTraceId: config.strictTraceId,
     ...(config.autocompleteKeys === undefined ? {} : { autocompleteKeys: config.autocompleteKeys }),
     logger: logger.child({ component: 'storage' }),

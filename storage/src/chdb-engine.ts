@@ -1,5 +1,5 @@
 import type { Session } from 'chdb';
-import type { Engine, ReadOptions } from './engine.js';
+import type { Engine, ReadOptions, TextReadOptions } from './engine.js';
 import type { BoundSql } from './sql-binding.js';
 import { StorageError, closedError } from './storage-error.js';
 import { toStorageError } from './error-mapping.js';
@@ -78,7 +78,21 @@ export class ChdbEngine implements Engine {
           : await session.queryAsync(statement.sql, options);
       return result.text();
     } catch (error) {
+      await this.#discardLeftovers(session);
       throw toStorageError(error, 'chdb query failed');
+    }
+  }
+
+  /**
+   * chdb 3.4 keeps the rows a query produced before it failed and hands them
+   * to the session's next query, ahead of that query's own answer. A throwaway
+   * query takes them, so the next read gets its own rows only.
+   */
+  async #discardLeftovers(session: Session): Promise<void> {
+    try {
+      await session.queryAsync('SELECT 1', { format: 'TabSeparated', timeout: this.#timeoutMs });
+    } catch {
+      // The session is unusable; the next read will say so.
     }
   }
 
@@ -108,8 +122,14 @@ export class ChdbEngine implements Engine {
     }
   }
 
-  queryText(statement: BoundSql, format: 'TabSeparatedRaw' | 'TabSeparated', options?: ReadOptions): Promise<string> {
-    return this.#run(statement, format, options);
+  async queryText(statement: BoundSql, format: 'TabSeparatedRaw' | 'TabSeparated', options?: TextReadOptions): Promise<string> {
+    const text = await this.#run(statement, format, options);
+    // Embedded, the answer is in this process's memory already: the bound only keeps the caller's contract.
+    const maxBytes = options?.maxBytes;
+    if (maxBytes !== undefined && Buffer.byteLength(text) > maxBytes) {
+      throw new StorageError({ code: 'too_large', retryable: false, message: `chdb query failed: the answer holds more than ${maxBytes} bytes` });
+    }
+    return text;
   }
 
   async insertTabSeparated(table: string, columns: readonly string[], parts: readonly Buffer[]): Promise<void> {

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeSpans, type Span } from '@tracehouse/model';
-import { ClickHouseStore } from './clickhouse-store.js';
+import { ClickHouseStore, DEFAULT_MAX_RESULT_BYTES } from './clickhouse-store.js';
 import { StorageError } from './storage-error.js';
 import { ChdbEngine } from './chdb-engine.js';
 import { HttpEngine } from './http-engine.js';
@@ -289,6 +289,57 @@ describe.each(ENGINES)('deduplication on the $name', ({ url }) => {
     const trace = await store.reader.getTrace(traceAId);
     expect(trace).toHaveLength(traceA.length);
     expect(trace.filter((s) => s.id === '1000000000000002')).toHaveLength(2);
+  });
+});
+
+describe.each(ENGINES)('the bound on what one read returns, on the $name', ({ url }) => {
+  const database = uniqueDatabase('th_bounded');
+  const maxResultBytes = 2_000_000;
+  const now = Date.now();
+  // About 3.4 MB of stored spans, written in five inserts: more than one part to read from.
+  const big = generateSpans({ traces: 1, spansPerTrace: 5000, startMicros: (now - 2 * HOUR_MS) * 1000, seed: 7 });
+  const small = generateSpans({ traces: 2, spansPerTrace: 5, startMicros: (now - HOUR_MS) * 1000, seed: 8 });
+  const bigId = big[0]?.traceId ?? '';
+  const smallIds = [...new Set(small.map((s) => s.traceId))];
+  let store: ClickHouseStore;
+
+  beforeAll(async () => {
+    store = await ClickHouseStore.open({ url, database, maxResultBytes });
+    for (let start = 0; start < big.length; start += 1000) await store.writer.write(big.slice(start, start + 1000));
+    await store.writer.write(small);
+  }, 60_000);
+  afterAll(async () => {
+    await store?.dropDatabase();
+    await store?.close();
+  });
+
+  it('refuses a read larger than maxResultBytes with a too_large error, and serves the smaller ones around it', async () => {
+    const refused = { name: 'StorageError', code: 'too_large', retryable: false };
+    await expect(store.reader.getTrace(bigId)).rejects.toMatchObject({
+      ...refused,
+      message: 'the trace holds more than 2000000 bytes of spans, the most one read returns',
+    });
+    expect(await store.reader.getTrace(smallIds[0] ?? '')).toHaveLength(5);
+    await expect(store.reader.getTraceMany([...smallIds, bigId])).rejects.toMatchObject({
+      ...refused,
+      message: 'the 3 traces hold more than 2000000 bytes of spans, the most one read returns',
+    });
+    expect((await store.reader.getTraceMany(smallIds)).flat()).toHaveLength(10);
+    // Newest first: the two small traces fit, the search reaching the big one does not.
+    const window = { endTs: now, lookback: 3 * HOUR_MS };
+    expect(await store.reader.getTraces({ ...window, limit: 2 })).toHaveLength(2);
+    await expect(store.reader.getTraces({ ...window, limit: 10 })).rejects.toMatchObject(refused);
+    // Nothing of the refused reads leaks into the next one.
+    expect(sortSpans((await store.reader.getTraceMany(smallIds)).flat())).toEqual(sortSpans(small));
+  });
+
+  it('reads the same trace whole under the default bound', async () => {
+    const unbounded = await ClickHouseStore.open({ url, database });
+    try {
+      expect(await unbounded.reader.getTrace(bigId)).toHaveLength(big.length);
+    } finally {
+      await unbounded.close();
+    }
   });
 });
 
@@ -671,6 +722,7 @@ describe.each(ENGINES)('dependencies over a window larger than one query may hol
       strictTraceId: true,
       autocompleteKeys: undefined,
       queryTimeoutMs,
+      maxResultBytes: DEFAULT_MAX_RESULT_BYTES,
     });
 
   beforeAll(async () => {

@@ -49,8 +49,20 @@ export interface ClickHouseStoreOptions {
    * When absent, every tag key seen is offered.
    */
   autocompleteKeys?: readonly string[];
+  /**
+   * The most bytes of stored spans one `getTraces` or `getTraceMany` reads
+   * (DEFAULT_MAX_RESULT_BYTES, 64 MiB): a larger read rejects with a
+   * StorageError `too_large` before it fills the process's memory.
+   */
+  maxResultBytes?: number;
   logger?: Logger;
 }
+
+/**
+ * 64 MiB of span JSON: some 80 000 spans, more than a trace view can show. Parsed, it takes
+ * several times that in memory, which a small query API process still has.
+ */
+export const DEFAULT_MAX_RESULT_BYTES = 64 * 1024 * 1024;
 
 export interface RetentionResult {
   /** The retention applied, in days; undefined when nothing was enforced (the tables' TTL is the operator's). */
@@ -70,6 +82,7 @@ interface StoreInit {
   strictTraceId: boolean;
   autocompleteKeys: readonly string[] | undefined;
   queryTimeoutMs: number;
+  maxResultBytes: number;
 }
 
 /**
@@ -119,6 +132,7 @@ export class ClickHouseStore {
       strictTraceId: init.strictTraceId,
       autocompleteKeys: init.autocompleteKeys,
       queryTimeoutMs: init.queryTimeoutMs,
+      maxResultBytes: init.maxResultBytes,
     };
     this.reader = new ClickHouseTraceReader(this.#readerOptions);
   }
@@ -145,6 +159,10 @@ export class ClickHouseStore {
     const queryTimeoutMs = options.queryTimeoutMs ?? 30_000;
     if (!Number.isInteger(queryTimeoutMs) || queryTimeoutMs < 1) {
       throw new StorageError({ code: 'bad_input', retryable: false, message: 'queryTimeoutMs must be a positive integer' });
+    }
+    const maxResultBytes = options.maxResultBytes ?? DEFAULT_MAX_RESULT_BYTES;
+    if (!Number.isSafeInteger(maxResultBytes) || maxResultBytes < 1) {
+      throw new StorageError({ code: 'bad_input', retryable: false, message: 'maxResultBytes must be a positive integer' });
     }
     const logger = (options.logger ?? silentLogger).child({ component: 'storage' });
     const engine = await openEngine(options.url, options, queryTimeoutMs);
@@ -181,6 +199,7 @@ export class ClickHouseStore {
         strictTraceId: options.strictTraceId ?? true,
         autocompleteKeys: options.autocompleteKeys,
         queryTimeoutMs,
+        maxResultBytes,
       });
     } catch (error) {
       await engine.close().catch(() => undefined);

@@ -10,6 +10,17 @@ export interface ReadOptions {
   signal?: AbortSignal;
 }
 
+/** Options of a read returned whole as text. */
+export interface TextReadOptions extends ReadOptions {
+  /**
+   * The most bytes the answer may hold: a larger one rejects with a
+   * StorageError `too_large` instead of filling this process's memory. Over
+   * HTTP the server stops producing it (max_result_bytes, counted by the
+   * server as its columns' bytes, a little over the text's).
+   */
+  maxBytes?: number;
+}
+
 /**
  * The little the rest of the package needs from a ClickHouse engine. Two
  * adapters: HTTP (@clickhouse/client; production, and the 18.16 tests) and
@@ -28,8 +39,12 @@ export interface Engine {
    * thrown by `onRow` stops the query and is rethrown unchanged.
    */
   queryEach<T>(statement: BoundSql, onRow: (row: T) => void, options?: ReadOptions): Promise<void>;
-  /** Runs a SELECT and returns the body in `format` (e.g. TabSeparatedRaw). */
-  queryText(statement: BoundSql, format: 'TabSeparatedRaw' | 'TabSeparated', options?: ReadOptions): Promise<string>;
+  /**
+   * Runs a SELECT and returns the body in `format` (e.g. TabSeparatedRaw). A
+   * server error after the first rows were sent rejects too: the answer is
+   * whole or it is an error.
+   */
+  queryText(statement: BoundSql, format: 'TabSeparatedRaw' | 'TabSeparated', options?: TextReadOptions): Promise<string>;
   /** Inserts a TabSeparated body, given as consecutive parts, into `table` (qualified) with `columns`. */
   insertTabSeparated(table: string, columns: readonly string[], parts: readonly Buffer[]): Promise<void>;
   ping(): Promise<boolean>;

@@ -134,6 +134,33 @@ describe.each(ENGINES)('engine smoke test on the $name', ({ url }) => {
     expect(await engine.query({ sql: 'SELECT 1 AS one', params: {} })).toEqual([{ one: 1 }]);
   });
 
+  it('reads text: a server error after rows were sent rejects, it never passes for the last rows', async () => {
+    const failing = {
+      sql: 'SELECT number AS n, throwIf(number = 150000) AS t FROM system.numbers LIMIT 200000 SETTINGS max_block_size = 1000',
+      params: {},
+    };
+    const failure: unknown = await engine.queryText(failing, 'TabSeparatedRaw').catch((error: unknown) => error);
+    expect(failure).toMatchObject({ name: 'StorageError', code: 'server' });
+    expect(String((failure as Error).message)).toMatch(/throwIf/);
+    // A whole answer still reads as it is.
+    const text = await engine.queryText({ sql: 'SELECT number AS n FROM system.numbers LIMIT 3', params: {} }, 'TabSeparatedRaw');
+    expect(text).toBe('0\n1\n2\n');
+  });
+
+  it('reads text up to maxBytes: a larger answer rejects as too_large, however far it had come', async () => {
+    const sized = (rows: number) => ({
+      sql: `SELECT toString(number) AS n, concat(n, '${'x'.repeat(100)}') AS pad FROM system.numbers LIMIT ${rows} SETTINGS max_block_size = 1000`,
+      params: {},
+    });
+    const within = await engine.queryText(sized(1000), 'TabSeparatedRaw', { maxBytes: 1_000_000 });
+    expect(within.split('\n')).toHaveLength(1001);
+    // About 1 MB before the first block is refused, and about 11 MB, after more than one block went out.
+    for (const maxBytes of [100_000, 10_000_000]) {
+      const failure: unknown = await engine.queryText(sized(200_000), 'TabSeparatedRaw', { maxBytes }).catch((error: unknown) => error);
+      expect({ maxBytes, failure }).toMatchObject({ maxBytes, failure: { name: 'StorageError', code: 'too_large', retryable: false } });
+    }
+  });
+
   it("stops a read when its signal aborts, rejecting with the signal's reason", async () => {
     const reason = new Error('the caller gave up');
     const aborted = AbortSignal.abort(reason);

@@ -13,6 +13,7 @@ const OVERLOADED_CODES = new Set([
 ]);
 const TIMEOUT_CODES = new Set([159, 160, 209]); // TIMEOUT_EXCEEDED, TOO_SLOW, SOCKET_TIMEOUT
 const NETWORK_CODES = new Set([210, 279, 394]); // NETWORK_ERROR, ALL_CONNECTION_TRIES_FAILED, QUERY_WAS_CANCELLED
+const TOO_MANY_ROWS_OR_BYTES = 396; // the read's max_result_bytes (TextReadOptions.maxBytes) was exceeded
 
 // Errors caused by the rows themselves: sending the same rows again fails the
 // same way, so a caller may set them aside (the collector dead-letters them).
@@ -98,6 +99,9 @@ export function toStorageError(error: unknown, what: string): StorageError {
   if (code !== undefined) {
     if (TIMEOUT_CODES.has(code)) return new StorageError({ code: 'timeout', message: `${what}: ${message}`, cause: error });
     if (NETWORK_CODES.has(code)) return new StorageError({ code: 'connection', message: `${what}: ${message}`, cause: error });
+    if (code === TOO_MANY_ROWS_OR_BYTES) {
+      return new StorageError({ code: 'too_large', message: `${what}: ${message}`, cause: error, retryable: false });
+    }
     if (OVERLOADED_CODES.has(code)) {
       return new StorageError({ code: 'overloaded', message: `${what}: ${message}`, cause: error });
     }

@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import { ClickHouseLogLevel, createClient, type ClickHouseClient } from '@clickhouse/client';
-import type { Engine, ReadOptions } from './engine.js';
+import type { Engine, ReadOptions, TextReadOptions } from './engine.js';
 import type { BoundSql } from './sql-binding.js';
 import { toStorageError } from './error-mapping.js';
 import { closedError } from './storage-error.js';
@@ -95,18 +95,24 @@ export class HttpEngine implements Engine {
     }
   }
 
-  async queryText(statement: BoundSql, format: 'TabSeparatedRaw' | 'TabSeparated', options?: ReadOptions): Promise<string> {
+  async queryText(statement: BoundSql, format: 'TabSeparatedRaw' | 'TabSeparated', options?: TextReadOptions): Promise<string> {
     this.#open();
     options?.signal?.throwIfAborted();
     try {
+      const maxBytes = options?.maxBytes;
       const result = await this.#client.query({
         query: statement.sql,
         format,
-        clickhouse_settings: this.#readSettings,
+        clickhouse_settings:
+          maxBytes === undefined ? this.#readSettings : { ...this.#readSettings, max_result_bytes: String(maxBytes), result_overflow_mode: 'throw' },
         ...this.#params(statement),
         ...this.#abort(options),
       });
-      return await result.text();
+      const text = await result.text();
+      const tag = result.response_headers[EXCEPTION_TAG_HEADER];
+      const failure = trailingServerError(text, typeof tag === 'string' ? tag : undefined);
+      if (failure !== undefined) throw new Error(failure);
+      return text;
     } catch (error) {
       throw this.#readError(error, options);
     }
@@ -161,6 +167,34 @@ export class HttpEngine implements Engine {
     const signal = options?.signal;
     return signal?.aborted === true ? signal.reason : toStorageError(error, 'ClickHouse query failed');
   }
+}
+
+/** Set by servers from 25.11 on, which frame an error sent after the first rows with it. */
+const EXCEPTION_TAG_HEADER = 'x-clickhouse-exception-tag';
+
+/**
+ * The server error that ends a text answer, if one does. A server that fails
+ * after it started answering has already sent "200 OK" and some rows: it
+ * appends the error, either as a last line "Code: N, ... DB::Exception ..."
+ * (before 25.11) or framed with the exception tag of its response headers
+ * ("\r\n__exception__\r\n<tag>\r\n<message>\n<length> <tag>\r\n__exception__\r\n").
+ * Read as rows, that error would pass for a shorter, whole answer.
+ */
+export function trailingServerError(text: string, exceptionTag: string | undefined): string | undefined {
+  if (exceptionTag !== undefined && exceptionTag !== '') {
+    const opening = `__exception__\r\n${exceptionTag}\r\n`;
+    const closing = ` ${exceptionTag}\r\n__exception__\r\n`;
+    if (text.endsWith(closing)) {
+      const start = text.lastIndexOf(opening);
+      const body = start === -1 ? '' : text.slice(start + opening.length, text.length - closing.length);
+      // The body ends with the message's length on a line of its own.
+      const message = body.slice(0, Math.max(0, body.lastIndexOf('\n'))).trim();
+      return message === '' ? 'the server failed while answering' : message;
+    }
+  }
+  const end = text.endsWith('\n') ? text.length - 1 : text.length;
+  const lastLine = text.slice(text.lastIndexOf('\n', end - 1) + 1, end);
+  return /^Code: \d+[.,] .*DB::Exception/.test(lastLine) ? lastLine : undefined;
 }
 
 /**

@@ -1,5 +1,5 @@
 // Public surface of @tracehouse/storage: the only package that knows ClickHouse.
-export { ClickHouseStore } from './clickhouse-store.js';
+export { ClickHouseStore, DEFAULT_MAX_RESULT_BYTES } from './clickhouse-store.js';
 export type { ClickHouseStoreOptions, RetentionResult } from './clickhouse-store.js';
 export type { SpanWriter } from './span-writer.js';
 export { encodeSpans, spansJsonOf } from './span-row.js';

@@ -11,6 +11,7 @@ export type StorageErrorCode =
   | 'server' // the server answered with another error
   | 'too_many_partitions' // one INSERT touched more day partitions than the server allows (rows spanning many days)
   | 'bad_input' // the caller's input cannot be bound (wrong type, out of range)
+  | 'too_large' // the answer holds more bytes than the read allows (maxBytes)
   | 'schema' // migrations failed or the schema is not what this version expects
   | 'closed'; // the store was closed (retryable: another process may do it)
 
