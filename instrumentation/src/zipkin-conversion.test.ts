@@ -6,6 +6,7 @@ import {
   SimpleSpanProcessor,
   type ReadableSpan,
 } from '@opentelemetry/sdk-trace-base';
+import { decodeSpans } from '@tracehouse/model';
 import { describe, expect, it } from 'vitest';
 import { MAPPING_TAG_KEYS, ZipkinSpanConverter, attributeToTag } from './zipkin-conversion.js';
 
@@ -155,6 +156,32 @@ describe('ZipkinSpanConverter', () => {
     expect(zipkin.duration).toBe(10_000);
   });
 
+  it('leaves out an event named "" without attributes (an empty annotation would cost the span), keeps the rest', () => {
+    const { tracer, finished } = sdk();
+    const span = tracer.startSpan('s', { startTime: 1_700_000_000_000 });
+    span.addEvent('', 1_700_000_000_001);
+    span.addEvent('', { attempt: 2 }, 1_700_000_000_002);
+    span.addEvent('retry', 1_700_000_000_003);
+    span.end(1_700_000_000_010);
+    const lonely = tracer.startSpan('t');
+    lonely.addEvent('');
+    lonely.end();
+    const [withOthers, alone] = finished().map((s) => converter.convert(s));
+    expect(withOthers?.annotations).toEqual([
+      { timestamp: 1_700_000_000_002_000, value: '"":{"attempt":"2"}' },
+      { timestamp: 1_700_000_000_003_000, value: 'retry' },
+    ]);
+    expect(alone?.annotations).toBeUndefined();
+    // The collector takes both spans.
+    expect(decodeSpans(Buffer.from(JSON.stringify([withOthers, alone])))).toMatchObject({ ok: true, dropped: [] });
+  });
+
+  it('names a resource without service.name as the SDK default resource does: unknown_service:<process>', () => {
+    const { tracer, finished } = sdk({ resource: { 'host.name': 'h1' } });
+    tracer.startSpan('s').end();
+    expect(converter.convert(only(finished())).localEndpoint).toEqual({ serviceName: `unknown_service:${process.argv0}` });
+  });
+
   it('leaves annotations and remote endpoint out when there are none', () => {
     const { tracer, finished } = sdk();
     tracer.startSpan('plain', { kind: SpanKind.CLIENT }).end();
@@ -219,7 +246,7 @@ describe('ZipkinSpanConverter', () => {
     ]);
   });
 
-  it('takes the remote endpoint of incoming spans from the caller, never from this server', () => {
+  it('takes the remote endpoint of a server span from the caller, never from this server', () => {
     const { tracer, finished } = sdk();
     tracer
       .startSpan('s', {
@@ -239,11 +266,23 @@ describe('ZipkinSpanConverter', () => {
         attributes: { 'net.host.name': 'localhost', 'net.peer.ip': '::1', 'net.peer.port': 40000 },
       })
       .end();
-    tracer.startSpan('s', { kind: SpanKind.CONSUMER, attributes: { 'server.address': 'rabbit' } }).end();
     expect(finished().map((s) => converter.convert(s).remoteEndpoint)).toEqual([
       { ipv4: '10.9.8.7', port: 51000 },
       { ipv6: '::1', port: 40000 },
-      undefined,
+    ]);
+  });
+
+  it('takes the remote endpoint of a consumer span from the broker it read from, as for a producer', () => {
+    const { tracer, finished } = sdk();
+    // What instrumentation-amqplib records on both sides of a queue.
+    const broker = { 'messaging.system': 'rabbitmq', 'server.address': 'Rabbit', 'server.port': 5672 };
+    tracer.startSpan('zipkin publish', { kind: SpanKind.PRODUCER, attributes: broker }).end();
+    tracer.startSpan('zipkin process', { kind: SpanKind.CONSUMER, attributes: broker }).end();
+    tracer.startSpan('s', { kind: SpanKind.CONSUMER, attributes: { 'peer.service': 'orders-queue', 'server.address': 'rabbit' } }).end();
+    expect(finished().map((s) => converter.convert(s).remoteEndpoint)).toEqual([
+      { serviceName: 'rabbit', port: 5672 },
+      { serviceName: 'rabbit', port: 5672 },
+      { serviceName: 'orders-queue' },
     ]);
   });
 

@@ -9,7 +9,7 @@
  */
 import { isIPv4, isIPv6 } from 'node:net';
 import { SpanKind, SpanStatusCode, type AttributeValue, type Attributes, type HrTime } from '@opentelemetry/api';
-import type { Resource } from '@opentelemetry/resources';
+import { defaultServiceName, type Resource } from '@opentelemetry/resources';
 import type { ReadableSpan, TimedEvent } from '@opentelemetry/sdk-trace-base';
 import type { Annotation, Endpoint, Span, SpanKind as ZipkinKind } from '@tracehouse/model';
 
@@ -52,8 +52,11 @@ export interface ZipkinConversionOptions {
   resourceTags?: readonly string[] | 'all' | 'none';
 }
 
-/** Service name used when the resource has none (the SDK's default resource has `unknown_service:<process>`). */
-const FALLBACK_SERVICE_NAME = 'unknown_service';
+/**
+ * Service name used when the resource has none: the SDK's default resource's,
+ * `unknown_service:<process>` (a resource built without the defaults lacks it).
+ */
+const FALLBACK_SERVICE_NAME = defaultServiceName();
 
 export const KIND: Record<SpanKind, ZipkinKind | undefined> = {
   [SpanKind.INTERNAL]: undefined,
@@ -70,7 +73,7 @@ export interface ResourceView {
 }
 
 /**
- * Remote endpoint candidates for spans that call out (CLIENT, PRODUCER), in
+ * Remote endpoint candidates for spans that call out (CLIENT, PRODUCER) or read from a broker (CONSUMER), in
  * the specification's rank order: the first with a non-empty string value
  * gives the endpoint (an IP literal as `ipv4`/`ipv6`, anything else as the
  * lower-cased service name) and `portKey`, when set, its port.
@@ -96,9 +99,10 @@ const OUTGOING_CANDIDATES: readonly RemoteCandidate[] = [
 ];
 
 /**
- * For spans that receive (SERVER, CONSUMER) the remote side is the caller:
- * `server.address` / `net.host.*` describe this very service there, so only
- * the peer's own attributes qualify.
+ * For a SERVER span the remote side is the caller: `server.address` /
+ * `net.host.*` describe this very service there, so only the peer's own
+ * attributes qualify. (A CONSUMER span's `server.address` is the broker it
+ * read from, its remote side as for a PRODUCER: it takes the outgoing list.)
  */
 const INCOMING_CANDIDATES: readonly RemoteCandidate[] = [
   { key: 'peer.service', portKey: undefined },
@@ -175,7 +179,22 @@ export function remoteEndpointFrom(value: string, portValue: AttributeValue | un
 /** The candidates for the remote endpoint of a span of Zipkin kind `kind` (none for INTERNAL). */
 export function remoteCandidates(kind: ZipkinKind | undefined): readonly RemoteCandidate[] | undefined {
   if (kind === undefined) return undefined;
-  return kind === 'CLIENT' || kind === 'PRODUCER' ? OUTGOING_CANDIDATES : INCOMING_CANDIDATES;
+  return kind === 'SERVER' ? INCOMING_CANDIDATES : OUTGOING_CANDIDATES;
+}
+
+/**
+ * The span's events as annotations. An event named "" without attributes
+ * would be an annotation with an empty value, which Zipkin's proto3 form
+ * cannot carry and tracehouse's collector refuses along with its span: it is
+ * left out, the span kept.
+ */
+export function annotationsOf(events: readonly TimedEvent[]): Annotation[] | undefined {
+  const annotations: Annotation[] = [];
+  for (const event of events) {
+    const converted = annotation(event);
+    if (converted.value !== '') annotations.push(converted);
+  }
+  return annotations.length > 0 ? annotations : undefined;
 }
 
 export function annotation(event: TimedEvent): Annotation {
@@ -304,7 +323,7 @@ export class ZipkinSpanConverter {
       duration: durationMicros(span),
       localEndpoint: resource.localEndpoint,
       remoteEndpoint: remote,
-      annotations: span.events.length > 0 ? span.events.map(annotation) : undefined,
+      annotations: span.events.length > 0 ? annotationsOf(span.events) : undefined,
       tags: hasTags ? tags : undefined,
     };
     return zipkin;

@@ -426,7 +426,8 @@ export class ZipkinJsonEncoder {
       for (let i = 0; i < events.length; i++) {
         if (i > 0) this.#byte(COMMA);
         const { timestamp, value } = annotation(events[i] as (typeof events)[number]);
-        if (typeof value !== 'string') return false;
+        // An empty value (an event named "" without attributes) is left out: the reference path does that.
+        if (typeof value !== 'string' || value === '') return false;
         this.#chunk(ANNOTATION_TIMESTAMP);
         this.#number(timestamp);
         this.#chunk(ANNOTATION_VALUE);
