@@ -468,6 +468,37 @@ describe.each(ENGINES)('retention on the $name', ({ url }) => {
     const found = await store.reader.getTraces({ endTs: now, lookback: 5 * DAY_MS, limit: 100 });
     expect(found).toHaveLength(5);
   });
+
+  it('keeps a trace readable when its first spans fall in a dropped day and the rest in a kept one', async () => {
+    // One insert: a server span just before midnight, its client span just after (two days ago).
+    const midnightMs = Math.floor(Date.now() / DAY_MS) * DAY_MS - 2 * DAY_MS;
+    const traceId = 'a1b2c3d4e5f60718a1b2c3d4e5f60718';
+    const server: Span = {
+      traceId,
+      id: '0000000000000001',
+      kind: 'SERVER',
+      name: 'get /',
+      timestamp: (midnightMs - 100) * 1000,
+      duration: 300_000,
+      localEndpoint: { serviceName: 'front' },
+    };
+    const client: Span = { ...server, id: '0000000000000002', parentId: '0000000000000001', kind: 'CLIENT', timestamp: (midnightMs + 100) * 1000, duration: 50_000 };
+    await store.writer.write([server, client]);
+    expect(await store.reader.getTrace(traceId)).toHaveLength(2);
+
+    // Seven days after the day before midnight: that day goes, the day after midnight stays.
+    const result = await store.enforceRetention(new Date(midnightMs + 7 * DAY_MS + 12 * HOUR_MS));
+    const dayBefore = String(midnightMs / DAY_MS - 1);
+    expect(result.dropped.filter((d) => d.partition === dayBefore).map((d) => d.table)).toContain('spans');
+    expect(await store.reader.getTrace(traceId)).toEqual([client]);
+    const window = { endTs: midnightMs + HOUR_MS, lookback: 2 * HOUR_MS, limit: 10 };
+    expect(await store.reader.getTraces({ ...window, serviceName: 'front' })).toEqual([[client]]);
+
+    // Once the kept day is old enough too, the trace's index (filed under the day before) goes with it.
+    const later = await store.enforceRetention(new Date(midnightMs + 8 * DAY_MS + 12 * HOUR_MS));
+    expect(later.dropped.filter((d) => d.table === 'trace_index').map((d) => d.partition)).toEqual([dayBefore]);
+    expect(await store.reader.getTrace(traceId)).toEqual([]);
+  });
 });
 
 describe('retention under an operator\'s TTL on the embedded current engine', () => {

@@ -239,11 +239,29 @@ WHERE database = {db:String} AND active AND table IN {tables:Array(String)}`,
       if (!Number.isSafeInteger(day) || day >= cutoffDay) continue;
       // Table comes from DATA_TABLES (checked by the IN above), day is an integer.
       checkIdentifier('table', part.table);
+      if (part.table === 'trace_index' && (await this.#traceIndexReachesPast(day, cutoffDay))) continue;
       await this.#engine.execute({ sql: `ALTER TABLE ${this.database}.${part.table} DROP PARTITION ${day}`, params: {} });
       dropped.push({ table: part.table, partition: String(day) });
     }
     if (dropped.length > 0) this.#logger.info({ dropped, cutoffDay, retentionDays }, 'retention dropped old partitions');
     return { retentionDays, dropped };
+  }
+
+  /**
+   * Whether a trace_index partition (rows by the day of their first span) also points at spans of
+   * `cutoffDay` or later: one insert's spans can straddle midnight, or carry one span with a bad
+   * clock. Dropping the partition would leave those kept spans unreachable by trace id, so it
+   * waits until the last day it points at is dropped too (as the TTL, on ts_max, does).
+   */
+  async #traceIndexReachesPast(day: number, cutoffDay: number): Promise<boolean> {
+    const [row] = await this.#engine.query<{ latest: string | number }>(
+      bindSql(
+        `SELECT max(ts_max) AS latest FROM ${this.database}.trace_index WHERE ts_min >= {from:UInt64} AND ts_min < {to:UInt64}`,
+        { from: BigInt(day) * BigInt(DAY_MICROS), to: BigInt(day + 1) * BigInt(DAY_MICROS) },
+        this.#mode,
+      ),
+    );
+    return BigInt(row?.latest ?? 0) >= BigInt(cutoffDay) * BigInt(DAY_MICROS);
   }
 
   /** Read at every call: the owner may change the TTL while this store is open. */
