@@ -4,6 +4,7 @@
 // shared/reference/zipkin2-api.yaml. api.integration.test.ts runs it on the
 // ClickHouse server, api-chdb.integration.test.ts on the embedded engine.
 import { randomBytes } from 'node:crypto';
+import { gunzipSync } from 'node:zlib';
 import type { Span } from '@tracehouse/model';
 import { ClickHouseStore } from '@tracehouse/storage';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -187,6 +188,9 @@ export function defineApiSuite(engine: { name: string; url: string }): void {
       expect(await traceIds(`/api/v2/traces?annotationQuery=${q('sql.table=items')}`)).toEqual([TRACE_A]);
       expect(await traceIds(`/api/v2/traces?annotationQuery=${q(`${EVIL_KEY}=${EVIL_VALUE}`)}`)).toEqual([TRACE_E]);
       expect(await traceIds(`/api/v2/traces?annotationQuery=${q('error=nope')}`)).toEqual([]);
+      // A bare word does not widen a key=value on the same key, before or after it (Zipkin).
+      expect(await traceIds(`/api/v2/traces?annotationQuery=${q('error=nope and error')}`)).toEqual([]);
+      expect(await traceIds(`/api/v2/traces?annotationQuery=${q('error and error=timeout')}`)).toEqual([TRACE_B]);
       expect(await traceIds(`/api/v2/traces?serviceName=frontend&annotationQuery=retried`)).toEqual([TRACE_B]);
     });
 
@@ -213,6 +217,17 @@ export function defineApiSuite(engine: { name: string; url: string }): void {
       expect((await get(`/api/v2/traces?endTs=${MAX_END_TS_MS}&lookback=${HOUR_MS}`)).status).toBe(200);
       expect((await get(`/api/v2/traces?endTs=${MAX_END_TS_MS + 1}`)).body).toMatchObject({ code: 'INVALID_PARAMETER', parameter: 'endTs' });
       expect((await get('/api/v2/traces?lookback=-1')).body).toMatchObject({ parameter: 'lookback' });
+    });
+
+    it('/traces gzips an answer of 2 KiB or more for a client that accepts it', async () => {
+      const url = `/api/v2/traces?lookback=${30 * DAY_MS}`;
+      const plain = await app.inject({ url });
+      expect(plain.rawPayload.length).toBeGreaterThanOrEqual(2048);
+      expect(plain.headers['content-encoding']).toBeUndefined();
+      const compressed = await app.inject({ url, headers: { 'accept-encoding': 'gzip' } });
+      expect(compressed.statusCode).toBe(200);
+      expect(compressed.headers['content-encoding']).toBe('gzip');
+      expect(gunzipSync(compressed.rawPayload).toString('utf8')).toBe(plain.body);
     });
 
     it('/trace/{traceId} returns the merged trace for 16 and 32 character ids in any case', async () => {
@@ -260,6 +275,7 @@ export function defineApiSuite(engine: { name: string; url: string }): void {
       expect(await get(`/api/v2/traceMany?traceIds=${TRACE_A}`)).toMatchObject({ status: 400, body: { parameter: 'traceIds' } });
       expect((await get(`/api/v2/traceMany?traceIds=${TRACE_A},${TRACE_A}`)).status).toBe(400);
       expect((await get(`/api/v2/traceMany?traceIds=${TRACE_A},xyz`)).status).toBe(400);
+      expect(await get(`/api/v2/traceMany?traceIds=${TRACE_A},`)).toMatchObject({ status: 400, body: { code: 'INVALID_PARAMETER', parameter: 'traceIds' } });
     });
 
     it('/dependencies links services from parent/child spans in the window', async () => {

@@ -4,6 +4,8 @@
 // api.integration.test.ts.
 import type { AddressInfo } from 'node:net';
 import { connect } from 'node:net';
+import { gunzipSync } from 'node:zlib';
+import fastifyCompress from '@fastify/compress';
 import type { Span } from '@tracehouse/model';
 import { StorageError, type DependencyLink, type TraceQuery, type TraceReader } from '@tracehouse/storage';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -125,6 +127,14 @@ describe('buildApp', () => {
     ]);
   });
 
+  it('keeps the value of key=value when a bare word repeats the key (Zipkin), in what it asks the reader', async () => {
+    const reader = new RecordingReader();
+    const api = await start(reader);
+    const response = await api.inject({ url: `/api/v2/traces?annotationQuery=${encodeURIComponent('error=500 and error')}` });
+    expect(response.statusCode).toBe(200);
+    expect((reader.calls[0]?.[1] as TraceQuery).annotationQuery).toEqual([{ key: 'error', value: '500' }]);
+  });
+
   it('answers 400 naming the parameter for type errors, bounds and missing parameters', async () => {
     const api = await start(new RecordingReader());
     const cases: Array<[string, string, string]> = [
@@ -139,6 +149,8 @@ describe('buildApp', () => {
       ['/api/v2/trace/nothex', 'traceId', 'INVALID_PARAMETER'],
       ['/api/v2/traceMany?traceIds=463ac35c9f6413ad', 'traceIds', 'INVALID_PARAMETER'],
       ['/api/v2/traceMany', 'traceIds', 'MISSING_PARAMETER'],
+      ['/api/v2/traceMany?traceIds=463ac35c9f6413ad,', 'traceIds', 'INVALID_PARAMETER'],
+      ['/api/v2/traceMany?traceIds=,', 'traceIds', 'INVALID_PARAMETER'],
       ['/api/v2/dependencies', 'endTs', 'MISSING_PARAMETER'],
       ['/api/v2/dependencies?endTs=0', 'endTs', 'INVALID_PARAMETER'],
       ['/api/v2/autocompleteValues', 'key', 'MISSING_PARAMETER'],
@@ -155,6 +167,17 @@ describe('buildApp', () => {
     const api = await start(new RecordingReader([[extra]]));
     const response = await api.inject({ url: `/api/v2/trace/${TRACE}` });
     expect(response.json()).toEqual([{ traceId: TRACE, id: '0000000000000002', kind: 'SERVER', localEndpoint: { serviceName: 'backend' } }]);
+  });
+
+  it('sends a tag named "__proto__" of a span reported in pieces', async () => {
+    // As storage reads tags (JSON.parse): "__proto__" is an own key.
+    const pieces = [
+      `{"traceId":"${TRACE}","id":"0000000000000003","name":"q","tags":{"__proto__":"p","z":"1"}}`,
+      `{"traceId":"${TRACE}","id":"0000000000000003","duration":5,"tags":{"a":"2"}}`,
+    ].map((json) => JSON.parse(json) as Span);
+    const api = await start(new RecordingReader([pieces]));
+    const response = await api.inject({ url: `/api/v2/trace/${TRACE}` });
+    expect(response.body).toBe(`[{"traceId":"${TRACE}","id":"0000000000000003","name":"q","duration":5,"tags":{"__proto__":"p","a":"2","z":"1"}}]`);
   });
 
   it('answers 404 for an unknown trace and an unknown route', async () => {
@@ -430,5 +453,195 @@ describe('buildApp', () => {
       message: 'the server is shutting down; try again',
     });
     expect(reader.calls).toHaveLength(1);
+  });
+});
+
+/** A reader whose /services answer is the names given, to size an answer to the byte. */
+class NamesReader extends RecordingReader {
+  constructor(private readonly names: string[]) {
+    super();
+  }
+  override getServiceNames() {
+    return Promise.resolve(this.names);
+  }
+}
+
+/** One trace of `count` spans: its JSON is about 150 bytes a span. */
+function bigTrace(count: number): Span[] {
+  return Array.from({ length: count }, (_, i) => ({
+    traceId: TRACE,
+    id: (i + 16).toString(16).padStart(16, '0'),
+    kind: 'SERVER',
+    name: `get /items/${i}`,
+    localEndpoint: { serviceName: 'backend' },
+    tags: { 'http.path': `/items/${i}` },
+  }));
+}
+
+/** The body as a client that sent `accept-encoding` reads it: gunzipped when the answer says gzip. */
+function decoded(response: { headers: Record<string, unknown>; rawPayload: Buffer }): unknown {
+  const encoding = response.headers['content-encoding'];
+  if (encoding !== undefined && encoding !== 'gzip') throw new Error(`unexpected content-encoding ${JSON.stringify(encoding)}`);
+  return JSON.parse((encoding === 'gzip' ? gunzipSync(response.rawPayload) : response.rawPayload).toString('utf8'));
+}
+
+const gzip = { 'accept-encoding': 'gzip' };
+
+describe('response compression (as Zipkin: JSON answers of 2 KiB or more)', () => {
+  it('gzips a /traces answer over 2 KiB for a client that accepts gzip, and it decodes to the same JSON', async () => {
+    const api = await start(new RecordingReader([bigTrace(40)]));
+    const plain = await api.inject({ url: '/api/v2/traces' });
+    expect(plain.rawPayload.length).toBeGreaterThan(2048);
+    const compressed = await api.inject({ url: '/api/v2/traces', headers: gzip });
+    expect(compressed.statusCode).toBe(200);
+    expect(compressed.headers['content-encoding']).toBe('gzip');
+    expect(compressed.headers['content-type']).toMatch(/^application\/json/);
+    expect(String(compressed.headers['vary'])).toMatch(/accept-encoding/i);
+    expect(compressed.rawPayload.length).toBeLessThan(plain.rawPayload.length / 2);
+    expect(gunzipSync(compressed.rawPayload).toString('utf8')).toBe(plain.body);
+    expect(decoded(compressed)).toEqual(plain.json());
+  });
+
+  it('compresses from 2048 bytes on: a 2047-byte answer is sent as is', async () => {
+    // ["<n characters>"] is n + 4 bytes.
+    const atThreshold = await start(new NamesReader(['x'.repeat(2044)]));
+    const compressed = await atThreshold.inject({ url: '/api/v2/services', headers: gzip });
+    expect(compressed.headers['content-encoding']).toBe('gzip');
+    expect(decoded(compressed)).toEqual(['x'.repeat(2044)]);
+    await atThreshold.close();
+    const below = await start(new NamesReader(['x'.repeat(2043)]));
+    const small = await below.inject({ url: '/api/v2/services', headers: gzip });
+    expect(small.rawPayload.length).toBe(2047);
+    expect(small.headers['content-encoding']).toBeUndefined();
+    expect(small.json()).toEqual(['x'.repeat(2043)]);
+  });
+
+  it('sends a small answer uncompressed, and nothing compressed to a client that does not accept it', async () => {
+    const api = await start(new RecordingReader([bigTrace(40)]));
+    const small = await api.inject({ url: '/api/v2/services', headers: gzip });
+    expect(small.headers['content-encoding']).toBeUndefined();
+    expect(small.json()).toEqual(['backend', 'frontend']);
+    for (const headers of [{}, { 'accept-encoding': 'identity' }]) {
+      const large = await api.inject({ url: '/api/v2/traces', headers });
+      expect(large.headers['content-encoding']).toBeUndefined();
+      expect(large.json<Span[][]>()[0]).toHaveLength(40);
+    }
+  });
+
+  it('keeps error answers readable, small ones as is and large ones gzipped', async () => {
+    const api = await start(new RecordingReader());
+    const bad = await api.inject({ url: '/api/v2/traces?limit=abc', headers: gzip });
+    expect(bad.statusCode).toBe(400);
+    expect(bad.headers['content-encoding']).toBeUndefined();
+    expect(bad.json()).toMatchObject({ code: 'INVALID_PARAMETER', parameter: 'limit' });
+    // The message quotes the term, so this 400 is over 2 KiB.
+    const term = `=${'x'.repeat(3000)}`;
+    const large = await api.inject({ url: `/api/v2/traces?annotationQuery=${term}`, headers: gzip });
+    expect(large.statusCode).toBe(400);
+    expect(large.headers['content-encoding']).toBe('gzip');
+    expect(decoded(large)).toMatchObject({ code: 'INVALID_PARAMETER', parameter: 'annotationQuery' });
+    const missing = await api.inject({ url: `/api/v2/${'n'.repeat(3000)}`, headers: gzip });
+    expect(missing.statusCode).toBe(404);
+    expect(decoded(missing)).toMatchObject({ code: 'NOT_FOUND' });
+  });
+
+  it('keeps the CORS headers on compressed answers, Vary naming both Origin and accept-encoding', async () => {
+    const any = await start(new RecordingReader([bigTrace(40)]));
+    const wildcard = await any.inject({ url: '/api/v2/traces', headers: { ...gzip, origin: 'http://ui.example' } });
+    expect(wildcard.headers['content-encoding']).toBe('gzip');
+    expect(wildcard.headers['access-control-allow-origin']).toBe('*');
+    await any.close();
+    const listed = await start(new RecordingReader([bigTrace(40)]), { corsOrigins: ['http://ui.example'] });
+    const response = await listed.inject({ url: '/api/v2/traces', headers: { ...gzip, origin: 'http://ui.example' } });
+    expect(response.headers['content-encoding']).toBe('gzip');
+    expect(response.headers['access-control-allow-origin']).toBe('http://ui.example');
+    const vary = String(response.headers['vary']).toLowerCase().split(/\s*,\s*/);
+    expect(vary).toEqual(expect.arrayContaining(['origin', 'accept-encoding']));
+    expect(decoded(response)).toEqual([bigTrace(40)]);
+  });
+
+  it('answers HEAD with no body and the headers of the uncompressed answer, whatever the client accepts', async () => {
+    // fastify's HEAD route drops the body before the compression hook sees it: the headers then
+    // describe the identity answer, which HTTP allows.
+    const api = await start(new RecordingReader([bigTrace(40)]));
+    const get = await api.inject({ url: '/api/v2/traces' });
+    for (const headers of [gzip, {}]) {
+      const head = await api.inject({ method: 'HEAD', url: '/api/v2/traces', headers });
+      expect(head.statusCode).toBe(200);
+      expect(head.rawPayload.length).toBe(0);
+      expect(head.headers['content-type']).toMatch(/^application\/json/);
+      expect(head.headers['content-encoding']).toBeUndefined();
+      expect(head.headers['content-length']).toBe(String(get.rawPayload.length));
+    }
+  });
+
+  it('compresses the routes of the plugin only, not the rest of a host server, and works beside a host that compresses itself', async () => {
+    const big = { filler: 'y'.repeat(4000) };
+    const host = Fastify();
+    host.get('/status', () => big);
+    await host.register(queryApi, { prefix: '/zipkin', reader: new RecordingReader([bigTrace(40)]), config, now: () => NOW });
+    try {
+      expect((await host.inject({ url: '/zipkin/api/v2/traces', headers: gzip })).headers['content-encoding']).toBe('gzip');
+      const own = await host.inject({ url: '/status', headers: gzip });
+      expect(own.headers['content-encoding']).toBeUndefined();
+      expect(own.json()).toEqual(big);
+    } finally {
+      await host.close();
+    }
+    // A host that registered @fastify/compress itself: its settings apply, and the answer is compressed once.
+    const compressing = Fastify();
+    await compressing.register(fastifyCompress, { encodings: ['gzip'], threshold: 100 });
+    await compressing.register(queryApi, { prefix: '/zipkin', reader: new RecordingReader([bigTrace(40)]), config, now: () => NOW });
+    try {
+      const response = await compressing.inject({ url: '/zipkin/api/v2/traces', headers: { 'accept-encoding': 'br, gzip' } });
+      expect(response.headers['content-encoding']).toBe('gzip');
+      expect(decoded(response)).toEqual([bigTrace(40)]);
+      const small = await compressing.inject({ url: '/zipkin/api/v2/services', headers: gzip });
+      expect(small.statusCode).toBe(200);
+      expect(decoded(small)).toEqual(['backend', 'frontend']);
+    } finally {
+      await compressing.close();
+    }
+  });
+});
+
+describe('/openapi.json', () => {
+  type Parameter = { name: string; schema?: { default?: unknown } };
+  type Document = {
+    paths: Record<string, { get: { parameters?: Parameter[]; security?: unknown } }>;
+    security?: unknown;
+    components: { securitySchemes?: Record<string, unknown> };
+  };
+
+  it("documents limit's default, the configured one", async () => {
+    for (const defaultLimit of [10, 25]) {
+      const api = await start(new RecordingReader(), { defaultLimit });
+      const document = (await api.inject({ url: '/openapi.json' })).json<Document>();
+      const limit = document.paths['/api/v2/traces']?.get.parameters?.find((p) => p.name === 'limit');
+      expect(limit?.schema?.default).toBe(defaultLimit);
+      // The documented default is the one applied.
+      const reader = new RecordingReader();
+      await api.close();
+      const served = await start(reader, { defaultLimit });
+      await served.inject({ url: '/api/v2/traces' });
+      expect((reader.calls[0]?.[1] as TraceQuery).limit).toBe(defaultLimit);
+      await served.close();
+    }
+    app = undefined;
+  });
+
+  it('declares and applies the bearer scheme when a token is configured, /health excepted, and none without one', async () => {
+    const secured = await start(new RecordingReader(), { bearerToken: 'tok-12345678' });
+    const document = (await secured.inject({ url: '/openapi.json', headers: { authorization: 'Bearer tok-12345678' } })).json<Document>();
+    expect(document.components.securitySchemes).toEqual({ bearer: { type: 'http', scheme: 'bearer' } });
+    expect(document.security).toEqual([{ bearer: [] }]);
+    expect(document.paths['/health']?.get.security).toEqual([]);
+    expect(document.paths['/api/v2/services']?.get.security).toBeUndefined();
+    await secured.close();
+    const open = await start(new RecordingReader());
+    const plain = (await open.inject({ url: '/openapi.json' })).json<Document>();
+    expect(plain.security).toBeUndefined();
+    expect(plain.components.securitySchemes).toBeUndefined();
+    expect(plain.paths['/health']?.get.security).toBeUndefined();
   });
 });

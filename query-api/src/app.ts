@@ -6,6 +6,7 @@
  * (server.ts does), so tests drive them with `inject()`.
  */
 import { timingSafeEqual } from 'node:crypto';
+import fastifyCompress from '@fastify/compress';
 import fastifyCors from '@fastify/cors';
 import fastifySwagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
@@ -43,7 +44,7 @@ import {
   TraceIdParams,
   TraceManyQuery,
   TraceRef,
-  TracesQuery,
+  tracesQuery,
 } from './schemas.js';
 import { mergeTrace } from './trace-merge.js';
 
@@ -107,6 +108,9 @@ export function withTimeout<T>(
 }
 
 const errorResponses = { 400: ErrorRef, 401: ErrorRef, 503: ErrorRef, 504: ErrorRef } as const;
+
+/** Zipkin's server.compression.min-response-size: smaller answers are not worth compressing. */
+const COMPRESS_MIN_BYTES = 2048;
 
 /**
  * The headers @fastify/cors adds to an answer other than a preflight, for the answers given
@@ -258,6 +262,15 @@ async function registerQueryApi(instance: FastifyInstance, options: QueryApiOpti
     return reply.status(404).send({ code: 'NOT_FOUND', message: `no route ${request.method} ${path}${hint}` });
   });
 
+  // As Zipkin's server (server.compression: application/json, min-response-size 2048): answers of
+  // 2 KiB or more go out compressed to a client that accepts it. Registered before the routes: it
+  // hooks each route as it is added, in this scope only. A host server that already registered
+  // @fastify/compress keeps its own settings (a second registration would fail on its decorator).
+  // The API takes no request bodies, so nothing is decompressed.
+  if (!app.hasReplyDecorator('compress')) {
+    await app.register(fastifyCompress, { threshold: COMPRESS_MIN_BYTES, globalDecompression: false });
+  }
+
   if (config.corsOrigins !== 'off') {
     await app.register(fastifyCors, {
       origin: config.corsOrigins === '*' ? '*' : [...config.corsOrigins],
@@ -294,7 +307,10 @@ async function registerQueryApi(instance: FastifyInstance, options: QueryApiOpti
         description:
           "Zipkin's v2 read API over traces stored in ClickHouse. Errors answer `{ code, message, parameter? }`; see the Error schema.",
       },
-      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      // The bearer scheme only when a token is needed, and then for every route but /health.
+      ...(token === undefined
+        ? {}
+        : { components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } }, security: [{ bearer: [] }] }),
     },
   });
 
@@ -302,7 +318,14 @@ async function registerQueryApi(instance: FastifyInstance, options: QueryApiOpti
 
   app.get(
     '/health',
-    { schema: { description: 'Liveness, and whether ClickHouse answers.', response: { 200: HealthSchema, 503: HealthSchema } } },
+    {
+      schema: {
+        description: 'Liveness, and whether ClickHouse answers.',
+        response: { 200: HealthSchema, 503: HealthSchema },
+        // No token needed here: overrides the document's bearer requirement.
+        ...(token === undefined ? {} : { security: [] }),
+      },
+    },
     async (_request, reply) => {
       const up = await ping().catch(() => false);
       return reply.status(up ? 200 : 503).send({ status: up ? 'UP' : 'DOWN', clickhouse: up ? 'UP' : 'DOWN' });
@@ -353,7 +376,7 @@ async function registerQueryApi(instance: FastifyInstance, options: QueryApiOpti
           schema: {
             description:
               'Traces matching the filters, newest first, nearest to endTs within lookback. endTs and lookback are milliseconds; durations are microseconds.',
-            querystring: TracesQuery,
+            querystring: tracesQuery(config),
             response: { 200: ListOfTracesRef, ...errorResponses },
           },
         },

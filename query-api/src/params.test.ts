@@ -35,9 +35,20 @@ describe('parseAnnotationQuery', () => {
       { key: 'retried' },
     ]);
   });
-  it('treats key= as a bare key, and a repeated key keeps its last value', () => {
+  it('treats key= as a bare key, and a repeated key=value keeps its last value', () => {
     expect(parseAnnotationQuery('env= and env=prod')).toEqual([{ key: 'env', value: 'prod' }]);
+    expect(parseAnnotationQuery('env=dev and env=prod')).toEqual([{ key: 'env', value: 'prod' }]);
     expect(parseAnnotationQuery('env=')).toEqual([{ key: 'env' }]);
+    // As Zipkin's map put: a later `key=` replaces, and the key keeps its first place.
+    expect(parseAnnotationQuery('env=prod and error and env=')).toEqual([{ key: 'env' }, { key: 'error' }]);
+  });
+  it('keeps the specific value when a bare word repeats a key=value key, in either order (Zipkin)', () => {
+    expect(parseAnnotationQuery('error=500 and error')).toEqual([{ key: 'error', value: '500' }]);
+    expect(parseAnnotationQuery('error and error=500')).toEqual([{ key: 'error', value: '500' }]);
+    expect(parseAnnotationQuery('error and retried and error=500 and error')).toEqual([
+      { key: 'error', value: '500' },
+      { key: 'retried' },
+    ]);
   });
   it('is absent for empty input', () => {
     expect(parseAnnotationQuery(undefined)).toBeUndefined();
@@ -89,9 +100,15 @@ describe('parseTraceIds', () => {
   it('needs two distinct valid ids', () => {
     expect(apiError(() => parseTraceIds('463ac35c9f6413ad')).parameter).toBe('traceIds');
     expect(apiError(() => parseTraceIds('463ac35c9f6413ad,463AC35C9F6413AD')).parameter).toBe('traceIds');
-    expect(apiError(() => parseTraceIds('463ac35c9f6413ad,')).parameter).toBe('traceIds');
     expect(apiError(() => parseTraceIds('463ac35c9f6413ad,zz')).parameter).toBe('traceIds');
     expect(apiError(() => parseTraceIds(undefined)).code).toBe('MISSING_PARAMETER');
+  });
+  it('answers an empty element of the list as an invalid traceIds, not a missing one', () => {
+    for (const value of ['463ac35c9f6413ad,', ',463ac35c9f6413ad', '463ac35c9f6413ad,,48485a3953bb6124', '463ac35c9f6413ad, ,48485a3953bb6124', ',']) {
+      const error = apiError(() => parseTraceIds(value));
+      expect({ value, code: error.code, parameter: error.parameter }).toEqual({ value, code: 'INVALID_PARAMETER', parameter: 'traceIds' });
+      expect(error.message).toMatch(/^traceIds: .*empty/);
+    }
   });
 });
 

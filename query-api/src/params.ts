@@ -99,8 +99,11 @@ export function parseTagKey(parameter: string, value: string | undefined): strin
 
 /**
  * Zipkin's annotationQuery: terms joined by ` and `; `key=value` constrains a
- * tag, a bare word matches an annotation value or a tag key.
+ * tag, a bare word (or `key=`) matches an annotation value or a tag key.
  * `error and http.method=GET` → [{ key: 'error' }, { key: 'http.method', value: 'GET' }].
+ * One term per key, as in Zipkin's QueryRequest.parseAnnotationQuery: a
+ * `key=value` replaces what came before for that key, a bare word only adds a
+ * key not seen yet, so `error=500 and error` still needs error=500.
  */
 export function parseAnnotationQuery(value: string | undefined): AnnotationQueryTerm[] | undefined {
   const parameter = 'annotationQuery';
@@ -115,9 +118,13 @@ export function parseAnnotationQuery(value: string | undefined): AnnotationQuery
     const tagValue = eq === -1 ? '' : term.slice(eq + 1).trim();
     if (key === '') throw badParameter(parameter, `term ${JSON.stringify(term)} has no key before '='`);
     if (key.length > MAX_NAME_LENGTH) throw badParameter(parameter, `key longer than ${MAX_NAME_LENGTH} characters`);
-    // As in Zipkin, a repeated key keeps its last value.
-    byKey.delete(key);
-    byKey.set(key, tagValue === '' ? undefined : tagValue);
+    // A bare word must not widen a more specific term on its key; a later key=value wins (Zipkin's
+    // map put: the key keeps its first place).
+    if (eq === -1) {
+      if (!byKey.has(key)) byKey.set(key, undefined);
+    } else {
+      byKey.set(key, tagValue === '' ? undefined : tagValue);
+    }
   }
   if (byKey.size > MAX_ANNOTATION_TERMS) throw badParameter(parameter, `more than ${MAX_ANNOTATION_TERMS} terms`);
   if (byKey.size === 0) return undefined;
@@ -149,7 +156,10 @@ export function parseTraceIds(value: string | undefined): string[] {
   const ids: string[] = [];
   const seen = new Set<string>();
   for (const part of parts) {
-    const id = normalizeTraceId(parameter, part.trim());
+    const trimmed = part.trim();
+    // The parameter is there; one element of it is empty (`a,`, `a,,b`): malformed, not missing.
+    if (trimmed === '') throw badParameter(parameter, 'the list holds an empty trace id');
+    const id = normalizeTraceId(parameter, trimmed);
     if (seen.has(id)) throw badParameter(parameter, `trace id ${id} is listed twice`);
     seen.add(id);
     ids.push(id);

@@ -88,22 +88,34 @@ const int64 = (description: string) => Type.Integer({ format: 'int64', descripti
 
 export const ServiceNameQuery = Type.Object({ serviceName: serviceNameParam });
 
-export const TracesQuery = Type.Object({
-  serviceName: Type.Optional(serviceNameParam),
-  remoteServiceName: Type.Optional(Type.String({ description: 'Only traces with a span that calls this remote service.' })),
-  spanName: Type.Optional(Type.String({ description: 'Only traces that contain a span with this name.' })),
-  annotationQuery: Type.Optional(
-    Type.String({
-      description:
-        "Ex. `http.uri=/foo and retried`: `key=value` constrains Span.tags, a bare word matches Span.annotations[].value or a Span.tags key. Terms are ANDed.",
-    }),
-  ),
-  minDuration: Type.Optional(int64('Only traces with a span of at least this many microseconds.')),
-  maxDuration: Type.Optional(int64('Only traces with a span of at most this many microseconds. Only valid with minDuration.')),
-  endTs: Type.Optional(int64('End of the window in epoch milliseconds. Defaults to now.')),
-  lookback: Type.Optional(int64('Length of the window in milliseconds. Defaults to the configured lookback (1 day), limited to the configured maximum.')),
-  limit: Type.Optional(Type.Integer({ description: 'Maximum number of traces to return. Defaults to 10, bounded by configuration.' })),
-});
+/**
+ * The /traces query string. Built from the configured limits, so that /openapi.json documents
+ * the default limit this server applies (the reference's `default: 10` is Zipkin's default);
+ * fastify's ajv fills the default in, the same value parseTracesQuery would take.
+ */
+export function tracesQuery(limits: { defaultLimit: number; maxLimit: number }) {
+  return Type.Object({
+    serviceName: Type.Optional(serviceNameParam),
+    remoteServiceName: Type.Optional(Type.String({ description: 'Only traces with a span that calls this remote service.' })),
+    spanName: Type.Optional(Type.String({ description: 'Only traces that contain a span with this name.' })),
+    annotationQuery: Type.Optional(
+      Type.String({
+        description:
+          "Ex. `http.uri=/foo and retried`: `key=value` constrains Span.tags, a bare word matches Span.annotations[].value or a Span.tags key. Terms are ANDed. One term per key: a later `key=value` replaces an earlier one, a bare word never replaces a `key=value`.",
+      }),
+    ),
+    minDuration: Type.Optional(int64('Only traces with a span of at least this many microseconds.')),
+    maxDuration: Type.Optional(int64('Only traces with a span of at most this many microseconds. Only valid with minDuration.')),
+    endTs: Type.Optional(int64('End of the window in epoch milliseconds. Defaults to now.')),
+    lookback: Type.Optional(int64('Length of the window in milliseconds. Defaults to the configured lookback (1 day), limited to the configured maximum.')),
+    limit: Type.Optional(
+      Type.Integer({
+        default: limits.defaultLimit,
+        description: `Maximum number of traces to return. Defaults to ${limits.defaultLimit}; at most ${limits.maxLimit}.`,
+      }),
+    ),
+  });
+}
 
 export const TraceIdParams = Type.Object({
   traceId: Type.String({

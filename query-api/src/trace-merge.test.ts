@@ -109,6 +109,23 @@ describe('mergeTrace', () => {
     expect(merged).toEqual([{ ...client, tags: { error: 'timeout' } }]);
   });
 
+  it('keeps a tag named "__proto__" when merging pieces, as an own property', () => {
+    // JSON.parse makes "__proto__" an own key, as storage reads it; an assignment would set the prototype instead.
+    const first = JSON.parse(`{"traceId":"${TRACE}","id":"0000000000000006","name":"a","tags":{"__proto__":"p","z":"1"}}`) as Span;
+    const second = JSON.parse(`{"traceId":"${TRACE}","id":"0000000000000006","duration":3,"tags":{"b":"2"}}`) as Span;
+    for (const pieces of [
+      [first, second],
+      [second, first],
+    ]) {
+      const [merged] = mergeTrace(pieces);
+      const tags = merged?.tags as Record<string, string>;
+      expect(Object.keys(tags)).toEqual(['__proto__', 'b', 'z']);
+      expect(Object.getOwnPropertyDescriptor(tags, '__proto__')?.value).toBe('p');
+      expect(Object.getPrototypeOf(tags)).toBe(Object.prototype);
+      expect(JSON.stringify(tags)).toBe('{"__proto__":"p","b":"2","z":"1"}');
+    }
+  });
+
   it('does not merge spans with the same id from different hosts', () => {
     const a: Span = { traceId: TRACE, id: '0000000000000004', name: 'a', localEndpoint: { serviceName: 'one' } };
     const b: Span = { traceId: TRACE, id: '0000000000000004', name: 'b', localEndpoint: { serviceName: 'two' } };

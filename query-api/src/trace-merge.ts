@@ -111,9 +111,9 @@ function mergeTags(
 ): Record<string, string> | undefined {
   if (base === undefined && source === undefined) return undefined;
   const union: Record<string, string> = { ...base, ...source };
-  const sorted: Record<string, string> = {};
-  for (const key of Object.keys(union).sort()) sorted[key] = union[key] as string;
-  return sorted;
+  // fromEntries defines each key as an own property: a tag named "__proto__" stays a tag, where
+  // an assignment would reach Object.prototype's setter and drop it.
+  return Object.fromEntries(Object.keys(union).sort().map((key) => [key, union[key] as string]));
 }
 
 /** zipkin2.Span.Builder.merge: `base`'s fields win, absent ones come from `source`. */
