@@ -220,6 +220,22 @@ describe('JSON v1', () => {
     expect(r.spans).toEqual([client, server]);
   });
 
+  it('gives the data of each service its own span, in the order the services first appear, however many there are', () => {
+    const services = Array.from({ length: 3000 }, (_, i) => `svc-${i}`);
+    const annotations = services.flatMap((name, i) => [
+      { timestamp: 10 + i, value: `a${i}`, endpoint: { serviceName: name.toUpperCase() } },
+      { timestamp: 20_000 + i, value: `b${i}`, endpoint: { serviceName: services[(i * 7) % services.length] ?? '' } },
+    ]);
+    const binaryAnnotations = [{ key: 'k', value: 'v', endpoint: { serviceName: 'svc-2999' } }];
+    const r = decodeOk(Buffer.from(JSON.stringify([{ traceId: '1', id: '2', name: 'n', annotations, binaryAnnotations }])));
+    // One span per service, in the order each first appears among the annotations.
+    expect(r.spans.map((s) => s.localEndpoint?.serviceName)).toEqual([...new Set(annotations.map((a) => a.endpoint.serviceName.toLowerCase()))]);
+    expect(r.spans).toHaveLength(services.length);
+    const of = (name: string): Span | undefined => r.spans.find((s) => s.localEndpoint?.serviceName === name);
+    expect(of('svc-7')?.annotations?.map((a) => a.value)).toEqual(['a7', 'b1']);
+    expect(of('svc-2999')?.tags).toEqual({ k: 'v' });
+  });
+
   it('turns a lone address annotation into the kind and remote endpoint (late flush)', () => {
     const body = JSON.stringify([
       {

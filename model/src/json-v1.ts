@@ -133,20 +133,37 @@ export function v1ToV2(input: unknown): unknown[] {
   // Data of an endpoint no side has yet goes to the first side if that has
   // no endpoint, else to a new span of its own; data without an endpoint
   // goes to the first side (Zipkin: dataMissingEndpointGoesOnFirstSpan).
+  // The first side of each service, kept as sides are added or take an endpoint: a message of
+  // many annotations with as many services must not search every side for each (quadratic).
+  const sideOfService = new Map<string, V2Draft>();
+  const indexSide = (d: V2Draft): void => {
+    const service = serviceOf(d.localEndpoint);
+    if (service !== undefined && !sideOfService.has(service)) sideOfService.set(service, d);
+  };
+  sides.forEach(indexSide);
   const sideFor = (endpoint: unknown): V2Draft => {
     const service = serviceOf(endpoint);
     if (service === undefined) return first;
-    const match = sides.find((d) => serviceOf(d.localEndpoint) === service);
+    const match = sideOfService.get(service);
     if (match !== undefined) return match;
     if (first.localEndpoint === undefined) return first;
     const extra = base();
     extra.localEndpoint = endpoint;
     sides.push(extra);
+    indexSide(extra);
     return extra;
   };
+  /** Data of `endpoint` goes to its side, which takes the endpoint when it has none yet. */
+  const targetFor = (endpoint: unknown): V2Draft => {
+    const target = sideFor(endpoint);
+    if (target.localEndpoint === undefined || target.localEndpoint === null) {
+      target.localEndpoint = endpoint;
+      indexSide(target);
+    }
+    return target;
+  };
   for (const a of events) {
-    const target = sideFor(a.endpoint);
-    target.localEndpoint ??= a.endpoint;
+    const target = targetFor(a.endpoint);
     target.annotations.push({ timestamp: a.timestamp, value: a.value });
   }
   const addresses = new Map<string, unknown>();
@@ -159,8 +176,7 @@ export function v1ToV2(input: unknown): unknown[] {
       if (isObject(b.endpoint)) addresses.set(key, b.endpoint);
       continue;
     }
-    const target = sideFor(b.endpoint);
-    target.localEndpoint ??= b.endpoint;
+    const target = targetFor(b.endpoint);
     // An empty local-component tag only says where a local span ran.
     if (key === 'lc' && value === '') continue;
     if (typeof value === 'string') setTag(target.tags, key, value);

@@ -137,6 +137,18 @@ describe('transcodeSpans gives the rows of encodeSpans(decodeSpans(body))', () =
     expect(same(Buffer.from(text), {}, label)).toBe(fromBytes);
   });
 
+  it('spans of many tags, in reverse, shuffled or repeated order, are written from the bytes in the same order', () => {
+    const keys = Array.from({ length: 5000 }, (_, i) => `k${String(i).padStart(5, '0')}`);
+    const tags = (order: string[]): string => `"tags":{${order.map((k) => `"${k}":"v${k}"`).join(',')}}`;
+    const shuffled = [...keys].sort((a, b) => (a.split('').reverse().join('') < b.split('').reverse().join('') ? -1 : 1));
+    // Written from bytes: the keys sorted by the transcoder (beyond what an insertion sort is given).
+    expect(same(Buffer.from(`[${span(tags([...keys].reverse()))}]`))).toBe(1);
+    expect(same(Buffer.from(`[${span(tags(shuffled))}]`))).toBe(1);
+    expect(same(Buffer.from(`[${span(tags(keys.slice(0, 65).reverse()))}]`))).toBe(1);
+    // A key repeated among many: the general way (the last value wins), with the same rows.
+    expect(same(Buffer.from(`[${span(tags([...keys.slice(0, 100), 'k00050']))}]`))).toBe(0);
+  });
+
   it('a tag named __proto__ stays in the payload, as in the tag columns', () => {
     const body = Buffer.from(`[${span('"tags":{"__proto__":"x","1":"y"}')}]`);
     same(body);
