@@ -319,8 +319,8 @@ WHERE trace_low IN {lows:Array(String)} AND ts >= {lo:UInt64} AND ts <= {hi:UInt
   }
 
   /**
-   * Links every span of the window to its parent, as Zipkin's
-   * DependencyLinker does. One query reads the window once, ordered by trace
+   * Links the spans of the window as Zipkin's DependencyLinker does (see
+   * dependency-linker.ts). One query reads the window once, ordered by trace
    * id, and its rows are streamed to the linker a trace at a time, so memory
    * holds one trace plus the links however long the window is.
    */
@@ -329,8 +329,8 @@ WHERE trace_low IN {lows:Array(String)} AND ts >= {lo:UInt64} AND ts <= {hi:UInt
     const deadline = Date.now() + this.#timeoutMs;
     // Linking needs whole traces, and the server holds the rows it deduplicates and sorts: over a
     // long window that outgrows its memory limit. The traces are then split by a hash of their id
-    // into passes that each fit, every trace whole in one of them. The count reads only `ts`, so it
-    // also counts spans the passes leave out (no kind, no parent): at worst a pass too many.
+    // into passes that each fit, every trace whole in one of them. The count reads only `ts` and
+    // counts replayed rows the passes read once: at worst a pass too many.
     const [counted] = await this.#engine.query<{ rows: number | string }>(
       bindSql(
         `SELECT count() AS rows FROM ${this.#db}.span_index WHERE ts >= {lo:UInt64} AND ts <= {hi:UInt64}`,
@@ -362,10 +362,13 @@ WHERE trace_low IN {lows:Array(String)} AND ts >= {lo:UInt64} AND ts <= {hi:UInt
       }>(
         bindSql(
           // By the low 64 bits, as Zipkin links: a trace whose spans reported ids of both widths
-          // would otherwise be two, its links missed or counted twice.
+          // would otherwise be two, its links missed or counted twice. Every span is read, kind or
+          // not: a kind-less root can be a link (or the root), a kind-less piece can carry the
+          // error of its span. DISTINCT drops replayed rows; the pieces of one span that differ
+          // (a late error, a remote name) are merged by the linker, which must see them all.
           `SELECT DISTINCT ${LOW_64_BITS} AS trace_low, span_id, parent_id, kind, service, remote_service, error
 FROM ${this.#db}.span_index
-WHERE ts >= {lo:UInt64} AND ts <= {hi:UInt64} AND (kind != '' OR parent_id != '')${
+WHERE ts >= {lo:UInt64} AND ts <= {hi:UInt64}${
             passes === 1 ? '' : ' AND cityHash64(trace_low) % {passes:UInt64} = {pass:UInt64}'
           }
 ORDER BY trace_low`,
