@@ -291,8 +291,9 @@ function readSpan(r: Reader, end: number): RawSpan {
       case 4: {
         expectWire(field, wire, WIRE_VARINT, 'Span');
         const n = r.varint();
-        if (n >= KIND_BY_NUMBER.length) rejectSpan('bad_kind', `kind ${n} is not a Span.Kind (0-4)`);
-        span.kind = KIND_BY_NUMBER[n];
+        // proto3 enums are open: a value this schema does not know (a newer Span.Kind) leaves the
+        // span without kind, as Zipkin's own proto3 reader does, rather than costing the span.
+        span.kind = n < KIND_BY_NUMBER.length ? KIND_BY_NUMBER[n] : undefined;
         break;
       }
       case 5:
