@@ -106,10 +106,14 @@ describe('InsertPipeline', () => {
     );
     for (let i = 0; i < 5; i++) pipeline.submit(batch([i]));
     expect(writes).toEqual([[0, 1]]);
+    const gauge = async (): Promise<number | undefined> => (await metrics.pendingBatches.get()).values[0]?.value;
+    expect(await gauge()).toBe(5);
     releases.shift()!();
     await new Promise((r) => setTimeout(r, 0));
     // Batches 1, 2 and 3 (6 spans) go together; batch 4 would exceed 6 spans.
     expect(writes[1]).toEqual([100, 101, 200, 201, 300, 301]);
+    // The gauge counts inserts to come: the merged one running, and batch 4.
+    expect({ pending: pipeline.pending, gauge: await gauge() }).toEqual({ pending: 2, gauge: 2 });
     releases.shift()!();
     await new Promise((r) => setTimeout(r, 0));
     expect(writes[2]).toEqual([400, 401]);

@@ -110,6 +110,8 @@ export class InsertPipeline<T extends CountedToken, P> {
     while (this.active < this.o.concurrency && this.queue.length > 0) {
       const batch = this.takeQueued();
       this.active++;
+      // Merging queued batches changed the count; the gauge would show the old one until this insert ends.
+      this.o.metrics.pendingBatches.set(this.pending);
       void this.run(batch)
         // Unhandled, this rejection would kill an embedding process.
         .catch((error: unknown) => this.o.logger.error({ err: error, spans: batch.spanCount }, 'insert pipeline failed handling a batch'))
