@@ -74,6 +74,28 @@ describe('Collector opening the span store', () => {
     }
   });
 
+  it('closes a store that finishes opening after stop() gave up waiting for it', async () => {
+    let closed = 0;
+    let opened!: () => void;
+    const store: CollectorStore = {
+      writer: { writeEncoded: () => Promise.resolve() },
+      ping: () => Promise.resolve(true),
+      close: () => {
+        closed++;
+        return Promise.resolve();
+      },
+    };
+    // The open takes longer than the shutdown waits for it (1 s here).
+    const collector = collectorWith(() => new Promise<CollectorStore>((resolve) => (opened = () => resolve(store))));
+    await collector.start();
+    await collector.stop();
+    expect(closed).toBe(0);
+    opened();
+    await collector.done();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(closed).toBe(1);
+  });
+
   it('keeps retrying while ClickHouse is down, and done() resolves after stop()', async () => {
     // The real store against a port where nothing listens: connection refused, retryable.
     const collector = new Collector({

@@ -76,6 +76,8 @@ export class Collector {
   private readonly collectorId = `${hostname()}:${process.pid}`;
 
   private store: CollectorStore | undefined;
+  /** Set once the shutdown has closed the store it had: a store opening later is closed by whoever opened it. */
+  private storeReleased = false;
   private session: Session | undefined;
   private generation = 0;
   private rabbitmqUp = false;
@@ -227,6 +229,7 @@ export class Collector {
       await withTimeout(this.closeSession(this.session, bound), bound).catch(() => undefined);
     }
     await withTimeout(Promise.all(this.loops), Math.max(left(), 1_000)).catch(() => undefined);
+    this.storeReleased = true;
     await this.store?.close().catch((error: unknown) => this.logger.warn({ err: error }, 'closing the store failed'));
     await this.admin.stop().catch(() => undefined);
     this.logger.info({ drained }, 'collector stopped');
@@ -264,7 +267,11 @@ export class Collector {
         await sleep(delay, signal);
       }
     }
-    if (signal.aborted) return;
+    if (signal.aborted) {
+      // A store that opened after the shutdown closed what it had: nobody else will close this one.
+      if (this.storeReleased) await this.store?.close().catch(() => undefined);
+      return;
+    }
     this.schedule(PING_INTERVAL_MS, () => this.pingStore());
     if (typeof this.store?.enforceRetention === 'function') {
       this.schedule(this.config.retentionIntervalMs, () => this.enforceRetention());
