@@ -25,8 +25,9 @@ function run(env: Record<string, string>, args: string[] = []): { child: ChildPr
   return { child, stdout: () => out, stderr: () => err };
 }
 
-function spawnWithArgs(args: string[]): ReturnType<typeof run> {
-  return run({ TRACEHOUSE_QUERY_PORT: '0', TRACEHOUSE_QUERY_HOST: '127.0.0.1' }, args);
+/** The bin on a free port of 127.0.0.1, with `env` added. */
+function runOnFreePort(env: Record<string, string> = {}, args: string[] = []): ReturnType<typeof run> {
+  return run({ TRACEHOUSE_QUERY_PORT: '0', TRACEHOUSE_QUERY_HOST: '127.0.0.1', ...env }, args);
 }
 
 async function listeningUrl(stdout: () => string, child: ChildProcess): Promise<string> {
@@ -61,7 +62,7 @@ describe('tracehouse-query-api bin', () => {
   });
 
   it('prints its variables on --help and exits 0 without starting a server', async () => {
-    const { child, stdout } = spawnWithArgs(['--help']);
+    const { child, stdout } = runOnFreePort({}, ['--help']);
     const [code] = (await once(child, 'exit')) as [number];
     expect(code).toBe(0);
     expect(stdout()).toContain('TRACEHOUSE_QUERY_PORT');
@@ -69,9 +70,7 @@ describe('tracehouse-query-api bin', () => {
   });
 
   it('serves the API over HTTP with a bearer token and stops cleanly on SIGTERM', async () => {
-    const { child, stdout } = run({
-      TRACEHOUSE_QUERY_PORT: '0',
-      TRACEHOUSE_QUERY_HOST: '127.0.0.1',
+    const { child, stdout } = runOnFreePort({
       TRACEHOUSE_CLICKHOUSE_DATABASE: database,
       TRACEHOUSE_QUERY_BEARER_TOKEN: 'bin-test-token',
     });
@@ -103,9 +102,7 @@ describe('tracehouse-query-api bin', () => {
     } finally {
       await store.close();
     }
-    const { child, stdout } = run({
-      TRACEHOUSE_QUERY_PORT: '0',
-      TRACEHOUSE_QUERY_HOST: '127.0.0.1',
+    const { child, stdout } = runOnFreePort({
       TRACEHOUSE_CLICKHOUSE_DATABASE: boundedDatabase,
       TRACEHOUSE_QUERY_MAX_RESULT_BYTES: '2000000',
     });

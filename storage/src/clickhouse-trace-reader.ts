@@ -247,9 +247,18 @@ LIMIT {limit:UInt32}`;
     const traces: Span[][] = [];
     // One budget for the whole read, however many queries it takes.
     const budget = { left: this.#maxResultBytes };
-    for (let start = 0; start < wanted.length; start += MAX_IDS_PER_READ) {
-      const chunk = wanted.slice(start, start + MAX_IDS_PER_READ);
-      traces.push(...(await this.#tracesOnce(chunk, strict, { checkpoint, signal, budget, traces: wanted.length })));
+    try {
+      for (let start = 0; start < wanted.length; start += MAX_IDS_PER_READ) {
+        traces.push(...(await this.#tracesOnce(wanted.slice(start, start + MAX_IDS_PER_READ), strict, checkpoint, signal, budget)));
+      }
+    } catch (error) {
+      if (!(error instanceof StorageError) || error.code !== 'too_large') throw error;
+      throw new StorageError({
+        code: 'too_large',
+        retryable: false,
+        message: `${wanted.length === 1 ? 'the trace holds' : `the ${wanted.length} traces hold`} more than ${this.#maxResultBytes} bytes of spans, the most one read returns`,
+        cause: error,
+      });
     }
     return traces;
   }
@@ -257,10 +266,11 @@ LIMIT {limit:UInt32}`;
   async #tracesOnce(
     wanted: readonly string[],
     strict: boolean,
-    read: { checkpoint: Checkpoint; signal: AbortSignal | undefined; budget: { left: number }; traces: number },
+    checkpoint: Checkpoint,
+    signal: AbortSignal | undefined,
+    budget: { left: number },
   ): Promise<Span[][]> {
     if (wanted.length === 0) return [];
-    const { checkpoint, signal, budget } = read;
     const lows = [...new Set(wanted.map((id) => id.slice(-16)))];
     checkpoint();
     const [range] = await this.#engine.query<{ lo: string; hi: string; n: string }>(
@@ -273,28 +283,17 @@ LIMIT {limit:UInt32}`;
     );
     if (range === undefined || Number(range.n) === 0) return [];
     checkpoint();
-    const text = await this.#engine
-      .queryText(
-        bindSql(
-          `SELECT DISTINCT trace_high, trace_low, payload FROM ${this.#db}.spans
+    const text = await this.#engine.queryText(
+      bindSql(
+        `SELECT DISTINCT trace_high, trace_low, payload FROM ${this.#db}.spans
 WHERE trace_low IN {lows:Array(String)} AND ts >= {lo:UInt64} AND ts <= {hi:UInt64}`,
-          // Bounds travel as text: microsecond times stay exact beyond 2^53 too.
-          { lows, lo: BigInt(range.lo), hi: BigInt(range.hi) },
-          this.#mode,
-        ),
-        'TabSeparatedRaw',
-        { signal, maxBytes: budget.left },
-      )
-      .catch((error: unknown) => {
-        if (!(error instanceof StorageError) || error.code !== 'too_large') throw error;
-        const what = read.traces === 1 ? 'the trace holds' : `the ${read.traces} traces hold`;
-        throw new StorageError({
-          code: 'too_large',
-          retryable: false,
-          message: `${what} more than ${this.#maxResultBytes} bytes of spans, the most one read returns`,
-          cause: error,
-        });
-      });
+        // Bounds travel as text: microsecond times stay exact beyond 2^53 too.
+        { lows, lo: BigInt(range.lo), hi: BigInt(range.hi) },
+        this.#mode,
+      ),
+      'TabSeparatedRaw',
+      { signal, maxBytes: budget.left },
+    );
     budget.left = Math.max(1, budget.left - text.length);
     const groups = new Map<string, string[]>(wanted.map((id) => [strict ? id : id.slice(-16), []]));
     for (const line of text.split('\n')) {
@@ -303,9 +302,6 @@ WHERE trace_low IN {lows:Array(String)} AND ts >= {lo:UInt64} AND ts <= {hi:UInt
       // holds a raw tab or newline, so TabSeparatedRaw splits safely.
       const tab1 = line.indexOf('\t');
       const tab2 = line.indexOf('\t', tab1 + 1);
-      if (tab1 === -1 || tab2 === -1) {
-        throw new StorageError({ code: 'server', message: `trace read: a row is not "trace_high, trace_low, payload": ${line.slice(0, 200)}` });
-      }
       const high = line.slice(0, tab1);
       const low = line.slice(tab1 + 1, tab2);
       const group = groups.get(strict ? high + low : low);
