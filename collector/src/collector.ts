@@ -226,7 +226,7 @@ export class Collector {
     for (const timer of this.timers) clearInterval(timer);
     if (this.session !== undefined) {
       const bound = Math.max(left(), 1_000);
-      await withTimeout(this.closeSession(this.session, bound), bound).catch(() => undefined);
+      await this.endSession(this.session, bound);
     }
     await withTimeout(Promise.all(this.loops), Math.max(left(), 1_000)).catch(() => undefined);
     this.storeReleased = true;
@@ -312,10 +312,8 @@ export class Collector {
     let attempt = 0;
     let connectedBefore = false;
     while (!signal.aborted && !this.stopping) {
-      let closed: Promise<unknown> | undefined;
       try {
-        let session: Session;
-        ({ closed, session } = await this.connect());
+        const { closed, session } = await this.connect();
         // stop() ran while connecting and may have found no session to close: close it now.
         if (this.stopping) await this.endSession(session);
         if (connectedBefore) this.metrics.reconnects.inc();
@@ -325,9 +323,8 @@ export class Collector {
         // One of the two closed: the other is no use alone.
         await this.endSession(session);
       } catch (error) {
+        // Only connect() throws here, and it has closed what it opened.
         this.logger.warn({ err: error }, 'RabbitMQ connection failed');
-        const session = this.session;
-        if (closed === undefined && session !== undefined) await this.endSession(session);
       }
       this.dropSession();
       if (signal.aborted || this.stopping) break;
@@ -368,7 +365,7 @@ export class Collector {
     try {
       publisher = await this.openConnection(`${name}-dead-letters`);
     } catch (error) {
-      await withTimeout(this.closeConnection(connection), this.config.rabbitmqConnectTimeoutMs).catch(() => undefined);
+      await this.closeConnection(connection, this.config.rabbitmqConnectTimeoutMs);
       throw error;
     }
     publisher.on('error', (error: Error) => this.logger.warn({ err: error }, 'RabbitMQ dead-letter connection error'));
@@ -421,7 +418,7 @@ export class Collector {
       const bound = this.config.rabbitmqConnectTimeoutMs;
       // Once there is a session, stop() may be closing it too: the same close, never a second one.
       if (session !== undefined) await this.endSession(session);
-      else await Promise.all([connection, publisher].map((model) => withTimeout(this.closeConnection(model), bound).catch(() => undefined)));
+      else await Promise.all([connection, publisher].map((model) => this.closeConnection(model, bound)));
       throw error;
     }
   }
@@ -430,9 +427,8 @@ export class Collector {
    * Closes a session (see closeSession); the amqp loop then starts over.
    * Bounded: a peer that stopped answering must not hold up the reconnect.
    */
-  private async endSession(session: Session): Promise<void> {
-    const bound = this.config.rabbitmqConnectTimeoutMs;
-    await withTimeout(this.closeSession(session, bound), bound).catch(() => undefined);
+  private async endSession(session: Session, timeoutMs = this.config.rabbitmqConnectTimeoutMs): Promise<void> {
+    await withTimeout(this.closeSession(session, timeoutMs), timeoutMs).catch(() => undefined);
   }
 
   /**
@@ -454,15 +450,16 @@ export class Collector {
     session.closing ??= Promise.all(
       pairs.map(async ([channel, model]) => {
         if (!this.closedConnections.has(model)) await withTimeout(channel.close(), timeoutMs).catch(() => undefined);
-        await withTimeout(this.closeConnection(model), timeoutMs).catch(() => undefined);
+        await this.closeConnection(model, timeoutMs);
       }),
     ).then(() => undefined);
     return session.closing;
   }
 
   /** Closes a connection unless it has closed already; each is closed on one path only (closeSession, or connect() before there is a session). */
-  private closeConnection(model: ChannelModel): Promise<void> {
-    return this.closedConnections.has(model) ? Promise.resolve() : model.close().catch(() => undefined);
+  private async closeConnection(model: ChannelModel, timeoutMs: number): Promise<void> {
+    if (this.closedConnections.has(model)) return;
+    await withTimeout(model.close(), timeoutMs).catch(() => undefined);
   }
 
   /** The connection is gone: everything unacked on it will be redelivered. */
