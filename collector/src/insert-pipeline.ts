@@ -76,7 +76,6 @@ export class InsertPipeline<T extends CountedToken, P> {
   submit(batch: Batch<T, P>): void {
     if (this.aborter.signal.aborted) return;
     this.queue.push(batch);
-    this.o.metrics.pendingBatches.set(this.pending);
     this.pump();
   }
 
@@ -110,18 +109,17 @@ export class InsertPipeline<T extends CountedToken, P> {
     while (this.active < this.o.concurrency && this.queue.length > 0) {
       const batch = this.takeQueued();
       this.active++;
-      // Merging queued batches changed the count; the gauge would show the old one until this insert ends.
-      this.o.metrics.pendingBatches.set(this.pending);
       void this.run(batch)
         // Unhandled, this rejection would kill an embedding process.
         .catch((error: unknown) => this.o.logger.error({ err: error, spans: batch.spanCount }, 'insert pipeline failed handling a batch'))
         .finally(() => {
           this.active--;
-          this.o.metrics.pendingBatches.set(this.pending);
           this.pump();
           this.settleIdle();
         });
     }
+    // Here, not per batch: taking queued batches may have merged several into one insert.
+    this.o.metrics.pendingBatches.set(this.pending);
   }
 
   /** The first queued batch, merged with the ones after it that still fit. */
