@@ -1,5 +1,5 @@
 import { Readable } from 'node:stream';
-import { ClickHouseLogLevel, createClient, type ClickHouseClient } from '@clickhouse/client';
+import { ClickHouseLogLevel, EXCEPTION_TAG_HEADER_NAME, createClient, extractErrorAtTheEndOfChunk, type ClickHouseClient } from '@clickhouse/client';
 import type { Engine, ReadOptions, TextReadOptions } from './engine.js';
 import type { BoundSql } from './sql-binding.js';
 import { toStorageError } from './error-mapping.js';
@@ -49,12 +49,18 @@ export class HttpEngine implements Engine {
     }
   }
 
-  /** A read as JSONEachRow, with the read settings. */
-  #select(statement: BoundSql, options: ReadOptions | undefined) {
+  /** A read with the read settings, as JSONEachRow unless told otherwise; `maxBytes` has the server refuse a larger answer. */
+  #select(
+    statement: BoundSql,
+    options: TextReadOptions | undefined,
+    format: 'JSONEachRow' | 'TabSeparatedRaw' | 'TabSeparated' = 'JSONEachRow',
+  ) {
+    const maxBytes = options?.maxBytes;
     return this.#client.query({
       query: statement.sql,
-      format: 'JSONEachRow',
-      clickhouse_settings: this.#readSettings,
+      format,
+      clickhouse_settings:
+        maxBytes === undefined ? this.#readSettings : { ...this.#readSettings, max_result_bytes: String(maxBytes), result_overflow_mode: 'throw' },
       ...this.#params(statement),
       ...this.#abort(options),
     });
@@ -99,19 +105,11 @@ export class HttpEngine implements Engine {
     this.#open();
     options?.signal?.throwIfAborted();
     try {
-      const maxBytes = options?.maxBytes;
-      const result = await this.#client.query({
-        query: statement.sql,
-        format,
-        clickhouse_settings:
-          maxBytes === undefined ? this.#readSettings : { ...this.#readSettings, max_result_bytes: String(maxBytes), result_overflow_mode: 'throw' },
-        ...this.#params(statement),
-        ...this.#abort(options),
-      });
+      const result = await this.#select(statement, options, format);
       const text = await result.text();
-      const tag = result.response_headers[EXCEPTION_TAG_HEADER];
+      const tag = result.response_headers[EXCEPTION_TAG_HEADER_NAME];
       const failure = trailingServerError(text, typeof tag === 'string' ? tag : undefined);
-      if (failure !== undefined) throw new Error(failure);
+      if (failure !== undefined) throw failure;
       return text;
     } catch (error) {
       throw this.#readError(error, options);
@@ -169,33 +167,27 @@ export class HttpEngine implements Engine {
   }
 }
 
-/** Set by servers from 25.11 on, which frame an error sent after the first rows with it. */
-const EXCEPTION_TAG_HEADER = 'x-clickhouse-exception-tag';
-
 /**
  * The server error that ends a text answer, if one does. A server that fails
  * after it started answering has already sent "200 OK" and some rows: it
  * appends the error, either as a last line "Code: N, ... DB::Exception ..."
  * (before 25.11) or framed with the exception tag of its response headers
- * ("\r\n__exception__\r\n<tag>\r\n<message>\n<length> <tag>\r\n__exception__\r\n").
- * Read as rows, that error would pass for a shorter, whole answer.
+ * (25.11 on; the driver's extractErrorAtTheEndOfChunk reads that frame, but
+ * only its stream() applies it, not text()). Read as rows, that error would
+ * pass for a shorter, whole answer.
  */
-export function trailingServerError(text: string, exceptionTag: string | undefined): string | undefined {
-  if (exceptionTag !== undefined && exceptionTag !== '') {
-    const opening = `__exception__\r\n${exceptionTag}\r\n`;
-    const closing = ` ${exceptionTag}\r\n__exception__\r\n`;
-    if (text.endsWith(closing)) {
-      const start = text.lastIndexOf(opening);
-      const body = start === -1 ? '' : text.slice(start + opening.length, text.length - closing.length);
-      // The body ends with the message's length on a line of its own.
-      const message = body.slice(0, Math.max(0, body.lastIndexOf('\n'))).trim();
-      return message === '' ? 'the server failed while answering' : message;
-    }
+export function trailingServerError(text: string, exceptionTag: string | undefined): Error | undefined {
+  if (exceptionTag !== undefined && exceptionTag !== '' && text.endsWith(` ${exceptionTag}\r\n__exception__\r\n`)) {
+    // The frame carries its message's length: the tail holds all of it unless a message is huge.
+    return extractErrorAtTheEndOfChunk(Buffer.from(text.slice(-TAGGED_ERROR_TAIL_CHARS)), exceptionTag);
   }
   const end = text.endsWith('\n') ? text.length - 1 : text.length;
   const lastLine = text.slice(text.lastIndexOf('\n', end - 1) + 1, end);
-  return /^Code: \d+[.,] .*DB::Exception/.test(lastLine) ? lastLine : undefined;
+  return /^Code: \d+[.,] .*DB::Exception/.test(lastLine) ? new Error(lastLine) : undefined;
 }
+
+/** How much of a text answer's end a tagged error frame is looked for in. */
+const TAGGED_ERROR_TAIL_CHARS = 65_536;
 
 /**
  * One JSONEachRow line. A server that fails after it started answering either
