@@ -3,6 +3,7 @@ import type { Engine } from './engine.js';
 import type { DependencyLink, SearchOptions, TraceQuery, TraceReader } from './trace-reader.js';
 import { bindSql, type BindMode } from './sql-binding.js';
 import { DependencyLinker, type LinkSpan } from './dependency-linker.js';
+import { TRACE_LOW } from './schema.js';
 import { StorageError } from './storage-error.js';
 
 export interface ReaderOptions {
@@ -41,9 +42,6 @@ const DEFAULT_DEPENDENCY_ROWS = 10_000_000;
  * most ids getTraceMany accepts; a search reads the ids it found in chunks of this many.
  */
 const MAX_IDS_PER_READ = 10_000;
-
-/** The low 64 bits of span_index's trace_id (16 or 32 hex characters), in SQL every supported server runs. */
-const LOW_64_BITS = 'substring(trace_id, length(trace_id) - 15, 16)';
 
 /** Searches read the newest hour of the window first, then 4x more each step. */
 const SEARCH_FIRST_STEP_MICROS = 3_600_000_000;
@@ -190,13 +188,11 @@ WHERE service = {service:String} AND remote_service != '' ORDER BY remote_servic
     const having = criteria.length > 0 ? `\nHAVING ${criteria.map((c) => `countIf(${c}) > 0`).join(' AND ')}` : '';
     // Not strict: a trace is its low 64 bits, whatever width each span reported (Zipkin's
     // non-strict search), so spans of both widths are one candidate and one trace.
-    const traceKey = this.#strict ? 'trace_id' : `${LOW_64_BITS} AS trace_key`;
-    const keyName = this.#strict ? 'trace_id' : 'trace_key';
-    const template = `SELECT ${traceKey}, max(ts) AS latest
+    const template = `SELECT ${this.#strict ? 'trace_id' : TRACE_LOW} AS trace_key, max(ts) AS latest
 FROM ${this.#db}.span_index
 WHERE ${where.join(' AND ')}
-GROUP BY ${keyName}${having}
-ORDER BY latest DESC, ${keyName} DESC
+GROUP BY trace_key${having}
+ORDER BY latest DESC, trace_key DESC
 LIMIT {limit:UInt32}`;
     // Newest first, over a growing part of the window: the newest hour, then
     // 4 h, 16 h, ... up to the whole window, stopping as soon as `limit`
@@ -207,20 +203,19 @@ LIMIT {limit:UInt32}`;
     // together with spans before `from` can be missed while `limit` newer
     // traces exist. A common search (a service or a frequent tag over a day)
     // reads the newest hour instead of the whole day.
-    let rows: Array<{ trace_id?: string; trace_key?: string }>;
+    let rows: Array<{ trace_key: string }>;
     for (let span = SEARCH_FIRST_STEP_MICROS, step = 1; ; span *= SEARCH_STEP_GROWTH, step++) {
       checkpoint();
       const from = Math.max(lo, hi - span);
       params.lo = from;
-      rows = await this.#engine.query<{ trace_id?: string; trace_key?: string }>(bindSql(template, params, this.#mode), { signal });
+      rows = await this.#engine.query<{ trace_key: string }>(bindSql(template, params, this.#mode), { signal });
       progress = `${step} steps over the window`;
       if (rows.length >= params.limit || from === lo) break;
     }
     if (rows.length === 0) return [];
     progress += ` (${rows.length} traces found)`;
-    // Stored ids are normalized already; a low half of zeros (valid in a 128-bit id) would not pass normalizeTraceId.
-    const found = this.#strict ? wantedIds(rows.map((r) => r.trace_id ?? '')) : [...new Set(rows.map((r) => r.trace_key ?? ''))];
-    return this.#traces(found, this.#strict, checkpoint, signal);
+    // Distinct (grouped) and normalized when stored: passed on as they are.
+    return this.#traces(rows.map((r) => r.trace_key), checkpoint, signal);
   }
 
   async getTrace(traceId: string): Promise<Span[]> {
@@ -231,16 +226,15 @@ LIMIT {limit:UInt32}`;
   async getTraceMany(traceIds: readonly string[]): Promise<Span[][]> {
     const wanted = wantedIds(traceIds);
     if (wanted.length > MAX_IDS_PER_READ) throw badInput(`at most ${MAX_IDS_PER_READ} trace ids per request`);
-    return this.#traces(wanted, this.#strict);
+    return this.#traces(wanted);
   }
 
   /**
    * Reads whole traces, in the order of `wanted` (normalized, distinct), MAX_IDS_PER_READ ids a query.
-   * `strict`: match the full id; otherwise match on the low 64 bits. `checkpoint` runs before each query.
+   * Strict: match the full id; otherwise match on the low 64 bits. `checkpoint` runs before each query.
    */
   async #traces(
     wanted: readonly string[],
-    strict: boolean,
     checkpoint: Checkpoint = () => undefined,
     signal?: AbortSignal,
   ): Promise<Span[][]> {
@@ -249,7 +243,7 @@ LIMIT {limit:UInt32}`;
     const budget = { left: this.#maxResultBytes };
     try {
       for (let start = 0; start < wanted.length; start += MAX_IDS_PER_READ) {
-        traces.push(...(await this.#tracesOnce(wanted.slice(start, start + MAX_IDS_PER_READ), strict, checkpoint, signal, budget)));
+        traces.push(...(await this.#tracesOnce(wanted.slice(start, start + MAX_IDS_PER_READ), checkpoint, signal, budget)));
       }
     } catch (error) {
       if (!(error instanceof StorageError) || error.code !== 'too_large') throw error;
@@ -265,7 +259,6 @@ LIMIT {limit:UInt32}`;
 
   async #tracesOnce(
     wanted: readonly string[],
-    strict: boolean,
     checkpoint: Checkpoint,
     signal: AbortSignal | undefined,
     budget: { left: number },
@@ -295,6 +288,7 @@ WHERE trace_low IN {lows:Array(String)} AND ts >= {lo:UInt64} AND ts <= {hi:UInt
       { signal, maxBytes: budget.left },
     );
     budget.left = Math.max(1, budget.left - text.length);
+    const strict = this.#strict;
     const groups = new Map<string, string[]>(wanted.map((id) => [strict ? id : id.slice(-16), []]));
     for (const line of text.split('\n')) {
       if (line.length === 0) continue;
@@ -362,7 +356,7 @@ WHERE trace_low IN {lows:Array(String)} AND ts >= {lo:UInt64} AND ts <= {hi:UInt
           // not: a kind-less root can be a link (or the root), a kind-less piece can carry the
           // error of its span. DISTINCT drops replayed rows; the pieces of one span that differ
           // (a late error, a remote name) are merged by the linker, which must see them all.
-          `SELECT DISTINCT ${LOW_64_BITS} AS trace_low, span_id, parent_id, kind, service, remote_service, error
+          `SELECT DISTINCT ${TRACE_LOW} AS trace_low, span_id, parent_id, kind, service, remote_service, error
 FROM ${this.#db}.span_index
 WHERE ts >= {lo:UInt64} AND ts <= {hi:UInt64}${
             passes === 1 ? '' : ' AND cityHash64(trace_low) % {passes:UInt64} = {pass:UInt64}'

@@ -110,7 +110,8 @@ function skipIndex(f: ServerFeatures, definition: string): string {
 }
 
 const DAY_OF_TS = 'intDiv(ts, 86400000000)';
-const TRACE_LOW = 'substring(trace_id, length(trace_id) - 15, 16)';
+/** The low 64 bits of a trace_id (16 or 32 hex characters), in SQL every supported server runs; the reader groups by it too. */
+export const TRACE_LOW = 'substring(trace_id, length(trace_id) - 15, 16)';
 const TRACE_HIGH = 'substring(trace_id, 1, length(trace_id) - 16)';
 
 export const MIGRATIONS: readonly Migration[] = [
