@@ -234,12 +234,13 @@ WHERE database = {db:String} AND active AND table IN {tables:Array(String)}`,
       ),
     );
     const dropped: RetentionResult['dropped'] = [];
+    let keptIndexDays: Set<number> | undefined;
     for (const part of parts) {
       const day = Number(part.partition);
       if (!Number.isSafeInteger(day) || day >= cutoffDay) continue;
       // Table comes from DATA_TABLES (checked by the IN above), day is an integer.
       checkIdentifier('table', part.table);
-      if (part.table === 'trace_index' && (await this.#traceIndexReachesPast(day, cutoffDay))) continue;
+      if (part.table === 'trace_index' && (keptIndexDays ??= await this.#traceIndexDaysReachingPast(cutoffDay)).has(day)) continue;
       await this.#engine.execute({ sql: `ALTER TABLE ${this.database}.${part.table} DROP PARTITION ${day}`, params: {} });
       dropped.push({ table: part.table, partition: String(day) });
     }
@@ -248,20 +249,22 @@ WHERE database = {db:String} AND active AND table IN {tables:Array(String)}`,
   }
 
   /**
-   * Whether a trace_index partition (rows by the day of their first span) also points at spans of
-   * `cutoffDay` or later: one insert's spans can straddle midnight, or carry one span with a bad
-   * clock. Dropping the partition would leave those kept spans unreachable by trace id, so it
-   * waits until the last day it points at is dropped too (as the TTL, on ts_max, does).
+   * The trace_index partitions before `cutoffDay` (rows filed by the day of their first span) that
+   * also point at spans of `cutoffDay` or later: one insert's spans can straddle midnight, or carry
+   * one span with a bad clock. Dropping such a partition would leave those kept spans unreachable
+   * by trace id, so it waits until the last day it points at is dropped too (as the TTL, on
+   * ts_max, does). One query for all of them.
    */
-  async #traceIndexReachesPast(day: number, cutoffDay: number): Promise<boolean> {
-    const [row] = await this.#engine.query<{ latest: string | number }>(
+  async #traceIndexDaysReachingPast(cutoffDay: number): Promise<Set<number>> {
+    const rows = await this.#engine.query<{ day: string | number }>(
       bindSql(
-        `SELECT max(ts_max) AS latest FROM ${this.database}.trace_index WHERE ts_min >= {from:UInt64} AND ts_min < {to:UInt64}`,
-        { from: BigInt(day) * BigInt(DAY_MICROS), to: BigInt(day + 1) * BigInt(DAY_MICROS) },
+        `SELECT DISTINCT intDiv(ts_min, ${DAY_MICROS}) AS day FROM ${this.database}.trace_index
+WHERE ts_min < {cutoff:UInt64} AND ts_max >= {cutoff:UInt64}`,
+        { cutoff: BigInt(cutoffDay) * BigInt(DAY_MICROS) },
         this.#mode,
       ),
     );
-    return BigInt(row?.latest ?? 0) >= BigInt(cutoffDay) * BigInt(DAY_MICROS);
+    return new Set(rows.map((row) => Number(row.day)));
   }
 
   /** Read at every call: the owner may change the TTL while this store is open. */
