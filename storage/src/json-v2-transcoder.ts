@@ -176,10 +176,17 @@ function sortTags(b: Buffer): boolean {
   const n = scanned.tagCount;
   const o = scanned.tagOffsets;
   if (order.length < n) order = new Int32Array(2 * n);
-  if (n > INSERTION_SORT_MAX_TAGS) return sortManyTags(b, n, o);
+  if (n > INSERTION_SORT_MAX_TAGS) {
+    for (let i = 0; i < n; i++) {
+      if (keyMayBeIndex(b, o, i)) return false;
+      order[i] = i;
+    }
+    const sorted = order.subarray(0, n).sort((x, y) => compareKeys(b, o, x, y));
+    for (let i = 1; i < n; i++) if (compareKeys(b, o, sorted[i - 1]!, sorted[i]!) === 0) return false;
+    return true;
+  }
   for (let i = 0; i < n; i++) {
-    const at = o[4 * i]!;
-    if (at < o[4 * i + 1]! && b[at]! >= ZERO && b[at]! <= NINE) return false;
+    if (keyMayBeIndex(b, o, i)) return false;
     // Insertion sort (a span has few tags, usually nearly in order).
     let j = i;
     while (j > 0) {
@@ -200,20 +207,10 @@ function sortTags(b: Buffer): boolean {
  */
 const INSERTION_SORT_MAX_TAGS = 64;
 
-/** sortTags for a span of many tags: a comparison sort, then a pass for repeated keys. */
-function sortManyTags(b: Buffer, n: number, o: Int32Array): boolean {
-  const indices: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const at = o[4 * i]!;
-    if (at < o[4 * i + 1]! && b[at]! >= ZERO && b[at]! <= NINE) return false;
-    indices.push(i);
-  }
-  indices.sort((x, y) => compareKeys(b, o, x, y));
-  for (let i = 0; i < n; i++) {
-    if (i > 0 && compareKeys(b, o, indices[i - 1]!, indices[i]!) === 0) return false;
-    order[i] = indices[i]!;
-  }
-  return true;
+/** Whether tag i's key starts with a digit: it may be an array index, which JSON.stringify puts first. */
+function keyMayBeIndex(b: Buffer, o: Int32Array, i: number): boolean {
+  const at = o[4 * i]!;
+  return at < o[4 * i + 1]! && b[at]! >= ZERO && b[at]! <= NINE;
 }
 
 /** Order of the keys of tags x and y: negative, 0 (equal) or positive. */
