@@ -269,8 +269,10 @@ interface RawSpan {
   shared?: boolean;
 }
 
-function readSpan(r: Reader, end: number): RawSpan {
+/** A Span message: `r` is bounded to it (its `end`). */
+function readSpan(r: Reader): RawSpan {
   const span: RawSpan = {};
+  const end = r.end;
   while (r.pos < end) {
     const tag = r.tag();
     const field = tag >>> 3;
@@ -394,7 +396,7 @@ export function decodeProto3List(buf: Buffer): DecodeResult {
       const end = r.lengthDelimited();
       const start = r.pos;
       try {
-        spans.push(normalizeOrThrow(readSpan(new Reader(fast, start, end), end), true));
+        spans.push(normalizeOrThrow(readSpan(new Reader(fast, start, end)), true));
       } catch (e) {
         if (e instanceof SpanRejection) dropped.push({ index, reason: e.reason, message: e.message });
         else if (e instanceof ProtoError) dropped.push({ index, reason: 'bad_field_type', message: `span bytes are malformed: ${e.message}` });

@@ -56,11 +56,11 @@ export class DependencyLinker {
     for (let i = 0; i < queue.length; i++) {
       const node = queue[i] as SpanNode;
       for (const child of node.children) queue.push(child); // no spread: a node may have very many children
-      this.#linkSpan(node, node === root);
+      this.#linkSpan(node);
     }
   }
 
-  #linkSpan(node: SpanNode, isRoot: boolean): void {
+  #linkSpan(node: SpanNode): void {
     const span = node.span;
     if (span === undefined) return;
     // A client with spans below it (its server half, most often): those link the call, under the
@@ -75,7 +75,7 @@ export class DependencyLinker {
     let parent = serverSide ? span.remoteService : span.service;
     const child = serverSide ? span.service : span.remoteService;
     // A root server that does not name its caller has nobody to link from.
-    if (serverSide && isRoot && parent === '') return;
+    if (serverSide && node.parent === undefined && parent === '') return;
     let error = span.error;
 
     // Messaging halves link to the broker only, never to each other.
