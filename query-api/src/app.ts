@@ -136,6 +136,17 @@ function bearerMatches(header: string | undefined, token: string): boolean {
   return given.length === expected.length && timingSafeEqual(given, expected);
 }
 
+/** The 404 body for a request no route takes. */
+function notFoundBody(method: string, url: string): ErrorBody {
+  const path = url.split('?')[0] ?? '';
+  // Zipkin's HTTP senders post here by default: say where spans go instead.
+  const hint =
+    method === 'POST' && path.replace(/\/+$/, '').endsWith('/api/v2/spans')
+      ? ': this API only reads; tracehouse takes spans from its RabbitMQ queue (a Zipkin RabbitMQ sender, or @tracehouse/instrumentation)'
+      : '';
+  return { code: 'NOT_FOUND', message: `no route ${method} ${path}${hint}` };
+}
+
 /** Maps any error a handler or fastify raised to a status and a documented body. */
 function toErrorResponse(error: FastifyError | Error, log: FastifyBaseLogger): { status: number; body: ErrorBody } {
   if (error instanceof ApiError) return { status: error.statusCode, body: error.toBody() };
@@ -204,7 +215,7 @@ export function queryApiFrameworkErrors(options: {
         body = refused.toBody();
       } else {
         status = 404;
-        body = { code: 'NOT_FOUND', message: `no route ${request.method} ${request.url.split('?')[0]}` };
+        body = notFoundBody(request.method, request.url);
       }
     } else {
       ({ status, body } = toErrorResponse(error, request.log));
@@ -252,15 +263,7 @@ async function registerQueryApi(instance: FastifyInstance, options: QueryApiOpti
     const { status, body } = toErrorResponse(error, request.log);
     return reply.status(status).send(body);
   });
-  app.setNotFoundHandler((request, reply) => {
-    const path = request.url.split('?')[0] ?? '';
-    // Zipkin's HTTP senders post here by default: say where spans go instead.
-    const hint =
-      request.method === 'POST' && path.replace(/\/+$/, '').endsWith('/api/v2/spans')
-        ? ': this API only reads; tracehouse takes spans from its RabbitMQ queue (a Zipkin RabbitMQ sender, or @tracehouse/instrumentation)'
-        : '';
-    return reply.status(404).send({ code: 'NOT_FOUND', message: `no route ${request.method} ${path}${hint}` });
-  });
+  app.setNotFoundHandler((request, reply) => reply.status(404).send(notFoundBody(request.method, request.url)));
 
   // As Zipkin's server (server.compression: application/json, min-response-size 2048): answers of
   // 2 KiB or more go out compressed to a client that accepts it. Registered before the routes: it
