@@ -18,6 +18,20 @@ describe('tracehouse-collector bin', () => {
     expect(url.stderr).toMatch(/TRACEHOUSE_RABBITMQ_URL: .*amqp/);
   });
 
+  it('exits 2 at once naming TRACEHOUSE_CLICKHOUSE_URL when the ClickHouse client refuses the URL, rather than retrying it', () => {
+    const started = Date.now();
+    const refused = run({
+      TRACEHOUSE_CLICKHOUSE_URL: 'http://127.0.0.1:8123/?database=x',
+      // Nowhere to connect, should it get that far: the test is about not getting there.
+      TRACEHOUSE_RABBITMQ_URL: 'amqp://127.0.0.1:1',
+      TRACEHOUSE_COLLECTOR_HOST: '127.0.0.1',
+      TRACEHOUSE_COLLECTOR_PORT: '0',
+    });
+    expect(refused.status).toBe(2);
+    expect(refused.stdout + refused.stderr).toMatch(/invalid configuration: TRACEHOUSE_CLICKHOUSE_URL: .*Unknown URL parameters: database/);
+    expect(Date.now() - started).toBeLessThan(5_000);
+  });
+
   it('--help lists the variables', () => {
     const help = run({}, ['--help']);
     expect(help.status).toBe(0);
