@@ -24,7 +24,7 @@ import { dropDatabase } from '@tracehouse/storage/testing';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Collector } from './collector.js';
-import { collectorFromEnv, queueOutcome } from './dead-letters.test.helpers.js';
+import { collectorFromEnv, counterTotal, deleteQueueSet, queueOutcome, waitFor } from './dead-letters.test.helpers.js';
 
 const RABBITMQ_URL = process.env.TRACEHOUSE_RABBITMQ_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 const CLICKHOUSE_URL = process.env.TRACEHOUSE_CLICKHOUSE_URL ?? 'http://127.0.0.1:8123';
@@ -75,18 +75,6 @@ async function collectorConnections(): Promise<Map<string, string>> {
     if (typeof name === 'string' && name.startsWith(prefix)) states.set(name.slice(prefix.length), row.state);
   }
   return states;
-}
-
-async function waitFor(check: () => Promise<boolean>, what: () => string | Promise<string>, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${await what()}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
-
-async function total(counter: { get(): Promise<{ values: Array<{ value: number }> }> }): Promise<number> {
-  return (await counter.get()).values.reduce((sum, v) => sum + v.value, 0);
 }
 
 function spans(count: number): Span[] {
@@ -156,12 +144,7 @@ describe('a dead letter published during a disk alarm', () => {
     const suffix = randomBytes(4).toString('hex');
     const queue = `th_dl_alarm_${suffix}`;
     const database = `th_dl_alarm_${suffix}`;
-    cleanups.push(async () => {
-      const channel = await connection.createChannel();
-      for (const q of [queue, `${queue}.dlq`]) await channel.deleteQueue(q).catch(() => undefined);
-      await channel.deleteExchange(`${queue}.dlx`).catch(() => undefined);
-      await channel.close();
-    });
+    cleanups.push(() => deleteQueueSet(connection, queue));
     cleanups.push(() => dropDatabase({ url: CLICKHOUSE_URL, database }));
     const store = await ClickHouseStore.open({ url: CLICKHOUSE_URL, database, logger: pino({ level: 'silent' }) });
     cleanups.push(() => store.close());
@@ -200,16 +183,16 @@ describe('a dead letter published during a disk alarm', () => {
 
       // Far more messages than the prefetch window: they only all arrive if acks keep being read.
       await waitFor(
-        async () => (await total(c.metrics.messagesAcked)) >= goodMessages,
+        async () => (await counterTotal(c.metrics.messagesAcked)) >= goodMessages,
         async () =>
-          `${goodMessages} good messages acked during the alarm; acked ${await total(c.metrics.messagesAcked)}, ` +
-          `consumed ${await total(c.metrics.messagesConsumed)}: ${recent()}`,
+          `${goodMessages} good messages acked during the alarm; acked ${await counterTotal(c.metrics.messagesAcked)}, ` +
+          `consumed ${await counterTotal(c.metrics.messagesConsumed)}: ${recent()}`,
         30_000,
       );
       expect(await diskAlarmOn(), 'the alarm lasted the whole phase').toBe(true);
       expect(await store.countSpans()).toEqual({ rows: goodMessages * SPANS_PER_MESSAGE, distinct: goodMessages * SPANS_PER_MESSAGE });
-      expect(await total(c.metrics.messagesAcked)).toBe(goodMessages);
-      expect(await total(c.metrics.messagesDeadLettered)).toBe(0);
+      expect(await counterTotal(c.metrics.messagesAcked)).toBe(goodMessages);
+      expect(await counterTotal(c.metrics.messagesDeadLettered)).toBe(0);
       // The dead letter waits on its own connection, which the broker blocked; the consuming one is not.
       expect(lines.some((line) => line.level === 40 && /blocked the dead-letter connection/.test(line.msg)), recent()).toBe(true);
       const states = await collectorConnections();
@@ -240,7 +223,7 @@ describe('a dead letter published during a disk alarm', () => {
     }
     const { queue, store, collector } = bed;
     await waitFor(
-      async () => (await total(collector.metrics.messagesAcked)) >= GOOD_MESSAGES + 1,
+      async () => (await counterTotal(collector.metrics.messagesAcked)) >= GOOD_MESSAGES + 1,
       () => `the poison message acked after the alarm: ${recent()}`,
       30_000,
     );
@@ -250,7 +233,7 @@ describe('a dead letter published during a disk alarm', () => {
     expect(after.letter?.properties.headers?.['x-tracehouse-reason']).toBe('malformed_json');
     expect(await unackedOf(queue)).toBe(0);
     expect((await collector.metrics.messagesDeadLettered.get()).values).toMatchObject([{ labels: { reason: 'malformed_json' }, value: 1 }]);
-    expect(await total(collector.metrics.reconnects)).toBe(0);
+    expect(await counterTotal(collector.metrics.reconnects)).toBe(0);
     expect(await store.countSpans()).toEqual({ rows: GOOD_MESSAGES * SPANS_PER_MESSAGE, distinct: GOOD_MESSAGES * SPANS_PER_MESSAGE });
     await collector.stop();
     await waitFor(async () => (await collectorConnections()).size === 0, async () => `no connections left: ${JSON.stringify([...(await collectorConnections())])}`, 10_000);
@@ -264,7 +247,7 @@ describe('a dead letter published during a disk alarm', () => {
       await collector.stop();
       // The bin's backstop exits shutdownTimeoutMs + 5 s after the signal.
       expect(Date.now() - started).toBeLessThan(shutdownTimeoutMs + 3_000);
-      expect(await total(collector.metrics.messagesAcked)).toBe(50);
+      expect(await counterTotal(collector.metrics.messagesAcked)).toBe(50);
       // Its dead letter never confirmed, the poison message went back to the queue.
       await waitFor(async () => (await queueOutcome(connection, queue)).left === 1, () => 'the poison message back in the queue', 10_000);
       expect(await unackedOf(queue)).toBe(0);

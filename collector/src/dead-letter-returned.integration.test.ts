@@ -11,18 +11,10 @@ import { connect, type ChannelModel } from 'amqplib';
 import { dropDatabase } from '@tracehouse/storage/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Collector } from './collector.js';
-import { collectorFromEnv, queueOutcome } from './dead-letters.test.helpers.js';
+import { collectorFromEnv, counterTotal, deleteQueueSet, queueOutcome, waitFor } from './dead-letters.test.helpers.js';
 
 const RABBITMQ_URL = process.env.TRACEHOUSE_RABBITMQ_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 const CLICKHOUSE_URL = process.env.TRACEHOUSE_CLICKHOUSE_URL ?? 'http://127.0.0.1:8123';
-
-async function waitFor(check: () => Promise<boolean>, what: () => string, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what()}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
 
 /** Messages on `queue`, or 'missing' when the broker has no such queue. */
 async function messageCount(connection: ChannelModel, queue: string): Promise<number | 'missing'> {
@@ -37,10 +29,6 @@ async function messageCount(connection: ChannelModel, queue: string): Promise<nu
   } finally {
     await channel.close().catch(() => undefined);
   }
-}
-
-async function total(counter: { get(): Promise<{ values: Array<{ value: number }> }> }): Promise<number> {
-  return (await counter.get()).values.reduce((sum, v) => sum + v.value, 0);
 }
 
 describe('a dead-letter queue deleted under a connected collector', () => {
@@ -72,9 +60,7 @@ describe('a dead-letter queue deleted under a connected collector', () => {
   afterAll(async () => {
     await collector?.stop();
     await dropDatabase({ url: CLICKHOUSE_URL, database }).catch(() => undefined);
-    const channel = await connection.createChannel();
-    for (const q of [queue, `${queue}.dlq`]) await channel.deleteQueue(q).catch(() => undefined);
-    await channel.deleteExchange(`${queue}.dlx`).catch(() => undefined);
+    await deleteQueueSet(connection, queue);
     await connection.close();
   });
 
@@ -90,7 +76,7 @@ describe('a dead-letter queue deleted under a connected collector', () => {
 
     // Acked once the dead letter is really parked; before that the message must stay unacked.
     await waitFor(
-      async () => (await total(collector.metrics.messagesAcked)) >= 1,
+      async () => (await counterTotal(collector.metrics.messagesAcked)) >= 1,
       () => `the poison message acked: ${JSON.stringify(lines.slice(-5))}`,
     );
     expect(await messageCount(connection, `${queue}.dlq`), 'the dead-letter queue').toBe(1);
@@ -100,11 +86,11 @@ describe('a dead-letter queue deleted under a connected collector', () => {
     expect(letter?.properties.headers?.['x-tracehouse-reason']).toBe('malformed_json');
 
     // Counted once, after the reconnect, not for the copy that went nowhere.
-    expect(await total(collector.metrics.messagesDeadLettered)).toBe(1);
+    expect(await counterTotal(collector.metrics.messagesDeadLettered)).toBe(1);
     expect((await collector.metrics.messagesDeadLettered.get()).values).toMatchObject([{ labels: { reason: 'malformed_json' }, value: 1 }]);
-    expect(await total(collector.metrics.messagesAcked)).toBe(1);
-    expect(await total(collector.metrics.messagesConsumed)).toBe(2);
-    expect(await total(collector.metrics.reconnects)).toBeGreaterThanOrEqual(1);
+    expect(await counterTotal(collector.metrics.messagesAcked)).toBe(1);
+    expect(await counterTotal(collector.metrics.messagesConsumed)).toBe(2);
+    expect(await counterTotal(collector.metrics.reconnects)).toBeGreaterThanOrEqual(1);
     expect(lines.some((line) => line.level === 50 && /returned/.test(line.msg))).toBe(true);
     expect(collector.readiness().ready).toBe(true);
   });

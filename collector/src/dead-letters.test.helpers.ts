@@ -33,3 +33,25 @@ export async function queueOutcome(
     await channel.close();
   }
 }
+
+/** Polls `check` until it holds; past `timeoutMs`, fails saying what it waited for. */
+export async function waitFor(check: () => Promise<boolean>, what: () => string | Promise<string>, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${await what()}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/** A prom-client counter's value summed over its labels. */
+export async function counterTotal(counter: { get(): Promise<{ values: Array<{ value: number }> }> }): Promise<number> {
+  return (await counter.get()).values.reduce((sum, v) => sum + v.value, 0);
+}
+
+/** Deletes a span queue with its dead-letter queue and exchange, whichever exist. */
+export async function deleteQueueSet(connection: ChannelModel, queue: string): Promise<void> {
+  const channel = await connection.createChannel();
+  for (const q of [queue, `${queue}.dlq`]) await channel.deleteQueue(q).catch(() => undefined);
+  await channel.deleteExchange(`${queue}.dlx`).catch(() => undefined);
+  await channel.close();
+}

@@ -14,7 +14,7 @@ import { ClickHouseStore } from '@tracehouse/storage';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Collector } from './collector.js';
-import { queueOutcome } from './dead-letters.test.helpers.js';
+import { deleteQueueSet, queueOutcome, waitFor } from './dead-letters.test.helpers.js';
 import { parseConfig } from './config.js';
 
 const RABBITMQ_URL = process.env.TRACEHOUSE_RABBITMQ_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
@@ -33,14 +33,6 @@ function trace(firstDay: number, days: number): { traceId: string; spans: Span[]
     localEndpoint: { serviceName: 'partitions-test' },
   }));
   return { traceId, spans };
-}
-
-async function waitFor(check: () => Promise<boolean>, what: string, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
 }
 
 describe('a batch spanning more days than ClickHouse takes in one INSERT', () => {
@@ -71,16 +63,14 @@ describe('a batch spanning more days than ClickHouse takes in one INSERT', () =>
       openStore: () => ClickHouseStore.open({ url: 'chdb:', database, retentionDays: 1_000 }),
     });
     await collector.start();
-    await waitFor(() => Promise.resolve(collector.readiness().ready), 'the collector to be ready');
+    await waitFor(() => Promise.resolve(collector.readiness().ready), () => 'the collector to be ready', 30_000);
   });
 
   afterAll(async () => {
     await collector?.stop();
     await store?.dropDatabase().catch(() => undefined);
     await store?.close();
-    const channel = await connection.createChannel();
-    for (const q of [queue, `${queue}.dlq`]) await channel.deleteQueue(q).catch(() => undefined);
-    await channel.deleteExchange(`${queue}.dlx`).catch(() => undefined);
+    await deleteQueueSet(connection, queue);
     await connection.close();
   });
 
@@ -96,7 +86,7 @@ describe('a batch spanning more days than ClickHouse takes in one INSERT', () =>
     await publisher.close();
 
     const acked = async (): Promise<number> => (await collector.metrics.messagesAcked.get()).values.reduce((sum, v) => sum + v.value, 0);
-    await waitFor(async () => (await acked()) === 4, 'every message acked (stored or dead-lettered)');
+    await waitFor(async () => (await acked()) === 4, () => 'every message acked (stored or dead-lettered)', 30_000);
 
     for (const stored of [first, second, today]) {
       expect((await store.reader.getTrace(stored.traceId)).length, stored.spans[0]!.name).toBe(stored.spans.length);
