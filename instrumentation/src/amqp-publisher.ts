@@ -169,7 +169,7 @@ export class AmqpPublisher {
     void this.#connect();
   }
 
-  /** Skips a pending backoff delay and tries to connect right away (used on shutdown). */
+  /** Skips a pending backoff delay and tries to connect right away (forceFlush and shutdown); nothing when connected or connecting. */
   connectNow(): void {
     if (this.#stopped || this.#connecting || this.#model !== undefined) return;
     if (this.#timer !== undefined) clearTimeout(this.#timer);

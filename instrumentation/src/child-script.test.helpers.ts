@@ -20,17 +20,22 @@ diag.setLogger({ error: keep, warn: keep, info() {}, debug() {}, verbose() {} },
 const report = (value) => process.stdout.write('\\n' + JSON.stringify(value) + '\\n');
 `;
 
+/** Runs the ES module `source` in a fresh process with exactly `env` (plus PATH). */
+function runModule(source: string, env: Record<string, string>): Promise<{ stdout: string; stderr: string }> {
+  return promisify(execFile)(process.execPath, ['--input-type=module', '-e', source], {
+    cwd: PACKAGE_DIR,
+    env: { PATH: process.env.PATH ?? '', ...env },
+    timeout: 30_000,
+  });
+}
+
 /**
  * Runs `script` (an ES module importing from the built package,
  * `@tracehouse/instrumentation`, so `tsc -b` must have run) with exactly
  * `env` as its environment (plus PATH) and returns what it reported.
  */
 export async function runChild<T>(script: string, env: Record<string, string> = {}): Promise<T> {
-  const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', PRELUDE + script], {
-    cwd: PACKAGE_DIR,
-    env: { PATH: process.env.PATH ?? '', ...env },
-    timeout: 30_000,
-  });
+  const { stdout } = await runModule(PRELUDE + script, env);
   const last = stdout.trimEnd().split('\n').pop();
   if (last === undefined || last === '') throw new Error('the script reported nothing');
   return JSON.parse(last) as T;
@@ -42,10 +47,5 @@ export async function runChild<T>(script: string, env: Record<string, string> = 
  * what the process wrote to stderr.
  */
 export async function runChildForStderr(script: string, env: Record<string, string> = {}): Promise<string> {
-  const { stderr } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', script], {
-    cwd: PACKAGE_DIR,
-    env: { PATH: process.env.PATH ?? '', ...env },
-    timeout: 30_000,
-  });
-  return stderr;
+  return (await runModule(script, env)).stderr;
 }

@@ -17,7 +17,7 @@ import {
 } from '@opentelemetry/sdk-trace-base';
 import { decodeSpans, type Span } from '@tracehouse/model';
 import { connect, type ChannelModel, type GetMessage } from 'amqplib';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { AmqpPublisher } from './amqp-publisher.js';
 import { bufferHeldBytes, RabbitMqSpanExporter, type RabbitMqSpanExporterOptions } from './rabbitmq-span-exporter.js';
 import { SLAB_BYTES } from './span-buffer.js';
@@ -153,6 +153,14 @@ class BrokerProxy {
     for (const socket of this.#sockets) socket.destroy();
     if (server !== undefined) await new Promise<void>((resolve) => server.close(() => resolve()));
   }
+}
+
+/** A proxy that is up now and taken down when the test ends, passed or failed. */
+async function brokerProxy(): Promise<BrokerProxy> {
+  const proxy = new BrokerProxy();
+  await proxy.up();
+  onTestFinished(() => proxy.down());
+  return proxy;
 }
 
 /** Spans of varied sizes: some longer than a 64 KiB slab, some longer than that. */
@@ -311,8 +319,7 @@ describe('RabbitMqSpanExporter with RabbitMQ', () => {
 
   it('delivers exactly the spans it did not drop, each as the reference converts it, across broker outages, a full buffer and shutdown', async () => {
     const queue = queueName();
-    const proxy = new BrokerProxy();
-    await proxy.up();
+    const proxy = await brokerProxy();
     const all = variedSpans(3000);
     const sut = exporter(queue, {
       rabbitmqUrl: proxy.url,
@@ -374,100 +381,85 @@ describe('RabbitMqSpanExporter with RabbitMQ', () => {
 
   it('counts the messages in flight when shutdown gives up on a broker that stopped answering, once, and returns within its timeout', async () => {
     const queue = queueName();
-    const proxy = new BrokerProxy();
-    await proxy.up();
-    try {
-      const sut = exporter(queue, {
-        rabbitmqUrl: proxy.url,
-        messageTimeoutMillis: 0,
-        shutdownTimeoutMillis: 200,
-        maxMessageBytes: 5000, // many messages: 8 in flight, the rest buffered
-      });
-      await exportAsync(sut, spans(10));
-      await sut.forceFlush();
-      expect(sut.stats().spansExported).toBe(10); // connected
+    const proxy = await brokerProxy();
+    const sut = exporter(queue, {
+      rabbitmqUrl: proxy.url,
+      messageTimeoutMillis: 0,
+      shutdownTimeoutMillis: 200,
+      maxMessageBytes: 5000, // many messages: 8 in flight, the rest buffered
+    });
+    await exportAsync(sut, spans(10));
+    await sut.forceFlush();
+    expect(sut.stats().spansExported).toBe(10); // connected
 
-      proxy.stall();
-      const batch = spans(200);
-      for (let i = 0; i < batch.length; i += 50) await exportAsync(sut, batch.slice(i, i + 50));
-      await new Promise((resolve) => setTimeout(resolve, 100)); // published, the confirms never come
-      const started = Date.now();
-      await sut.shutdown();
-      const took = Date.now() - started;
-      const stats = sut.stats();
-      const dropped = Object.values(stats.spansDropped).reduce((sum, n) => sum + n, 0);
-      expect(took).toBeLessThan(2000);
-      expect(stats.spansExported + dropped + stats.bufferedSpans).toBe(210);
-      expect(stats).toMatchObject({ spansExported: 10, bufferedSpans: 0 });
-      expect(stats.spansDropped.shutdown).toBe(200);
+    proxy.stall();
+    const batch = spans(200);
+    for (let i = 0; i < batch.length; i += 50) await exportAsync(sut, batch.slice(i, i + 50));
+    await new Promise((resolve) => setTimeout(resolve, 100)); // published, the confirms never come
+    const started = Date.now();
+    await sut.shutdown();
+    const took = Date.now() - started;
+    const stats = sut.stats();
+    const dropped = Object.values(stats.spansDropped).reduce((sum, n) => sum + n, 0);
+    expect(took).toBeLessThan(2000);
+    expect(stats.spansExported + dropped + stats.bufferedSpans).toBe(210);
+    expect(stats).toMatchObject({ spansExported: 10, bufferedSpans: 0 });
+    expect(stats.spansDropped.shutdown).toBe(200);
 
-      // Whatever settles the abandoned publishes later (here: the connection dropped) counts nothing again.
-      await proxy.down();
-      await new Promise((resolve) => setTimeout(resolve, 200));
-      expect(sut.stats()).toEqual(stats);
-    } finally {
-      await proxy.down();
-    }
+    // Whatever settles the abandoned publishes later (here: the connection dropped) counts nothing again.
+    await proxy.down();
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(sut.stats()).toEqual(stats);
   });
 
   it('AmqpPublisher.close() settles a publish that a broker which stopped answering never confirms', async () => {
     const queue = queueName();
-    const proxy = new BrokerProxy();
-    await proxy.up();
-    try {
-      let ready = false;
-      const publisher = new AmqpPublisher({ url: proxy.url, queue, onReady: () => (ready = true) });
-      publisher.start();
-      await until(() => ready);
-      await publisher.publish(Buffer.from('[]')); // confirmed
+    const proxy = await brokerProxy();
+    let ready = false;
+    const publisher = new AmqpPublisher({ url: proxy.url, queue, onReady: () => (ready = true) });
+    publisher.start();
+    await until(() => ready);
+    await publisher.publish(Buffer.from('[]')); // confirmed
 
-      proxy.stall();
-      const outcome = publisher.publish(Buffer.from('[]')).then(
-        () => 'confirmed',
-        (error: Error) => error.message,
-      );
-      const started = Date.now();
-      await publisher.close(100);
-      expect(Date.now() - started).toBeLessThan(1000);
-      // Settled by close() itself, not 30 s later by the (unref()'d) confirm timer.
-      const pending = new Promise<string>((resolve) => setImmediate(() => resolve('pending')));
-      expect(await Promise.race([outcome, pending])).toBe('connection closed before the broker confirmed');
-    } finally {
-      await proxy.down();
-    }
+    proxy.stall();
+    const outcome = publisher.publish(Buffer.from('[]')).then(
+      () => 'confirmed',
+      (error: Error) => error.message,
+    );
+    const started = Date.now();
+    await publisher.close(100);
+    expect(Date.now() - started).toBeLessThan(1000);
+    // Settled by close() itself, not 30 s later by the (unref()'d) confirm timer.
+    const pending = new Promise<string>((resolve) => setImmediate(() => resolve('pending')));
+    expect(await Promise.race([outcome, pending])).toBe('connection closed before the broker confirmed');
   });
 
   it('forceFlush connects at once when the broker is back, instead of waiting out the reconnect backoff', async () => {
     const queue = queueName();
-    const proxy = new BrokerProxy();
-    await proxy.up();
-    try {
-      // After the outage the next attempt is 2.4-3.6 s away: longer than the flush waits.
-      const sut = exporter(queue, {
-        rabbitmqUrl: proxy.url,
-        initialReconnectDelayMillis: 3000,
-        maxReconnectDelayMillis: 3000,
-        flushTimeoutMillis: 1000,
-      });
-      await exportAsync(sut, spans(5));
-      await sut.forceFlush();
-      expect(sut.stats().spansExported).toBe(5);
+    const proxy = await brokerProxy();
+    // After the outage the next attempt is 2.4-3.6 s away: longer than the flush waits.
+    const sut = exporter(queue, {
+      rabbitmqUrl: proxy.url,
+      initialReconnectDelayMillis: 3000,
+      maxReconnectDelayMillis: 3000,
+      flushTimeoutMillis: 1000,
+    });
+    await exportAsync(sut, spans(5));
+    await sut.forceFlush();
+    expect(sut.stats().spansExported).toBe(5);
 
-      await proxy.down();
-      await until(() => !sut.stats().connected);
-      await exportAsync(sut, spans(7));
-      await proxy.up();
-      const started = Date.now();
-      await sut.forceFlush();
-      const took = Date.now() - started;
-      const stats = sut.stats();
-      await sut.shutdown();
-      expect(stats).toMatchObject({ bufferedSpans: 0, spansExported: 12 });
-      expect(took).toBeLessThan(1000);
-      expect(decodeAll(await drainQueue(queue))).toHaveLength(12);
-    } finally {
-      await proxy.down();
-    }
+    await proxy.down();
+    await until(() => !sut.stats().connected);
+    await exportAsync(sut, spans(7));
+    await proxy.up();
+    const started = Date.now();
+    await sut.forceFlush();
+    const took = Date.now() - started;
+    const stats = sut.stats();
+    await sut.shutdown();
+    expect(stats).toMatchObject({ bufferedSpans: 0, spansExported: 12 });
+    expect(took).toBeLessThan(1000);
+    expect(decodeAll(await drainQueue(queue))).toHaveLength(12);
   });
 
   it('lets go of the slab grown for a span too large to send: afterwards the buffer holds its usual memory', async () => {

@@ -414,8 +414,13 @@ export class RabbitMqSpanExporter implements SpanExporter {
     this.#wakeIdleWaiters();
   }
 
+  /** Spans buffered or messages awaiting their confirm. */
+  get #busy(): boolean {
+    return this.#buffer.length > 0 || this.#inFlight.size > 0;
+  }
+
   #wakeIdleWaiters(): void {
-    if (this.#buffer.length > 0 || this.#inFlight.size > 0) return;
+    if (this.#busy) return;
     const waiters = this.#idleWaiters;
     this.#idleWaiters = [];
     for (const wake of waiters) wake();
@@ -423,7 +428,7 @@ export class RabbitMqSpanExporter implements SpanExporter {
 
   /** Resolves true once the buffer is empty, false if `millis` pass first. */
   async #waitUntilEmpty(millis: number, keepAlive = false): Promise<boolean> {
-    if (this.#buffer.length === 0 && this.#inFlight.size === 0) return true;
+    if (!this.#busy) return true;
     const limit = timeout(millis, keepAlive);
     let emptied = false;
     let wake: (() => void) | undefined;
@@ -439,7 +444,7 @@ export class RabbitMqSpanExporter implements SpanExporter {
     limit.cancel();
     // A waiter left behind by a timed-out flush would pile up during an outage, and hold off filling messages.
     if (!emptied) this.#idleWaiters = this.#idleWaiters.filter((waiter) => waiter !== wake);
-    return emptied || (this.#buffer.length === 0 && this.#inFlight.size === 0);
+    return emptied || !this.#busy;
   }
 
   /**
@@ -452,7 +457,7 @@ export class RabbitMqSpanExporter implements SpanExporter {
     this.#publisher.keepProcessAlive(true);
     try {
       // As shutdown does: a reconnect backoff (up to 30 s after an outage) must not outlast the flush.
-      if ((this.#buffer.length > 0 || this.#inFlight.size > 0) && !this.#publisher.ready) this.#publisher.connectNow();
+      if (this.#busy) this.#publisher.connectNow();
       if (!(await this.#waitUntilEmpty(this.#flushTimeoutMillis, true))) {
         logger.debug(`forceFlush: ${this.#buffer.length} spans still buffered after ${this.#flushTimeoutMillis} ms`);
       }
@@ -474,7 +479,7 @@ export class RabbitMqSpanExporter implements SpanExporter {
   async #doShutdown(): Promise<void> {
     try {
       const deadline = Date.now() + this.#shutdownTimeoutMillis;
-      if (this.#buffer.length > 0 || this.#inFlight.size > 0) {
+      if (this.#busy) {
         this.#publisher.connectNow();
         // Delivering buffered spans is worth keeping the process up for, within the timeout.
         this.#publisher.keepProcessAlive(true);

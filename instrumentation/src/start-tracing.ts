@@ -253,8 +253,8 @@ class ShutdownAwareProcessor implements SpanProcessor {
     this.#exporter = exporter;
   }
 
-  onStart(...args: Parameters<SpanProcessor['onStart']>): void {
-    this.#batch.onStart(...args);
+  onStart(span: Parameters<SpanProcessor['onStart']>[0], parentContext: Parameters<SpanProcessor['onStart']>[1]): void {
+    this.#batch.onStart(span, parentContext);
   }
 
   onEnd(span: Parameters<SpanProcessor['onEnd']>[0]): void {

@@ -188,7 +188,7 @@ export function remoteCandidates(kind: ZipkinKind | undefined): readonly RemoteC
  * cannot carry and tracehouse's collector refuses along with its span: it is
  * left out, the span kept.
  */
-export function annotationsOf(events: readonly TimedEvent[]): Annotation[] | undefined {
+function annotationsOf(events: readonly TimedEvent[]): Annotation[] | undefined {
   const annotations: Annotation[] = [];
   for (const event of events) {
     const converted = annotation(event);
