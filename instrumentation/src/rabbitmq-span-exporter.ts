@@ -386,16 +386,15 @@ export class RabbitMqSpanExporter implements SpanExporter {
   }
 
   #publishFailed(message: Message, error: unknown, alone: boolean): void {
-    if (!this.#inFlight.delete(message)) return; // shutdown already counted it dropped
+    // Closing: the message stays in #inFlight, where shutdown counts it dropped, once.
+    if (this.#closing || !this.#inFlight.delete(message)) return;
     this.#counters.publishFailures++;
     logger.debug('publish failed', error instanceof Error ? error.message : error);
     const refused = error instanceof PublishRefusedError;
     if (refused) this.#probing = true;
     const refusals = (this.#refusals.get(message) ?? 0) + (refused && alone ? 1 : 0);
     this.#refusals.set(message, refusals);
-    if (this.#closing) {
-      this.#counters.drop('shutdown', message.count);
-    } else if (refusals >= MAX_REFUSALS) {
+    if (refusals >= MAX_REFUSALS) {
       this.#counters.drop('rejected', message.count);
       logger.error(`${message.count} spans dropped: the broker refused their message ${refusals} times (${(error as Error).message})`);
       this.#scheduleDrain();
@@ -495,8 +494,8 @@ export class RabbitMqSpanExporter implements SpanExporter {
       }
       // Settles every publish still awaiting a confirm, even when the broker does not answer the close.
       await this.#publisher.close(Math.max(100, Math.min(1000, deadline - Date.now())));
-      // What is still in flight now (being compressed, or its failure not handled yet) is counted here,
-      // once: #published and #publishFailed ignore a message no longer in #inFlight.
+      // What is still in flight now (being compressed, unconfirmed, or failed since closing began) is
+      // counted here, once: #published ignores a message no longer in #inFlight, #publishFailed any while closing.
       let unconfirmed = 0;
       for (const message of this.#inFlight) unconfirmed += message.count;
       this.#inFlight.clear();
