@@ -236,6 +236,10 @@ async function registerQueryApi(instance: FastifyInstance, options: QueryApiOpti
   const now = options.now ?? Date.now;
   const ping = options.ping ?? (() => Promise.resolve(true));
   const timed = <T>(work: Promise<T>): Promise<T> => withTimeout(work, config.queryTimeoutMs);
+  // A read of several queries (a search, trace ids, dependency passes): none starts, and the one
+  // running is cancelled, once the time is up or the client has gone.
+  const stoppable = <T>(request: FastifyRequest, read: (signal: AbortSignal) => Promise<T>): Promise<T> =>
+    withTimeout(read, config.queryTimeoutMs, request.signal);
   const app = instance.withTypeProvider<TypeBoxTypeProvider>();
 
   // From close() on, requests still arriving on open connections get a documented 503 and the
@@ -385,8 +389,7 @@ async function registerQueryApi(instance: FastifyInstance, options: QueryApiOpti
         },
         async (request) => {
           const query = parseTracesQuery(request.query, config, now());
-          // A search is several queries: none starts once the time is up or the client has gone.
-          const traces = await withTimeout((signal) => reader.getTraces(query, { signal }), config.queryTimeoutMs, request.signal);
+          const traces = await stoppable(request, (signal) => reader.getTraces(query, { signal }));
           return traces.map((trace: Span[]) => mergeTrace(trace));
         },
       );
@@ -402,7 +405,7 @@ async function registerQueryApi(instance: FastifyInstance, options: QueryApiOpti
         },
         async (request) => {
           const traceId = normalizeTraceId('traceId', request.params.traceId);
-          const spans = await timed(reader.getTrace(traceId));
+          const spans = await stoppable(request, (signal) => reader.getTrace(traceId, { signal }));
           if (spans.length === 0) {
             throw new ApiError({ statusCode: 404, code: 'TRACE_NOT_FOUND', message: `trace ${traceId} not found` });
           }
@@ -421,7 +424,7 @@ async function registerQueryApi(instance: FastifyInstance, options: QueryApiOpti
         },
         async (request) => {
           const ids = parseTraceIds(request.query.traceIds);
-          const traces = await timed(reader.getTraceMany(ids));
+          const traces = await stoppable(request, (signal) => reader.getTraceMany(ids, { signal }));
           return traces.map((trace: Span[]) => mergeTrace(trace));
         },
       );
@@ -435,7 +438,10 @@ async function registerQueryApi(instance: FastifyInstance, options: QueryApiOpti
             response: { 200: ListOfDependencyLinksSchema, ...errorResponses },
           },
         },
-        (request) => timed(reader.getDependencies(parseWindow(request.query, config, now()))),
+        (request) => {
+          const window = parseWindow(request.query, config, now());
+          return stoppable(request, (signal) => reader.getDependencies(window, { signal }));
+        },
       );
 
       api.get(

@@ -31,7 +31,7 @@ const config: AppConfig = {
   bearerToken: undefined,
 };
 
-describe('a /traces search nobody waits for any more, on the ClickHouse server', () => {
+describe('a read nobody waits for any more, on the ClickHouse server', () => {
   const database = `qa_timeout_${randomBytes(5).toString('hex')}`;
   const nowMs = Date.now();
   const searchUrl = `/api/v2/traces?serviceName=lone&lookback=${7 * DAY_MS}`;
@@ -92,6 +92,22 @@ describe('a /traces search nobody waits for any more, on the ClickHouse server',
     await sleep(QUERIES * DELAY_MS + 200);
     expect(started).toHaveLength(startedThen);
     expect(startedThen).toBeLessThan(QUERIES);
+    expect(Math.max(...started)).toBeLessThanOrEqual(answeredAt);
+  });
+
+  it.each([
+    // The id lookup, then the trace's spans.
+    ['/trace/{id}', () => '/api/v2/trace/a1a1a1a1a1a1a1a1', 50],
+    ['/traceMany', () => '/api/v2/traceMany?traceIds=a1a1a1a1a1a1a1a1,c1c1c1c1c1c1c1c1', 50],
+    // The window's count, the server's memory limit, then the pass.
+    ['/dependencies', () => `/api/v2/dependencies?endTs=${nowMs}&lookback=${7 * DAY_MS}`, 150],
+  ])('a %s read answers 504 and starts no query after it', async (_route, path, queryTimeoutMs) => {
+    const { app, started } = await slowApp({ queryTimeoutMs });
+    const response = await app.inject({ url: path() });
+    const answeredAt = Date.now();
+    expect(response.statusCode).toBe(504);
+    await sleep(5 * DELAY_MS + 200);
+    expect(started.length).toBeGreaterThan(0);
     expect(Math.max(...started)).toBeLessThanOrEqual(answeredAt);
   });
 

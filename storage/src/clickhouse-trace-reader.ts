@@ -93,6 +93,21 @@ export class ClickHouseTraceReader implements TraceReader {
     this.#maxResultBytes = options.maxResultBytes;
   }
 
+  /**
+   * What a read of several queries runs before each: each query has its own timeout, and the read
+   * as a whole has one too (queryTimeoutMs), while its caller may give up sooner (signal). None
+   * should start once nobody waits. `done` says how far the read got, for the timeout's message.
+   */
+  #checkpoint(signal: AbortSignal | undefined, done: () => string): Checkpoint {
+    const deadline = Date.now() + this.#timeoutMs;
+    return () => {
+      signal?.throwIfAborted();
+      if (Date.now() > deadline) {
+        throw new StorageError({ code: 'timeout', message: `${done()} done in ${this.#timeoutMs} ms` });
+      }
+    };
+  }
+
   async #column(template: string, params: Record<string, unknown>, column: string): Promise<string[]> {
     const rows = await this.#engine.query<Record<string, string>>(bindSql(template, params, this.#mode));
     return rows.map((row) => String(row[column]));
@@ -126,16 +141,8 @@ WHERE service = {service:String} AND remote_service != '' ORDER BY remote_servic
   async getTraces(query: TraceQuery, options: SearchOptions = {}): Promise<Span[][]> {
     const { signal } = options;
     const { lo, hi } = checkWindow(query.endTs, query.lookback);
-    // Each query has its own timeout; the search as a whole has one too, and its caller may give
-    // up sooner (signal): a search is several queries, and none should start once nobody waits.
-    const deadline = Date.now() + this.#timeoutMs;
     let progress = '0 steps over the window';
-    const checkpoint: Checkpoint = () => {
-      signal?.throwIfAborted();
-      if (Date.now() > deadline) {
-        throw new StorageError({ code: 'timeout', message: `trace search: ${progress} done in ${this.#timeoutMs} ms` });
-      }
-    };
+    const checkpoint = this.#checkpoint(signal, () => `trace search: ${progress}`);
     if (!Number.isSafeInteger(query.limit) || query.limit <= 0) throw badInput('limit must be a positive integer');
     const params: Record<string, unknown> & { limit: number } = { lo, hi, limit: Math.min(query.limit, 1_000_000) };
     const where = ['ts >= {lo:UInt64}', 'ts <= {hi:UInt64}'];
@@ -218,15 +225,16 @@ LIMIT {limit:UInt32}`;
     return this.#traces(rows.map((r) => r.trace_key), checkpoint, signal);
   }
 
-  async getTrace(traceId: string): Promise<Span[]> {
-    const [trace] = await this.getTraceMany([traceId]);
+  async getTrace(traceId: string, options: SearchOptions = {}): Promise<Span[]> {
+    const [trace] = await this.getTraceMany([traceId], options);
     return trace ?? [];
   }
 
-  async getTraceMany(traceIds: readonly string[]): Promise<Span[][]> {
+  async getTraceMany(traceIds: readonly string[], options: SearchOptions = {}): Promise<Span[][]> {
     const wanted = wantedIds(traceIds);
     if (wanted.length > MAX_IDS_PER_READ) throw badInput(`at most ${MAX_IDS_PER_READ} trace ids per request`);
-    return this.#traces(wanted);
+    const { signal } = options;
+    return this.#traces(wanted, () => signal?.throwIfAborted(), signal);
   }
 
   /**
@@ -314,9 +322,11 @@ WHERE trace_low IN {lows:Array(String)} AND ts >= {lo:UInt64} AND ts <= {hi:UInt
    * id, and its rows are streamed to the linker a trace at a time, so memory
    * holds one trace plus the links however long the window is.
    */
-  async getDependencies(options: { endTs: number; lookback: number }): Promise<DependencyLink[]> {
-    const { lo, hi } = checkWindow(options.endTs, options.lookback);
-    const deadline = Date.now() + this.#timeoutMs;
+  async getDependencies(window: { endTs: number; lookback: number }, options: SearchOptions = {}): Promise<DependencyLink[]> {
+    const { lo, hi } = checkWindow(window.endTs, window.lookback);
+    const { signal } = options;
+    let progress = 'the count of the window';
+    const checkpoint = this.#checkpoint(signal, () => `dependency links: ${progress}`);
     // Linking needs whole traces, and the server holds the rows it deduplicates and sorts: over a
     // long window that outgrows its memory limit. The traces are then split by a hash of their id
     // into passes that each fit, every trace whole in one of them. The count reads only `ts` and
@@ -327,19 +337,14 @@ WHERE trace_low IN {lows:Array(String)} AND ts >= {lo:UInt64} AND ts <= {hi:UInt
         { lo, hi },
         this.#mode,
       ),
+      { signal },
     );
     const needed = Math.ceil(Number(counted?.rows ?? 0) / (await this.#dependencyRowsPerPass()));
     const passes = Math.min(MAX_DEPENDENCY_PASSES, Math.max(1, needed));
     const linker = new DependencyLinker();
     for (let pass = 0; pass < passes; pass++) {
-      // Each query has its own timeout; the read as a whole has one too, or a caller that gave up
-      // waiting would leave the next passes to run on the server.
-      if (Date.now() > deadline) {
-        throw new StorageError({
-          code: 'timeout',
-          message: `dependency links: ${pass} of ${passes} passes over the window done in ${this.#timeoutMs} ms`,
-        });
-      }
+      progress = `${pass} of ${passes} passes over the window`;
+      checkpoint();
       let trace: LinkSpan[] = [];
       await this.#engine.queryEach<{
         trace_low: string;
@@ -380,6 +385,7 @@ ORDER BY trace_low`,
             error: Number(row.error) === 1,
           });
         },
+        { signal },
       );
       if (trace.length > 0) linker.putTrace(trace);
     }

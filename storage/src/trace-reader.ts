@@ -23,11 +23,11 @@ export interface TraceQuery {
   limit: number;
 }
 
-/** How a caller bounds a search made of several queries. */
+/** How a caller bounds a read, which may take several queries (a search, a long trace list, dependency passes). */
 export interface SearchOptions {
   /**
    * The caller gave up (timed out, went away): no further query starts, the
-   * one running is cancelled where the engine can, and the search rejects
+   * one running is cancelled where the engine can, and the read rejects
    * with the signal's reason.
    */
   signal?: AbortSignal;
@@ -60,11 +60,11 @@ export interface TraceReader {
    */
   getTraces(query: TraceQuery, options?: SearchOptions): Promise<Span[][]>;
   /** The spans of one trace; [] when unknown. */
-  getTrace(traceId: string): Promise<Span[]>;
+  getTrace(traceId: string, options?: SearchOptions): Promise<Span[]>;
   /** The traces found among the ids; unknown ids are left out. */
-  getTraceMany(traceIds: readonly string[]): Promise<Span[][]>;
+  getTraceMany(traceIds: readonly string[], options?: SearchOptions): Promise<Span[][]>;
   /** Links between services from parent/child relations in the window. */
-  getDependencies(options: { endTs: number; lookback: number }): Promise<DependencyLink[]>;
+  getDependencies(window: { endTs: number; lookback: number }, options?: SearchOptions): Promise<DependencyLink[]>;
   /** Tag keys offered for autocompletion, sorted. */
   getAutocompleteKeys(): Promise<string[]>;
   /** Values seen for an autocomplete key, sorted. */
