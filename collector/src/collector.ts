@@ -652,6 +652,7 @@ async function openClickHouseStore(config: CollectorConfig, logger: Logger): Pro
     url: config.clickhouseUrl,
     database: config.clickhouseDatabase,
     queryTimeoutMs: config.queryTimeoutMs,
+    insertTimeoutMs: config.insertTimeoutMs,
     logger: logger.child({ component: 'storage' }),
     ...(config.retentionDays !== undefined ? { retentionDays: config.retentionDays } : {}),
   });

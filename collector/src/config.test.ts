@@ -17,6 +17,8 @@ describe('parseConfig', () => {
       batchSpans: 10_000,
       batchAgeMs: 1_000,
       retentionDays: undefined,
+      queryTimeoutMs: 30_000,
+      insertTimeoutMs: 300_000,
       logLevel: 'info',
     });
     // The broker may hand out enough messages for every concurrent insert plus the open batch.
@@ -38,6 +40,7 @@ describe('parseConfig', () => {
       TRACEHOUSE_CLICKHOUSE_URL: 'https://ch:8443',
       TRACEHOUSE_CLICKHOUSE_DATABASE: 'traces',
       TRACEHOUSE_CLICKHOUSE_TIMEOUT_MS: '12000',
+      TRACEHOUSE_CLICKHOUSE_INSERT_TIMEOUT_MS: '90000',
       TRACEHOUSE_RETENTION_DAYS: '30',
       TRACEHOUSE_COLLECTOR_RETENTION_INTERVAL_MS: '60000',
       TRACEHOUSE_COLLECTOR_HOST: '127.0.0.2',
@@ -68,6 +71,7 @@ describe('parseConfig', () => {
       clickhouseUrl: 'https://ch:8443',
       clickhouseDatabase: 'traces',
       queryTimeoutMs: 12_000,
+      insertTimeoutMs: 90_000,
       retentionDays: 30,
       retentionIntervalMs: 60_000,
       adminHost: '127.0.0.2',

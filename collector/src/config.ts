@@ -48,6 +48,8 @@ export interface CollectorConfig {
   /** Upper bound for a graceful stop: flush, ack, close. */
   readonly shutdownTimeoutMs: number;
   readonly queryTimeoutMs: number;
+  /** How long one INSERT may take before it is retried: ClickHouse finishes an insert its client gave up on. */
+  readonly insertTimeoutMs: number;
   readonly logLevel: LogLevel;
 }
 
@@ -229,6 +231,7 @@ export function parseConfig(env: Env = process.env): CollectorConfig {
     reconnectMaxMs,
     shutdownTimeoutMs: int(env, 'TRACEHOUSE_COLLECTOR_SHUTDOWN_TIMEOUT_MS', 10_000, 100, 600_000),
     queryTimeoutMs: int(env, 'TRACEHOUSE_CLICKHOUSE_TIMEOUT_MS', 30_000, 100, 3_600_000),
+    insertTimeoutMs: int(env, 'TRACEHOUSE_CLICKHOUSE_INSERT_TIMEOUT_MS', 300_000, 100, 3_600_000),
     logLevel: oneOf<LogLevel>(env, 'TRACEHOUSE_LOG_LEVEL', 'info', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
   });
 }
@@ -245,6 +248,7 @@ export const CONFIG_HELP = `Environment variables (defaults in brackets):
   TRACEHOUSE_CLICKHOUSE_URL               http(s) URL; parameters only those @clickhouse/client knows [http://127.0.0.1:8123]
   TRACEHOUSE_CLICKHOUSE_DATABASE          database: letters, digits and _, not starting with a digit, at most 63 [tracehouse]
   TRACEHOUSE_CLICKHOUSE_TIMEOUT_MS        per-request timeout [30000]
+  TRACEHOUSE_CLICKHOUSE_INSERT_TIMEOUT_MS  per-INSERT timeout; the server finishes an insert given up on, so a retry stores it twice [300000]
   TRACEHOUSE_RETENTION_DAYS               days of spans kept, also set as the tables' TTL [the tables' TTL; 7 on a new database]
   TRACEHOUSE_COLLECTOR_RETENTION_INTERVAL_MS  how often retention runs [3600000]
   TRACEHOUSE_COLLECTOR_HOST               admin server address [0.0.0.0]

@@ -658,6 +658,29 @@ describe.each(ENGINES)('a closed store on the $name', ({ url }) => {
   });
 });
 
+describe('an INSERT slower than the query timeout, on the ClickHouse server', () => {
+  const database = uniqueDatabase('th_slow_insert');
+  let store: ClickHouseStore;
+
+  beforeAll(async () => {
+    // Reads must answer within 150 ms; 50 000 spans take the server longer than that to store.
+    store = await ClickHouseStore.open({ url: ENGINES[0].url, database, queryTimeoutMs: 150 });
+  });
+  afterAll(async () => {
+    await store?.dropDatabase();
+    await store?.close();
+  });
+
+  it('is waited for, not given up on while the server goes on storing it (then stored again by a retry)', async () => {
+    const spans = generateSpans({ traces: 5000, spansPerTrace: 10, startMicros: (Date.now() - HOUR_MS) * 1000, seed: 11 });
+    const started = Date.now();
+    await store.writer.write(spans);
+    // Not a speed check: the write must have outlasted the query timeout for the test to mean anything.
+    expect(Date.now() - started).toBeGreaterThan(150);
+    expect(await store.countSpans()).toEqual({ rows: spans.length, distinct: spans.length });
+  });
+});
+
 describe('opening a store', () => {
   it('fails with a retryable connection error when the server is unreachable', async () => {
     const error: unknown = await ClickHouseStore.open({ url: 'http://127.0.0.1:1', database: 'x' }).catch((e: unknown) => e);

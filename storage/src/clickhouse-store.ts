@@ -39,6 +39,12 @@ export interface ClickHouseStoreOptions {
   /** Per-request timeout. Default 30 000 ms. */
   queryTimeoutMs?: number;
   /**
+   * How long one INSERT may take (HTTP). Default: the longer of queryTimeoutMs and 5 minutes.
+   * ClickHouse finishes an INSERT its client gave up on, so a retry after a timeout stores the
+   * rows again: a short one would multiply a slow server's work exactly when it is slow.
+   */
+  insertTimeoutMs?: number;
+  /**
    * Zipkin's `strictTraceId` (default true): a 16-character trace id only
    * finds traces stored with that exact id. When false, lookups match on the
    * low 64 bits, so a 16-character id also finds a 32-character trace.
@@ -63,6 +69,9 @@ export interface ClickHouseStoreOptions {
  * several times that in memory, which a small query API process still has.
  */
 export const DEFAULT_MAX_RESULT_BYTES = 64 * 1024 * 1024;
+
+/** The least an INSERT is given by default (see insertTimeoutMs). */
+const DEFAULT_INSERT_TIMEOUT_MS = 300_000;
 
 export interface RetentionResult {
   /** The retention applied, in days; undefined when nothing was enforced (the tables' TTL is the operator's). */
@@ -165,7 +174,11 @@ export class ClickHouseStore {
       throw new StorageError({ code: 'bad_input', retryable: false, message: 'maxResultBytes must be a positive integer' });
     }
     const logger = (options.logger ?? silentLogger).child({ component: 'storage' });
-    const engine = await openEngine(options.url, options, queryTimeoutMs);
+    const insertTimeoutMs = options.insertTimeoutMs ?? Math.max(queryTimeoutMs, DEFAULT_INSERT_TIMEOUT_MS);
+    if (!Number.isInteger(insertTimeoutMs) || insertTimeoutMs < 1) {
+      throw new StorageError({ code: 'bad_input', retryable: false, message: 'insertTimeoutMs must be a positive integer' });
+    }
+    const engine = await openEngine(options.url, options, queryTimeoutMs, insertTimeoutMs);
     try {
       const [row] = await engine.query<{ v: string }>({ sql: 'SELECT version() AS v', params: {} });
       const version = parseServerVersion(String(row?.v ?? ''));
@@ -323,15 +336,20 @@ WHERE ts_min < {cutoff:UInt64} AND ts_max >= {cutoff:UInt64}`,
   }
 }
 
-async function openEngine(url: string, options: ClickHouseStoreOptions, queryTimeoutMs: number): Promise<Engine> {
+async function openEngine(url: string, options: ClickHouseStoreOptions, queryTimeoutMs: number, insertTimeoutMs: number): Promise<Engine> {
   if (url.startsWith('chdb:')) {
     const rest = url.slice('chdb:'.length).replace(/^\/\//, '');
     return ChdbEngine.open({ queryTimeoutMs, ...(rest === '' ? {} : { path: rest }) });
   }
-  return httpEngine(url, options, queryTimeoutMs);
+  return httpEngine(url, options, queryTimeoutMs, insertTimeoutMs);
 }
 
-function httpEngine(url: string, options: Pick<ClickHouseStoreOptions, 'username' | 'password'>, queryTimeoutMs: number): HttpEngine {
+function httpEngine(
+  url: string,
+  options: Pick<ClickHouseStoreOptions, 'username' | 'password'>,
+  queryTimeoutMs: number,
+  insertTimeoutMs?: number,
+): HttpEngine {
   let parsed: URL;
   try {
     parsed = new URL(url);
@@ -349,6 +367,7 @@ function httpEngine(url: string, options: Pick<ClickHouseStoreOptions, 'username
     return new HttpEngine({
       url,
       queryTimeoutMs,
+      ...(insertTimeoutMs !== undefined ? { insertTimeoutMs } : {}),
       ...(options.username !== undefined ? { username: options.username } : {}),
       ...(options.password !== undefined ? { password: options.password } : {}),
     });

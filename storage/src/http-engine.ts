@@ -10,27 +10,38 @@ export interface HttpEngineOptions {
   username?: string;
   password?: string;
   queryTimeoutMs: number;
+  /** How long an INSERT may take before the engine gives up on it (default: queryTimeoutMs). */
+  insertTimeoutMs?: number;
 }
 
 /** ClickHouse over HTTP through @clickhouse/client (any server version). */
 export class HttpEngine implements Engine {
   readonly kind = 'http' as const;
   readonly #client: ClickHouseClient;
+  /**
+   * INSERTs go through a client of their own, with their own timeout: a server finishes an
+   * INSERT the client gave up on, so an insert timed out too soon is stored, then sent again by
+   * the caller's retry, again and again while the server is slow.
+   */
+  readonly #inserter: ClickHouseClient;
   #closed = false;
   readonly #readSettings: { max_execution_time: number; use_uncompressed_cache: 0 | 1 };
 
   constructor(options: HttpEngineOptions) {
-    this.#client = createClient({
-      url: options.url,
-      username: options.username ?? 'default',
-      password: options.password ?? '',
-      request_timeout: options.queryTimeoutMs,
-      // Local traffic: compression would only cost CPU on both sides.
-      compression: { request: false, response: false },
-      max_open_connections: 16,
-      // Failures reach the caller as StorageError; the driver need not print them too.
-      log: { level: ClickHouseLogLevel.OFF },
-    });
+    const client = (requestTimeoutMs: number): ClickHouseClient =>
+      createClient({
+        url: options.url,
+        username: options.username ?? 'default',
+        password: options.password ?? '',
+        request_timeout: requestTimeoutMs,
+        // Local traffic: compression would only cost CPU on both sides.
+        compression: { request: false, response: false },
+        max_open_connections: 16,
+        // Failures reach the caller as StorageError; the driver need not print them too.
+        log: { level: ClickHouseLogLevel.OFF },
+      });
+    this.#client = client(options.queryTimeoutMs);
+    this.#inserter = client(options.insertTimeoutMs ?? options.queryTimeoutMs);
     this.#readSettings = {
       max_execution_time: Math.max(1, Math.ceil(options.queryTimeoutMs / 1000)),
       // Lookups by trace id read a few granules again and again (trace_index,
@@ -119,7 +130,7 @@ export class HttpEngine implements Engine {
   async insertTabSeparated(table: string, columns: readonly string[], parts: readonly Buffer[]): Promise<void> {
     this.#open();
     try {
-      await this.#client.insert({
+      await this.#inserter.insert({
         table,
         // The parts go out one after the other: no copy into one body.
         values: Readable.from(parts, { objectMode: false }),
@@ -144,7 +155,7 @@ export class HttpEngine implements Engine {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    await this.#client.close();
+    await Promise.all([this.#client.close(), this.#inserter.close()]);
   }
 
   #open(): void {
