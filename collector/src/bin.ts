@@ -53,7 +53,7 @@ process.on('unhandledRejection', (reason) => {
   logger.error({ err: reason }, 'unhandled rejection');
 });
 
-// done() rejects when the collector gives up by itself (a span store that can never open).
+// done() rejects when the collector gives up by itself (a span store that can never open, a queue RabbitMQ refuses).
 collector
   .start()
   .then(() => collector.done())

@@ -19,7 +19,7 @@ import type { CollectorConfig } from './config.js';
 import { deadLetterOptions, minimalDeadLetterOptions, publishIdOf, withPublishId, type DeadLetterInfo } from './dead-letter.js';
 import { InsertPipeline } from './insert-pipeline.js';
 import { createMetrics, type CollectorMetrics } from './metrics.js';
-import { setUpQueues } from './queue-setup.js';
+import { QueueRefusedError, setUpQueues } from './queue-setup.js';
 import { withTimeout } from './with-timeout.js';
 
 /** What the collector needs from the span store. ClickHouseStore satisfies it. */
@@ -179,8 +179,8 @@ export class Collector {
 
   /**
    * Settles when the background work ends: resolves after stop(); rejects
-   * when the collector gave up by itself (a span store that can never open),
-   * once it has stopped.
+   * when the collector gave up by itself (a span store that can never open,
+   * a span queue RabbitMQ refuses to declare), once it has stopped.
    */
   done(): Promise<void> {
     return this.finished ?? Promise.reject(new Error('Collector.done: not started'));
@@ -324,6 +324,11 @@ export class Collector {
         await this.endSession(session);
       } catch (error) {
         // Only connect() throws here, and it has closed what it opened.
+        if (error instanceof QueueRefusedError && !this.stopping) {
+          // The same declaration is refused every time: stop, as for a store that can never open.
+          this.logger.error({ err: error }, `${error.message}; stopping`);
+          throw error;
+        }
         this.logger.warn({ err: error }, 'RabbitMQ connection failed');
       }
       this.dropSession();

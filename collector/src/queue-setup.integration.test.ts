@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { connect, type ChannelModel } from 'amqplib';
 import { pino, type Logger } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { setUpQueues, type QueueSetupOptions } from './queue-setup.js';
+import { QueueRefusedError, setUpQueues, type QueueSetupOptions } from './queue-setup.js';
 
 const RABBITMQ_URL = process.env.TRACEHOUSE_RABBITMQ_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 const SPAN_QUEUE_ARGUMENTS = { 'x-message-ttl': 60_000, 'x-max-length': 10, 'x-overflow': 'drop-head' };
@@ -59,6 +59,17 @@ describe('setUpQueues', () => {
     for (const q of created) await channel.deleteQueue(q).catch(() => undefined);
     for (const x of exchanges) await channel.deleteExchange(x).catch(() => undefined);
     await connection.close();
+  });
+
+  it('says which settings to check when the broker refuses the span queue arguments, rather than failing as a lost connection', async () => {
+    const n = names();
+    const refused: unknown = await setUpQueues(connection, { ...options(n, pino({ level: 'silent' })), queueArguments: { 'x-max-length': 'ten' } }).catch(
+      (error: unknown) => error,
+    );
+    expect(refused).toBeInstanceOf(QueueRefusedError);
+    expect((refused as Error).message).toMatch(/refuses to declare queue "th_qsetup_\w+" .*x-max-length.*: check TRACEHOUSE_QUEUE_ARGUMENTS/);
+    // The connection is still usable: only a channel was closed by the refusal.
+    expect(await hasArguments(n.queue, {})).toBe(true);
   });
 
   it('gives TRACEHOUSE_QUEUE_ARGUMENTS to the span queue only, never to the dead-letter queue', async () => {

@@ -59,6 +59,21 @@ async function exists(connection: ChannelModel, check: (channel: Channel) => Pro
   }
 }
 
+/**
+ * The broker refuses to declare a queue with the arguments it was given (an unknown
+ * x-queue-type, a value of the wrong type): retrying the same declaration never succeeds.
+ */
+export class QueueRefusedError extends Error {
+  constructor(queue: string, args: Record<string, unknown>, cause: unknown) {
+    super(
+      `RabbitMQ refuses to declare queue "${queue}" with arguments ${JSON.stringify(args)} (${amqpMessage(cause)}): ` +
+        'check TRACEHOUSE_QUEUE_ARGUMENTS and TRACEHOUSE_QUEUE_TYPE',
+      { cause },
+    );
+    this.name = 'QueueRefusedError';
+  }
+}
+
 function amqpMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
@@ -75,9 +90,10 @@ async function ensureQueue(connection: ChannelModel, queue: string, args: Record
     logger.info({ queue, arguments: args }, 'declared queue');
     return false;
   } catch (error) {
-    // Another replica may have declared it a moment ago with other arguments.
-    if (amqpCode(error) === 406 && (await found())) return true;
-    throw error;
+    if (amqpCode(error) !== 406) throw error;
+    // Another replica may have declared it a moment ago with other arguments; else ours are refused.
+    if (await found()) return true;
+    throw new QueueRefusedError(queue, args, error);
   }
 }
 

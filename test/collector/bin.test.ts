@@ -1,7 +1,12 @@
-/** The tracehouse-collector bin refuses bad configuration before touching anything. */
+/** The tracehouse-collector bin refuses bad configuration: before touching anything, or as soon as a server refuses it. */
 import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { dropDatabase } from '@tracehouse/storage/testing';
 import { describe, expect, it } from 'vitest';
 import { COLLECTOR_BIN } from './harness.js';
+
+const RABBITMQ_URL = process.env.TRACEHOUSE_RABBITMQ_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
+const CLICKHOUSE_URL = process.env.TRACEHOUSE_CLICKHOUSE_URL ?? 'http://127.0.0.1:8123';
 
 function run(env: Record<string, string>, args: string[] = []): { status: number | null; stdout: string; stderr: string } {
   const result = spawnSync(process.execPath, [COLLECTOR_BIN, ...args], { env: { PATH: process.env.PATH ?? '', ...env }, encoding: 'utf8', timeout: 20_000 });
@@ -30,6 +35,26 @@ describe('tracehouse-collector bin', () => {
     expect(refused.status).toBe(2);
     expect(refused.stdout + refused.stderr).toMatch(/invalid configuration: TRACEHOUSE_CLICKHOUSE_URL: .*Unknown URL parameters: database/);
     expect(Date.now() - started).toBeLessThan(5_000);
+  });
+
+  it('exits 1 naming TRACEHOUSE_QUEUE_ARGUMENTS when RabbitMQ refuses them, rather than retrying forever', async () => {
+    const suffix = randomBytes(4).toString('hex');
+    const database = `th_bin_qargs_${suffix}`;
+    try {
+      const refused = run({
+        TRACEHOUSE_RABBITMQ_URL: RABBITMQ_URL,
+        TRACEHOUSE_CLICKHOUSE_URL: CLICKHOUSE_URL,
+        TRACEHOUSE_CLICKHOUSE_DATABASE: database,
+        TRACEHOUSE_QUEUE: `th_bin_qargs_${suffix}`,
+        TRACEHOUSE_QUEUE_ARGUMENTS: '{"x-max-length":"ten"}',
+        TRACEHOUSE_COLLECTOR_HOST: '127.0.0.1',
+        TRACEHOUSE_COLLECTOR_PORT: '0',
+      });
+      expect(refused.status).toBe(1);
+      expect(refused.stdout + refused.stderr).toMatch(/"msg":"tracehouse-collector failed: RabbitMQ refuses to declare queue [^"]*"th_bin_qargs_\w+[^ ]* with arguments .*x-max-length.*check TRACEHOUSE_QUEUE_ARGUMENTS/);
+    } finally {
+      await dropDatabase({ url: CLICKHOUSE_URL, database });
+    }
   });
 
   it('--help lists the variables', () => {
