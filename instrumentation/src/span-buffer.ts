@@ -140,8 +140,7 @@ export class SpanBuffer implements SlabTarget {
     const slab = (size === SLAB_BYTES ? this.#spares.pop() : undefined) ?? Buffer.allocUnsafe(size);
     const old = this.#slab;
     if (written > 0) old.copy(slab, this.#gap, this.#tail, this.#tail + written);
-    const keepsPieces = this.#head < this.#slabOf.length && this.#slabOf[this.#slabOf.length - 1] === old;
-    if (!keepsPieces) {
+    if (!this.#holdsKeptPiece(old)) {
       // The old slab held only this piece: it is no longer needed.
       this.#slabs.pop();
       this.#recycle(old);
@@ -163,7 +162,7 @@ export class SpanBuffer implements SlabTarget {
     const resume = this.#resumeSlab;
     if (resume === undefined) {
       // The piece may have grown the slab it started in when that held nothing kept.
-      this.#replaceOversizedSlab();
+      this.#releaseSlabs();
       return;
     }
     this.#resumeSlab = undefined;
@@ -276,7 +275,6 @@ export class SpanBuffer implements SlabTarget {
       this.#head = 0;
     }
     this.#releaseSlabs();
-    this.#replaceOversizedSlab();
     return new Message(body, count, pieceBytes, store);
   }
 
@@ -320,7 +318,6 @@ export class SpanBuffer implements SlabTarget {
     this.#tail = this.#gap;
     this.#resumeSlab = undefined;
     this.#releaseSlabs();
-    this.#replaceOversizedSlab();
     return count;
   }
 
@@ -333,25 +330,25 @@ export class SpanBuffer implements SlabTarget {
     return bytes;
   }
 
+  /** Whether `slab` holds the newest kept piece (so writing must not start over in it). */
+  #holdsKeptPiece(slab: Buffer): boolean {
+    return this.#head < this.#slabOf.length && this.#slabOf[this.#slabOf.length - 1] === slab;
+  }
+
   /**
-   * Slabs before the one holding the oldest kept piece (or, with none kept,
-   * before the last) hold nothing that will be read again: they become spares.
+   * Lets go of slabs that hold nothing that will be read again (checked when a
+   * piece is discarded or taken, and on clear; never per piece written):
+   * - slabs before the one holding the oldest kept piece (or, with none kept,
+   *   before the last) become spares;
+   * - a slab grown for one large piece would otherwise stay the slab written
+   *   into, reused and held for good (a 20 MB span leaves a 40 MB slab): once
+   *   it holds no kept piece it is let go for a normal one.
    */
   #releaseSlabs(): void {
     const keep = this.#head < this.#slabOf.length ? (this.#slabOf[this.#head] as Buffer) : this.#slab;
     while (this.#slabs[0] !== keep) this.#recycle(this.#slabs.shift() as Buffer);
-  }
-
-  /**
-   * A slab grown for one large piece would otherwise stay the slab written
-   * into, reused and held for good (a 20 MB span leaves a 40 MB slab): once it
-   * holds no kept piece it is let go for a normal one. Checked when a piece is
-   * discarded or taken, never per piece written.
-   */
-  #replaceOversizedSlab(): void {
     const slab = this.#slab;
-    if (slab.length <= SLAB_BYTES) return;
-    if (this.#head < this.#slabOf.length && this.#slabOf[this.#slabOf.length - 1] === slab) return;
+    if (slab.length <= SLAB_BYTES || this.#holdsKeptPiece(slab)) return;
     // Holding no kept piece, it is the last of #slabs and writing starts at its beginning.
     this.#slabs.pop();
     this.#recycle(slab);
