@@ -80,20 +80,22 @@ function destroyConnection(model: ChannelModel): void {
 }
 
 /**
- * Closes a channel or connection, or gives up after `millis`: amqplib never
- * settles a close once the connection has closed (a broker restart during
- * the queue check, a failed attempt), which would leave the connect attempt,
- * and every reconnect after it, waiting for good.
+ * Closes a channel or connection, or gives up after `millis`; true when it
+ * answered (a close that fails has closed already). amqplib never settles a
+ * close once the connection has closed (a broker restart during the queue
+ * check, a failed attempt), which would leave the connect attempt, and every
+ * reconnect after it, waiting for good. `holdProcess`: the timer keeps the
+ * process alive meanwhile (a close at shutdown), else it is unref()'d.
  */
-function closeWithin(closable: { close(): Promise<void> }, millis: number): Promise<void> {
+function closeWithin(closable: { close(): Promise<void> }, millis: number, holdProcess = false): Promise<boolean> {
   let timer: NodeJS.Timeout | undefined;
-  const gaveUp = new Promise<void>((resolve) => {
-    timer = setTimeout(resolve, millis);
-    timer.unref();
+  const gaveUp = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), millis);
+    if (!holdProcess) timer.unref();
   });
   const closed = closable.close().then(
-    () => undefined,
-    () => undefined,
+    () => true,
+    () => true,
   );
   return Promise.race([closed, gaveUp]).finally(() => clearTimeout(timer));
 }
@@ -401,16 +403,7 @@ export class AmqpPublisher {
     if (model === undefined) return;
     // The close handshake is short and bounded: let it hold the process until done.
     unrefConnection(model, false);
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<boolean>((resolve) => {
-      timer = setTimeout(() => resolve(false), timeoutMillis);
-    });
-    const closed = untraced(() => model.close()).then(
-      () => true,
-      () => true, // already closed
-    );
-    const answered = await Promise.race([closed, timeout]);
-    clearTimeout(timer);
+    const answered = await closeWithin({ close: () => untraced(() => model.close()) }, timeoutMillis, true);
     if (state !== undefined) {
       for (const fail of state.pending) fail(new Error('connection closed before the broker confirmed'));
     }
