@@ -186,27 +186,29 @@ function cachedString(buf: FastBuffer, start: number, end: number): string {
   return fresh;
 }
 
-const FIELD_NAMES: Record<number, string> = {
-  1: 'trace_id',
-  2: 'parent_id',
-  3: 'id',
-  4: 'kind',
-  5: 'name',
-  6: 'timestamp',
-  7: 'duration',
-  8: 'local_endpoint',
-  9: 'remote_endpoint',
-  10: 'annotations',
-  11: 'tags',
-  12: 'debug',
-  13: 'shared',
-};
-
-function expectWire(field: number, wire: number, expected: number, where: string): void {
-  if (wire !== expected) {
-    rejectSpan('bad_field_type', `${where} field ${field} (${FIELD_NAMES[field] ?? '?'}) has wire type ${wire}, expected ${expected}`);
-  }
-}
+// A field's key is its number * 8 + its wire type. Reading switches on the
+// whole key, as Zipkin's own proto3 reader does: a known field number that
+// arrives with another wire type is an unknown field to proto3 readers, so it
+// is skipped and the rest of the span kept.
+const fieldKey = (field: number, wire: number): number => field * 8 + wire;
+const SPAN_KEY = {
+  traceId: fieldKey(1, WIRE_LEN),
+  parentId: fieldKey(2, WIRE_LEN),
+  id: fieldKey(3, WIRE_LEN),
+  kind: fieldKey(4, WIRE_VARINT),
+  name: fieldKey(5, WIRE_LEN),
+  timestamp: fieldKey(6, WIRE_FIXED64),
+  duration: fieldKey(7, WIRE_VARINT),
+  localEndpoint: fieldKey(8, WIRE_LEN),
+  remoteEndpoint: fieldKey(9, WIRE_LEN),
+  annotation: fieldKey(10, WIRE_LEN),
+  tag: fieldKey(11, WIRE_LEN),
+  debug: fieldKey(12, WIRE_VARINT),
+  shared: fieldKey(13, WIRE_VARINT),
+} as const;
+const ENDPOINT_KEY = { serviceName: fieldKey(1, WIRE_LEN), ipv4: fieldKey(2, WIRE_LEN), ipv6: fieldKey(3, WIRE_LEN), port: fieldKey(4, WIRE_VARINT) } as const;
+const ANNOTATION_KEY = { timestamp: fieldKey(1, WIRE_FIXED64), value: fieldKey(2, WIRE_LEN) } as const;
+const TAG_ENTRY_KEY = { key: fieldKey(1, WIRE_LEN), value: fieldKey(2, WIRE_LEN) } as const;
 
 function readIdBytes(r: Reader, field: string, reason: 'bad_trace_id' | 'bad_id' | 'bad_parent_id'): string | undefined {
   const end = r.lengthDelimited();
@@ -226,13 +228,9 @@ function readEndpoint(r: Reader): Endpoint {
   const out: Endpoint = {};
   while (r.pos < r.end) {
     const tag = r.tag();
-    const field = tag >>> 3;
-    const wire = tag & 7;
-    if (field === 1) {
-      expectWire(field, wire, WIRE_LEN, 'Endpoint');
+    if (tag === ENDPOINT_KEY.serviceName) {
       out.serviceName = r.label();
-    } else if (field === 2 || field === 3) {
-      expectWire(field, wire, WIRE_LEN, 'Endpoint');
+    } else if (tag === ENDPOINT_KEY.ipv4 || tag === ENDPOINT_KEY.ipv6) {
       const ipEnd = r.lengthDelimited();
       const start = r.pos;
       r.pos = ipEnd;
@@ -242,11 +240,10 @@ function readEndpoint(r: Reader): Endpoint {
         if (isIpv4Mapped(r.buf, start)) out.ipv4 = formatIpv4(r.buf, start + 12);
         else out.ipv6 = formatIpv6(r.buf, start);
       }
-    } else if (field === 4) {
-      expectWire(field, wire, WIRE_VARINT, 'Endpoint');
+    } else if (tag === ENDPOINT_KEY.port) {
       out.port = r.int32();
     } else {
-      r.skip(wire);
+      r.skip(tag & 7);
     }
   }
   r.leave(outer);
@@ -275,101 +272,74 @@ function readSpan(r: Reader): RawSpan {
   const end = r.end;
   while (r.pos < end) {
     const tag = r.tag();
-    const field = tag >>> 3;
-    const wire = tag & 7;
-    switch (field) {
-      case 1:
-        expectWire(field, wire, WIRE_LEN, 'Span');
+    switch (tag) {
+      case SPAN_KEY.traceId:
         span.traceId = readIdBytes(r, 'trace_id', 'bad_trace_id');
         break;
-      case 2:
-        expectWire(field, wire, WIRE_LEN, 'Span');
+      case SPAN_KEY.parentId:
         span.parentId = readIdBytes(r, 'parent_id', 'bad_parent_id');
         break;
-      case 3:
-        expectWire(field, wire, WIRE_LEN, 'Span');
+      case SPAN_KEY.id:
         span.id = readIdBytes(r, 'id', 'bad_id');
         break;
-      case 4: {
-        expectWire(field, wire, WIRE_VARINT, 'Span');
+      case SPAN_KEY.kind: {
         const n = r.varint();
         // proto3 enums are open: a value this schema does not know (a newer Span.Kind) leaves the
         // span without kind, as Zipkin's own proto3 reader does, rather than costing the span.
         span.kind = n < KIND_BY_NUMBER.length ? KIND_BY_NUMBER[n] : undefined;
         break;
       }
-      case 5:
-        expectWire(field, wire, WIRE_LEN, 'Span');
+      case SPAN_KEY.name:
         span.name = r.label();
         break;
-      case 6:
-        expectWire(field, wire, WIRE_FIXED64, 'Span');
+      case SPAN_KEY.timestamp:
         span.timestamp = r.fixed64();
         break;
-      case 7:
-        expectWire(field, wire, WIRE_VARINT, 'Span');
+      case SPAN_KEY.duration:
         span.duration = r.varint();
         break;
-      case 8:
-      case 9: {
-        expectWire(field, wire, WIRE_LEN, 'Span');
-        const e = readEndpoint(r);
-        if (field === 8) span.localEndpoint = e;
-        else span.remoteEndpoint = e;
+      case SPAN_KEY.localEndpoint:
+        span.localEndpoint = readEndpoint(r);
         break;
-      }
-      case 10: {
-        expectWire(field, wire, WIRE_LEN, 'Span');
+      case SPAN_KEY.remoteEndpoint:
+        span.remoteEndpoint = readEndpoint(r);
+        break;
+      case SPAN_KEY.annotation: {
         const outer = r.enter();
         let timestamp = 0;
         let value = '';
         while (r.pos < r.end) {
           const t = r.tag();
-          if (t === 9) {
-            timestamp = r.fixed64();
-          } else if (t === 18) {
-            value = r.label();
-          } else if (t >>> 3 === 1 || t >>> 3 === 2) {
-            expectWire(t >>> 3, t & 7, t >>> 3 === 1 ? WIRE_FIXED64 : WIRE_LEN, 'Annotation');
-          } else {
-            r.skip(t & 7);
-          }
+          if (t === ANNOTATION_KEY.timestamp) timestamp = r.fixed64();
+          else if (t === ANNOTATION_KEY.value) value = r.label();
+          else r.skip(t & 7);
         }
         r.leave(outer);
         (span.annotations ??= []).push({ timestamp, value });
         break;
       }
-      case 11: {
-        expectWire(field, wire, WIRE_LEN, 'Span');
+      case SPAN_KEY.tag: {
         const outer = r.enter();
         let key = '';
         let value = '';
         while (r.pos < r.end) {
           const t = r.tag();
-          if (t === 10) {
-            key = r.label();
-          } else if (t === 18) {
-            value = r.string();
-          } else if (t >>> 3 === 1 || t >>> 3 === 2) {
-            expectWire(t >>> 3, t & 7, WIRE_LEN, 'tags entry');
-          } else {
-            r.skip(t & 7);
-          }
+          if (t === TAG_ENTRY_KEY.key) key = r.label();
+          else if (t === TAG_ENTRY_KEY.value) value = r.string();
+          else r.skip(t & 7);
         }
         r.leave(outer);
         setTag((span.tags ??= {}), key, value);
         break;
       }
-      case 12:
-        expectWire(field, wire, WIRE_VARINT, 'Span');
+      case SPAN_KEY.debug:
         span.debug = r.varint() !== 0;
         break;
-      case 13:
-        expectWire(field, wire, WIRE_VARINT, 'Span');
+      case SPAN_KEY.shared:
         span.shared = r.varint() !== 0;
         break;
       default:
-        r.skip(wire);
+        r.skip(tag & 7);
     }
   }
   if (r.pos !== end) throw new ProtoError(`span runs ${r.pos - end} bytes past its length`);
