@@ -91,6 +91,21 @@ describe('decodeSpans: detection', () => {
     }
   });
 
+  it('a cut JSON body led by a newline is malformed JSON, not proto3 that lost a span', () => {
+    // Read as proto3, such a body sometimes frames a "span" of JSON text that is dropped, and
+    // the rest of the text then happens to frame nothing more.
+    for (let count = 1; count <= 5; count++) {
+      const text = JSON.stringify(Array.from({ length: count }, (_, i) => ({ ...good, name: 'x'.repeat(i * 13) })));
+      for (let cut = 1; cut < text.length; cut++) {
+        for (const prefix of ['\n', '\n\n', '\n ']) {
+          const r = decodeSpans(Buffer.from(prefix + text.slice(0, cut)));
+          if (!r.ok && r.reason === 'malformed_json') continue;
+          expect.fail(`${count} spans cut at ${cut} after ${JSON.stringify(prefix)}: ${JSON.stringify(r)}`);
+        }
+      }
+    }
+  });
+
   it('an empty JSON list is a valid message with no spans', () => {
     expect(decodeSpans(Buffer.from('[]'))).toEqual({ ok: true, encoding: 'JSON_V2', spans: [], dropped: [] });
   });
@@ -126,7 +141,11 @@ describe('decodeSpans: bad spans are dropped, the rest kept', () => {
       fixed64 timestamp = 6; uint64 duration = 7; Endpoint local_endpoint = 8; uint32 unknown = 99; fixed64 bad_name = 55; }
     message WrongName { bytes trace_id = 1; bytes id = 3; fixed64 name = 5; }
     message ListOfSpans { repeated Span spans = 1; repeated WrongName wrong = 2; }
-    message WrongList { repeated WrongName spans = 1; }`).root;
+    message WrongList { repeated WrongName spans = 1; }
+    message PortAsText { string service_name = 1; string port = 4; }
+    message WrongTypes { bytes trace_id = 1; bytes parent_id = 2; bytes id = 3; string kind = 4; fixed64 name = 5;
+      uint64 timestamp = 6; string duration = 7; Endpoint local_endpoint = 8; PortAsText remote_endpoint = 9; string debug = 12; }
+    message WrongTypesList { repeated WrongTypes spans = 1; }`).root;
   const List = root.lookupType('ListOfSpans');
   const WrongList = root.lookupType('WrongList');
   const tid = Buffer.from(TRACE, 'hex');
@@ -163,14 +182,44 @@ describe('decodeSpans: bad spans are dropped, the rest kept', () => {
     expect(r.ok && r.spans[1]).not.toHaveProperty('kind');
   });
 
-  it('proto3: a known field with the wrong wire type drops that span only', () => {
-    const bytes = Buffer.concat([
-      encodeProto3([good]),
-      WrongList.encode(WrongList.fromObject({ spans: [{ traceId: tid, id: sid, name: 5 }] })).finish(),
-      encodeProto3([good]),
-    ]);
+  it('proto3: a known field with the wrong wire type is skipped, as Zipkin skips it, and the span keeps the rest', () => {
+    const wrong = root.lookupType('WrongTypesList').encode({
+      spans: [
+        {
+          traceId: tid,
+          parentId: Buffer.from('0000000000000001', 'hex'),
+          id: sid,
+          kind: 'SERVER',
+          name: 5,
+          timestamp: 1_700_000_000_000_000,
+          duration: '10',
+          localEndpoint: { serviceName: 'web', port: 80 },
+          remoteEndpoint: { serviceName: 'db', port: '5432' },
+          debug: 'yes',
+        },
+      ],
+    });
+    const bytes = Buffer.concat([encodeProto3([good]), wrong.finish(), encodeProto3([good])]);
     const r = decodeSpans(bytes);
-    expect(r).toMatchObject({ ok: true, spans: [good, good], dropped: [{ index: 1, reason: 'bad_field_type' }] });
+    expect(r).toEqual({
+      ok: true,
+      encoding: 'PROTO3',
+      dropped: [],
+      spans: [
+        good,
+        {
+          traceId: TRACE,
+          parentId: '0000000000000001',
+          id: 'a2fb4a1d1a96d312',
+          localEndpoint: { serviceName: 'web', port: 80 },
+          remoteEndpoint: { serviceName: 'db' },
+        },
+        good,
+      ],
+    });
+    // The same span through a WrongName message too (name as fixed64).
+    const named = decodeSpans(WrongList.encode(WrongList.fromObject({ spans: [{ traceId: tid, id: sid, name: 5 }] })).finish());
+    expect(named).toMatchObject({ ok: true, spans: [{ traceId: TRACE, id: 'a2fb4a1d1a96d312' }], dropped: [] });
   });
 
   it('proto3: a field running past the end of its nested message drops that span only', () => {

@@ -161,10 +161,12 @@ export function decodeReadBody(bytes: Buffer, start: number, fastPath: boolean):
     if (first === 0x5b /* [ */ || first === 0x7b /* { */) {
       const json = decodeJson(bytes, start, fastPath);
       // 0x0a is both a newline and the proto3 tag of ListOfSpans.spans, so a
-      // body led by it that is not JSON gets a second chance as proto3.
+      // body led by it that is not JSON gets a second chance as proto3. Only
+      // a span read from it makes it proto3: cut JSON text can also frame as
+      // proto3 whose "spans" are all dropped, and is then malformed JSON.
       if (json.ok || bytes[0] !== 0x0a) return json;
       const proto = decodeProto3List(bytes);
-      return proto.ok ? proto : json;
+      return proto.ok && proto.spans.length > 0 ? proto : json;
     }
     // Proto3 ListOfSpans begins with the tag of field 1, length-delimited.
     if (bytes[0] === 0x0a) return decodeProto3List(bytes);
