@@ -132,3 +132,57 @@ describe.each(ENGINES)('a search that runs out of time, on the $name', ({ url })
     expect(startedThen).toBeLessThan(QUERIES);
   });
 });
+
+describe.each(ENGINES)('a search with several criteria over a window the reader steps through, on the $name', ({ url }) => {
+  const database = uniqueDatabase('th_reader_criteria');
+  const now = Date.now();
+  const span = (traceId: string, id: string, agoMs: number, extra: Partial<Span>): Span => ({
+    traceId,
+    id,
+    timestamp: (now - agoMs) * 1000,
+    duration: 1_000,
+    localEndpoint: { serviceName: 'shop' },
+    ...extra,
+  });
+  // `straddling` meets the span name only with a span two hours old and the tag only with one
+  // half an hour old: the newest hour alone holds half of what it matches. `recent` meets both
+  // within the newest hour, but its newest match is older than `straddling`'s.
+  const straddling = [
+    span('00000000000000a1', '00000000000000a1', 2 * HOUR_MS, { name: 'checkout' }),
+    span('00000000000000a1', '00000000000000a2', HOUR_MS / 2, { parentId: '00000000000000a1', name: 'charge', tags: { 'http.status_code': '500' } }),
+  ];
+  const recent = [
+    span('00000000000000b1', '00000000000000b1', (50 * HOUR_MS) / 60, { name: 'checkout', tags: { 'http.status_code': '500' } }),
+  ];
+  const query = (limit: number): TraceQuery => ({
+    serviceName: 'shop',
+    spanName: 'checkout',
+    annotationQuery: [{ key: 'http.status_code', value: '500' }],
+    endTs: now,
+    lookback: 24 * HOUR_MS,
+    limit,
+  });
+  let store: ClickHouseStore;
+
+  beforeAll(async () => {
+    store = await ClickHouseStore.open({ url, database });
+    await store.writer.write([...straddling, ...recent]);
+  });
+  afterAll(async () => {
+    await store?.dropDatabase();
+    await store?.close();
+  });
+
+  const ids = (traces: Span[][]) => traces.map((trace) => trace[0]?.traceId);
+
+  it('finds what a search of the whole window finds, newest match first, though the newest hour already holds enough', async () => {
+    expect(ids(await store.reader.getTraces(query(1)))).toEqual(['00000000000000a1']);
+    expect(ids(await store.reader.getTraces(query(2)))).toEqual(['00000000000000a1', '00000000000000b1']);
+    expect(ids(await store.reader.getTraces(query(10)))).toEqual(['00000000000000a1', '00000000000000b1']);
+  });
+
+  it('still finds nothing for a trace whose criteria are met only by different services', async () => {
+    const other = { ...query(10), serviceName: 'nobody' };
+    expect(await store.reader.getTraces(other)).toEqual([]);
+  });
+});

@@ -145,7 +145,8 @@ WHERE service = {service:String} AND remote_service != '' ORDER BY remote_servic
     const checkpoint = this.#checkpoint(signal, () => `trace search: ${progress}`);
     if (!Number.isSafeInteger(query.limit) || query.limit <= 0) throw badInput('limit must be a positive integer');
     const params: Record<string, unknown> & { limit: number } = { lo, hi, limit: Math.min(query.limit, 1_000_000) };
-    const where = ['ts >= {lo:UInt64}', 'ts <= {hi:UInt64}'];
+    // Besides the window's start, which differs from step to step.
+    const where = ['ts <= {hi:UInt64}'];
     // Each criterion must be met by some span of the trace (of serviceName
     // when given), as Zipkin's QueryRequest.test has it; they need not be met
     // by the same span. WHERE keeps only rows meeting at least one criterion,
@@ -195,27 +196,44 @@ WHERE service = {service:String} AND remote_service != '' ORDER BY remote_servic
     const having = criteria.length > 0 ? `\nHAVING ${criteria.map((c) => `countIf(${c}) > 0`).join(' AND ')}` : '';
     // Not strict: a trace is its low 64 bits, whatever width each span reported (Zipkin's
     // non-strict search), so spans of both widths are one candidate and one trace.
-    const template = `SELECT ${this.#strict ? 'trace_id' : TRACE_LOW} AS trace_key, max(ts) AS latest
-FROM ${this.#db}.span_index
-WHERE ${where.join(' AND ')}
+    const key = this.#strict ? 'trace_id' : TRACE_LOW;
+    const index = `${this.#db}.span_index`;
+    const template = (filter: string) => `SELECT ${key} AS trace_key, max(ts) AS latest
+FROM ${index}
+WHERE ${filter}
 GROUP BY trace_key${having}
 ORDER BY latest DESC, trace_key DESC
 LIMIT {limit:UInt32}`;
+    const wholeWindow = template(['ts >= {lo:UInt64}', ...where].join(' AND '));
+    // With several criteria, a trace with a match in [from, hi] may meet the
+    // others only with older spans. So a step takes as candidates the traces
+    // with a match in [from, hi], and checks the criteria over every span of
+    // theirs in the window: from the oldest start among them (trace_index),
+    // which is rarely far before `from`.
+    const stepMatches = ['ts >= {from:UInt64}', ...where].join(' AND ');
+    const candidates = `SELECT ${key} FROM ${index} WHERE ${stepMatches}`;
+    const oldestStart = `(SELECT min(ts_min) FROM ${this.#db}.trace_index WHERE trace_low IN (SELECT ${TRACE_LOW} FROM ${index} WHERE ${stepMatches}))`;
+    const candidatesOverTheWindow = template(
+      [`ts >= greatest({lo:UInt64}, ${oldestStart})`, ...where, `${key} IN (${candidates})`].join(' AND '),
+    );
     // Newest first, over a growing part of the window: the newest hour, then
     // 4 h, 16 h, ... up to the whole window, stopping as soon as `limit`
-    // traces are found. Each step reads [from, hi], so with one criterion (or
-    // none) the answer equals the whole-window query: a trace not found in
-    // [from, hi] has no matching span there, so it is older than every trace
-    // found. With several criteria, a trace whose criteria are met only
-    // together with spans before `from` can be missed while `limit` newer
-    // traces exist. A common search (a service or a frequent tag over a day)
-    // reads the newest hour instead of the whole day.
+    // traces are found. Each step finds the traces with a match in [from, hi],
+    // and every trace it does not find has its newest match before `from`, so
+    // is older than every trace found: the answer equals the whole-window
+    // query's. A common search (a service or a frequent tag over a day) reads
+    // the newest hour instead of the whole day.
     let rows: Array<{ trace_key: string }>;
     for (let span = SEARCH_FIRST_STEP_MICROS, step = 1; ; span *= SEARCH_STEP_GROWTH, step++) {
       checkpoint();
       const from = Math.max(lo, hi - span);
-      params.lo = from;
-      rows = await this.#engine.query<{ trace_key: string }>(bindSql(template, params, this.#mode), { signal });
+      const sql =
+        from === lo
+          ? bindSql(wholeWindow, params, this.#mode)
+          : criteria.length > 1
+            ? bindSql(candidatesOverTheWindow, { ...params, from }, this.#mode)
+            : bindSql(wholeWindow, { ...params, lo: from }, this.#mode);
+      rows = await this.#engine.query<{ trace_key: string }>(sql, { signal });
       progress = `${step} steps over the window`;
       if (rows.length >= params.limit || from === lo) break;
     }

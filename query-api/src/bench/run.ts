@@ -263,6 +263,13 @@ await measure(
   () => `/api/v2/traces?serviceName=${pick(DEFAULT_SERVICES)}&annotationQuery=${encodeURIComponent(`http.status_code=${pick(['404', '500'])}`)}&endTs=${randomEnd(DAY_MS)}&lookback=${DAY_MS}&limit=10`,
   1000,
 );
+// Two criteria: each step of the search also checks its candidates' older spans.
+await measure(
+  'search by service + span name + tag, 1 day',
+  () =>
+    `/api/v2/traces?serviceName=${pick(DEFAULT_SERVICES)}&spanName=${encodeURIComponent(pick(['charge', 'select', 'render']))}&annotationQuery=${encodeURIComponent(`http.status_code=${pick(['404', '500'])}`)}&endTs=${randomEnd(DAY_MS)}&lookback=${DAY_MS}&limit=10`,
+  1000,
+);
 await measure('search by tag key (annotationQuery=error), 1 day', () => `/api/v2/traces?annotationQuery=error&endTs=${randomEnd(DAY_MS)}&lookback=${DAY_MS}&limit=10`, 1000);
 await measure('services list (/services)', () => '/api/v2/services', 200);
 await measure('span names (/spans)', () => `/api/v2/spans?serviceName=${pick(DEFAULT_SERVICES)}`, 200);
