@@ -56,6 +56,10 @@ interface Session {
   /** Publish ids of dead letters the broker returned as unroutable; their confirm follows. */
   readonly returned: Set<string>;
   consumerTag?: string;
+  /** Consumption cancelled by flow control (see adjustFlow) until the unacked messages' rows shrink. */
+  paused?: boolean;
+  /** A pause or resume under way: one at a time, and stop() waits for it. */
+  flowChange?: Promise<void>;
   /** The close of the whole session, started once by whichever path asks first (see closeSession). */
   closing?: Promise<void>;
 }
@@ -81,6 +85,11 @@ export class Collector {
   private session: Session | undefined;
   private generation = 0;
   private rabbitmqUp = false;
+  /** Bytes of rows of each unacked message of the current session, by delivery tag, and their sum (see adjustFlow). */
+  private readonly heldBytes = new Map<number, number>();
+  private pendingBytes = 0;
+  /** Moving average of the rows of a message, in bytes: sizes the prefetch of a resumed consumer. */
+  private averageMessageBytes = 0;
   private pingOk = false;
   private insertsFailing = false;
   private deadLettersInFlight = 0;
@@ -203,6 +212,8 @@ export class Collector {
     const left = (): number => Math.max(0, deadline - Date.now());
     this.logger.info('stopping: cancelling the consumer');
     const session = this.session;
+    // A resume under way would otherwise leave a consumer that nobody cancels.
+    if (session?.flowChange !== undefined) await withTimeout(session.flowChange, left()).catch(() => undefined);
     if (session?.consumerTag !== undefined) {
       await withTimeout(session.channel.cancel(session.consumerTag), left()).catch((error: unknown) =>
         this.logger.warn({ err: error }, 'could not cancel the consumer'),
@@ -402,19 +413,7 @@ export class Collector {
         });
       }
       await channel.prefetch(this.config.prefetch);
-      const reply = await channel.consume(
-        this.config.queue,
-        (message) => {
-          try {
-            this.onMessage(current, message);
-          } catch (error) {
-            // Never let a bug here reach amqplib's dispatcher; the message stays unacked.
-            this.logger.error({ err: error }, 'failed to handle a delivery');
-          }
-        },
-        { noAck: false },
-      );
-      current.consumerTag = reply.consumerTag;
+      current.consumerTag = await this.consume(current);
       this.rabbitmqUp = true;
       this.updateUp();
       this.logger.info({ queue: this.config.queue, prefetch: this.config.prefetch, generation }, 'consuming');
@@ -426,6 +425,92 @@ export class Collector {
       else await Promise.all([connection, publisher].map((model) => this.closeConnection(model, bound)));
       throw error;
     }
+  }
+
+  /** Starts consuming the span queue on the session's channel; resolves with the consumer tag. */
+  private async consume(session: Session): Promise<string> {
+    const reply = await session.channel.consume(
+      this.config.queue,
+      (message) => {
+        try {
+          this.onMessage(session, message);
+        } catch (error) {
+          // Never let a bug here reach amqplib's dispatcher; the message stays unacked.
+          this.logger.error({ err: error }, 'failed to handle a delivery');
+        }
+      },
+      { noAck: false },
+    );
+    return reply.consumerTag;
+  }
+
+  /**
+   * Bounds the memory of unacked messages in bytes, which prefetch (a count)
+   * does not: 600 messages of 4 MiB would be gigabytes of rows while ClickHouse
+   * is away. RabbitMQ has no prefetch in bytes, and a new basic.qos does not
+   * apply to a running consumer. So once the rows reach maxPendingBytes the
+   * consumer is cancelled (the messages delivered before the broker saw it are
+   * still handled, and acked on the same channel). Below half the bound, a new
+   * consumer starts with a prefetch of what fits in that half at the average
+   * message size, so a backlog cannot overshoot the bound again.
+   */
+  private adjustFlow(session: Session | undefined = this.session): void {
+    if (session === undefined || session !== this.session || this.stopping || session.flowChange !== undefined) return;
+    const bound = this.config.maxPendingBytes;
+    const tag = session.consumerTag;
+    let change: Promise<void> | undefined;
+    if (!session.paused && tag !== undefined && this.pendingBytes >= bound) {
+      session.paused = true;
+      session.consumerTag = undefined;
+      this.metrics.consumerPauses.inc();
+      this.logger.info({ pendingBytes: this.pendingBytes, maxPendingBytes: bound }, 'unacked messages hold too many bytes; pausing consumption');
+      change = session.channel.cancel(tag).then(() => undefined);
+    } else if (session.paused && this.pendingBytes < bound / 2) {
+      const fits = Math.floor(bound / 2 / Math.max(1, this.averageMessageBytes));
+      const window = Math.max(1, Math.min(this.config.prefetch, fits));
+      this.logger.info({ pendingBytes: this.pendingBytes, prefetch: window }, 'resuming consumption');
+      change = (async () => {
+        await session.channel.prefetch(window);
+        return this.consume(session);
+      })().then(async (newTag) => {
+        session.paused = false;
+        session.consumerTag = newTag;
+        // stop() began meanwhile and found no consumer to cancel: cancel this one.
+        if (this.stopping) await session.channel.cancel(newTag);
+      });
+    }
+    if (change === undefined) return;
+    session.flowChange = change
+      .catch((error: unknown) => {
+        // The channel failed under the request: start over, as for any channel loss.
+        this.logger.warn({ err: error }, 'could not pause or resume consumption; reconnecting');
+        if (!this.stopping && this.session === session) void this.endSession(session);
+      })
+      .finally(() => {
+        session.flowChange = undefined;
+        this.adjustFlow(session);
+      });
+  }
+
+  /** Counts a batched message's rows against maxPendingBytes. */
+  private hold(tag: number, bytes: number): void {
+    this.averageMessageBytes = this.averageMessageBytes === 0 ? bytes : this.averageMessageBytes + (bytes - this.averageMessageBytes) / 16;
+    this.heldBytes.set(tag, bytes);
+    this.pendingBytes += bytes;
+    this.metrics.pendingBytes.set(this.pendingBytes);
+    this.adjustFlow();
+  }
+
+  /** Releases acked messages' rows; a tag held by nothing (a dead letter's) releases nothing. */
+  private release(tags: readonly number[]): void {
+    for (const tag of tags) {
+      const bytes = this.heldBytes.get(tag);
+      if (bytes === undefined) continue;
+      this.heldBytes.delete(tag);
+      this.pendingBytes -= bytes;
+    }
+    this.metrics.pendingBytes.set(this.pendingBytes);
+    this.adjustFlow();
   }
 
   /**
@@ -474,6 +559,9 @@ export class Collector {
     this.session = undefined;
     this.rabbitmqUp = false;
     this.acks.reset();
+    this.heldBytes.clear();
+    this.pendingBytes = 0;
+    this.metrics.pendingBytes.set(0);
     this.batcher.discard();
     // Batches still waiting for an insert slot would only write spans the
     // broker is about to redeliver; with ClickHouse down they would pile up
@@ -530,6 +618,7 @@ export class Collector {
       return;
     }
     this.batcher.add({ generation: session.generation, tag, spanCount: encoded.count }, encoded, encoded.count);
+    this.hold(tag, encoded.rows.byteLength);
   }
 
   /** Acks messages whose spans are committed, as few acks as the channel allows. */
@@ -540,6 +629,7 @@ export class Collector {
     for (const token of tokens) if (token.generation === session.generation) tags.push(token.tag);
     if (tags.length === 0) return;
     const plan = this.acks.settle(tags);
+    this.release(tags);
     this.logger.debug({ tags: tags.length, plan }, 'acking');
     try {
       if (plan.upTo !== undefined) session.channel.ack(ackable(plan.upTo), true);

@@ -41,6 +41,8 @@ export interface CollectorConfig {
   readonly insertMaxSpans: number;
   /** Largest message accepted, compressed and after decompression. */
   readonly maxMessageBytes: number;
+  /** Rows of unacked messages, in bytes, at which consumption pauses (resuming below half). */
+  readonly maxPendingBytes: number;
   readonly retryInitialMs: number;
   readonly retryMaxMs: number;
   readonly reconnectInitialMs: number;
@@ -225,6 +227,7 @@ export function parseConfig(env: Env = process.env): CollectorConfig {
     insertConcurrency,
     insertMaxSpans,
     maxMessageBytes: int(env, 'TRACEHOUSE_COLLECTOR_MAX_MESSAGE_BYTES', 4 * MiB, 1_024, 512 * MiB),
+    maxPendingBytes: int(env, 'TRACEHOUSE_COLLECTOR_MAX_PENDING_BYTES', 256 * MiB, 1_024, 1024 * 1024 * MiB),
     retryInitialMs,
     retryMaxMs,
     reconnectInitialMs,
@@ -260,6 +263,7 @@ export const CONFIG_HELP = `Environment variables (defaults in brackets):
   TRACEHOUSE_COLLECTOR_INSERT_MAX_SPANS   batches waiting for ClickHouse are merged into inserts of up to this many spans [max(50000, batch spans)]
   TRACEHOUSE_COLLECTOR_PREFETCH           unacked messages per replica [batch messages x (concurrency + 1)]
   TRACEHOUSE_COLLECTOR_MAX_MESSAGE_BYTES  largest message, compressed or not [4194304]
+  TRACEHOUSE_COLLECTOR_MAX_PENDING_BYTES  rows of unacked messages at which consumption pauses, resuming below half [268435456]
   TRACEHOUSE_COLLECTOR_RETRY_INITIAL_MS / _RETRY_MAX_MS          insert retry backoff [200 / 5000]
   TRACEHOUSE_COLLECTOR_RECONNECT_INITIAL_MS / _RECONNECT_MAX_MS  RabbitMQ reconnect backoff [200 / 5000]
   TRACEHOUSE_COLLECTOR_SHUTDOWN_TIMEOUT_MS  bound for a graceful stop [10000]

@@ -14,6 +14,8 @@ export interface CollectorMetrics {
   readonly insertRetries: Counter;
   readonly inflightMessages: Gauge;
   readonly pendingBatches: Gauge;
+  readonly pendingBytes: Gauge;
+  readonly consumerPauses: Counter;
   readonly up: Gauge<'dependency'>;
   readonly reconnects: Counter;
 }
@@ -83,6 +85,16 @@ export function createMetrics(o: { defaultMetrics?: boolean } = {}): CollectorMe
     pendingBatches: new Gauge({
       name: 'tracehouse_collector_pending_batches',
       help: 'Closed batches waiting for or in an insert.',
+      registers,
+    }),
+    pendingBytes: new Gauge({
+      name: 'tracehouse_collector_pending_bytes',
+      help: 'Bytes of rows of messages received and not yet acked; consumption pauses at TRACEHOUSE_COLLECTOR_MAX_PENDING_BYTES.',
+      registers,
+    }),
+    consumerPauses: new Counter({
+      name: 'tracehouse_collector_consumer_pauses_total',
+      help: 'Times consumption paused because unacked messages held TRACEHOUSE_COLLECTOR_MAX_PENDING_BYTES of rows.',
       registers,
     }),
     up: new Gauge({
