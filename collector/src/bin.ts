@@ -23,7 +23,11 @@ try {
   throw error;
 }
 
-const logger = pino({ level: config.logLevel, base: { service: 'tracehouse-collector', pid: process.pid } });
+// Synchronous writes to stdout: pino's asynchronous default flushes at
+// process.exit with a loop that retries a broken pipe (EPIPE) forever, so a
+// dead log reader would keep the process from ever exiting. Written
+// synchronously, a broken pipe only stops the logging.
+const logger = pino({ level: config.logLevel, base: { service: 'tracehouse-collector', pid: process.pid } }, pino.destination({ dest: 1, sync: true }));
 const collector = new Collector({ config, logger });
 
 let signals = 0;

@@ -128,4 +128,19 @@ describe('tracehouse-query-api bin', () => {
       child.kill('SIGKILL');
     }
   });
+
+  it('stops on SIGTERM when whatever read its log has gone (stdout a broken pipe)', async () => {
+    const { child, stdout } = runOnFreePort({ TRACEHOUSE_CLICKHOUSE_DATABASE: database });
+    try {
+      await listeningUrl(stdout, child);
+      // The log reader dies (a shipper, `| head`): every later write to stdout fails with EPIPE.
+      child.stdout?.destroy();
+      const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
+      child.kill('SIGTERM');
+      const timeout = new Promise<'still running'>((resolve) => setTimeout(() => resolve('still running'), 5_000).unref());
+      expect(await Promise.race([exited, timeout])).toEqual([0, null]);
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
 });

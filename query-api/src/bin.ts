@@ -20,7 +20,11 @@ try {
   throw error;
 }
 
-const logger = pino({ name: 'tracehouse-query-api', level: config.logLevel });
+// Synchronous writes to stdout: pino's asynchronous default flushes at
+// process.exit with a loop that retries a broken pipe (EPIPE) forever, so a
+// dead log reader would keep the process from ever exiting. Written
+// synchronously, a broken pipe only stops the logging.
+const logger = pino({ name: 'tracehouse-query-api', level: config.logLevel }, pino.destination({ dest: 1, sync: true }));
 try {
   const server = await startServer({ config, logger });
   stopOnSignals(server, logger);

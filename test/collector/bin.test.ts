@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { dropDatabase } from '@tracehouse/storage/testing';
 import { describe, expect, it } from 'vitest';
-import { COLLECTOR_BIN } from './harness.js';
+import { COLLECTOR_BIN, CollectorProcess, Rabbit } from './harness.js';
 
 const RABBITMQ_URL = process.env.TRACEHOUSE_RABBITMQ_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 const CLICKHOUSE_URL = process.env.TRACEHOUSE_CLICKHOUSE_URL ?? 'http://127.0.0.1:8123';
@@ -53,6 +53,26 @@ describe('tracehouse-collector bin', () => {
       expect(refused.status).toBe(1);
       expect(refused.stdout + refused.stderr).toMatch(/"msg":"tracehouse-collector failed: RabbitMQ refuses to declare queue [^"]*"th_bin_qargs_\w+[^ ]* with arguments .*x-max-length.*check TRACEHOUSE_QUEUE_ARGUMENTS/);
     } finally {
+      await dropDatabase({ url: CLICKHOUSE_URL, database });
+    }
+  });
+
+  it('stops on SIGTERM when whatever read its log has gone (stdout a broken pipe)', async () => {
+    const suffix = randomBytes(4).toString('hex');
+    const queue = `th_bin_epipe_${suffix}`;
+    const database = `th_bin_epipe_${suffix}`;
+    const collector = await CollectorProcess.spawn({ queue, database, env: { TRACEHOUSE_LOG_LEVEL: 'info' } });
+    try {
+      await collector.waitReady();
+      // The log reader dies (a shipper, `| head`): every later write to stdout fails with EPIPE.
+      collector.child.stdout?.destroy();
+      const code = await collector.stop(5_000);
+      expect(code).toBe(0);
+    } finally {
+      collector.kill('SIGKILL');
+      const rabbit = await Rabbit.open();
+      await rabbit.deleteCollectorTopology(queue);
+      await rabbit.close();
       await dropDatabase({ url: CLICKHOUSE_URL, database });
     }
   });
