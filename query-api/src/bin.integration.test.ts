@@ -1,6 +1,6 @@
 // The tracehouse-query-api bin as a real process (needs `npm run build` first:
 // it runs dist/bin.js) against the ClickHouse server.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
@@ -67,6 +67,14 @@ describe('tracehouse-query-api bin', () => {
     expect(code).toBe(0);
     expect(stdout()).toContain('TRACEHOUSE_QUERY_PORT');
     expect(stdout()).not.toContain('query API listening');
+  });
+
+  it('runs as the command npm installs, from the repository root (npx tracehouse-query-api)', () => {
+    const root = fileURLToPath(new URL('../..', import.meta.url));
+    const result = spawnSync('npx', ['--no-install', 'tracehouse-query-api', '--help'], { cwd: root, encoding: 'utf8', timeout: 60_000 });
+    expect(result.stderr).toBe('');
+    expect(result.status).toBe(0);
+    expect(result.stdout).toContain('Usage: tracehouse-query-api');
   });
 
   it('serves the API over HTTP with a bearer token and stops cleanly on SIGTERM', async () => {

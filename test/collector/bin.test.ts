@@ -1,6 +1,7 @@
 /** The tracehouse-collector bin refuses bad configuration: before touching anything, or as soon as a server refuses it. */
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
 import { dropDatabase } from '@tracehouse/storage/testing';
 import { describe, expect, it } from 'vitest';
 import { COLLECTOR_BIN, CollectorProcess, Rabbit } from './harness.js';
@@ -75,6 +76,14 @@ describe('tracehouse-collector bin', () => {
       await rabbit.close();
       await dropDatabase({ url: CLICKHOUSE_URL, database });
     }
+  });
+
+  it('runs as the command npm installs, from the repository root (npx tracehouse-collector)', () => {
+    const root = fileURLToPath(new URL('../..', import.meta.url));
+    const result = spawnSync('npx', ['--no-install', 'tracehouse-collector', '--help'], { cwd: root, encoding: 'utf8', timeout: 60_000 });
+    expect(result.stderr).toBe('');
+    expect(result.status).toBe(0);
+    expect(result.stdout).toContain('Usage: tracehouse-collector');
   });
 
   it('--help lists the variables', () => {
