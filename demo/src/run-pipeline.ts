@@ -118,7 +118,8 @@ if (shuttingDown === undefined) {
     `  services        curl ${api}/api/v2/services`,
     `  recent traces   curl '${api}/api/v2/traces?serviceName=frontend&limit=5'`,
     `  one trace       curl ${api}/api/v2/trace/<traceId>`,
-    `  dependencies    curl '${api}/api/v2/dependencies?endTs=$(date +%s000)&lookback=3600000'`,
+    // Double quotes: the shell must expand $(date ...) for the command to work when pasted.
+    `  dependencies    curl "${api}/api/v2/dependencies?endTs=$(date +%s000)&lookback=3600000"`,
     `  OpenAPI         ${api}/openapi.json   (point a Zipkin UI at ${api})`,
     `  demo            curl 'http://127.0.0.1:${config.frontendPort}/?item=teapot'   (frontend → backend)`,
     `  collectors      ${config.collectorPorts.map((p) => `http://127.0.0.1:${p}/metrics`).join('  ')}   (/ready, /health too)`,

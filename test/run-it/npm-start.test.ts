@@ -6,6 +6,7 @@
  * services must be found through the query API, and a Ctrl-C (SIGINT to the
  * process group, as a terminal sends it) must leave no process behind.
  */
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -94,6 +95,16 @@ describe('npm start', () => {
     const trace = await getJson<Span[]>(`${api}/trace/${traceId}`);
     expect(crossesBothServices(trace)).toBe(true);
     expect(new Set(trace.map((s) => s.localEndpoint?.serviceName))).toEqual(new Set(['frontend', 'backend']));
+
+    // The commands it printed work when pasted into a shell.
+    const printed = [...run.output.matchAll(/^ {2}(services|recent traces|dependencies) +(curl .+)$/gm)];
+    expect(printed.map((m) => m[1])).toEqual(['services', 'recent traces', 'dependencies']);
+    for (const [, what, command] of printed) {
+      const pasted = spawnSync('bash', ['-c', `${command ?? ''} --silent --show-error --fail`], { encoding: 'utf8', timeout: 10_000 });
+      expect(pasted.stderr, `${what}: ${command}`).toBe('');
+      expect(pasted.status, `${what}: ${command}`).toBe(0);
+      expect(Array.isArray(JSON.parse(pasted.stdout)), `${what}: ${pasted.stdout}`).toBe(true);
+    }
 
     // Ctrl-C.
     run.signalGroup('SIGINT');
