@@ -21,6 +21,7 @@ import Fastify, {
   type FastifyRequest,
 } from 'fastify';
 import fastifyPlugin from 'fastify-plugin';
+import { MAX_REQUEST_HEADER_BYTES, answerClientError } from './client-errors.js';
 import type { QueryApiConfig } from './config.js';
 import { ApiError, QueryTimeoutError, badParameter, missingParameter, type ErrorBody, type ErrorCode } from './errors.js';
 import {
@@ -495,6 +496,9 @@ export async function buildApp(options: BuildAppOptions): Promise<QueryApp> {
     return503OnClosing: false,
     // So do the router's refusals of a malformed or over-long trace id in the path.
     frameworkErrors: queryApiFrameworkErrors({ config: options.config }),
+    // Room for the longest parameters the API accepts, and its own answer beyond.
+    http: { maxHeaderSize: MAX_REQUEST_HEADER_BYTES },
+    clientErrorHandler: answerClientError,
   }).withTypeProvider<TypeBoxTypeProvider>() as QueryApp;
   const { logger: _logger, ...pluginOptions } = options;
   await app.register(queryApiOnInstance, pluginOptions);

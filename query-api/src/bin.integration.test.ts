@@ -151,4 +151,26 @@ describe('tracehouse-query-api bin', () => {
       child.kill('SIGKILL');
     }
   });
+
+  it('takes names as long as the API accepts, names the parameter beyond, and refuses an oversized request in its own format', async () => {
+    const { child, stdout } = runOnFreePort({ TRACEHOUSE_CLICKHOUSE_DATABASE: database });
+    try {
+      const url = await listeningUrl(stdout, child);
+      const search = (name: string) => fetch(`${url}/api/v2/traces?serviceName=${encodeURIComponent(name)}&spanName=${encodeURIComponent(name)}`);
+      // Two names of the longest length accepted, percent-encoded: more than Node's 16 KiB of headers.
+      const longest = await search('é'.repeat(16_384));
+      expect(longest.status).toBe(200);
+      expect(await longest.json()).toEqual([]);
+      const tooLong = await search('x'.repeat(16_385));
+      expect(tooLong.status).toBe(400);
+      expect(await tooLong.json()).toMatchObject({ code: 'INVALID_PARAMETER', parameter: 'serviceName' });
+      const huge = await fetch(`${url}/api/v2/services?padding=${'x'.repeat(300_000)}`);
+      expect(huge.status).toBe(431);
+      expect(await huge.json()).toEqual({ code: 'REQUEST_TOO_LARGE', message: 'the request line and headers are longer than 262144 bytes' });
+      // And it keeps serving.
+      expect((await fetch(`${url}/api/v2/services`)).status).toBe(200);
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
 });

@@ -7,9 +7,12 @@
  * | 400    | `INVALID_PARAMETER`   | a parameter is malformed or out of bounds          |
  * | 400    | `MISSING_PARAMETER`   | a required parameter is absent or empty            |
  * | 400    | `RESULT_TOO_LARGE`    | the answer holds more than TRACEHOUSE_QUERY_MAX_RESULT_BYTES |
+ * | 400    | `MALFORMED_REQUEST`   | the bytes are not HTTP/1.1 (refused before routing) |
  * | 401    | `UNAUTHORIZED`        | a bearer token is configured and was not presented |
  * | 404    | `TRACE_NOT_FOUND`     | `/trace/{traceId}` names no stored trace           |
  * | 404    | `NOT_FOUND`           | no such route                                      |
+ * | 408    | `REQUEST_TIMEOUT`     | the request did not arrive in time                 |
+ * | 431    | `REQUEST_TOO_LARGE`   | request line and headers over 256 KiB              |
  * | 503    | `STORAGE_UNAVAILABLE` | ClickHouse could not answer                        |
  * | 503    | `SHUTTING_DOWN`       | the server is stopping (request on an open socket) |
  * | 504    | `QUERY_TIMEOUT`       | the query took longer than the configured timeout  |
@@ -19,9 +22,12 @@ export const ERROR_CODES = [
   'INVALID_PARAMETER',
   'MISSING_PARAMETER',
   'RESULT_TOO_LARGE',
+  'MALFORMED_REQUEST',
   'UNAUTHORIZED',
   'TRACE_NOT_FOUND',
   'NOT_FOUND',
+  'REQUEST_TIMEOUT',
+  'REQUEST_TOO_LARGE',
   'STORAGE_UNAVAILABLE',
   'SHUTTING_DOWN',
   'QUERY_TIMEOUT',
