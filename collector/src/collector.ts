@@ -748,7 +748,8 @@ async function openClickHouseStore(config: CollectorConfig, logger: Logger): Pro
     database: config.clickhouseDatabase,
     queryTimeoutMs: config.queryTimeoutMs,
     insertTimeoutMs: config.insertTimeoutMs,
-    logger: logger.child({ component: 'storage' }),
+    // The store adds its own component to what it logs.
+    logger,
     ...(config.retentionDays !== undefined ? { retentionDays: config.retentionDays } : {}),
   });
 }

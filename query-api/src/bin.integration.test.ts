@@ -3,6 +3,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
+import { connect, createServer, type Server } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { ClickHouseStore } from '@tracehouse/storage';
 import { generateSpans } from '@tracehouse/storage/testing';
@@ -171,6 +172,48 @@ describe('tracehouse-query-api bin', () => {
       expect((await fetch(`${url}/api/v2/services`)).status).toBe(200);
     } finally {
       child.kill('SIGKILL');
+    }
+  });
+
+  it('starts before ClickHouse is reachable, answers 503 meanwhile, and serves once it is', async () => {
+    // A port where nothing listens yet; later, a forwarder to the real server.
+    const placeholder = createServer();
+    await new Promise<void>((resolve) => placeholder.listen(0, '127.0.0.1', resolve));
+    const port = (placeholder.address() as { port: number }).port;
+    await new Promise((resolve) => placeholder.close(resolve));
+    const target = new URL(CLICKHOUSE_URL);
+    const { child, stdout } = runOnFreePort({
+      TRACEHOUSE_CLICKHOUSE_DATABASE: database,
+      TRACEHOUSE_CLICKHOUSE_URL: `http://127.0.0.1:${port}`,
+      TRACEHOUSE_CLICKHOUSE_TIMEOUT_MS: '1000',
+    });
+    let forwarder: Server | undefined;
+    try {
+      const url = await listeningUrl(stdout, child);
+      expect((await fetch(`${url}/health`)).status).toBe(503);
+      const services = await fetch(`${url}/api/v2/services`);
+      expect(services.status).toBe(503);
+      expect(await services.json()).toMatchObject({ code: 'STORAGE_UNAVAILABLE' });
+
+      forwarder = createServer((socket) => {
+        const upstream = connect(Number(target.port || 8123), target.hostname);
+        socket.pipe(upstream).pipe(socket);
+        socket.on('error', () => upstream.destroy());
+        upstream.on('error', () => socket.destroy());
+      });
+      await new Promise<void>((resolve) => forwarder?.listen(port, '127.0.0.1', resolve));
+      const deadline = Date.now() + 15_000;
+      while ((await fetch(`${url}/health`)).status !== 200 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
+      expect((await fetch(`${url}/health`)).status).toBe(200);
+      expect((await fetch(`${url}/api/v2/services`)).status).toBe(200);
+      expect(child.exitCode).toBeNull();
+      // Each log line names its component once (the store adds its own).
+      const lines = stdout().split('\n').filter((line) => line.includes('"component"'));
+      expect(lines.some((line) => line.includes('"component":"storage"'))).toBe(true);
+      for (const line of lines) expect(line.match(/"component":/g), line).toHaveLength(1);
+    } finally {
+      child.kill('SIGKILL');
+      forwarder?.close();
     }
   });
 });

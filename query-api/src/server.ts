@@ -1,36 +1,58 @@
 /**
- * The running query API: opens the ClickHouse store, builds the app, listens,
- * and closes both gracefully (in-flight requests finish, new ones get 503).
+ * The running query API: opens the ClickHouse store (in the background while
+ * ClickHouse cannot be reached), builds the app, listens, and closes both
+ * gracefully (in-flight requests finish, new ones get 503).
  */
 import { ClickHouseStore } from '@tracehouse/storage';
 import type { Logger } from 'pino';
 import { buildApp, type QueryApp } from './app.js';
+import { BackgroundStore } from './background-store.js';
 import type { QueryApiConfig } from './config.js';
 
 export interface QueryServer {
   readonly app: QueryApp;
-  readonly store: ClickHouseStore;
   /** The bound address, e.g. http://127.0.0.1:9411. */
   readonly url: string;
   /** Stops accepting connections, lets in-flight requests finish, closes the store. Idempotent. */
   stop(): Promise<void>;
 }
 
-export async function startServer(options: { config: QueryApiConfig; logger: Logger }): Promise<QueryServer> {
+export interface StartServerOptions {
+  config: QueryApiConfig;
+  logger: Logger;
+  /**
+   * Called once if the store, opening in the background, fails for good (a
+   * ClickHouse that came up with a schema this version cannot use). The bin
+   * logs it and exits 1. A failure at the first attempt rejects startServer.
+   */
+  onFatal?: (error: unknown) => void;
+}
+
+export async function startServer(options: StartServerOptions): Promise<QueryServer> {
   const { config, logger } = options;
-  const store = await ClickHouseStore.open({
-    url: config.clickhouseUrl,
-    database: config.clickhouseDatabase,
-    queryTimeoutMs: config.queryTimeoutMs,
-    maxResultBytes: config.maxResultBytes,
-    strictTraceId: config.strictTraceId,
-    ...(config.autocompleteKeys === undefined ? {} : { autocompleteKeys: config.autocompleteKeys }),
-    logger: logger.child({ component: 'storage' }),
+  const storeLogger = logger.child({ component: 'storage' });
+  const store = await BackgroundStore.start({
+    open: () =>
+      ClickHouseStore.open({
+        url: config.clickhouseUrl,
+        database: config.clickhouseDatabase,
+        queryTimeoutMs: config.queryTimeoutMs,
+        maxResultBytes: config.maxResultBytes,
+        strictTraceId: config.strictTraceId,
+        ...(config.autocompleteKeys === undefined ? {} : { autocompleteKeys: config.autocompleteKeys }),
+        // The store adds its own component to what it logs.
+        logger,
+      }),
+    logger: storeLogger,
+    onFatal: (error) => {
+      storeLogger.fatal({ err: error }, 'the ClickHouse store cannot be opened');
+      options.onFatal?.(error);
+    },
   });
   let app: QueryApp;
   try {
     app = await buildApp({
-      reader: store.reader,
+      reader: store,
       config,
       logger: logger.child({ component: 'http' }),
       ping: () => store.ping(),
@@ -45,12 +67,11 @@ export async function startServer(options: { config: QueryApiConfig; logger: Log
     address !== null && typeof address === 'object'
       ? `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`
       : String(address);
-  logger.info({ url, database: config.clickhouseDatabase, serverVersion: store.serverVersion }, 'query API listening');
+  logger.info({ url, database: config.clickhouseDatabase, serverVersion: store.store?.serverVersion ?? null }, 'query API listening');
 
   let stopping: Promise<void> | undefined;
   return {
     app,
-    store,
     url,
     stop() {
       stopping ??= (async () => {
