@@ -139,6 +139,7 @@ describe('parseConfig', () => {
     ['TRACEHOUSE_CLICKHOUSE_DATABASE', 'traces.prod', /not a plain identifier/],
     ['TRACEHOUSE_CLICKHOUSE_DATABASE', '2024traces', /not a plain identifier/],
     ['TRACEHOUSE_CLICKHOUSE_DATABASE', 'x'.repeat(64), /at most 63 characters/],
+    ['TRACEHOUSE_CLICKHOUSE_DATABASE', 'system', /ClickHouse's own; expected letters, digits and _/],
     ['TRACEHOUSE_RETENTION_DAYS', '0', /from 1 to/],
     ['TRACEHOUSE_LOG_LEVEL', 'loud', /one of fatal/],
   ];

@@ -129,7 +129,8 @@ function database(env: Env, variable: string, fallback: string): string {
   try {
     return checkIdentifier('database', value);
   } catch (error) {
-    throw new ConfigError(variable, error instanceof Error ? error.message : String(error));
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new ConfigError(variable, `${reason}; expected letters, digits and _, not starting with a digit, at most 63, and not ClickHouse's own (system, information_schema)`);
   }
 }
 
