@@ -135,6 +135,8 @@ export class Collector {
         this.insertsFailing = !ok;
         this.updateUp();
       },
+      // Their connection is gone: the broker delivers them again, to whichever replica.
+      isStale: (tokens) => tokens.every((token) => token.generation !== this.session?.generation),
     });
     this.updateUp();
   }
@@ -412,11 +414,12 @@ export class Collector {
           if (!this.stopping && this.session === current) void this.endSession(current);
         });
       }
-      await channel.prefetch(this.config.prefetch);
+      const prefetch = this.consumerPrefetch();
+      await channel.prefetch(prefetch);
       current.consumerTag = await this.consume(current);
       this.rabbitmqUp = true;
       this.updateUp();
-      this.logger.info({ queue: this.config.queue, prefetch: this.config.prefetch, generation }, 'consuming');
+      this.logger.info({ queue: this.config.queue, prefetch, generation }, 'consuming');
       return { closed, session: current };
     } catch (error) {
       const bound = this.config.rabbitmqConnectTimeoutMs;
@@ -456,6 +459,8 @@ export class Collector {
    */
   private adjustFlow(session: Session | undefined = this.session): void {
     if (session === undefined || session !== this.session || this.stopping || session.flowChange !== undefined) return;
+    // A session being closed starts nothing new: its channel may be gone already.
+    if (session.closing !== undefined) return;
     const bound = this.config.maxPendingBytes;
     const tag = session.consumerTag;
     let change: Promise<void> | undefined;
@@ -466,8 +471,7 @@ export class Collector {
       this.logger.info({ pendingBytes: this.pendingBytes, maxPendingBytes: bound }, 'unacked messages hold too many bytes; pausing consumption');
       change = session.channel.cancel(tag).then(() => undefined);
     } else if (session.paused && this.pendingBytes < bound / 2) {
-      const fits = Math.floor(bound / 2 / Math.max(1, this.averageMessageBytes));
-      const window = Math.max(1, Math.min(this.config.prefetch, fits));
+      const window = this.consumerPrefetch();
       this.logger.info({ pendingBytes: this.pendingBytes, prefetch: window }, 'resuming consumption');
       change = (async () => {
         await session.channel.prefetch(window);
@@ -480,16 +484,29 @@ export class Collector {
       });
     }
     if (change === undefined) return;
-    session.flowChange = change
-      .catch((error: unknown) => {
-        // The channel failed under the request: start over, as for any channel loss.
-        this.logger.warn({ err: error }, 'could not pause or resume consumption; reconnecting');
-        if (!this.stopping && this.session === session) void this.endSession(session);
-      })
-      .finally(() => {
+    session.flowChange = change.then(
+      () => {
         session.flowChange = undefined;
         this.adjustFlow(session);
-      });
+      },
+      (error: unknown) => {
+        session.flowChange = undefined;
+        // The channel failed under the request (or refused it): start over, as for any
+        // channel loss. Not adjustFlow again: that would ask the same channel again.
+        this.logger.warn({ err: error }, 'could not pause or resume consumption; reconnecting');
+        if (!this.stopping && this.session === session) void this.endSession(session);
+      },
+    );
+  }
+
+  /**
+   * The prefetch of a new consumer: the configured one, or fewer once the
+   * messages seen are so large that it would not fit in half of maxPendingBytes.
+   */
+  private consumerPrefetch(): number {
+    if (this.averageMessageBytes === 0) return this.config.prefetch;
+    const fits = Math.floor(this.config.maxPendingBytes / 2 / this.averageMessageBytes);
+    return Math.max(1, Math.min(this.config.prefetch, fits));
   }
 
   /** Counts a batched message's rows against maxPendingBytes. */

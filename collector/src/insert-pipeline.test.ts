@@ -22,7 +22,7 @@ function batch(ids: number[], perMessage = 2): Batch<Tok, Part> {
   };
 }
 
-function setup(sink: SpanSink<Part>, concurrency = 2, maxSpansPerInsert = 1_000) {
+function setup(sink: SpanSink<Part>, concurrency = 2, maxSpansPerInsert = 1_000, isStale?: (tokens: readonly Tok[]) => boolean) {
   const committed: number[][] = [];
   const rejected: number[] = [];
   const health: boolean[] = [];
@@ -37,6 +37,7 @@ function setup(sink: SpanSink<Part>, concurrency = 2, maxSpansPerInsert = 1_000)
     onCommitted: (tokens) => committed.push(tokens.map((t) => t.id)),
     onRejected: (token) => rejected.push(token.id),
     onHealth: (ok) => health.push(ok),
+    ...(isStale === undefined ? {} : { isStale }),
   });
   return { pipeline, committed, rejected, health, metrics };
 }
@@ -51,6 +52,34 @@ describe('InsertPipeline', () => {
     release();
     await pipeline.drain();
     expect(committed).toEqual([[1, 2]]);
+  });
+
+  it('stops retrying a batch whose messages will come again, and lets it go without a verdict', async () => {
+    let calls = 0;
+    const lost = new Set<number>();
+    const { pipeline, committed, rejected } = setup(
+      {
+        write: () => {
+          calls++;
+          return Promise.reject(new StorageError({ code: 'connection', message: 'down' }));
+        },
+      },
+      2,
+      1_000,
+      (tokens) => tokens.every((token) => lost.has(token.id)),
+    );
+    pipeline.submit(batch([1, 2]));
+    await new Promise((r) => setTimeout(r, 30));
+    expect(calls).toBeGreaterThan(1);
+    // The connection of messages 1 and 2 is lost: the broker redelivers them.
+    lost.add(1).add(2);
+    await pipeline.drain();
+    const callsThen = calls;
+    await new Promise((r) => setTimeout(r, 50));
+    expect(calls).toBe(callsThen);
+    expect(committed).toEqual([]);
+    expect(rejected).toEqual([]);
+    expect(pipeline.pending).toBe(0);
   });
 
   it('retries a retryable failure with backoff and never reports it committed early', async () => {

@@ -47,6 +47,11 @@ export interface InsertPipelineOptions<T extends CountedToken, P> {
   onRejected: (token: T, part: P, error: unknown) => void;
   /** Called with false on a failed insert, true on a successful one. */
   onHealth: (ok: boolean) => void;
+  /**
+   * True for messages that will come again anyway (their channel is gone):
+   * a failed insert of nothing else is not retried, and its rows are let go.
+   */
+  isStale?: (tokens: readonly T[]) => boolean;
 }
 
 export function isRetryable(error: unknown): boolean {
@@ -162,7 +167,7 @@ export class InsertPipeline<T extends CountedToken, P> {
   private async run(batch: Batch<T, P>): Promise<void> {
     this.o.metrics.batchSpans.observe(batch.spanCount);
     this.o.metrics.batchMessages.observe(batch.tokens.length);
-    const outcome = await this.writeWithRetry(batch.parts, batch.spanCount);
+    const outcome = await this.writeWithRetry(batch.tokens, batch.parts, batch.spanCount);
     if (outcome === 'aborted') return;
     if (outcome === 'ok') {
       // Acks first: whatever happens after, a stored message must not hold its prefetch slot.
@@ -174,7 +179,7 @@ export class InsertPipeline<T extends CountedToken, P> {
     for (let i = 0; i < batch.tokens.length; i++) {
       const token = batch.tokens[i] as T;
       const part = batch.parts[i] as P;
-      const single = batch.tokens.length === 1 ? outcome : await this.writeWithRetry([part], token.spanCount);
+      const single = batch.tokens.length === 1 ? outcome : await this.writeWithRetry([token], [part], token.spanCount);
       if (single === 'aborted') return;
       if (single === 'ok') {
         this.notify('onCommitted', () => this.o.onCommitted([token]));
@@ -186,7 +191,7 @@ export class InsertPipeline<T extends CountedToken, P> {
     }
   }
 
-  private async writeWithRetry(parts: readonly P[], spans: number): Promise<'ok' | 'aborted' | { error: unknown }> {
+  private async writeWithRetry(tokens: readonly T[], parts: readonly P[], spans: number): Promise<'ok' | 'aborted' | { error: unknown }> {
     if (spans === 0) return 'ok';
     const signal = this.aborter.signal;
     for (let attempt = 1; ; attempt++) {
@@ -206,6 +211,10 @@ export class InsertPipeline<T extends CountedToken, P> {
           return { error };
         }
         this.notify('onHealth', () => this.o.onHealth(false));
+        if (this.o.isStale?.(tokens) === true) {
+          this.o.logger.info({ spans }, 'insert failed for messages the broker will deliver again; not retrying it');
+          return 'aborted';
+        }
         const delay = backoffDelay(attempt, this.o.retry);
         this.o.logger.warn({ err: error, attempt, retryInMs: delay, spans }, 'insert failed; retrying');
         this.o.metrics.insertRetries.inc();
