@@ -11,7 +11,7 @@ import { isIPv4, isIPv6 } from 'node:net';
 import { SpanKind, SpanStatusCode, type AttributeValue, type Attributes, type HrTime } from '@opentelemetry/api';
 import { defaultServiceName, type Resource } from '@opentelemetry/resources';
 import type { ReadableSpan, TimedEvent } from '@opentelemetry/sdk-trace-base';
-import type { Annotation, Endpoint, Span, SpanKind as ZipkinKind } from '@tracehouse/model';
+import { normalizeSpan, type Annotation, type Endpoint, type Span, type SpanKind as ZipkinKind } from '@tracehouse/model';
 
 export const STATUS_CODE_TAG = 'otel.status_code';
 export const STATUS_ERROR_TAG = 'error';
@@ -122,8 +122,38 @@ export function attributeToTag(value: AttributeValue): string {
   return JSON.stringify(value);
 }
 
+/** Whole microseconds (rounded, also for an hrtime whose seconds have a fraction). */
 export function hrTimeToMicros(time: HrTime): number {
-  return time[0] * 1_000_000 + Math.round(time[1] / 1000);
+  // Each part rounded on its own: summing first would round through a double's 0.25 µs steps.
+  return Math.round(time[0] * 1_000_000) + Math.round(time[1] / 1000);
+}
+
+/** What the collector takes as a time: whole, positive microseconds below 2^53. */
+export function isEpochMicros(micros: number): boolean {
+  return Number.isSafeInteger(micros) && micros > 0;
+}
+
+/**
+ * A span the collector would refuse (ids that are not hex, all zeros, times
+ * beyond 2^53 microseconds, ...): dropped here and counted as a conversion
+ * error rather than published, counted as exported, and dropped there.
+ */
+export class ZipkinConversionError extends Error {
+  constructor(
+    readonly reason: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ZipkinConversionError';
+  }
+}
+
+/** A scope name or version as text (a tag value is a string), when it is set. */
+function textOf(value: unknown): string | undefined {
+  if (value === undefined || value === null || value === '') return undefined;
+  if (typeof value === 'string') return value;
+  if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') return String(value);
+  return JSON.stringify(value) ?? typeof value;
 }
 
 /** A finished span's duration in whole microseconds; Zipkin reads a zero duration as "unknown", so at least 1. */
@@ -185,14 +215,15 @@ export function remoteCandidates(kind: ZipkinKind | undefined): readonly RemoteC
 /**
  * The span's events as annotations. An event named "" without attributes
  * would be an annotation with an empty value, which Zipkin's proto3 form
- * cannot carry and tracehouse's collector refuses along with its span: it is
- * left out, the span kept.
+ * cannot carry, and one at time 0 or before (an event given `new Date(0)`)
+ * has no time Zipkin can hold: tracehouse's collector refuses either along
+ * with its span, so they are left out, the span kept.
  */
 function annotationsOf(events: readonly TimedEvent[]): Annotation[] | undefined {
   const annotations: Annotation[] = [];
   for (const event of events) {
     const converted = annotation(event);
-    if (converted.value !== '') annotations.push(converted);
+    if (converted.value !== '' && isEpochMicros(converted.timestamp)) annotations.push(converted);
   }
   return annotations.length > 0 ? annotations : undefined;
 }
@@ -285,7 +316,7 @@ export class ZipkinSpanConverter {
       if (value !== undefined && value !== null) tags[key] = attributeToTag(value);
     }
     const scope = span.instrumentationScope;
-    setScopeTags(tags, scope.name, scope.version);
+    setScopeTags(tags, textOf(scope.name), textOf(scope.version));
     const status = span.status;
     if (status.code === SpanStatusCode.OK) {
       tags[STATUS_CODE_TAG] = 'OK';
@@ -318,7 +349,7 @@ export class ZipkinSpanConverter {
       parentId: parentId === '' ? undefined : parentId,
       id: context.spanId,
       kind,
-      name: span.name,
+      name: typeof span.name === 'string' ? span.name : String(span.name),
       timestamp: hrTimeToMicros(span.startTime),
       duration: durationMicros(span),
       localEndpoint: resource.localEndpoint,
@@ -326,6 +357,9 @@ export class ZipkinSpanConverter {
       annotations: span.events.length > 0 ? annotationsOf(span.events) : undefined,
       tags: hasTags ? tags : undefined,
     };
+    // The collector's own rules, on what the fast path leaves to this one (odd input only).
+    const checked = normalizeSpan(zipkin);
+    if (!checked.ok) throw new ZipkinConversionError(checked.reason, `span ${String(context.spanId)} would be refused: ${checked.message}`);
     return zipkin;
   }
 }

@@ -10,8 +10,8 @@ import {
 import { decodeSpans } from '@tracehouse/model';
 import { describe, expect, it } from 'vitest';
 import { SpanBuffer } from './span-buffer.js';
-import { wireFormat } from './wire-format.js';
-import { ZipkinSpanConverter, type ZipkinConversionOptions } from './zipkin-conversion.js';
+import { spanEncoder, wireFormat } from './wire-format.js';
+import { ZipkinConversionError, ZipkinSpanConverter, type ZipkinConversionOptions } from './zipkin-conversion.js';
 import { ZipkinJsonEncoder } from './zipkin-json-encoder.js';
 import { seededRandom } from './seeded-random.test.helpers.js';
 
@@ -73,8 +73,8 @@ function attributes(): Attributes {
   return out;
 }
 
-function time(): HrTime {
-  return pick<HrTime>([
+function time(refusable = true): HrTime {
+  const times: HrTime[] = [
     [1764369000, 123_456_789],
     [1764369000, 999_999_600], // rounds up to the next second
     [0, 0],
@@ -82,8 +82,11 @@ function time(): HrTime {
     [1, 500],
     [1764369000, 0],
     [4102444800, 1000], // beyond 2100
-    [17643690001, 5],
-  ]);
+    [1764369000.0000005, 0], // a fraction of a microsecond in the seconds
+  ];
+  // Beyond 2^53 microseconds: the collector would refuse the span, so the encoder does.
+  if (refusable) times.push([17643690001, 5]);
+  return pick(times);
 }
 
 const RESOURCES: Resource[] = [
@@ -114,9 +117,14 @@ function event(): TimedEvent {
 
 const KINDS = [SpanKind.INTERNAL, SpanKind.SERVER, SpanKind.CLIENT, SpanKind.PRODUCER, SpanKind.CONSUMER];
 
-/** A span as a plain object: reaches cases the SDK never produces (raw attribute values, odd counts). */
-function handMadeSpan(): ReadableSpan {
-  const traceId = pick(['4bf92f3577b34da6a3ce929d0e0e4736', '00000000000000000000000000000001', 'ABCDEF"', 'é1']);
+/**
+ * A span as a plain object: reaches cases the SDK never produces (raw attribute values, odd counts).
+ * `refusable`: also ids and times the collector would refuse, which the encoder must refuse too.
+ */
+function handMadeSpan(refusable = false): ReadableSpan {
+  const validTraceIds = ['4bf92f3577b34da6a3ce929d0e0e4736', '00000000000000000000000000000001'];
+  const refusedTraceIds = ['ABCDEF"', 'é1', '0'.repeat(32), '4BF92F3577B34DA6A3CE929D0E0E4736'];
+  const traceId = refusable && rand() < 0.2 ? pick(refusedTraceIds) : pick(validTraceIds);
   const spanId = pick(['00f067aa0ba902b7', 'b7ad6b7169203331']);
   const parent = pick([undefined, { traceId, spanId: '53995c3f42cd8ad8', traceFlags: 1 }, { traceId, spanId: '', traceFlags: 1 }]);
   const status = pick([
@@ -132,8 +140,8 @@ function handMadeSpan(): ReadableSpan {
     kind: rand() < 0.05 ? (9 as SpanKind) : pick(KINDS),
     spanContext: () => ({ traceId, spanId, traceFlags: 1 }),
     parentSpanContext: parent,
-    startTime: time(),
-    endTime: time(),
+    startTime: time(refusable),
+    endTime: time(refusable),
     status,
     attributes: attributes(),
     links: [],
@@ -181,27 +189,90 @@ function reference(converter: ZipkinSpanConverter, span: ReadableSpan): Buffer {
   return Buffer.from(JSON.stringify(converter.convert(span)), 'utf8');
 }
 
+/** The bytes `encode` gives, or the reason it refuses the span (what the collector would drop). */
+function attempt(encode: () => Buffer): Buffer | string {
+  try {
+    return encode();
+  } catch (error) {
+    if (error instanceof ZipkinConversionError) return `refused: ${error.reason}`;
+    throw error;
+  }
+}
+
 const OPTIONS: ZipkinConversionOptions[] = [{}, { resourceTags: 'all' }, { resourceTags: 'none' }, { resourceTags: ['host.name', '7', 'host.name', 'process.pid'] }];
+
+describe('what the exporter writes, the collector takes whole', () => {
+  // The SDK accepts all of these from application code.
+  const memory = new InMemorySpanExporter();
+  const provider = new BasicTracerProvider({ resource: RESOURCES[0] as Resource, spanProcessors: [new SimpleSpanProcessor(memory)] });
+  const oddTracer = provider.getTracer(123 as unknown as string, 4 as unknown as string);
+  const odd = oddTracer.startSpan(42 as unknown as string, { startTime: [1_700_000_000.0000005, 0] });
+  odd.addEvent('at the epoch', new Date(0));
+  odd.addEvent('before it', [-5, 0]);
+  odd.addEvent('kept', [1_700_000_000, 5_000]);
+  odd.end([1_700_000_001, 0]);
+  const far = provider.getTracer('t').startSpan('far future', { startTime: new Date(8.64e15) });
+  far.end(new Date(8.64e15));
+  // A custom IdGenerator can hand the SDK ids the collector refuses.
+  for (const [traceId, spanId] of [
+    ['0'.repeat(32), '0'.repeat(16)],
+    ['z'.repeat(32), '00f067aa0ba902b7'],
+  ] as const) {
+    const idGenerator = { generateTraceId: () => traceId, generateSpanId: () => spanId };
+    new BasicTracerProvider({ idGenerator, spanProcessors: [new SimpleSpanProcessor(memory)] }).getTracer('t').startSpan(`ids ${traceId}`).end();
+  }
+  const [oddSpan, farSpan, zeroIds, notHex] = memory.getFinishedSpans() as [ReadableSpan, ReadableSpan, ReadableSpan, ReadableSpan];
+
+  it.each(['json', 'proto3'] as const)('mends odd times, names and scopes, and refuses what it cannot mend (%s)', (encoding) => {
+    const encode = spanEncoder(encoding);
+    const piece = encode(oddSpan);
+    const body = encoding === 'json' ? Buffer.concat([Buffer.from('['), piece, Buffer.from(']')]) : piece;
+    const decoded = decodeSpans(body);
+    expect(decoded).toMatchObject({ ok: true, dropped: [] });
+    const [span] = decoded.ok ? decoded.spans : [];
+    expect(span).toMatchObject({
+      name: '42',
+      timestamp: 1_700_000_000_000_001,
+      duration: 1_000_000,
+      annotations: [{ timestamp: 1_700_000_000_000_005, value: 'kept' }],
+      tags: { 'otel.scope.name': '123', 'otel.scope.version': '4' },
+    });
+    for (const refused of [farSpan, zeroIds, notHex]) {
+      expect(() => encode(refused), refused.name).toThrow(ZipkinConversionError);
+    }
+  });
+});
 
 describe('ZipkinJsonEncoder', () => {
   it.each(OPTIONS)('writes exactly the bytes of JSON.stringify(convert(span)) for varied spans (%j)', (options) => {
     const converter = new ZipkinSpanConverter(options);
     const encoder = new ZipkinJsonEncoder(options);
-    const spans = [...sdkSpans(40), ...Array.from({ length: 3000 }, handMadeSpan)];
+    const spans = [...sdkSpans(40), ...Array.from({ length: 3000 }, () => handMadeSpan(true))];
     // All pieces kept until the end: later spans must not overwrite earlier pieces (they share slabs).
-    const pieces = spans.map((span) => encoder.encode(span));
+    const pieces = spans.map((span) => attempt(() => encoder.encode(span)));
+    let refused = 0;
     spans.forEach((span, i) => {
-      const expected = reference(converter, span);
-      const piece = pieces[i] as Buffer;
-      if (!piece.equals(expected)) {
+      // Both refuse the same spans (for the same reason), or both write the same bytes.
+      const expected = attempt(() => reference(converter, span));
+      const piece = pieces[i] as Buffer | string;
+      if (typeof expected === 'string') {
+        refused++;
+        expect(piece).toBe(expected);
+        return;
+      }
+      expect(typeof piece).not.toBe('string');
+      if (!(piece as Buffer).equals(expected)) {
         // The first difference, readable.
         expect(piece.toString('utf8')).toBe(expected.toString('utf8'));
       }
-      expect(piece.equals(expected)).toBe(true);
+      expect((piece as Buffer).equals(expected)).toBe(true);
     });
+    // Hand-made spans with ids that are not hex or times beyond 2^53 µs are refused; most are not.
+    expect(refused).toBeGreaterThan(0);
+    expect(refused).toBeLessThan(spans.length / 2);
     const fused = spans.length - encoder.referenceSpans;
-    // Most spans go through the fused path; the rest are the rare keys and the odd resource.
-    expect(fused).toBeGreaterThan(spans.length * 0.5);
+    // Most spans go through the fused path; the rest are the rare keys, the odd resource and the refused.
+    expect(fused).toBeGreaterThan((spans.length - refused) * 0.5);
     expect(encoder.referenceSpans).toBeGreaterThan(0);
   });
 

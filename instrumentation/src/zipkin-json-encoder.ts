@@ -33,6 +33,7 @@ import {
   durationMicros,
   findRemoteCandidate,
   hrTimeToMicros,
+  isEpochMicros,
   remoteCandidates,
   remoteEndpointFrom,
   resourceView,
@@ -42,6 +43,22 @@ import {
   type ZipkinConversionOptions,
 } from './zipkin-conversion.js';
 import { SLAB_BYTES, type SlabTarget } from './span-buffer.js';
+
+/**
+ * An id as the SDK makes them: `length` lower-case hex characters, not all
+ * zeros. A loop rather than a regular expression: it runs for every span.
+ */
+function isLowerHexId(id: string, length: number): boolean {
+  if (id.length !== length) return false;
+  let zeros = true;
+  for (let i = 0; i < length; i++) {
+    const c = id.charCodeAt(i);
+    if (c === 0x30) continue;
+    if (!((c > 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66))) return false;
+    zeros = false;
+  }
+  return !zeros;
+}
 
 /** Fresh slabs, never rewritten: what `encode` hands out views of. */
 class FreshSlabs implements SlabTarget {
@@ -395,6 +412,13 @@ export class ZipkinJsonEncoder {
     const parentId = span.parentSpanContext?.spanId;
     if (typeof traceId !== 'string' || typeof id !== 'string' || typeof name !== 'string') return false;
     if (parentId !== undefined && typeof parentId !== 'string') return false;
+    // Ids as the SDK makes them; anything else is for the reference path to judge.
+    if (!isLowerHexId(traceId, 32) || !isLowerHexId(id, 16)) return false;
+    if (parentId !== undefined && parentId !== '' && !isLowerHexId(parentId, 16)) return false;
+    const timestamp = hrTimeToMicros(span.startTime);
+    const duration = durationMicros(span);
+    // Times the collector reads (at or below 0 as absent); beyond 2^53 it refuses the span.
+    if (!Number.isSafeInteger(timestamp) || !Number.isSafeInteger(duration)) return false;
     const scope = this.#scope(span.instrumentationScope.name, span.instrumentationScope.version);
     if (!scope.fused) return false;
 
@@ -409,9 +433,9 @@ export class ZipkinJsonEncoder {
     this.#chars(id);
     const kind = KIND[span.kind];
     const encodedName = this.#nameAndKind(kind === undefined ? 0 : span.kind, name);
-    this.#number(hrTimeToMicros(span.startTime));
+    this.#number(timestamp);
     this.#chunk(DURATION);
-    this.#number(durationMicros(span));
+    this.#number(duration);
 
     const attributes = span.attributes;
     const candidates = remoteCandidates(kind);
@@ -425,11 +449,12 @@ export class ZipkinJsonEncoder {
       this.#chunk(ANNOTATIONS);
       for (let i = 0; i < events.length; i++) {
         if (i > 0) this.#byte(COMMA);
-        const { timestamp, value } = annotation(events[i] as (typeof events)[number]);
-        // An empty value (an event named "" without attributes) is left out: the reference path does that.
-        if (typeof value !== 'string' || value === '') return false;
+        const event = annotation(events[i] as (typeof events)[number]);
+        // An empty value (an event named "" without attributes) or a time at or before 0 is left out: the reference path does that.
+        if (typeof event.value !== 'string' || event.value === '' || !isEpochMicros(event.timestamp)) return false;
+        const value = event.value;
         this.#chunk(ANNOTATION_TIMESTAMP);
-        this.#number(timestamp);
+        this.#number(event.timestamp);
         this.#chunk(ANNOTATION_VALUE);
         this.#string(value);
         this.#byte(CLOSE_BRACE);
