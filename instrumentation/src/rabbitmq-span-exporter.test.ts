@@ -115,6 +115,17 @@ describe('RabbitMqSpanExporter without a broker', () => {
     await exporter.shutdown();
   });
 
+  it('a forceFlush still waiting ends with the shutdown, not at its own, longer timeout', async () => {
+    const exporter = unreachable({ flushTimeoutMillis: 10_000, shutdownTimeoutMillis: 200 });
+    await exportAsync(exporter, spans(3));
+    const flushed = exporter.forceFlush();
+    await exporter.shutdown();
+    const started = Date.now();
+    await flushed;
+    expect(Date.now() - started).toBeLessThan(500);
+    expect(exporter.stats().spansDropped.shutdown).toBe(3);
+  });
+
   it('exposes its counters through the OpenTelemetry metrics API', async () => {
     const reader = new TestReader();
     const meterProvider = new MeterProvider({ readers: [reader] });

@@ -505,6 +505,12 @@ export class RabbitMqSpanExporter implements SpanExporter {
       }
     } catch (error) {
       logger.error('shutdown failed', error);
+    } finally {
+      // A forceFlush still waiting has nothing left to wait for (what was buffered is delivered or
+      // counted), and its timer would hold the process up to flushTimeoutMillis after the shutdown.
+      const waiters = this.#idleWaiters;
+      this.#idleWaiters = [];
+      for (const wake of waiters) wake();
     }
   }
 }
