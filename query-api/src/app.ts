@@ -172,7 +172,7 @@ function toErrorResponse(error: FastifyError | Error, log: FastifyBaseLogger): {
     }
     log.error({ err: error, storageCode: error.code }, 'storage error');
     if (error.code === 'timeout') return { status: 504, body: { code: 'QUERY_TIMEOUT', message: 'the query took too long' } };
-    if (error.code === 'connection' || error.code === 'overloaded' || error.code === 'closed') {
+    if (error.code === 'connection' || error.code === 'overloaded' || error.code === 'closed' || error.code === 'auth') {
       return { status: 503, body: { code: 'STORAGE_UNAVAILABLE', message: 'the trace store is unavailable; try again' } };
     }
     if (error.code === 'bad_input') return { status: 400, body: { code: 'INVALID_PARAMETER', message: 'a parameter cannot be used in a query' } };

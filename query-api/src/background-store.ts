@@ -11,10 +11,22 @@ import type { Logger } from 'pino';
 export interface BackgroundStoreOptions {
   open: () => Promise<ClickHouseStore>;
   logger: Logger;
-  /** Called once when opening fails for good (an error retrying cannot fix). */
+  /** Called once when opening fails for good after start() resolved (an error retrying cannot fix). */
   onFatal: (error: unknown) => void;
+  /** How long start() waits for the first attempt before the rest goes on in the background [2000]. */
+  firstAttemptMs?: number;
   retryInitialMs?: number;
   retryMaxMs?: number;
+}
+
+/**
+ * What retrying cannot fix when opening: a refused URL or option
+ * (`bad_input`), a schema that cannot be migrated (`schema`), refused
+ * credentials (`auth`). Anything else may pass: the server starting, a
+ * network, an overloaded server.
+ */
+function isFatal(error: unknown): boolean {
+  return !(error instanceof StorageError) || error.code === 'auth' || !error.retryable;
 }
 
 export class BackgroundStore implements TraceReader {
@@ -23,22 +35,33 @@ export class BackgroundStore implements TraceReader {
   #lastError: unknown;
   #closed = false;
   #timer: NodeJS.Timeout | undefined;
-  #opening: Promise<void> | undefined;
 
   private constructor(options: BackgroundStoreOptions) {
     this.#options = options;
   }
 
   /**
-   * Makes the first attempt before resolving: an error retrying cannot fix
-   * (a bad URL, a schema from a newer version) rejects, so the process stops
-   * at once as it did before; an unreachable server resolves, and the store
+   * Makes the first attempt, waiting for it up to `firstAttemptMs`: an error
+   * retrying cannot fix rejects, so the process stops at once; an unreachable
+   * server, or one that does not answer in that time, resolves, and the store
    * keeps trying in the background.
    */
   static async start(options: BackgroundStoreOptions): Promise<BackgroundStore> {
     const background = new BackgroundStore(options);
-    const failed = await background.#attempt(1);
-    if (failed !== undefined) throw failed.fatal;
+    let started = false;
+    const first = background.#attempt(1).then((failed) => {
+      // Failed for good after start() gave up waiting: that is the owner's to act on.
+      if (failed !== undefined && started && !background.#closed) options.onFatal(failed.fatal);
+      return failed;
+    });
+    let timer: NodeJS.Timeout | undefined;
+    const waited = new Promise<'waited'>((resolve) => {
+      timer = setTimeout(() => resolve('waited'), options.firstAttemptMs ?? 2_000);
+    });
+    const outcome = await Promise.race([first, waited]);
+    clearTimeout(timer);
+    started = true;
+    if (outcome !== 'waited' && outcome !== undefined) throw outcome.fatal;
     return background;
   }
 
@@ -51,34 +74,37 @@ export class BackgroundStore implements TraceReader {
     return this.#store === undefined ? false : this.#store.ping();
   }
 
-  /** Stops retrying and closes the store (also one still opening). Idempotent. */
+  /**
+   * Stops retrying and closes the store. An attempt still under way is not
+   * waited for (a server that does not answer must not hold up a stop): it
+   * closes what it opens itself. Idempotent.
+   */
   async close(): Promise<void> {
     this.#closed = true;
     clearTimeout(this.#timer);
-    await this.#opening;
-    await this.#store?.close();
+    const store = this.#store;
+    this.#store = undefined;
+    await store?.close();
   }
 
   /** One try at opening; what failed for good, if it did (a retryable failure schedules the next try). */
   async #attempt(attempt: number): Promise<{ fatal: unknown } | undefined> {
-    const opening = this.#options.open();
-    this.#opening = opening.then(
-      () => undefined,
-      () => undefined,
-    );
     let store: ClickHouseStore;
     try {
-      store = await opening;
+      store = await this.#options.open();
     } catch (error) {
-      if (!(error instanceof StorageError && error.retryable)) return { fatal: error };
+      if (isFatal(error)) return { fatal: error };
       this.#lastError = error;
       if (!this.#closed) this.#retryLater(attempt);
       return undefined;
     }
-    // close() came while it was opening: nobody will use it.
-    if (this.#closed) await store.close();
-    else this.#store = store;
-    if (attempt > 1 && !this.#closed) this.#options.logger.info({ attempt }, 'ClickHouse store open; the API serves reads again');
+    if (this.#closed) {
+      // close() came while it was opening: nobody will use it.
+      await store.close().catch((error: unknown) => this.#options.logger.warn({ err: error }, 'closing a store opened after the stop failed'));
+      return undefined;
+    }
+    this.#store = store;
+    if (attempt > 1) this.#options.logger.info({ attempt }, 'ClickHouse store open; the API serves reads again');
     return undefined;
   }
 
@@ -88,7 +114,7 @@ export class BackgroundStore implements TraceReader {
     this.#options.logger.warn({ err: this.#lastError, attempt, retryInMs: delay }, 'ClickHouse is not reachable; reads answer 503 until it is');
     this.#timer = setTimeout(() => {
       void this.#attempt(attempt + 1).then((failed) => {
-        if (failed !== undefined) this.#options.onFatal(failed.fatal);
+        if (failed !== undefined && !this.#closed) this.#options.onFatal(failed.fatal);
       });
     }, delay);
     this.#timer.unref();

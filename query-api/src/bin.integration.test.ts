@@ -216,4 +216,41 @@ describe('tracehouse-query-api bin', () => {
       forwarder?.close();
     }
   });
+
+  it('exits 1 at once, saying so, when ClickHouse refuses the credentials', async () => {
+    const url = new URL(CLICKHOUSE_URL);
+    url.username = 'nobody_at_all';
+    const { child, stdout } = runOnFreePort({ TRACEHOUSE_CLICKHOUSE_DATABASE: database, TRACEHOUSE_CLICKHOUSE_URL: url.toString() });
+    const [code] = (await once(child, 'exit')) as [number];
+    expect(code).toBe(1);
+    const fatal = stdout()
+      .split('\n')
+      .find((line) => line.includes('query API failed to start'));
+    expect(fatal).toMatch(/Unknown user nobody_at_all.*"code":"auth"/);
+  });
+
+  it('listens at once when ClickHouse accepts connections but never answers, and stops at once', async () => {
+    const silent = createServer(() => undefined);
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const port = (silent.address() as { port: number }).port;
+    const started = Date.now();
+    const { child, stdout } = runOnFreePort({
+      TRACEHOUSE_CLICKHOUSE_DATABASE: database,
+      TRACEHOUSE_CLICKHOUSE_URL: `http://127.0.0.1:${port}`,
+      TRACEHOUSE_CLICKHOUSE_TIMEOUT_MS: '20000',
+    });
+    try {
+      const url = await listeningUrl(stdout, child);
+      expect(Date.now() - started).toBeLessThan(5_000);
+      expect((await fetch(`${url}/api/v2/services`)).status).toBe(503);
+      const stopping = Date.now();
+      const exited = once(child, 'exit') as Promise<[number | null]>;
+      child.kill('SIGTERM');
+      expect((await exited)[0]).toBe(0);
+      expect(Date.now() - stopping).toBeLessThan(3_000);
+    } finally {
+      child.kill('SIGKILL');
+      silent.close();
+    }
+  });
 });

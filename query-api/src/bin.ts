@@ -2,7 +2,7 @@
 // tracehouse-query-api: the Zipkin v2 query API over ClickHouse.
 import { pino } from 'pino';
 import { CONFIG_HELP, ConfigError, parseConfig, type QueryApiConfig } from './config.js';
-import { startServer, stopOnSignals, type QueryServer } from './server.js';
+import { startServer, stopOnSignals } from './server.js';
 
 if (process.argv.includes('--help') || process.argv.includes('-h')) {
   console.log(`Usage: tracehouse-query-api\n\n${CONFIG_HELP}`);
@@ -26,12 +26,11 @@ try {
 // synchronously, a broken pipe only stops the logging.
 const logger = pino({ name: 'tracehouse-query-api', level: config.logLevel }, pino.destination({ dest: 1, sync: true }));
 try {
-  const server: QueryServer = await startServer({
+  const server = await startServer({
     config,
     logger,
-    // ClickHouse came up with something retrying cannot fix (startServer logged it). Only
-    // called after startServer resolved, so `server` is set.
-    onFatal: () => void server.stop().finally(() => process.exit(1)),
+    // ClickHouse came up with something retrying cannot fix (startServer logged it).
+    onFatal: (_error, failed) => void failed.stop().finally(() => process.exit(1)),
   });
   stopOnSignals(server, logger);
 } catch (error) {

@@ -22,15 +22,17 @@ export interface StartServerOptions {
   logger: Logger;
   /**
    * Called once if the store, opening in the background, fails for good (a
-   * ClickHouse that came up with a schema this version cannot use). The bin
-   * logs it and exits 1. A failure at the first attempt rejects startServer.
+   * ClickHouse that came up refusing the credentials). The bin logs it and
+   * exits 1. A failure found at start rejects startServer instead.
    */
-  onFatal?: (error: unknown) => void;
+  onFatal?: (error: unknown, server: QueryServer) => void;
 }
 
 export async function startServer(options: StartServerOptions): Promise<QueryServer> {
   const { config, logger } = options;
   const storeLogger = logger.child({ component: 'storage' });
+  // A failure for good may come while the app is still being built: it is reported once the server exists.
+  const started: { server?: QueryServer; fatal?: { error: unknown } } = {};
   const store = await BackgroundStore.start({
     open: () =>
       ClickHouseStore.open({
@@ -46,7 +48,8 @@ export async function startServer(options: StartServerOptions): Promise<QuerySer
     logger: storeLogger,
     onFatal: (error) => {
       storeLogger.fatal({ err: error }, 'the ClickHouse store cannot be opened');
-      options.onFatal?.(error);
+      if (started.server === undefined) started.fatal ??= { error };
+      else options.onFatal?.(error, started.server);
     },
   });
   let app: QueryApp;
@@ -70,7 +73,7 @@ export async function startServer(options: StartServerOptions): Promise<QuerySer
   logger.info({ url, database: config.clickhouseDatabase, serverVersion: store.store?.serverVersion ?? null }, 'query API listening');
 
   let stopping: Promise<void> | undefined;
-  return {
+  const server: QueryServer = {
     app,
     url,
     stop() {
@@ -85,6 +88,9 @@ export async function startServer(options: StartServerOptions): Promise<QuerySer
       return stopping;
     },
   };
+  started.server = server;
+  if (started.fatal !== undefined) options.onFatal?.(started.fatal.error, server);
+  return server;
 }
 
 /**

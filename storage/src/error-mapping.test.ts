@@ -64,6 +64,19 @@ describe('toStorageError', () => {
     expect(toStorageError(unknown, 'insert')).toMatchObject({ code: 'server', retryable: true });
   });
 
+  it('names refused credentials and rights auth, still retryable for an insert waiting for the fix', () => {
+    for (const [code, text] of [
+      [192, 'Unknown user nobody'],
+      [193, 'Wrong password for user default'],
+      [516, 'default: Authentication failed'],
+      [497, 'Not enough privileges'],
+      [164, 'Cannot execute query in readonly mode'],
+    ] as const) {
+      const error = new Error(`Code: ${code}, e.displayText() = DB::Exception: ${text}`);
+      expect(toStorageError(error, 'open'), text).toMatchObject({ code: 'auth', retryable: true });
+    }
+  });
+
   it('passes a StorageError through unchanged', () => {
     const original = new StorageError({ code: 'bad_input', message: 'x' });
     expect(toStorageError(original, 'y')).toBe(original);

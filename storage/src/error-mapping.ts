@@ -13,6 +13,18 @@ const OVERLOADED_CODES = new Set([
 ]);
 const TIMEOUT_CODES = new Set([159, 160, 209]); // TIMEOUT_EXCEEDED, TOO_SLOW, SOCKET_TIMEOUT
 const NETWORK_CODES = new Set([210, 279, 394]); // NETWORK_ERROR, ALL_CONNECTION_TRIES_FAILED, QUERY_WAS_CANCELLED
+// The user or its rights: an operator must act. Retryable all the same: an
+// insert waits for the fix rather than dead-letter good spans; opening a store
+// (collector, query API) gives up on them instead.
+const AUTH_CODES = new Set([
+  164, // READONLY
+  192, // UNKNOWN_USER
+  193, // WRONG_PASSWORD
+  194, // REQUIRED_PASSWORD
+  195, // IP_ADDRESS_NOT_ALLOWED
+  497, // ACCESS_DENIED
+  516, // AUTHENTICATION_FAILED
+]);
 const TOO_MANY_ROWS_OR_BYTES = 396; // the read's max_result_bytes (TextReadOptions.maxBytes) was exceeded
 
 // Errors caused by the rows themselves: sending the same rows again fails the
@@ -102,6 +114,7 @@ export function toStorageError(error: unknown, what: string): StorageError {
     if (code === TOO_MANY_ROWS_OR_BYTES) {
       return new StorageError({ code: 'too_large', message: `${what}: ${message}`, cause: error, retryable: false });
     }
+    if (AUTH_CODES.has(code)) return new StorageError({ code: 'auth', message: `${what}: ${message}`, cause: error, retryable: true });
     if (OVERLOADED_CODES.has(code)) {
       return new StorageError({ code: 'overloaded', message: `${what}: ${message}`, cause: error });
     }

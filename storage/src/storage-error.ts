@@ -10,6 +10,7 @@ export type StorageErrorCode =
   | 'overloaded' // the server refused work for now (too many parts, memory, too many queries)
   | 'server' // the server answered with another error
   | 'too_many_partitions' // one INSERT touched more day partitions than the server allows (rows spanning many days)
+  | 'auth' // the server refused the credentials or the rights (unknown user, wrong password, access denied, read-only)
   | 'bad_input' // the caller's input cannot be bound (wrong type, out of range)
   | 'too_large' // the answer holds more bytes than the read allows (maxBytes)
   | 'schema' // migrations failed or the schema is not what this version expects

@@ -86,6 +86,20 @@ describe('tracehouse-collector bin', () => {
     expect(result.stdout).toContain('Usage: tracehouse-collector');
   });
 
+  it('exits 1 naming the refusal when ClickHouse refuses the credentials, rather than retrying forever', () => {
+    const url = new URL(CLICKHOUSE_URL);
+    url.username = 'nobody_at_all';
+    const refused = run({
+      TRACEHOUSE_CLICKHOUSE_URL: url.toString(),
+      TRACEHOUSE_RABBITMQ_URL: RABBITMQ_URL,
+      TRACEHOUSE_QUEUE: `th_bin_auth_${randomBytes(4).toString('hex')}`,
+      TRACEHOUSE_COLLECTOR_HOST: '127.0.0.1',
+      TRACEHOUSE_COLLECTOR_PORT: '0',
+    });
+    expect(refused.status).toBe(1);
+    expect(refused.stdout + refused.stderr).toMatch(/cannot open the span store \(auth, not retryable\).*nobody_at_all/);
+  });
+
   it('--help lists the variables', () => {
     const help = run({}, ['--help']);
     expect(help.status).toBe(0);
