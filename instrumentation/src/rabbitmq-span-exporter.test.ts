@@ -1,5 +1,7 @@
 // The exporter's behaviour when the broker cannot be reached: no service
 // needed, the URL points at a closed port.
+import { createServer } from 'node:net';
+import { diag, DiagLogLevel } from '@opentelemetry/api';
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { MeterProvider, type MetricData } from '@opentelemetry/sdk-metrics';
@@ -124,6 +126,48 @@ describe('RabbitMqSpanExporter without a broker', () => {
     await flushed;
     expect(Date.now() - started).toBeLessThan(500);
     expect(exporter.stats().spansDropped.shutdown).toBe(3);
+  });
+
+  it('replaces options it cannot work with by their defaults, saying so, rather than spin, leak queues or stall', async () => {
+    const warnings: string[] = [];
+    const keep = (...args: unknown[]): void => void warnings.push(args.map(String).join(' '));
+    diag.setLogger({ error: keep, warn: keep, info: () => undefined, debug: () => undefined, verbose: () => undefined }, DiagLogLevel.WARN);
+    // A "broker" that counts connection attempts and refuses each.
+    let attempts = 0;
+    const refuser = createServer((socket) => {
+      attempts++;
+      socket.destroy();
+    });
+    await new Promise<void>((resolve) => refuser.listen(0, '127.0.0.1', resolve));
+    const port = (refuser.address() as { port: number }).port;
+    try {
+      const exporter = new RabbitMqSpanExporter({
+        rabbitmqUrl: `amqp://guest:guest@127.0.0.1:${port}`,
+        meterProvider: false,
+        shutdownTimeoutMillis: 50,
+        queue: '',
+        initialReconnectDelayMillis: 0,
+        maxReconnectDelayMillis: Number.NaN,
+        maxMessageBytes: Number.POSITIVE_INFINITY,
+        maxBufferedBytes: 2 ** 40,
+        flushTimeoutMillis: -1,
+      });
+      for (const name of ['queue', 'initialReconnectDelayMillis', 'maxReconnectDelayMillis', 'maxMessageBytes', 'maxBufferedBytes', 'flushTimeoutMillis']) {
+        expect(warnings.some((warning) => warning.includes(` ${name} must be`)), `${name} in ${warnings.join('; ')}`).toBe(true);
+      }
+      exporter.start();
+      // With the default backoff (200 ms, doubling): a handful of attempts in a second, not hundreds.
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      expect(attempts).toBeGreaterThan(0);
+      expect(attempts).toBeLessThan(6);
+      // A message size it can use: the span is buffered for a message, not stuck.
+      expect((await exportAsync(exporter, spans(1))).code).toBe(ExportResultCode.SUCCESS);
+      expect(exporter.stats().bufferedSpans).toBe(1);
+      await exporter.shutdown();
+    } finally {
+      diag.disable();
+      refuser.close();
+    }
   });
 
   it('exposes its counters through the OpenTelemetry metrics API', async () => {

@@ -126,6 +126,27 @@ function timeout(millis: number, keepAlive = false): { promise: Promise<void>; c
 }
 
 /**
+ * An option as startTracing would accept it. The exporter never throws into the
+ * app: a bad value (from untyped code) is reported and replaced by the default.
+ */
+function option<T>(name: string, value: T | undefined, fallback: T, accepts: { test: (value: T) => boolean; text: string }): T {
+  if (value === undefined) return fallback;
+  if (accepts.test(value)) return value;
+  logger.warn(`${name} must be ${accepts.text}, got ${JSON.stringify(value) ?? String(value)}; using ${JSON.stringify(fallback)}`);
+  return fallback;
+}
+
+function integerIn(min: number, max: number): { test: (value: number) => boolean; text: string } {
+  return { test: (value) => Number.isSafeInteger(value) && value >= min && value <= max, text: `an integer from ${min} to ${max}` };
+}
+
+/** AMQP short strings: 1 to 255 bytes; an empty name would make the broker name a new queue on every connect. */
+const QUEUE_NAME = {
+  test: (value: string) => typeof value === 'string' && value.length > 0 && Buffer.byteLength(value, 'utf8') <= 255,
+  text: 'a queue name of 1 to 255 bytes',
+};
+
+/**
  * Tests only: the memory an exporter's buffer holds (its slabs and spare
  * message bodies). Not part of the package's API: index.ts does not export it.
  */
@@ -177,34 +198,31 @@ export class RabbitMqSpanExporter implements SpanExporter {
     if (this.#compression !== compression) {
       logger.warn(`compression must be "gzip" or "none", got ${JSON.stringify(compression)}; using gzip`);
     }
-    this.#maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
-    this.#buffer = new SpanBuffer({
-      maxSpans: options.maxBufferedSpans ?? DEFAULT_MAX_BUFFERED_SPANS,
-      maxBytes: options.maxBufferedBytes ?? 32 * 1024 * 1024,
-    }, this.#format);
-    this.#shutdownTimeoutMillis = options.shutdownTimeoutMillis ?? DEFAULT_SHUTDOWN_TIMEOUT_MILLIS;
-    this.#flushTimeoutMillis = options.flushTimeoutMillis ?? 5000;
-    const maxInFlight = options.maxInFlightMessages ?? 8;
-    this.#maxInFlight = Number.isSafeInteger(maxInFlight) && maxInFlight >= 1 ? maxInFlight : 8;
-    // As below: 0 would never publish at all, so it is reported and replaced.
-    if (this.#maxInFlight !== maxInFlight) {
-      logger.warn(`maxInFlightMessages must be an integer >= 1, got ${String(maxInFlight)}; using ${this.#maxInFlight}`);
-    }
-    const messageTimeout = options.messageTimeoutMillis ?? 100;
-    this.#messageTimeoutMillis = Number.isFinite(messageTimeout) ? Math.max(0, messageTimeout) : 100;
-    // Never throws into the app: a bad value is reported and replaced.
-    if (this.#messageTimeoutMillis !== messageTimeout) {
-      logger.warn(`messageTimeoutMillis must be a finite number >= 0, got ${String(messageTimeout)}; using ${this.#messageTimeoutMillis}`);
-    }
+    // The ranges startTracing checks (config.ts), and for the rest what keeps the exporter useful:
+    // a message size beyond 128 MiB would be allocated whole, a reconnect delay of 0 would spin.
+    this.#maxMessageBytes = option('maxMessageBytes', options.maxMessageBytes, DEFAULT_MAX_MESSAGE_BYTES, integerIn(1024, 128 * 1024 * 1024));
+    this.#buffer = new SpanBuffer(
+      {
+        maxSpans: option('maxBufferedSpans', options.maxBufferedSpans, DEFAULT_MAX_BUFFERED_SPANS, integerIn(1, 10_000_000)),
+        maxBytes: option('maxBufferedBytes', options.maxBufferedBytes, 32 * 1024 * 1024, integerIn(1024, 2 ** 32)),
+      },
+      this.#format,
+    );
+    this.#shutdownTimeoutMillis = option('shutdownTimeoutMillis', options.shutdownTimeoutMillis, DEFAULT_SHUTDOWN_TIMEOUT_MILLIS, integerIn(0, 600_000));
+    this.#flushTimeoutMillis = option('flushTimeoutMillis', options.flushTimeoutMillis, 5000, integerIn(0, 600_000));
+    // 0 would never publish at all.
+    this.#maxInFlight = option('maxInFlightMessages', options.maxInFlightMessages, 8, integerIn(1, 1024));
+    this.#messageTimeoutMillis = option('messageTimeoutMillis', options.messageTimeoutMillis, 100, integerIn(0, 600_000));
     this.#meterProvider = options.meterProvider;
+    const initialReconnectDelayMillis = option('initialReconnectDelayMillis', options.initialReconnectDelayMillis, 200, integerIn(10, 600_000));
     this.#publisher = new AmqpPublisher({
       url: options.rabbitmqUrl ?? DEFAULT_RABBITMQ_URL,
-      queue: options.queue ?? DEFAULT_QUEUE,
+      queue: option('queue', options.queue, DEFAULT_QUEUE, QUEUE_NAME),
       connectionName: options.connectionName ?? 'tracehouse-instrumentation',
-      initialReconnectDelayMillis: options.initialReconnectDelayMillis ?? 200,
-      maxReconnectDelayMillis: options.maxReconnectDelayMillis ?? 30_000,
-      connectTimeoutMillis: options.connectTimeoutMillis ?? 5000,
-      confirmTimeoutMillis: options.confirmTimeoutMillis ?? 30_000,
+      initialReconnectDelayMillis,
+      maxReconnectDelayMillis: option('maxReconnectDelayMillis', options.maxReconnectDelayMillis, 30_000, integerIn(initialReconnectDelayMillis, 3_600_000)),
+      connectTimeoutMillis: option('connectTimeoutMillis', options.connectTimeoutMillis, 5000, integerIn(100, 600_000)),
+      confirmTimeoutMillis: option('confirmTimeoutMillis', options.confirmTimeoutMillis, 30_000, integerIn(100, 3_600_000)),
       onReady: () => this.#scheduleDrain(),
     });
   }
