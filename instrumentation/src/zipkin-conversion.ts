@@ -183,12 +183,23 @@ type AddressKind = { ipv4: string } | { ipv6: string } | null;
 const addressKinds = new Map<string, AddressKind>();
 const ADDRESS_CACHE_SIZE = 1024;
 
+/** Longer values (no address, a host name at most 253) are not kept: the cache stays small whatever the values. */
+const MAX_CACHED_ADDRESS_CHARS = 256;
+
+/** Tests only (index.ts does not export it): the characters of the addresses the cache keeps. */
+export function addressCacheChars(): number {
+  let chars = 0;
+  for (const address of addressKinds.keys()) chars += address.length;
+  return chars;
+}
+
 function addressKind(address: string): AddressKind {
   let kind = addressKinds.get(address);
   if (kind !== undefined) return kind;
   // IPv4-mapped IPv6 (as Node reports for dual-stack sockets) is an IPv4 peer.
   const mapped = address.startsWith('::ffff:') ? address.slice(7) : address;
   kind = isIPv4(mapped) ? { ipv4: mapped } : isIPv6(address) ? { ipv6: address } : null;
+  if (address.length > MAX_CACHED_ADDRESS_CHARS) return kind;
   if (addressKinds.size >= ADDRESS_CACHE_SIZE) addressKinds.clear();
   addressKinds.set(address, kind);
   return kind;

@@ -11,8 +11,8 @@ import { decodeSpans } from '@tracehouse/model';
 import { describe, expect, it } from 'vitest';
 import { SpanBuffer } from './span-buffer.js';
 import { spanEncoder, wireFormat } from './wire-format.js';
-import { ZipkinConversionError, ZipkinSpanConverter, type ZipkinConversionOptions } from './zipkin-conversion.js';
-import { ZipkinJsonEncoder } from './zipkin-json-encoder.js';
+import { ZipkinConversionError, ZipkinSpanConverter, addressCacheChars, type ZipkinConversionOptions } from './zipkin-conversion.js';
+import { ZipkinJsonEncoder, scopeCacheBytes } from './zipkin-json-encoder.js';
 import { seededRandom } from './seeded-random.test.helpers.js';
 
 
@@ -240,6 +240,24 @@ describe('what the exporter writes, the collector takes whole', () => {
     for (const refused of [farSpan, zeroIds, notHex]) {
       expect(() => encode(refused), refused.name).toThrow(ZipkinConversionError);
     }
+  });
+});
+
+describe('the encoder caches stay small whatever the values', () => {
+  it('keeps neither huge scope names nor huge peer names, however many', () => {
+    const memory = new InMemorySpanExporter();
+    const provider = new BasicTracerProvider({ resource: RESOURCES[0] as Resource, spanProcessors: [new SimpleSpanProcessor(memory)] });
+    const encoder = new ZipkinJsonEncoder();
+    for (let i = 0; i < 300; i++) {
+      const huge = `${i}-${'x'.repeat(100_000)}`;
+      provider.getTracer(huge).startSpan('op', { kind: SpanKind.CLIENT, attributes: { 'peer.service': huge } }).end();
+      const [span] = memory.getFinishedSpans();
+      memory.reset();
+      encoder.encode(span as ReadableSpan);
+    }
+    // 300 names of 100 KB: 30 MB each way if they were kept.
+    expect(scopeCacheBytes(encoder)).toBeLessThanOrEqual(1024 * 1024);
+    expect(addressCacheChars()).toBeLessThan(1024 * 1024);
   });
 });
 

@@ -256,7 +256,18 @@ interface EncodedScope {
   fused: boolean;
 }
 
+/** Tests only (index.ts does not export it): the bytes of scope tags an encoder keeps. */
+export let scopeCacheBytes: (encoder: ZipkinJsonEncoder) => number;
+
 export class ZipkinJsonEncoder {
+  static {
+    scopeCacheBytes = (encoder) => {
+      let bytes = 0;
+      for (const scope of encoder.#scopes.values()) bytes += scope.tags?.length ?? 0;
+      return bytes;
+    };
+  }
+
   readonly #resourceTags: readonly string[] | 'all' | 'none';
   readonly #resources = new WeakMap<Resource, EncodedResource>();
   #lastResource: Resource | undefined;
@@ -359,7 +370,8 @@ export class ZipkinJsonEncoder {
     scope = {
       name,
       version,
-      tags: json === '{}' ? undefined : Buffer.from(json.slice(1, -1), 'utf8'),
+      // Counted against the cache budget: a scope name may be any length.
+      tags: json === '{}' ? undefined : this.#cached(Buffer.from(json.slice(1, -1), 'utf8')),
       // A tag value that is not a string would not be written as one.
       fused: (!name || typeof name === 'string') && (!version || typeof version === 'string'),
     };
@@ -818,6 +830,7 @@ export class ZipkinJsonEncoder {
       this.#clearKeys();
       for (const names of this.#names) names.clear();
       this.#remotes.clear();
+      this.#scopes.clear();
       this.#cachedBytes = bytes.length;
     }
     return bytes;
