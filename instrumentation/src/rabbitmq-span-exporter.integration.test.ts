@@ -509,10 +509,20 @@ describe('RabbitMqSpanExporter with RabbitMQ', () => {
     const queue = queueName();
     const channel = await broker.createChannel();
     await channel.assertQueue(queue, { durable: true, arguments: { 'x-max-length': 0, 'x-overflow': 'reject-publish' } });
-    const sut = exporter(queue, { messageTimeoutMillis: 0 });
+    const sut = exporter(queue, { messageTimeoutMillis: 0, maxBufferedSpans: 6 });
     await exportAsync(sut, spans(6));
     await until(() => sut.stats().publishFailures >= 3); // nacked, put back, tried again each second
+    // A service keeps exporting meanwhile: that must not republish the nacked message at once, every time.
+    const failuresBefore = sut.stats().publishFailures;
+    const started = Date.now();
+    while (Date.now() - started < 2_000) {
+      await exportAsync(sut, spans(1));
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    // One retry a second (a message at a time), not one per export.
+    expect(sut.stats().publishFailures - failuresBefore).toBeLessThanOrEqual(4);
     expect(sut.stats()).toMatchObject({ bufferedSpans: 6, spansExported: 0 });
+    expect(sut.stats().spansDropped.buffer_full).toBeGreaterThan(100);
     expect(sut.stats().spansDropped.rejected).toBe(0);
 
     // The queue makes room (here: replaced by one without a limit): the same spans go through.

@@ -223,7 +223,12 @@ export class RabbitMqSpanExporter implements SpanExporter {
       maxReconnectDelayMillis: option('maxReconnectDelayMillis', options.maxReconnectDelayMillis, 30_000, integerIn(initialReconnectDelayMillis, 3_600_000)),
       connectTimeoutMillis: option('connectTimeoutMillis', options.connectTimeoutMillis, 5000, integerIn(100, 600_000)),
       confirmTimeoutMillis: option('confirmTimeoutMillis', options.confirmTimeoutMillis, 30_000, integerIn(100, 3_600_000)),
-      onReady: () => this.#scheduleDrain(),
+      onReady: () => {
+        // A new connection is the retry's occasion: what was put back goes now.
+        if (this.#retryTimer !== undefined) clearTimeout(this.#retryTimer);
+        this.#retryTimer = undefined;
+        this.#scheduleDrain();
+      },
     });
   }
 
@@ -338,6 +343,8 @@ export class RabbitMqSpanExporter implements SpanExporter {
 
   /** Publishes messages from the front of the buffer while the window of unconfirmed messages has room. */
   #drain(): void {
+    // Messages put back after a failure wait for the retry (or a new connection), whatever else asks for a drain.
+    if (this.#retryTimer !== undefined) return;
     try {
       while (this.#inFlight.size < (this.#probing ? 1 : this.#maxInFlight) && this.#buffer.length > 0 && this.#publisher.ready) {
         if (!this.#fillTimedOut && !this.#wouldFillMessage() && this.#idleWaiters.length === 0) {
