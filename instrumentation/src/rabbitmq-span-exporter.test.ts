@@ -89,6 +89,21 @@ describe('RabbitMqSpanExporter without a broker', () => {
     await exporter.shutdown();
   });
 
+  it('spreads a batch of huge spans over many turns, not just a batch of many spans', async () => {
+    const exporter = unreachable({ maxMessageBytes: 8 * 1024 * 1024, maxBufferedBytes: 2 ** 31 });
+    // 64 spans of 1 MB each: one turn for all of them would block for tens of milliseconds.
+    const batch = spans(64, { payload: 'p'.repeat(1_000_000) });
+    let ticks = 0;
+    const counter = setInterval(() => ticks++, 0);
+    const result = await exportAsync(exporter, batch);
+    clearInterval(counter);
+    expect(result.code).toBe(ExportResultCode.SUCCESS);
+    expect(exporter.stats().bufferedSpans).toBe(64);
+    // A turn per two spans or so: timers ran many times while the batch was converted.
+    expect(ticks).toBeGreaterThanOrEqual(16);
+    await exporter.shutdown();
+  });
+
   it('shuts down once within its timeout, counting what it could not deliver, and refuses later exports', async () => {
     const exporter = unreachable({ shutdownTimeoutMillis: 300 });
     await exportAsync(exporter, spans(4));

@@ -99,6 +99,13 @@ export interface RabbitMqSpanExporterOptions {
  */
 const CONVERSION_CHUNK = 512;
 
+/**
+ * ... or fewer, once the spans of a turn have been written into this many
+ * bytes: 512 spans of a few KB each fit in one turn, 512 spans carrying
+ * megabytes of attributes (seconds of work) are spread over many.
+ */
+const CONVERSION_CHUNK_BYTES = 2 * 1024 * 1024;
+
 /** A message this full (of `maxMessageBytes`) is published without waiting for more spans. */
 const FULL_MESSAGE = 0.9;
 
@@ -290,9 +297,13 @@ export class RabbitMqSpanExporter implements SpanExporter {
   /** Converts and buffers `spans[start...]` a chunk per turn, then reports. */
   #accept(spans: ReadableSpan[], start: number, droppedSoFar: number, done: (result: ExportResult) => void): void {
     let dropped = droppedSoFar;
-    const end = Math.min(spans.length, start + CONVERSION_CHUNK);
-    for (let i = start; i < end; i++) {
-      if (!this.#bufferSpan(spans[i] as ReadableSpan)) dropped++;
+    const last = Math.min(spans.length, start + CONVERSION_CHUNK);
+    let end = start;
+    let written = 0;
+    while (end < last && written < CONVERSION_CHUNK_BYTES) {
+      if (!this.#bufferSpan(spans[end] as ReadableSpan)) dropped++;
+      written += this.#lastSpanBytes;
+      end++;
     }
     if (end < spans.length) {
       setImmediate(() => this.#acceptSafely(spans, end, dropped, done));
@@ -303,7 +314,11 @@ export class RabbitMqSpanExporter implements SpanExporter {
     else done({ code: ExportResultCode.FAILED, error: new Error(`${dropped} of ${spans.length} spans dropped`) });
   }
 
+  /** The bytes the last #bufferSpan wrote, kept or not: what #accept counts a turn's work in. */
+  #lastSpanBytes = 0;
+
   #bufferSpan(span: ReadableSpan): boolean {
+    this.#lastSpanBytes = 0;
     if (this.#closing) {
       // A chunked export still running when shutdown gave up on the buffer.
       this.#counters.drop('shutdown');
@@ -313,6 +328,7 @@ export class RabbitMqSpanExporter implements SpanExporter {
     let length: number;
     try {
       length = this.#write(span, this.#buffer);
+      this.#lastSpanBytes = length;
     } catch (error) {
       this.#buffer.discard();
       this.#counters.drop('conversion_error');
