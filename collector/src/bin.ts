@@ -23,11 +23,14 @@ try {
   throw error;
 }
 
-// Synchronous writes to stdout: pino's asynchronous default flushes at
-// process.exit with a loop that retries a broken pipe (EPIPE) forever, so a
-// dead log reader would keep the process from ever exiting. Written
-// synchronously, a broken pipe only stops the logging.
-const logger = pino({ level: config.logLevel, base: { service: 'tracehouse-collector', pid: process.pid } }, pino.destination({ dest: 1, sync: true }));
+// Synchronous writes to stdout, as console.log writes to a pipe: pino's
+// asynchronous default flushes at process.exit with a loop that retries a
+// broken pipe (EPIPE) forever, so a dead log reader would keep the process from
+// ever exiting. A reader gone (EPIPE) or not reading a non-blocking stdout
+// (EAGAIN, not retried) costs log lines, never the process.
+const logDestination = pino.destination({ dest: 1, sync: true, retryEAGAIN: () => false });
+logDestination.on('error', () => undefined);
+const logger = pino({ level: config.logLevel, base: { service: 'tracehouse-collector', pid: process.pid } }, logDestination);
 const collector = new Collector({ config, logger });
 
 let signals = 0;

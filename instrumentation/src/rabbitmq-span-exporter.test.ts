@@ -166,8 +166,9 @@ describe('RabbitMqSpanExporter without a broker', () => {
         maxMessageBytes: Number.POSITIVE_INFINITY,
         maxBufferedBytes: 2 ** 40,
         flushTimeoutMillis: -1,
+        connectTimeoutMillis: 10n as unknown as number,
       });
-      for (const name of ['queue', 'initialReconnectDelayMillis', 'maxReconnectDelayMillis', 'maxMessageBytes', 'maxBufferedBytes', 'flushTimeoutMillis']) {
+      for (const name of ['queue', 'initialReconnectDelayMillis', 'maxReconnectDelayMillis', 'maxMessageBytes', 'maxBufferedBytes', 'flushTimeoutMillis', 'connectTimeoutMillis']) {
         expect(warnings.some((warning) => warning.includes(` ${name} must be`)), `${name} in ${warnings.join('; ')}`).toBe(true);
       }
       exporter.start();

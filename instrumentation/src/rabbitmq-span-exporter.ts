@@ -139,8 +139,17 @@ function timeout(millis: number, keepAlive = false): { promise: Promise<void>; c
 function option<T>(name: string, value: T | undefined, fallback: T, accepts: { test: (value: T) => boolean; text: string }): T {
   if (value === undefined) return fallback;
   if (accepts.test(value)) return value;
-  logger.warn(`${name} must be ${accepts.text}, got ${JSON.stringify(value) ?? String(value)}; using ${JSON.stringify(fallback)}`);
+  logger.warn(`${name} must be ${accepts.text}, got ${describe(value)}; using ${describe(fallback)}`);
   return fallback;
+}
+
+/** A value for a message, whatever it is (JSON.stringify throws on a bigint or a cycle). */
+function describe(value: unknown): string {
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return typeof value === 'bigint' ? `${value}n` : Object.prototype.toString.call(value);
+  }
 }
 
 function integerIn(min: number, max: number): { test: (value: number) => boolean; text: string } {
@@ -227,13 +236,16 @@ export class RabbitMqSpanExporter implements SpanExporter {
       queue: option('queue', options.queue, DEFAULT_QUEUE, QUEUE_NAME),
       connectionName: options.connectionName ?? 'tracehouse-instrumentation',
       initialReconnectDelayMillis,
-      maxReconnectDelayMillis: option('maxReconnectDelayMillis', options.maxReconnectDelayMillis, 30_000, integerIn(initialReconnectDelayMillis, 3_600_000)),
+      // Never below the initial delay: a smaller maximum means "do not wait longer than the first time".
+      maxReconnectDelayMillis: Math.max(
+        initialReconnectDelayMillis,
+        option('maxReconnectDelayMillis', options.maxReconnectDelayMillis, 30_000, integerIn(10, 3_600_000)),
+      ),
       connectTimeoutMillis: option('connectTimeoutMillis', options.connectTimeoutMillis, 5000, integerIn(100, 600_000)),
       confirmTimeoutMillis: option('confirmTimeoutMillis', options.confirmTimeoutMillis, 30_000, integerIn(100, 3_600_000)),
       onReady: () => {
         // A new connection is the retry's occasion: what was put back goes now.
-        if (this.#retryTimer !== undefined) clearTimeout(this.#retryTimer);
-        this.#retryTimer = undefined;
+        this.#retryNow();
         this.#scheduleDrain();
       },
     });
@@ -454,6 +466,14 @@ export class RabbitMqSpanExporter implements SpanExporter {
     this.#wakeIdleWaiters();
   }
 
+  /** Ends the wait before messages put back after a failure are published again. */
+  #retryNow(): void {
+    if (this.#retryTimer === undefined) return;
+    clearTimeout(this.#retryTimer);
+    this.#retryTimer = undefined;
+    this.#scheduleDrain();
+  }
+
   /** Spans buffered or messages awaiting their confirm. */
   get #busy(): boolean {
     return this.#buffer.length > 0 || this.#inFlight.size > 0;
@@ -496,7 +516,9 @@ export class RabbitMqSpanExporter implements SpanExporter {
     if (this.#shutdown !== undefined) return this.#shutdown;
     this.#publisher.keepProcessAlive(true);
     try {
-      // As shutdown does: a reconnect backoff (up to 30 s after an outage) must not outlast the flush.
+      // As shutdown does: a reconnect backoff (up to 30 s after an outage), or the wait before
+      // publishing a failed message again, must not outlast the flush.
+      this.#retryNow();
       if (this.#busy) this.#publisher.connectNow();
       if (!(await this.#waitUntilEmpty(this.#flushTimeoutMillis, true))) {
         logger.debug(`forceFlush: ${this.#buffer.length} spans still buffered after ${this.#flushTimeoutMillis} ms`);
@@ -520,6 +542,7 @@ export class RabbitMqSpanExporter implements SpanExporter {
     try {
       const deadline = Date.now() + this.#shutdownTimeoutMillis;
       if (this.#busy) {
+        this.#retryNow();
         this.#publisher.connectNow();
         // Delivering buffered spans is worth keeping the process up for, within the timeout.
         this.#publisher.keepProcessAlive(true);

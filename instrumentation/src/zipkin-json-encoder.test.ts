@@ -103,6 +103,9 @@ const SCOPES = [
   { name: 'my-lib' },
   { name: '' },
   { name: 'scopé "quoted"', version: 'v\t1' },
+  // Not strings, from untyped code: written as text, or left out when empty.
+  { name: 0 as unknown as string, version: false as unknown as string },
+  { name: Number.NaN as unknown as string },
 ];
 
 function event(): TimedEvent {
@@ -289,8 +292,9 @@ describe('ZipkinJsonEncoder', () => {
     expect(refused).toBeGreaterThan(0);
     expect(refused).toBeLessThan(spans.length / 2);
     const fused = spans.length - encoder.referenceSpans;
-    // Most spans go through the fused path; the rest are the rare keys, the odd resource and the refused.
-    expect(fused).toBeGreaterThan((spans.length - refused) * 0.5);
+    // Many spans go through the fused path; the rest are the rare keys, the odd resource, the scopes
+    // that are not strings and the refused.
+    expect(fused).toBeGreaterThan((spans.length - refused) * 0.35);
     expect(encoder.referenceSpans).toBeGreaterThan(0);
   });
 

@@ -361,7 +361,8 @@ export class ZipkinJsonEncoder {
       // Counted against the cache budget: a scope name may be any length.
       tags: json === '{}' ? undefined : this.#cached(Buffer.from(json.slice(1, -1), 'utf8')),
       // A tag value that is not a string would not be written as one.
-      fused: (!name || typeof name === 'string') && (!version || typeof version === 'string'),
+      // (0, false, NaN: the reference path writes them as text.)
+      fused: (name === undefined || name === null || typeof name === 'string') && (version === undefined || version === null || typeof version === 'string'),
     };
     if (this.#scopes.size >= MAX_NAMES) this.#scopes.clear();
     this.#scopes.set(name, scope);

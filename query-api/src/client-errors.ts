@@ -10,9 +10,10 @@ import type { ErrorBody } from './errors.js';
 
 /**
  * Largest request line plus headers accepted (Node's default is 16 KiB). A
- * search may carry four names of up to 16 384 characters, percent-encoded.
+ * search may carry four names and an annotation query of up to 16 384
+ * characters each, percent-encoded at up to 9 bytes a character (CJK).
  */
-export const MAX_REQUEST_HEADER_BYTES = 256 * 1024;
+export const MAX_REQUEST_HEADER_BYTES = 1024 * 1024;
 
 function answerOf(error: NodeJS.ErrnoException): { status: number; body: ErrorBody } {
   switch (error.code) {

@@ -12,7 +12,7 @@
  * | 404    | `TRACE_NOT_FOUND`     | `/trace/{traceId}` names no stored trace           |
  * | 404    | `NOT_FOUND`           | no such route                                      |
  * | 408    | `REQUEST_TIMEOUT`     | the request did not arrive in time                 |
- * | 431    | `REQUEST_TOO_LARGE`   | request line and headers over 256 KiB              |
+ * | 431    | `REQUEST_TOO_LARGE`   | request line and headers over 1 MiB                |
  * | 503    | `STORAGE_UNAVAILABLE` | ClickHouse could not answer                        |
  * | 503    | `SHUTTING_DOWN`       | the server is stopping (request on an open socket) |
  * | 504    | `QUERY_TIMEOUT`       | the query took longer than the configured timeout  |
