@@ -106,6 +106,20 @@ describe('decodeSpans: detection', () => {
     }
   });
 
+  it('a proto3 body whose first span length reads as "[" and whose spans are all refused is proto3, not JSON', () => {
+    // A span of exactly 91 bytes (0x5b, "["): a 4-byte trace id (refused), an id, a 73-byte name.
+    const span = Buffer.concat([
+      Buffer.from([0x0a, 0x04, 1, 2, 3, 4]),
+      Buffer.from([0x1a, 0x08]),
+      Buffer.from('a2fb4a1d1a96d312', 'hex'),
+      Buffer.from([0x2a, 73]),
+      Buffer.alloc(73, 0x61),
+    ]);
+    expect(span.length).toBe(0x5b);
+    const r = decodeSpans(Buffer.concat([Buffer.from([0x0a, span.length]), span]));
+    expect(r).toMatchObject({ ok: true, encoding: 'PROTO3', spans: [], dropped: [{ index: 0, reason: 'bad_trace_id' }] });
+  });
+
   it('an empty JSON list is a valid message with no spans', () => {
     expect(decodeSpans(Buffer.from('[]'))).toEqual({ ok: true, encoding: 'JSON_V2', spans: [], dropped: [] });
   });

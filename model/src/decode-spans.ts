@@ -5,7 +5,7 @@ import { kMaxLength } from 'node:buffer';
 import { gunzipSync, inflateSync } from 'node:zlib';
 import { droppedSpan, normalizeInto, normalizeOrThrow, show } from './normalize-span.js';
 import { decodeJsonV2Fast } from './json-v2-fast-path.js';
-import { decodeProto3List } from './proto3.js';
+import { MALFORMED_SPAN_BYTES, decodeProto3List } from './proto3.js';
 import { looksLikeJsonV1, v1ToV2 } from './json-v1.js';
 import type { DecodeOptions, DecodeResult, DroppedSpan } from './results.js';
 import type { Span } from './span.js';
@@ -161,12 +161,14 @@ export function decodeReadBody(bytes: Buffer, start: number, fastPath: boolean):
     if (first === 0x5b /* [ */ || first === 0x7b /* { */) {
       const json = decodeJson(bytes, start, fastPath);
       // 0x0a is both a newline and the proto3 tag of ListOfSpans.spans, so a
-      // body led by it that is not JSON gets a second chance as proto3. Only
-      // a span read from it makes it proto3: cut JSON text can also frame as
-      // proto3 whose "spans" are all dropped, and is then malformed JSON.
+      // body led by it that is not JSON gets a second chance as proto3. Cut
+      // JSON text can also frame as proto3 whose "spans" are all bytes that
+      // frame nothing: then it is malformed JSON. A span read, or one refused
+      // for what it says (a bad id...), makes it proto3.
       if (json.ok || bytes[0] !== 0x0a) return json;
       const proto = decodeProto3List(bytes);
-      return proto.ok && proto.spans.length > 0 ? proto : json;
+      const isProto = proto.ok && (proto.spans.length > 0 || proto.dropped.some((d) => !d.message.startsWith(MALFORMED_SPAN_BYTES)));
+      return isProto ? proto : json;
     }
     // Proto3 ListOfSpans begins with the tag of field 1, length-delimited.
     if (bytes[0] === 0x0a) return decodeProto3List(bytes);

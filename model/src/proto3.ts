@@ -32,6 +32,9 @@ type FastBuffer = Buffer & {
 /** Structural damage in the bytes (truncation, bad varint, bad wire type). */
 class ProtoError extends Error {}
 
+/** How the message of a span dropped for structural damage starts (decode-spans tells those apart). */
+export const MALFORMED_SPAN_BYTES = 'span bytes are malformed';
+
 /**
  * Cursor over a region of the body. `end` is the end of the message being
  * read: a nested message narrows it (see `enter`), so no field of it can run
@@ -369,7 +372,7 @@ export function decodeProto3List(buf: Buffer): DecodeResult {
         spans.push(normalizeOrThrow(readSpan(new Reader(fast, start, end)), true));
       } catch (e) {
         if (e instanceof SpanRejection) dropped.push({ index, reason: e.reason, message: e.message });
-        else if (e instanceof ProtoError) dropped.push({ index, reason: 'bad_field_type', message: `span bytes are malformed: ${e.message}` });
+        else if (e instanceof ProtoError) dropped.push({ index, reason: 'bad_field_type', message: `${MALFORMED_SPAN_BYTES}: ${e.message}` });
         else throw e;
       }
       r.pos = end;
