@@ -154,6 +154,16 @@ describe.each(ENGINES)('a search with several criteria over a window the reader 
   const recent = [
     span('00000000000000b1', '00000000000000b1', (50 * HOUR_MS) / 60, { name: 'checkout', tags: { 'http.status_code': '500' } }),
   ];
+  // The newest of all, but its tag is on a span of another service.
+  const split = [
+    span('00000000000000c1', '00000000000000c1', HOUR_MS / 4, { name: 'checkout' }),
+    span('00000000000000c1', '00000000000000c2', HOUR_MS / 4, {
+      parentId: '00000000000000c1',
+      name: 'charge',
+      tags: { 'http.status_code': '500' },
+      localEndpoint: { serviceName: 'billing' },
+    }),
+  ];
   const query = (limit: number): TraceQuery => ({
     serviceName: 'shop',
     spanName: 'checkout',
@@ -166,7 +176,7 @@ describe.each(ENGINES)('a search with several criteria over a window the reader 
 
   beforeAll(async () => {
     store = await ClickHouseStore.open({ url, database });
-    await store.writer.write([...straddling, ...recent]);
+    await store.writer.write([...straddling, ...recent, ...split]);
   });
   afterAll(async () => {
     await store?.dropDatabase();
@@ -181,8 +191,9 @@ describe.each(ENGINES)('a search with several criteria over a window the reader 
     expect(ids(await store.reader.getTraces(query(10)))).toEqual(['00000000000000a1', '00000000000000b1']);
   });
 
-  it('still finds nothing for a trace whose criteria are met only by different services', async () => {
-    const other = { ...query(10), serviceName: 'nobody' };
-    expect(await store.reader.getTraces(other)).toEqual([]);
+  it('counts only the spans of the service asked for, and every service when none is', async () => {
+    expect(ids(await store.reader.getTraces({ ...query(10), serviceName: 'billing' }))).toEqual([]);
+    const { serviceName: _all, ...anyService } = query(10);
+    expect(ids(await store.reader.getTraces(anyService))).toEqual(['00000000000000c1', '00000000000000a1', '00000000000000b1']);
   });
 });
