@@ -62,6 +62,7 @@ describe('a byte bound on unacked messages', () => {
         TRACEHOUSE_COLLECTOR_RECONNECT_MAX_MS: '500',
         TRACEHOUSE_CLICKHOUSE_TIMEOUT_MS: '2000',
         TRACEHOUSE_CLICKHOUSE_INSERT_TIMEOUT_MS: '2000',
+        TRACEHOUSE_COLLECTOR_SHUTDOWN_TIMEOUT_MS: '3000',
       },
     });
     cleanup.push(async () => void (await collector.stop()));
@@ -123,16 +124,43 @@ describe('a byte bound on unacked messages', () => {
     expect(await checkStored(store.reader, sent)).toEqual({ expected: sent.length, missing: 0, duplicates: 0, unexpected: 0 });
   });
 
-  it('keeps the bound across a reconnect, and reconnects when the broker refuses to resume', async () => {
+  it('reconnects when the broker refuses to resume, and keeps the bound across reconnects', async () => {
     const { queue, clickhouse, broker, collector, peaks, watch, publishSteadily } = await bed({ proxyRabbitMq: true });
     clickhouse.cut();
     await publishSteadily(120);
-    expect((await collector.metrics()).value(PAUSES)).toBeGreaterThanOrEqual(1);
+    const paused = await collector.metrics();
+    expect(paused.value(PAUSES)).toBeGreaterThanOrEqual(1);
+    expect(paused.value(PENDING_BYTES)).toBeGreaterThanOrEqual(MAX_PENDING_BYTES);
 
-    // The broker connection drops while paused: the new consumer must not take a whole prefetch.
+    // The span queue is deleted while consumption is paused; once ClickHouse is back the resume is
+    // refused (404). The replica reconnects, declaring the queue again, and stays responsive.
+    await rabbit.deleteQueues(queue);
+    clickhouse.restore();
+    await waitFor(async () => (await collector.metrics()).value(RECONNECTS) >= 1 && (await collector.ready())?.status === 200, {
+      timeoutMs: 20_000,
+      what: 'the collector reconnected after the refused resume',
+    });
+    expect(collector.logs.some((line) => line.includes('could not pause or resume consumption; reconnecting'))).toBe(true);
+    for (let i = 0; i < 10; i++) {
+      const started = Date.now();
+      expect((await collector.ready())?.status).toBe(200);
+      expect(Date.now() - started).toBeLessThan(1_000);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+
+    // A new backlog while ClickHouse is away again: the new consumer has the byte-sized prefetch.
+    clickhouse.cut();
+    peaks.pendingBytes = 0;
+    peaks.inflight = 0;
+    await publishSteadily(120);
+    expect(peaks.pendingBytes).toBeLessThan(2 * MAX_PENDING_BYTES);
+    expect(peaks.inflight).toBeLessThan(PREFETCH / 10);
+
+    // The broker connection drops: the consumer after that reconnect must not take a whole prefetch either.
+    const reconnectsBefore = (await collector.metrics()).value(RECONNECTS);
     broker!.cut();
     broker!.restore();
-    await waitFor(async () => (await collector.metrics()).value(RECONNECTS) >= 1 && (await collector.ready())?.body.rabbitmq === true, {
+    await waitFor(async () => (await collector.metrics()).value(RECONNECTS) > reconnectsBefore && (await collector.ready())?.body.rabbitmq === true, {
       timeoutMs: 20_000,
       what: 'the collector reconnected',
     });
@@ -144,22 +172,8 @@ describe('a byte bound on unacked messages', () => {
     }
     expect(peaks.pendingBytes).toBeLessThan(2 * MAX_PENDING_BYTES);
     expect(peaks.inflight).toBeLessThan(PREFETCH / 10);
-
-    // The span queue is deleted while paused; once ClickHouse is back the resume is refused
-    // (404). The replica reconnects, declaring the queue again, and stays responsive.
-    await rabbit.deleteQueues(queue);
-    const reconnectsBefore = (await collector.metrics()).value(RECONNECTS);
-    clickhouse.restore();
-    await waitFor(async () => (await collector.metrics()).value(RECONNECTS) > reconnectsBefore && (await collector.ready())?.status === 200, {
-      timeoutMs: 20_000,
-      what: 'the collector reconnected after the refused resume',
-    });
-    for (let i = 0; i < 10; i++) {
-      const started = Date.now();
-      expect((await collector.ready())?.status).toBe(200);
-      expect(Date.now() - started).toBeLessThan(1_000);
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
+    expect(await rabbit.messageCount(queue)).toBeGreaterThan(0);
+    // Stopped with ClickHouse away: what it holds stays with the broker, within the shutdown timeout.
     expect(await collector.stop(10_000)).toBe(0);
   });
 });
