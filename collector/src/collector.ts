@@ -270,7 +270,7 @@ export class Collector {
         this.updateUp();
       } catch (error) {
         // Bad settings, refused credentials or a schema it cannot migrate: retrying would only keep /health green forever.
-        if (error instanceof StorageError && (!error.retryable || error.code === 'auth') && !this.stopping) {
+        if (error instanceof StorageError && !error.retryable && !this.stopping) {
           const message = `cannot open the span store (${error.code}, not retryable): ${error.message}`;
           this.logger.error({ err: error }, `${message}; stopping`);
           throw new Error(message, { cause: error });

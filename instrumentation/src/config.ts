@@ -118,10 +118,25 @@ function envString(env: Env, name: string): string | undefined {
   return trimmed === '' ? undefined : trimmed;
 }
 
+/** What a setting accepts: the check, and its words for a message. The exporter checks its own options with these too. */
+export interface Accepts<T> {
+  test(value: T): boolean;
+  readonly text: string;
+}
+
+export function integerIn(min: number, max: number): Accepts<number> {
+  return { test: (value) => Number.isSafeInteger(value) && value >= min && value <= max, text: `an integer from ${min} to ${max}` };
+}
+
+/** AMQP 0-9-1 short strings: at most 255 bytes; an empty name would mean a server-named queue, a new one on every connect. */
+export const QUEUE_NAME: Accepts<string> = {
+  test: (value) => typeof value === 'string' && value.length > 0 && Buffer.byteLength(value, 'utf8') <= 255,
+  text: 'a queue name of 1 to 255 bytes',
+};
+
 function checkInteger(name: string, value: number, min: number, max: number): number {
-  if (!Number.isInteger(value) || value < min || value > max) {
-    throw new TracingConfigError(name, `an integer from ${min} to ${max}`, value);
-  }
+  const accepts = integerIn(min, max);
+  if (!accepts.test(value)) throw new TracingConfigError(name, accepts.text, value);
   return value;
 }
 
@@ -151,7 +166,7 @@ function integer(
   if (raw === undefined) return fallback;
   const value = Number(raw);
   if (/^\d+$/.test(raw) && value >= min && value <= max) return value;
-  const accepts = `an integer from ${min} to ${max}`;
+  const accepts = integerIn(min, max).text;
   if (envName.startsWith('OTEL_')) {
     ignoreOtelValue(envName, raw, accepts, `using ${fallback}`);
     return fallback;
@@ -173,10 +188,7 @@ function amqpUrl(name: string, value: string): string {
 }
 
 function queueName(name: string, value: string): string {
-  // AMQP 0-9-1 short strings: at most 255 bytes; an empty name would mean a server-named queue.
-  if (value.length === 0 || Buffer.byteLength(value) > 255) {
-    throw new TracingConfigError(name, 'a queue name of 1 to 255 bytes', value);
-  }
+  if (!QUEUE_NAME.test(value)) throw new TracingConfigError(name, QUEUE_NAME.text, value);
   return value;
 }
 

@@ -22,6 +22,9 @@ import {
   DEFAULT_QUEUE,
   DEFAULT_RABBITMQ_URL,
   DEFAULT_SHUTDOWN_TIMEOUT_MILLIS,
+  QUEUE_NAME,
+  integerIn,
+  type Accepts,
   type BodyCompression,
   type WireEncoding,
 } from './config.js';
@@ -136,7 +139,7 @@ function timeout(millis: number, keepAlive = false): { promise: Promise<void>; c
  * An option as startTracing would accept it. The exporter never throws into the
  * app: a bad value (from untyped code) is reported and replaced by the default.
  */
-function option<T>(name: string, value: T | undefined, fallback: T, accepts: { test: (value: T) => boolean; text: string }): T {
+function option<T>(name: string, value: T | undefined, fallback: T, accepts: Accepts<T>): T {
   if (value === undefined) return fallback;
   if (accepts.test(value)) return value;
   logger.warn(`${name} must be ${accepts.text}, got ${describe(value)}; using ${describe(fallback)}`);
@@ -151,16 +154,6 @@ function describe(value: unknown): string {
     return typeof value === 'bigint' ? `${value}n` : Object.prototype.toString.call(value);
   }
 }
-
-function integerIn(min: number, max: number): { test: (value: number) => boolean; text: string } {
-  return { test: (value) => Number.isSafeInteger(value) && value >= min && value <= max, text: `an integer from ${min} to ${max}` };
-}
-
-/** AMQP short strings: 1 to 255 bytes; an empty name would make the broker name a new queue on every connect. */
-const QUEUE_NAME = {
-  test: (value: string) => typeof value === 'string' && value.length > 0 && Buffer.byteLength(value, 'utf8') <= 255,
-  text: 'a queue name of 1 to 255 bytes',
-};
 
 /**
  * Tests only: the memory an exporter's buffer holds (its slabs and spare

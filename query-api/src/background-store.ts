@@ -20,13 +20,12 @@ export interface BackgroundStoreOptions {
 }
 
 /**
- * What retrying cannot fix when opening: a refused URL or option
- * (`bad_input`), a schema that cannot be migrated (`schema`), refused
- * credentials (`auth`). Anything else may pass: the server starting, a
- * network, an overloaded server.
+ * What retrying cannot fix when opening (ClickHouseStore.open says: a refused
+ * URL or option, a schema that cannot be migrated, refused credentials).
+ * Anything else may pass: the server starting, a network, an overloaded server.
  */
 function isFatal(error: unknown): boolean {
-  return !(error instanceof StorageError) || error.code === 'auth' || !error.retryable;
+  return !(error instanceof StorageError) || !error.retryable;
 }
 
 export class BackgroundStore implements TraceReader {

@@ -216,7 +216,11 @@ export class ClickHouseStore {
       });
     } catch (error) {
       await engine.close().catch(() => undefined);
-      throw toStorageError(error, 'opening the ClickHouse store failed');
+      const failure = toStorageError(error, 'opening the ClickHouse store failed');
+      // Refused credentials are retryable for an insert (it waits for the rights to come
+      // back); a store that these credentials cannot open will not open by retrying.
+      if (failure.code === 'auth') throw new StorageError({ code: 'auth', retryable: false, message: failure.message, cause: failure.cause });
+      throw failure;
     }
   }
 
