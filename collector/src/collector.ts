@@ -56,15 +56,19 @@ interface Session {
   /** Publish ids of dead letters the broker returned as unroutable; their confirm follows. */
   readonly returned: Set<string>;
   consumerTag?: string;
+  /** The prefetch the current consumer was started with. */
+  prefetch?: number;
   /** Consumption cancelled by flow control (see adjustFlow) until the unacked messages' rows shrink. */
   paused?: boolean;
-  /** A pause or resume under way: one at a time, and stop() waits for it. */
+  /** A pause, resume or resize under way: one at a time, and stop() waits for it. */
   flowChange?: Promise<void>;
   /** The close of the whole session, started once by whichever path asks first (see closeSession). */
   closing?: Promise<void>;
 }
 
 const PING_INTERVAL_MS = 2_000;
+/** An upper estimate of a message's rows per byte of its (inflated) body, used before any message has been seen. */
+const ROWS_PER_BODY_BYTE_AT_MOST = 3;
 
 export class Collector {
   readonly metrics: CollectorMetrics;
@@ -417,6 +421,7 @@ export class Collector {
       const prefetch = this.consumerPrefetch();
       await channel.prefetch(prefetch);
       current.consumerTag = await this.consume(current);
+      current.prefetch = prefetch;
       this.rabbitmqUp = true;
       this.updateUp();
       this.logger.info({ queue: this.config.queue, prefetch, generation }, 'consuming');
@@ -451,11 +456,16 @@ export class Collector {
    * Bounds the memory of unacked messages in bytes, which prefetch (a count)
    * does not: 600 messages of 4 MiB would be gigabytes of rows while ClickHouse
    * is away. RabbitMQ has no prefetch in bytes, and a new basic.qos does not
-   * apply to a running consumer. So once the rows reach maxPendingBytes the
-   * consumer is cancelled (the messages delivered before the broker saw it are
-   * still handled, and acked on the same channel). Below half the bound, a new
-   * consumer starts with a prefetch of what fits in that half at the average
-   * message size, so a backlog cannot overshoot the bound again.
+   * apply to a running consumer. So:
+   * - once the rows reach maxPendingBytes the consumer is cancelled (the
+   *   messages delivered before the broker saw it are still handled, and acked
+   *   on the same channel); below half the bound a new consumer starts;
+   * - every consumer's prefetch is what fits in half the bound at the average
+   *   message size (consumerPrefetch), and when that average moves the
+   *   consumer is replaced by one with a window twice as large or half as
+   *   large: start the new one, then cancel the old one. A replica starting on
+   *   a backlog thus probes with a small window instead of taking a whole
+   *   prefetch of messages it knows nothing about.
    */
   private adjustFlow(session: Session | undefined = this.session): void {
     if (session === undefined || session !== this.session || this.stopping || session.flowChange !== undefined) return;
@@ -473,14 +483,15 @@ export class Collector {
     } else if (session.paused && this.pendingBytes < bound / 2) {
       const window = this.consumerPrefetch();
       this.logger.info({ pendingBytes: this.pendingBytes, prefetch: window }, 'resuming consumption');
-      change = (async () => {
-        await session.channel.prefetch(window);
-        return this.consume(session);
-      })().then(async (newTag) => {
+      change = this.startConsumer(session, window).then(() => {
         session.paused = false;
-        session.consumerTag = newTag;
-        // stop() began meanwhile and found no consumer to cancel: cancel this one.
-        if (this.stopping) await session.channel.cancel(newTag);
+      });
+    } else if (!session.paused && tag !== undefined && session.prefetch !== undefined) {
+      const window = this.consumerPrefetch();
+      if (window < session.prefetch * 2 && window * 2 > session.prefetch) return;
+      this.logger.info({ averageMessageBytes: Math.round(this.averageMessageBytes), from: session.prefetch, prefetch: window }, 'resizing the prefetch');
+      change = this.startConsumer(session, window).then(async () => {
+        await session.channel.cancel(tag);
       });
     }
     if (change === undefined) return;
@@ -493,19 +504,32 @@ export class Collector {
         session.flowChange = undefined;
         // The channel failed under the request (or refused it): start over, as for any
         // channel loss. Not adjustFlow again: that would ask the same channel again.
-        this.logger.warn({ err: error }, 'could not pause or resume consumption; reconnecting');
+        this.logger.warn({ err: error }, 'could not pause, resume or resize consumption; reconnecting');
         if (!this.stopping && this.session === session) void this.endSession(session);
       },
     );
   }
 
+  /** Starts the session's consumer with this prefetch (the previous one, if any, is the caller's to cancel). */
+  private async startConsumer(session: Session, prefetch: number): Promise<void> {
+    await session.channel.prefetch(prefetch);
+    const tag = await this.consume(session);
+    session.consumerTag = tag;
+    session.prefetch = prefetch;
+    // stop() began meanwhile and found no consumer to cancel, or only the old one: cancel this one.
+    if (this.stopping) await session.channel.cancel(tag);
+  }
+
   /**
-   * The prefetch of a new consumer: the configured one, or fewer once the
-   * messages seen are so large that it would not fit in half of maxPendingBytes.
+   * The prefetch of a new consumer: what fits in half of maxPendingBytes at
+   * the average message size, at most the configured one. Before any message
+   * has been seen, what fits at the largest message accepted, whose rows can
+   * take a few times its bytes (1.5 times for HTTP spans in JSON, 2.2 for
+   * spans holding only ids).
    */
   private consumerPrefetch(): number {
-    if (this.averageMessageBytes === 0) return this.config.prefetch;
-    const fits = Math.floor(this.config.maxPendingBytes / 2 / this.averageMessageBytes);
+    const messageBytes = this.averageMessageBytes === 0 ? ROWS_PER_BODY_BYTE_AT_MOST * this.config.maxMessageBytes : this.averageMessageBytes;
+    const fits = Math.floor(this.config.maxPendingBytes / 2 / messageBytes);
     return Math.max(1, Math.min(this.config.prefetch, fits));
   }
 

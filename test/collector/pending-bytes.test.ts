@@ -44,43 +44,48 @@ describe('a byte bound on unacked messages', () => {
     const broker = o.proxyRabbitMq === true ? await TcpProxy.start(RABBITMQ_URL) : undefined;
     if (broker !== undefined) cleanup.push(() => broker.close());
     cleanup.push(() => rabbit.deleteCollectorTopology(queue));
-    const collector = await CollectorProcess.spawn({
-      queue,
-      database,
-      clickhouseUrl: clickhouse.url,
-      ...(broker === undefined ? {} : { rabbitmqUrl: broker.url }),
-      env: {
-        TRACEHOUSE_LOG_LEVEL: 'warn',
-        TRACEHOUSE_COLLECTOR_PREFETCH: String(PREFETCH),
-        TRACEHOUSE_COLLECTOR_MAX_PENDING_BYTES: String(MAX_PENDING_BYTES),
-        // Batches close by age only, so a whole prefetch of messages would wait in them.
-        TRACEHOUSE_COLLECTOR_BATCH_SPANS: '1000000',
-        TRACEHOUSE_COLLECTOR_BATCH_MESSAGES: '1000',
-        TRACEHOUSE_COLLECTOR_BATCH_AGE_MS: '200',
-        TRACEHOUSE_COLLECTOR_INSERT_CONCURRENCY: '1',
-        TRACEHOUSE_COLLECTOR_RETRY_MAX_MS: '500',
-        TRACEHOUSE_COLLECTOR_RECONNECT_MAX_MS: '500',
-        TRACEHOUSE_CLICKHOUSE_TIMEOUT_MS: '2000',
-        TRACEHOUSE_CLICKHOUSE_INSERT_TIMEOUT_MS: '2000',
-        TRACEHOUSE_COLLECTOR_SHUTDOWN_TIMEOUT_MS: '3000',
-      },
-    });
-    cleanup.push(async () => void (await collector.stop()));
+    const spawn = async (): Promise<CollectorProcess> => {
+      const started = await CollectorProcess.spawn({
+        queue,
+        database,
+        clickhouseUrl: clickhouse.url,
+        ...(broker === undefined ? {} : { rabbitmqUrl: broker.url }),
+        env: {
+          TRACEHOUSE_LOG_LEVEL: 'info',
+          TRACEHOUSE_COLLECTOR_PREFETCH: String(PREFETCH),
+          TRACEHOUSE_COLLECTOR_MAX_PENDING_BYTES: String(MAX_PENDING_BYTES),
+          // Batches close by age only, so a whole prefetch of messages would wait in them.
+          TRACEHOUSE_COLLECTOR_BATCH_SPANS: '1000000',
+          TRACEHOUSE_COLLECTOR_BATCH_MESSAGES: '1000',
+          TRACEHOUSE_COLLECTOR_BATCH_AGE_MS: '200',
+          TRACEHOUSE_COLLECTOR_INSERT_CONCURRENCY: '1',
+          TRACEHOUSE_COLLECTOR_RETRY_MAX_MS: '500',
+          TRACEHOUSE_COLLECTOR_RECONNECT_MAX_MS: '500',
+          TRACEHOUSE_CLICKHOUSE_TIMEOUT_MS: '2000',
+          TRACEHOUSE_CLICKHOUSE_INSERT_TIMEOUT_MS: '2000',
+          TRACEHOUSE_COLLECTOR_SHUTDOWN_TIMEOUT_MS: '3000',
+        },
+      });
+      cleanup.push(async () => void (await started.stop()));
+      return started;
+    };
+    const collector = await spawn();
     await collector.waitReady();
 
     const peaks = { inflight: 0, pendingBytes: 0 };
-    const watch = async (): Promise<void> => {
-      const m = await collector.metrics();
+    const watch = async (watched = collector): Promise<void> => {
+      const m = await watched.metrics();
       peaks.inflight = Math.max(peaks.inflight, m.value(METRIC.inflight));
       peaks.pendingBytes = Math.max(peaks.pendingBytes, m.value(PENDING_BYTES));
     };
+    const bodiesOf = (spans: Span[], perMessage: number): Buffer[] => chunk(spans, perMessage).map((part) => encodeJsonV2(part));
     /**
      * Messages of 400 spans, about 120 KB (rows of about 200 KB), arriving as a busy service
      * sends them: 60 a second.
      */
     const publishSteadily = async (messages: number): Promise<Span[]> => {
       const sent = makeSpans(messages * 400, { perTrace: 25 });
-      const bodies = chunk(sent, 400).map((spans) => encodeJsonV2(spans));
+      const bodies = bodiesOf(sent, 400);
       expect(bodies[0]!.length).toBeGreaterThan(100_000);
       for (const tenth of chunk(bodies, 6)) {
         await rabbit.publishAll(queue, tenth);
@@ -90,24 +95,22 @@ describe('a byte bound on unacked messages', () => {
       await watch();
       return sent;
     };
-    return { queue, store, clickhouse, broker, collector, peaks, watch, publishSteadily };
+    return { queue, store, clickhouse, broker, collector, spawn, peaks, watch, bodiesOf, publishSteadily };
   }
 
-  it('pauses consumption while the rows of unacked messages reach it, and loses nothing', async () => {
+  it('keeps the rows of unacked messages within it while ClickHouse is away, and loses nothing', async () => {
     const { queue, store, clickhouse, collector, peaks, watch, publishSteadily } = await bed();
     clickhouse.cut();
-    // 300 messages: 30 times the bound, within the prefetch.
+    // 300 messages: 30 times the bound, within the prefetch. The consumer's window is sized to
+    // what fits in half the bound at the average message size.
     const sent = await publishSteadily(300);
-    expect((await collector.metrics()).value(PAUSES)).toBeGreaterThanOrEqual(1);
-    // What the broker sent before it saw the pause comes on top of the bound: a few messages.
-    expect(peaks.pendingBytes).toBeGreaterThanOrEqual(MAX_PENDING_BYTES);
-    expect(peaks.pendingBytes).toBeLessThan(2 * MAX_PENDING_BYTES);
+    expect(peaks.pendingBytes).toBeGreaterThan(MAX_PENDING_BYTES / 4);
+    expect(peaks.pendingBytes).toBeLessThan(MAX_PENDING_BYTES);
     expect(peaks.inflight).toBeLessThan(PREFETCH / 10);
     // The backlog waits in RabbitMQ.
     expect(await rabbit.messageCount(queue)).toBeGreaterThan(PREFETCH / 2);
     expect(collector.running).toBe(true);
 
-    // Resumed, the replica takes from the backlog only what fits in the bound, not a whole prefetch.
     clickhouse.restore();
     peaks.pendingBytes = 0;
     await waitFor(
@@ -124,8 +127,13 @@ describe('a byte bound on unacked messages', () => {
     expect(await checkStored(store.reader, sent)).toEqual({ expected: sent.length, missing: 0, duplicates: 0, unexpected: 0 });
   });
 
-  it('reconnects when the broker refuses to resume, and keeps the bound across reconnects', async () => {
-    const { queue, clickhouse, broker, collector, peaks, watch, publishSteadily } = await bed({ proxyRabbitMq: true });
+  it('pauses when messages outgrow the window, reconnects when the broker refuses to resume, and keeps the bound across reconnects', async () => {
+    const { queue, clickhouse, broker, collector, peaks, watch, bodiesOf, publishSteadily } = await bed({ proxyRabbitMq: true });
+    // Small messages first: their average size widens the window to the whole prefetch.
+    await rabbit.publishAll(queue, bodiesOf(makeSpans(30 * 5), 5));
+    await waitFor(async () => (await collector.metrics()).value(METRIC.stored) === 150, { timeoutMs: 20_000, what: 'the small messages stored' });
+    expect(collector.logs.some((line) => line.includes('resizing the prefetch') && line.includes(`"prefetch":${PREFETCH}`))).toBe(true);
+    // Then large ones while ClickHouse is away: more arrive than the bound holds before the window narrows.
     clickhouse.cut();
     await publishSteadily(120);
     const paused = await collector.metrics();
@@ -140,7 +148,7 @@ describe('a byte bound on unacked messages', () => {
       timeoutMs: 20_000,
       what: 'the collector reconnected after the refused resume',
     });
-    expect(collector.logs.some((line) => line.includes('could not pause or resume consumption; reconnecting'))).toBe(true);
+    expect(collector.logs.some((line) => line.includes('could not pause, resume or resize consumption; reconnecting'))).toBe(true);
     for (let i = 0; i < 10; i++) {
       const started = Date.now();
       expect((await collector.ready())?.status).toBe(200);
@@ -175,5 +183,41 @@ describe('a byte bound on unacked messages', () => {
     expect(await rabbit.messageCount(queue)).toBeGreaterThan(0);
     // Stopped with ClickHouse away: what it holds stays with the broker, within the shutdown timeout.
     expect(await collector.stop(10_000)).toBe(0);
+  });
+
+  it('a replica starting on a backlog probes with a small window, then widens it to the average message size', async () => {
+    const { queue, store, clickhouse, collector: first, spawn, peaks, watch, bodiesOf } = await bed();
+    // The first replica declared the topology; the backlog piles up while no replica runs.
+    expect(await first.stop()).toBe(0);
+    const sent = makeSpans(200 * 400, { perTrace: 25 });
+    await rabbit.publishAll(queue, bodiesOf(sent, 400));
+    expect(await rabbit.messageCount(queue)).toBe(200);
+
+    // ClickHouse goes away once the new replica has opened its store, before it consumes.
+    const collector = await spawn();
+    await waitFor(() => collector.logs.some((line) => line.includes('ClickHouse store open')), { timeoutMs: 20_000, intervalMs: 2, what: 'the store open' });
+    clickhouse.cut();
+    expect(collector.logs.some((line) => line.includes('"msg":"consuming"'))).toBe(false);
+    await waitFor(async () => (await rabbit.messageCount(queue)) < 200, { timeoutMs: 20_000, what: 'consumption' });
+    for (let i = 0; i < 20; i++) {
+      await watch(collector);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    // 200 messages of about 200 KB of rows each would be 40 MB: 20 times the bound.
+    expect(peaks.pendingBytes).toBeGreaterThan(MAX_PENDING_BYTES / 4);
+    expect(peaks.pendingBytes).toBeLessThan(MAX_PENDING_BYTES);
+    expect(peaks.inflight).toBeLessThan(PREFETCH / 10);
+    expect(await rabbit.messageCount(queue)).toBeGreaterThan(150);
+
+    clickhouse.restore();
+    await waitFor(async () => (await rabbit.messageCount(queue)) === 0 && (await collector.metrics()).value(METRIC.stored) === sent.length, {
+      timeoutMs: 60_000,
+      what: 'the backlog written once ClickHouse is back',
+    });
+    // The first consumer's window was the probe: the largest message's rows at most, in half the bound.
+    const consuming = collector.logs.filter((line) => line.includes('"msg":"consuming"')).map((line) => JSON.parse(line) as { prefetch?: number });
+    expect(consuming[0]?.prefetch).toBe(1);
+    expect(collector.logs.some((line) => line.includes('resizing the prefetch'))).toBe(true);
+    expect(await checkStored(store.reader, sent)).toEqual({ expected: sent.length, missing: 0, duplicates: 0, unexpected: 0 });
   });
 });
