@@ -48,6 +48,7 @@ import {
   tracesQuery,
 } from './schemas.js';
 import { mergeTrace } from './trace-merge.js';
+import { STREAM_MIN_SPANS, spanCount, streamTrace, streamTraceList } from './json-stream.js';
 
 /** The part of the configuration the app itself uses. */
 export type AppConfig = Pick<
@@ -117,6 +118,20 @@ const COMPRESS_MIN_BYTES = 2048;
  * The headers @fastify/cors adds to an answer other than a preflight, for the answers given
  * before its hook could run (queryApiFrameworkErrors).
  */
+const JSON_TYPE = 'application/json; charset=utf-8';
+
+/** One trace: through the response schema when small, streamed when large (see json-stream.ts). */
+function sendTrace(reply: FastifyReply, trace: Span[]): Span[] | FastifyReply {
+  if (trace.length < STREAM_MIN_SPANS) return trace;
+  return reply.type(JSON_TYPE).send(streamTrace(trace));
+}
+
+/** A list of traces, likewise. */
+function sendTraces(reply: FastifyReply, traces: Span[][]): Span[][] | FastifyReply {
+  if (spanCount(traces) < STREAM_MIN_SPANS) return traces;
+  return reply.type(JSON_TYPE).send(streamTraceList(traces));
+}
+
 function addCorsHeaders(origins: AppConfig['corsOrigins'], request: FastifyRequest, reply: FastifyReply): void {
   if (origins === 'off') return;
   if (origins === '*') {
@@ -388,10 +403,10 @@ async function registerQueryApi(instance: FastifyInstance, options: QueryApiOpti
             response: { 200: ListOfTracesRef, ...errorResponses },
           },
         },
-        async (request) => {
+        async (request, reply) => {
           const query = parseTracesQuery(request.query, config, now());
           const traces = await stoppable(request, (signal) => reader.getTraces(query, { signal }));
-          return traces.map((trace: Span[]) => mergeTrace(trace));
+          return sendTraces(reply, traces.map((trace: Span[]) => mergeTrace(trace)));
         },
       );
 
@@ -404,13 +419,13 @@ async function registerQueryApi(instance: FastifyInstance, options: QueryApiOpti
             response: { 200: TraceRef, 404: ErrorRef, ...errorResponses },
           },
         },
-        async (request) => {
+        async (request, reply) => {
           const traceId = normalizeTraceId('traceId', request.params.traceId);
           const spans = await stoppable(request, (signal) => reader.getTrace(traceId, { signal }));
           if (spans.length === 0) {
             throw new ApiError({ statusCode: 404, code: 'TRACE_NOT_FOUND', message: `trace ${traceId} not found` });
           }
-          return mergeTrace(spans);
+          return sendTrace(reply, mergeTrace(spans));
         },
       );
 
@@ -423,10 +438,10 @@ async function registerQueryApi(instance: FastifyInstance, options: QueryApiOpti
             response: { 200: ListOfTracesRef, ...errorResponses },
           },
         },
-        async (request) => {
+        async (request, reply) => {
           const ids = parseTraceIds(request.query.traceIds);
           const traces = await stoppable(request, (signal) => reader.getTraceMany(ids, { signal }));
-          return traces.map((trace: Span[]) => mergeTrace(trace));
+          return sendTraces(reply, traces.map((trace: Span[]) => mergeTrace(trace)));
         },
       );
 

@@ -55,6 +55,42 @@ describe.each(ENGINES)('a search for more traces than one read by id takes, on t
   });
 });
 
+describe.each(ENGINES)('name lists of a service that puts ids into its names, on the $name', ({ url }) => {
+  const database = uniqueDatabase('th_reader_names');
+  const now = Date.now();
+  const COUNT = 10_005;
+  /** Zero-padded, so that byte order is numeric order. */
+  const numbered = (prefix: string): string[] => Array.from({ length: COUNT }, (_, i) => `${prefix}-${String(i).padStart(5, '0')}`);
+  const spans: Span[] = oneSpanTraces(COUNT, now - 60_000).map((span, i) => ({
+    ...span,
+    name: `op-${String(i).padStart(5, '0')}`,
+    localEndpoint: { serviceName: i === 0 ? 'bulk' : `svc-${String(i).padStart(5, '0')}` },
+    remoteEndpoint: { serviceName: `remote-${String(i).padStart(5, '0')}` },
+    tags: { [`key-${String(i).padStart(5, '0')}`]: 'v', 'request.id': `value-${String(i).padStart(5, '0')}` },
+  }));
+  let store: ClickHouseStore;
+
+  beforeAll(async () => {
+    store = await ClickHouseStore.open({ url, database });
+    // Every span under one service for the span and remote names.
+    await store.writer.write(spans.map((span) => ({ ...span, localEndpoint: { serviceName: 'bulk' } })));
+    await store.writer.write(spans);
+  });
+  afterAll(async () => {
+    await store?.dropDatabase();
+    await store?.close();
+  });
+
+  it('returns the first 10 000 of each list in byte order', async () => {
+    const first = (names: string[]): string[] => names.slice(0, 10_000);
+    expect(await store.reader.getServiceNames()).toEqual(first(['bulk', ...numbered('svc').slice(1)]));
+    expect(await store.reader.getSpanNames('bulk')).toEqual(first(numbered('op')));
+    expect(await store.reader.getRemoteServiceNames('bulk')).toEqual(first(numbered('remote')));
+    expect(await store.reader.getAutocompleteKeys()).toEqual(first([...numbered('key'), 'request.id']));
+    expect(await store.reader.getAutocompleteValues('request.id')).toEqual(first(numbered('value')));
+  });
+});
+
 describe.each(ENGINES)('a search that runs out of time, on the $name', ({ url }) => {
   const database = uniqueDatabase('th_reader_slow');
   const now = Date.now();

@@ -5,6 +5,7 @@ import { bindSql, type BindMode } from './sql-binding.js';
 import { DependencyLinker, type LinkSpan } from './dependency-linker.js';
 import { TRACE_LOW } from './schema.js';
 import { StorageError } from './storage-error.js';
+import { EventLoopTurns } from './event-loop-turns.js';
 
 export interface ReaderOptions {
   engine: Engine;
@@ -18,8 +19,15 @@ export interface ReaderOptions {
   maxResultBytes: number;
 }
 
-/** Most autocomplete values returned for one key. */
-const MAX_AUTOCOMPLETE_VALUES = 10_000;
+/** Stored spans parsed per JSON.parse call when a trace is read: about a megabyte of JSON. */
+const PAYLOADS_PER_PARSE = 2_000;
+
+/**
+ * Most names one list returns (services, span names, remote services, tag keys,
+ * a key's values), the first in byte order. A service that puts ids into its
+ * span names would otherwise send hundreds of thousands to every search page.
+ */
+const MAX_NAMES = 10_000;
 
 /**
  * Memory budgeted per row of the dependency query (DISTINCT, then sorted by
@@ -115,7 +123,7 @@ export class ClickHouseTraceReader implements TraceReader {
 
   getServiceNames(): Promise<string[]> {
     return this.#column(
-      `SELECT DISTINCT service FROM ${this.#db}.span_names WHERE service != '' ORDER BY service`,
+      `SELECT DISTINCT service FROM ${this.#db}.span_names WHERE service != '' ORDER BY service LIMIT ${MAX_NAMES}`,
       {},
       'service',
     );
@@ -123,7 +131,7 @@ export class ClickHouseTraceReader implements TraceReader {
 
   getSpanNames(serviceName: string): Promise<string[]> {
     return this.#column(
-      `SELECT DISTINCT name FROM ${this.#db}.span_names WHERE service = {service:String} AND name != '' ORDER BY name`,
+      `SELECT DISTINCT name FROM ${this.#db}.span_names WHERE service = {service:String} AND name != '' ORDER BY name LIMIT ${MAX_NAMES}`,
       { service: String(serviceName).toLowerCase() },
       'name',
     );
@@ -132,7 +140,7 @@ export class ClickHouseTraceReader implements TraceReader {
   getRemoteServiceNames(serviceName: string): Promise<string[]> {
     return this.#column(
       `SELECT DISTINCT remote_service FROM ${this.#db}.span_names
-WHERE service = {service:String} AND remote_service != '' ORDER BY remote_service`,
+WHERE service = {service:String} AND remote_service != '' ORDER BY remote_service LIMIT ${MAX_NAMES}`,
       { service: String(serviceName).toLowerCase() },
       'remote_service',
     );
@@ -314,22 +322,35 @@ WHERE trace_low IN {lows:Array(String)} AND ts >= {lo:UInt64} AND ts <= {hi:UInt
       { signal, maxBytes: budget.left },
     );
     budget.left = Math.max(1, budget.left - text.length);
+    const turns = new EventLoopTurns(signal);
     const strict = this.#strict;
     const groups = new Map<string, string[]>(wanted.map((id) => [strict ? id : id.slice(-16), []]));
-    for (const line of text.split('\n')) {
-      if (line.length === 0) continue;
+    for (let start = 0; start < text.length; ) {
+      let end = text.indexOf('\n', start);
+      if (end === -1) end = text.length;
       // trace_high and trace_low are hex; the payload is JSON, which never
       // holds a raw tab or newline, so TabSeparatedRaw splits safely.
-      const tab1 = line.indexOf('\t');
-      const tab2 = line.indexOf('\t', tab1 + 1);
-      const high = line.slice(0, tab1);
-      const low = line.slice(tab1 + 1, tab2);
-      const group = groups.get(strict ? high + low : low);
-      if (group !== undefined) group.push(line.slice(tab2 + 1));
+      const tab1 = text.indexOf('\t', start);
+      const tab2 = text.indexOf('\t', tab1 + 1);
+      if (tab1 !== -1 && tab2 !== -1 && tab2 < end) {
+        const group = groups.get(strict ? text.slice(start, tab1) + text.slice(tab1 + 1, tab2) : text.slice(tab1 + 1, tab2));
+        group?.push(text.slice(tab2 + 1, end));
+      }
+      start = end + 1;
+      if (turns.due()) await turns.next();
     }
     const traces: Span[][] = [];
     for (const payloads of groups.values()) {
-      if (payloads.length > 0) traces.push(JSON.parse(`[${payloads.join(',')}]`) as Span[]);
+      if (payloads.length === 0) continue;
+      const spans: Span[] = [];
+      // A slice of payloads at a time, each parsed in one call (JSON.parse of
+      // an array beats one call per span), with turns in between.
+      for (let first = 0; first < payloads.length; first += PAYLOADS_PER_PARSE) {
+        const slice = payloads.slice(first, first + PAYLOADS_PER_PARSE);
+        for (const span of JSON.parse(`[${slice.join(',')}]`) as Span[]) spans.push(span);
+        if (turns.due()) await turns.next();
+      }
+      traces.push(spans);
     }
     return traces;
   }
@@ -452,13 +473,13 @@ ORDER BY trace_low`,
 
   async getAutocompleteKeys(): Promise<string[]> {
     if (this.#autocompleteKeys !== undefined) return [...this.#autocompleteKeys];
-    return this.#column(`SELECT DISTINCT key FROM ${this.#db}.tag_values ORDER BY key`, {}, 'key');
+    return this.#column(`SELECT DISTINCT key FROM ${this.#db}.tag_values ORDER BY key LIMIT ${MAX_NAMES}`, {}, 'key');
   }
 
   async getAutocompleteValues(key: string): Promise<string[]> {
     if (this.#autocompleteKeys !== undefined && !this.#autocompleteKeys.includes(key)) return [];
     return this.#column(
-      `SELECT DISTINCT value FROM ${this.#db}.tag_values WHERE key = {key:String} ORDER BY value LIMIT ${MAX_AUTOCOMPLETE_VALUES}`,
+      `SELECT DISTINCT value FROM ${this.#db}.tag_values WHERE key = {key:String} ORDER BY value LIMIT ${MAX_NAMES}`,
       { key: String(key) },
       'value',
     );

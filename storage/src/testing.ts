@@ -67,6 +67,8 @@ export async function openWrappedReader(options: {
 export class SlowEngine implements Engine {
   /** Date.now() at the start of each read, in order. */
   readonly started: number[] = [];
+  /** Date.now() when each read's answer was handed to the reader, in order. */
+  readonly answered: number[] = [];
   readonly #engine: Engine;
   readonly #delayMs: number;
 
@@ -83,6 +85,7 @@ export class SlowEngine implements Engine {
     this.started.push(Date.now());
     const result = await read();
     await sleep(this.#delayMs);
+    this.answered.push(Date.now());
     return result;
   }
 
