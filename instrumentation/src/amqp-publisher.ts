@@ -171,12 +171,18 @@ export class AmqpPublisher {
     void this.#connect();
   }
 
-  /** Skips a pending backoff delay and tries to connect right away (forceFlush and shutdown); nothing when connected or connecting. */
-  connectNow(): void {
+  /**
+   * Skips a pending backoff delay and tries to connect right away (forceFlush
+   * and shutdown); nothing when connected or connecting. `withinMillis` bounds
+   * the attempt below the connect timeout: its socket holds the process while
+   * it lasts, and a flush or shutdown must not outlast its own timeout.
+   */
+  connectNow(withinMillis?: number): void {
     if (this.#stopped || this.#connecting || this.#model !== undefined) return;
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = undefined;
-    void this.#connect();
+    const timeout = Math.min(this.#options.connectTimeoutMillis, Math.max(100, withinMillis ?? Infinity));
+    void this.#connect(timeout);
   }
 
   /**
@@ -196,14 +202,14 @@ export class AmqpPublisher {
     return url.toString();
   }
 
-  async #connect(): Promise<void> {
+  async #connect(timeoutMillis = this.#options.connectTimeoutMillis): Promise<void> {
     this.#connecting = true;
     let model: ChannelModel | undefined;
     try {
       const { connect } = await loadAmqplib();
       model = await untraced(() =>
         connect(this.#url(), {
-          timeout: this.#options.connectTimeoutMillis,
+          timeout: timeoutMillis,
           clientProperties: { connection_name: this.#options.connectionName },
         }),
       );

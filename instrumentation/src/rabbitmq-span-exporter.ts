@@ -512,7 +512,7 @@ export class RabbitMqSpanExporter implements SpanExporter {
       // As shutdown does: a reconnect backoff (up to 30 s after an outage), or the wait before
       // publishing a failed message again, must not outlast the flush.
       this.#retryNow();
-      if (this.#busy) this.#publisher.connectNow();
+      if (this.#busy) this.#publisher.connectNow(this.#flushTimeoutMillis);
       if (!(await this.#waitUntilEmpty(this.#flushTimeoutMillis, true))) {
         logger.debug(`forceFlush: ${this.#buffer.length} spans still buffered after ${this.#flushTimeoutMillis} ms`);
       }
@@ -536,7 +536,7 @@ export class RabbitMqSpanExporter implements SpanExporter {
       const deadline = Date.now() + this.#shutdownTimeoutMillis;
       if (this.#busy) {
         this.#retryNow();
-        this.#publisher.connectNow();
+        this.#publisher.connectNow(this.#shutdownTimeoutMillis);
         // Delivering buffered spans is worth keeping the process up for, within the timeout.
         this.#publisher.keepProcessAlive(true);
         await this.#waitUntilEmpty(this.#shutdownTimeoutMillis, true);

@@ -1,6 +1,7 @@
 // startTracing in-process, without a broker (its URL points at a closed port).
 import { context, propagation, trace } from '@opentelemetry/api';
-import { InMemorySpanExporter } from '@opentelemetry/sdk-trace-base';
+import { Worker } from 'node:worker_threads';
+import { BasicTracerProvider, InMemorySpanExporter } from '@opentelemetry/sdk-trace-base';
 import { afterAll, describe, expect, it } from 'vitest';
 import { TracingConfigError } from './config.js';
 import { TestReader } from './metrics.test.helpers.js';
@@ -76,5 +77,44 @@ describe('startTracing', () => {
     handles.push(handle);
     expect(handle.exporter).toBeUndefined();
     await handle.shutdown();
+  });
+
+  it('returns the running setup when called again, and starts anew after shutdown', async () => {
+    const options = { spanExporter: new InMemorySpanExporter(), shutdownSignals: [], esmLoaderHook: false, env: {} };
+    const first = startTracing(options);
+    expect(startTracing(options)).toBe(first);
+    await first.shutdown();
+    const second = startTracing(options);
+    expect(second).not.toBe(first);
+    await second.shutdown();
+  });
+
+  it('refuses to start when another SDK registered a tracer provider first, whose spans this exporter would never see', async () => {
+    const other = new BasicTracerProvider();
+    expect(trace.setGlobalTracerProvider(other)).toBe(true);
+    try {
+      expect(() => startTracing({ shutdownSignals: [], esmLoaderHook: false, env: {} })).toThrow(/global tracer provider.*BasicTracerProvider/);
+    } finally {
+      trace.disable();
+      await other.shutdown();
+    }
+  });
+
+  it('stays off outside the main thread (Node runs --require preloads again in its module-hooks thread)', async () => {
+    const moduleUrl = new URL('./start-tracing.js', import.meta.url).href.replace('/src/', '/dist/');
+    const source = `
+      import { parentPort } from 'node:worker_threads';
+      const { startTracing } = await import(${JSON.stringify(moduleUrl)});
+      const handle = startTracing({ env: {}, shutdownSignals: [], esmLoaderHook: false });
+      parentPort.postMessage({ disabled: handle.config.disabled, exporter: handle.exporter !== undefined });
+      await handle.shutdown();
+    `;
+    const worker = new Worker(new URL(`data:text/javascript,${encodeURIComponent(source)}`));
+    const answer = await new Promise((resolve, reject) => {
+      worker.once('message', resolve);
+      worker.once('error', reject);
+    });
+    await worker.terminate();
+    expect(answer).toEqual({ disabled: true, exporter: false });
   });
 });

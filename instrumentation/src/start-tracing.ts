@@ -5,7 +5,21 @@
  * exporter, and a flush on SIGTERM/SIGINT bounded by a timeout.
  */
 import * as nodeModule from 'node:module';
-import { createNoopMeter, diag, DiagConsoleLogger, metrics, TraceFlags, type MeterProvider, type TextMapPropagator } from '@opentelemetry/api';
+import { isMainThread } from 'node:worker_threads';
+import {
+  context,
+  createNoopMeter,
+  diag,
+  DiagConsoleLogger,
+  metrics,
+  propagation,
+  ProxyTracerProvider,
+  trace,
+  TraceFlags,
+  type MeterProvider,
+  type TextMapPropagator,
+  type TracerProvider,
+} from '@opentelemetry/api';
 import {
   CompositePropagator,
   diagLogLevelFromString,
@@ -25,7 +39,7 @@ import {
 } from '@opentelemetry/resources';
 import { NodeSDK, type NodeSDKConfiguration } from '@opentelemetry/sdk-node';
 import { BatchSpanProcessor, type SpanExporter, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
-import { OTEL_VARIABLES_READ, parseTracingConfig, type TracingConfig, type TracingOptions } from './config.js';
+import { OTEL_VARIABLES_READ, parseTracingConfig, TracingConfigError, type TracingConfig, type TracingOptions } from './config.js';
 import { DROP_REASONS, METER_NAME, registerExporterMetrics, type DropReason, type ExporterStats } from './exporter-stats.js';
 import { RabbitMqSpanExporter, type RabbitMqSpanExporterOptions } from './rabbitmq-span-exporter.js';
 import { VERSION } from './version.js';
@@ -208,6 +222,41 @@ function loadAutoInstrumentations(config: true | Record<string, unknown>): Instr
 
 let esmHookRegistered = false;
 
+/** The handle of the tracing started in this process and not shut down: a second startTracing returns it. */
+let running: TracingHandle | undefined;
+
+/** The provider behind the global tracer provider; the API's no-op one when none is registered. */
+function registeredTracerProvider(): TracerProvider {
+  const global = trace.getTracerProvider();
+  return global instanceof ProxyTracerProvider ? global.getDelegate() : global;
+}
+
+const NO_TRACER_PROVIDER = new ProxyTracerProvider().getDelegate();
+
+/** Marks this package's signal listeners, which wait for another listener to end the process. */
+const DEFERRING_LISTENER = Symbol.for('@tracehouse/instrumentation signal listener');
+
+function markDeferring(listener: object): void {
+  Object.defineProperty(listener, DEFERRING_LISTENER, { value: true });
+}
+
+/**
+ * Listeners of `signal` that end the process themselves, as far as can be told:
+ * all of them but this package's and signal-exit's (used by execa, ora and
+ * the like), which both take the signal's default action only when they find
+ * themselves alone. Counting those as the app's, each would wait for the
+ * other and the process would never stop.
+ */
+function appListenerCount(signal: NodeJS.Signals): number {
+  const listeners = process.listeners(signal);
+  let deferring = listeners.filter((listener) => DEFERRING_LISTENER in listener).length;
+  // signal-exit v4 and v3 keep a process-wide count of their loaded instances, one listener each.
+  const v4 = (globalThis as Record<symbol, { count?: unknown } | undefined>)[Symbol.for('signal-exit emitter')];
+  const v3 = (process as unknown as { __signal_exit_emitter__?: { count?: unknown } }).__signal_exit_emitter__;
+  for (const emitter of [v4, v3]) if (typeof emitter?.count === 'number') deferring += emitter.count;
+  return Math.max(0, listeners.length - deferring);
+}
+
 /** Registers the import-in-the-middle loader once per process (Node >= 20.6 has `module.register`). */
 function registerEsmLoaderHook(): void {
   if (esmHookRegistered) return;
@@ -306,13 +355,33 @@ function bounded(promise: Promise<unknown>, millis: number, what: string): Promi
  * `diag` and ignored); after that, nothing it does throws into the app.
  */
 export function startTracing(options: StartTracingOptions = {}): TracingHandle {
+  if (running !== undefined) {
+    // A preload plus a call in the entry file, say: a second SDK would trace every call twice.
+    logger.warn('startTracing called while tracing runs: the running setup is kept (call shutdown() first to start anew)');
+    return running;
+  }
   const beforeSdkLogger = installDiagLoggerEarly();
   const config = parseTracingConfig(options, options.env ?? process.env);
   if (config.disabled) return disabledHandle(config);
+  if (!isMainThread) {
+    // Node runs --require preloads again in its module-hooks thread, and a worker's spans
+    // would need a process of their own to flush: tracing belongs to the main thread.
+    logger.debug('startTracing outside the main thread: tracing stays off in this thread');
+    return disabledHandle(Object.freeze({ ...config, disabled: true }));
+  }
   // NodeSDK reads OTEL_SDK_DISABLED from process.env whatever `env` or `disabled` say, and would then start nothing.
   if (process.env.OTEL_SDK_DISABLED?.trim().toLowerCase() === 'true') {
     logger.warn('OTEL_SDK_DISABLED=true in process.env disables the OpenTelemetry SDK: tracing stays off');
     return disabledHandle(Object.freeze({ ...config, disabled: true }));
+  }
+  const registered = registeredTracerProvider();
+  if (registered !== NO_TRACER_PROVIDER) {
+    // The SDK could not register its own: every span would go to the other one, and this exporter would get none.
+    throw new TracingConfigError(
+      'the global tracer provider',
+      'none registered before startTracing (start one SDK only, or give RabbitMqSpanExporter to the one started first)',
+      registered.constructor.name,
+    );
   }
   warnUnreadVariables(options.env);
 
@@ -396,40 +465,79 @@ export function startTracing(options: StartTracingOptions = {}): TracingHandle {
     ...(getStringFromEnv('OTEL_LOGS_EXPORTER') !== undefined ? {} : { logRecordProcessors: [] }),
   });
   sdk.start();
+  const ownTracerProvider = registeredTracerProvider();
   exporter?.start();
   registerMetrics();
 
   // Flushing can take at most the exporter's shutdown timeout plus the SDK's own bookkeeping.
   const shutdownBudget = config.shutdownTimeoutMillis + 1500;
   let shutdownPromise: Promise<void> | undefined;
+  let exitDeferredFrom: typeof process.exit | undefined;
   const signals = options.shutdownSignals ?? ['SIGTERM', 'SIGINT'];
 
   const shutdown = (): Promise<void> => {
     shutdownPromise ??= (async () => {
-      for (const signal of signals) process.removeListener(signal, onSignal);
       process.removeListener('beforeExit', onBeforeExit);
       const deadline = Date.now() + shutdownBudget;
       await bounded(sdk.shutdown(), shutdownBudget, 'SDK shutdown');
       // The batch processor shuts the exporter down only after a successful last flush, and a batch
       // with dropped spans fails it: without this, what the exporter buffers is neither sent nor counted.
       await bounded(shutdownExporter(), Math.max(0, deadline - Date.now()), 'exporter shutdown');
+      // The SDK leaves its globals registered: take them back, so that tracing can be started again.
+      if (registeredTracerProvider() === ownTracerProvider) {
+        trace.disable();
+        propagation.disable();
+        context.disable();
+      }
+      restoreExit();
+      // Only now: a listener alone on the signal (signal-exit's) takes it as the end of the process.
+      for (const signal of signals) process.removeListener(signal, onSignal);
+      if (running === handle) running = undefined;
     })();
     return shutdownPromise;
   };
 
   function onSignal(signal: NodeJS.Signals): void {
     // The app listens for the signal too: it decides when to stop, and the spans of
-    // the requests it lets finish are still to come. Send what is there now; the
-    // shutdown comes when the event loop runs dry (beforeExit) or the app asks.
-    if (process.listenerCount(signal) > 1) {
-      void handle.forceFlush();
+    // the requests it lets finish are still to come. Hand what is batched to the
+    // exporter now (without holding the process); the shutdown comes when the event
+    // loop runs dry (beforeExit), when the app asks, or when it calls process.exit.
+    if (appListenerCount(signal) > 0) {
+      batchProcessor.forceFlush().catch((error: unknown) => logger.warn('flush at the signal failed', error));
+      shutDownBeforeExit();
       return;
     }
     void shutdown().then(() => {
-      // Take the signal's default action now that our listener is gone (unless
-      // the app started listening meanwhile: then it decides when to exit).
-      if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
+      // Take the signal's default action now that our listener is gone, unless the app
+      // started listening meanwhile (then it decides when to exit). signal-exit's
+      // listeners take it when they find themselves alone, as they now are.
+      if (appListenerCount(signal) === 0) process.kill(process.pid, signal);
     });
+  }
+  markDeferring(onSignal);
+
+  /**
+   * Until the shutdown, process.exit first delivers what is buffered (bounded by
+   * the shutdown budget): an app's signal handler that ends with process.exit()
+   * would otherwise lose the spans of its last requests without a word.
+   */
+  function shutDownBeforeExit(): void {
+    if (shutdownPromise !== undefined || exitDeferredFrom !== undefined) return;
+    // eslint-disable-next-line @typescript-eslint/unbound-method -- put back as it was, and called on process
+    const exit = process.exit;
+    exitDeferredFrom = exit;
+    let firstCode: number | string | null | undefined;
+    let called = false;
+    // Calls after the first (the handler goes on after process.exit returns) wait for the same shutdown.
+    process.exit = ((code?: number | string | null) => {
+      if (!called) firstCode = code;
+      called = true;
+      void shutdown().finally(() => exit.call(process, firstCode));
+    }) as typeof process.exit;
+  }
+  function restoreExit(): void {
+    if (exitDeferredFrom !== undefined) process.exit = exitDeferredFrom;
+    exitDeferredFrom = undefined;
   }
   // When the event loop runs dry without an explicit shutdown, deliver what is buffered first.
   function onBeforeExit(): void {
@@ -452,5 +560,6 @@ export function startTracing(options: StartTracingOptions = {}): TracingHandle {
     },
     shutdown,
   };
+  running = handle;
   return handle;
 }

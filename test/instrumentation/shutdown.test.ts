@@ -94,3 +94,78 @@ describe('shutdown on SIGTERM', () => {
     expect(service.stderr()).not.toMatch(/Unhandled|TypeError|ReferenceError/);
   });
 });
+
+describe('shutdown when other SIGTERM listeners are there', () => {
+  /** Starts the service with spans held by the batch processor until shutdown, and makes `count` requests. */
+  async function busyService(env: Record<string, string>, count: number): Promise<{ service: RunningService; queue: string }> {
+    const queue = bed.queue('listeners');
+    const service = await bed.startService({
+      TRACEHOUSE_QUEUE: queue,
+      OTEL_SERVICE_NAME: 'listeners-service',
+      INSTRUMENTATION: 'http',
+      OTEL_BSP_SCHEDULE_DELAY: '60000',
+      TRACEHOUSE_SHUTDOWN_TIMEOUT_MS: '5000',
+      ...env,
+    });
+    await requests(service, count);
+    return { service, queue };
+  }
+
+  const paths = async (queue: string): Promise<string[]> =>
+    (await readSpans(bed.broker, queue)).spans.map((span) => String(span.tags?.['url.path'])).sort();
+  const expectedPaths = (count: number): string[] => Array.from({ length: count }, (_, i) => `/r/${i}`).sort();
+
+  it("ends the process with signal-exit's handlers run, and delivers the spans (signal-exit waits for a lone listener too)", async () => {
+    const { service, queue } = await busyService({ SIGNAL_EXIT: '1' }, 10);
+    service.child.kill('SIGTERM');
+    const exit = await service.exited();
+    expect(exit.signal).toBe('SIGTERM');
+    expect(service.stderr()).toContain('signal-exit cleanup');
+    expect(await paths(queue)).toEqual(expectedPaths(10));
+  });
+
+  it('keeps one setup when startTracing is called twice: each request traced once, and SIGTERM ends the process', async () => {
+    const { service, queue } = await busyService({ START_TWICE: '1' }, 10);
+    service.child.kill('SIGTERM');
+    const exit = await service.exited();
+    expect(exit.signal).toBe('SIGTERM');
+    expect(await paths(queue)).toEqual(expectedPaths(10));
+  });
+
+  it('delivers the spans before an app listener that calls process.exit at once', async () => {
+    const { service, queue } = await busyService({ APP_ON_SIGTERM: 'exit' }, 10);
+    service.child.kill('SIGTERM');
+    const exit = await service.exited();
+    expect(exit.code).toBe(0);
+    expect(await paths(queue)).toEqual(expectedPaths(10));
+  });
+
+  it('delivers the span of a request the app lets finish before it calls process.exit', async () => {
+    const { service, queue } = await busyService({ APP_ON_SIGTERM: 'close' }, 5);
+    const slow = service.get('/slow/0');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    service.child.kill('SIGTERM');
+    expect((await slow).status).toBe(200);
+    const exit = await service.exited();
+    expect(exit.code).toBe(0);
+    expect(await paths(queue)).toEqual([...expectedPaths(5), '/slow/0'].sort());
+  });
+
+  it('does not hold the exit of an app that closes its server beyond the shutdown timeout when the broker is refused', async () => {
+    const port = await closedPort();
+    const service = await bed.startService({
+      TRACEHOUSE_RABBITMQ_URL: `amqp://guest:guest@127.0.0.1:${port}`,
+      TRACEHOUSE_QUEUE: uniqueQueue('unreachable'),
+      OTEL_SERVICE_NAME: 'stranded-service',
+      INSTRUMENTATION: 'http',
+      TRACEHOUSE_SHUTDOWN_TIMEOUT_MS: String(SHUTDOWN_TIMEOUT_MS),
+      APP_ON_SIGTERM: 'drain',
+    });
+    await requests(service, 5);
+    const sent = Date.now();
+    service.child.kill('SIGTERM');
+    const exit = await service.exited();
+    expect(exit.code).toBe(0);
+    expect(exit.at - sent).toBeLessThan(EXIT_BUDGET_MS);
+  });
+});
