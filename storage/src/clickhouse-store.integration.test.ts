@@ -777,6 +777,7 @@ describe.each(ENGINES)('dependencies over a window larger than one query may hol
       autocompleteKeys: undefined,
       queryTimeoutMs,
       maxResultBytes: DEFAULT_MAX_RESULT_BYTES,
+      logger: silentLogger,
     });
 
   beforeAll(async () => {

@@ -142,6 +142,7 @@ export class ClickHouseStore {
       autocompleteKeys: init.autocompleteKeys,
       queryTimeoutMs: init.queryTimeoutMs,
       maxResultBytes: init.maxResultBytes,
+      logger: init.logger,
     };
     this.reader = new ClickHouseTraceReader(this.#readerOptions);
   }

@@ -6,6 +6,7 @@ import { DependencyLinker, type LinkSpan } from './dependency-linker.js';
 import { TRACE_LOW } from './schema.js';
 import { StorageError } from './storage-error.js';
 import { EventLoopTurns } from './event-loop-turns.js';
+import type { Logger } from './logger.js';
 
 export interface ReaderOptions {
   engine: Engine;
@@ -17,6 +18,31 @@ export interface ReaderOptions {
   queryTimeoutMs: number;
   /** The most bytes of stored spans one getTraces or getTraceMany reads; more is a StorageError `too_large`. */
   maxResultBytes: number;
+  /** Told of stored spans that cannot be read (see parsePayloads). */
+  logger: Logger;
+}
+
+/**
+ * Parses stored payloads in one JSON.parse call, or one by one when that
+ * fails, leaving out those that do not parse: ClickHouse 18.16 keeps the
+ * last row of an insert cut short (a collector killed mid-insert) with its
+ * payload truncated, and one such span must not make its whole trace
+ * unreadable. The complete span comes again with the redelivered message.
+ */
+function parsePayloads(payloads: readonly string[], onUnreadable: () => void): Span[] {
+  try {
+    return JSON.parse(`[${payloads.join(',')}]`) as Span[];
+  } catch {
+    const spans: Span[] = [];
+    for (const payload of payloads) {
+      try {
+        spans.push(JSON.parse(payload) as Span);
+      } catch {
+        onUnreadable();
+      }
+    }
+    return spans;
+  }
 }
 
 /** Stored spans parsed per JSON.parse call when a trace is read: about a megabyte of JSON. */
@@ -90,6 +116,7 @@ export class ClickHouseTraceReader implements TraceReader {
   #rowsPerPass: Promise<number> | undefined;
   readonly #timeoutMs: number;
   readonly #maxResultBytes: number;
+  readonly #logger: Logger;
 
   constructor(options: ReaderOptions) {
     this.#engine = options.engine;
@@ -99,6 +126,7 @@ export class ClickHouseTraceReader implements TraceReader {
     this.#autocompleteKeys = options.autocompleteKeys ? [...new Set(options.autocompleteKeys)].sort() : undefined;
     this.#timeoutMs = options.queryTimeoutMs;
     this.#maxResultBytes = options.maxResultBytes;
+    this.#logger = options.logger;
   }
 
   /**
@@ -340,6 +368,7 @@ WHERE trace_low IN {lows:Array(String)} AND ts >= {lo:UInt64} AND ts <= {hi:UInt
       if (turns.due()) await turns.next();
     }
     const traces: Span[][] = [];
+    let unreadable = 0;
     for (const payloads of groups.values()) {
       if (payloads.length === 0) continue;
       const spans: Span[] = [];
@@ -347,11 +376,12 @@ WHERE trace_low IN {lows:Array(String)} AND ts >= {lo:UInt64} AND ts <= {hi:UInt
       // an array beats one call per span), with turns in between.
       for (let first = 0; first < payloads.length; first += PAYLOADS_PER_PARSE) {
         const slice = payloads.slice(first, first + PAYLOADS_PER_PARSE);
-        for (const span of JSON.parse(`[${slice.join(',')}]`) as Span[]) spans.push(span);
+        for (const span of parsePayloads(slice, () => unreadable++)) spans.push(span);
         if (turns.due()) await turns.next();
       }
       traces.push(spans);
     }
+    if (unreadable > 0) this.#logger.warn({ unreadable, traceIds: wanted.slice(0, 10) }, 'left out stored spans whose JSON is cut short');
     return traces;
   }
 
