@@ -92,7 +92,7 @@ export class Collector {
   /** Bytes of rows of each unacked message of the current session, by delivery tag, and their sum (see adjustFlow). */
   private readonly heldBytes = new Map<number, number>();
   private pendingBytes = 0;
-  /** Moving average of the rows of a message, in bytes: sizes the prefetch of a resumed consumer. */
+  /** Rows of a message, in bytes: the largest lately (it rises at once and decays slowly); sizes consumers' prefetch. */
   private averageMessageBytes = 0;
   private pingOk = false;
   private insertsFailing = false;
@@ -535,7 +535,10 @@ export class Collector {
 
   /** Counts a batched message's rows against maxPendingBytes. */
   private hold(tag: number, bytes: number): void {
-    this.averageMessageBytes = this.averageMessageBytes === 0 ? bytes : this.averageMessageBytes + (bytes - this.averageMessageBytes) / 16;
+    // Up at once, down slowly: a run of larger messages shrinks the window with the first of
+    // them, and a mix of sizes keeps the window sized for the larger ones.
+    this.averageMessageBytes =
+      bytes >= this.averageMessageBytes ? bytes : this.averageMessageBytes + (bytes - this.averageMessageBytes) / 64;
     this.heldBytes.set(tag, bytes);
     this.pendingBytes += bytes;
     this.metrics.pendingBytes.set(this.pendingBytes);
@@ -624,6 +627,20 @@ export class Collector {
       return;
     }
     if (this.session !== session) return;
+    if (this.pendingBytes >= this.config.maxPendingBytes) {
+      // Over the byte bound: messages larger than the window was sized for, or deliveries
+      // already under way when the pause was asked for. Handed back undecoded, a message
+      // costs memory only while here, and the bound holds within one message.
+      try {
+        session.channel.nack(message, false, true);
+        this.metrics.messagesRequeued.inc();
+      } catch (error) {
+        // The channel is gone: the broker redelivers it anyway.
+        this.logger.debug({ err: error }, 'could not requeue a delivery over the byte bound');
+      }
+      this.adjustFlow(session);
+      return;
+    }
     const tag = message.fields.deliveryTag;
     this.acks.delivered(tag);
     this.metrics.messagesConsumed.inc();

@@ -16,6 +16,7 @@ export interface CollectorMetrics {
   readonly pendingBatches: Gauge;
   readonly pendingBytes: Gauge;
   readonly consumerPauses: Counter;
+  readonly messagesRequeued: Counter;
   readonly up: Gauge<'dependency'>;
   readonly reconnects: Counter;
 }
@@ -95,6 +96,11 @@ export function createMetrics(o: { defaultMetrics?: boolean } = {}): CollectorMe
     consumerPauses: new Counter({
       name: 'tracehouse_collector_consumer_pauses_total',
       help: 'Times consumption paused because unacked messages held TRACEHOUSE_COLLECTOR_MAX_PENDING_BYTES of rows.',
+      registers,
+    }),
+    messagesRequeued: new Counter({
+      name: 'tracehouse_collector_messages_requeued_total',
+      help: 'Messages handed back to the queue undecoded because unacked messages already held TRACEHOUSE_COLLECTOR_MAX_PENDING_BYTES of rows.',
       registers,
     }),
     up: new Gauge({

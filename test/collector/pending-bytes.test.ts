@@ -133,9 +133,10 @@ describe('a byte bound on unacked messages', () => {
     await rabbit.publishAll(queue, bodiesOf(makeSpans(30 * 5), 5));
     await waitFor(async () => (await collector.metrics()).value(METRIC.stored) === 150, { timeoutMs: 20_000, what: 'the small messages stored' });
     expect(collector.logs.some((line) => line.includes('resizing the prefetch') && line.includes(`"prefetch":${PREFETCH}`))).toBe(true);
-    // Then large ones while ClickHouse is away: more arrive than the bound holds before the window narrows.
+    // Then a burst of large ones while ClickHouse is away: more arrive than the bound holds before the window narrows.
     clickhouse.cut();
-    await publishSteadily(120);
+    await rabbit.publishAll(queue, bodiesOf(makeSpans(120 * 400, { perTrace: 25 }), 400));
+    await waitFor(async () => (await collector.metrics()).value(PAUSES) >= 1, { timeoutMs: 20_000, what: 'the pause' });
     const paused = await collector.metrics();
     expect(paused.value(PAUSES)).toBeGreaterThanOrEqual(1);
     expect(paused.value(PENDING_BYTES)).toBeGreaterThanOrEqual(MAX_PENDING_BYTES);
@@ -218,6 +219,36 @@ describe('a byte bound on unacked messages', () => {
     const consuming = collector.logs.filter((line) => line.includes('"msg":"consuming"')).map((line) => JSON.parse(line) as { prefetch?: number });
     expect(consuming[0]?.prefetch).toBe(1);
     expect(collector.logs.some((line) => line.includes('resizing the prefetch'))).toBe(true);
+    expect(await checkStored(store.reader, sent)).toEqual({ expected: sent.length, missing: 0, duplicates: 0, unexpected: 0 });
+  });
+
+  it('hands back, undecoded, what arrives over the bound when messages grow abruptly, and loses nothing', async () => {
+    const { queue, store, clickhouse, collector, peaks, watch, bodiesOf } = await bed();
+    // Small messages first: the window widens to the whole prefetch.
+    const small = makeSpans(30 * 5);
+    await rabbit.publishAll(queue, bodiesOf(small, 5));
+    await waitFor(async () => (await collector.metrics()).value(METRIC.stored) === small.length, { timeoutMs: 20_000, what: 'the small messages stored' });
+    // Then 80 large ones at once while ClickHouse is away: the broker pushes them into a window
+    // sized for small messages before any resize or pause can reach it.
+    clickhouse.cut();
+    const large = makeSpans(80 * 400, { perTrace: 25 });
+    await rabbit.publishAll(queue, bodiesOf(large, 400));
+    await waitFor(async () => (await collector.metrics()).value(PAUSES) >= 1, { timeoutMs: 20_000, what: 'the pause' });
+    for (let i = 0; i < 20; i++) {
+      await watch();
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    // 80 messages of about 200 KB of rows would be 16 MB; the bound holds within about one message.
+    expect(peaks.pendingBytes).toBeGreaterThanOrEqual(MAX_PENDING_BYTES);
+    expect(peaks.pendingBytes).toBeLessThan(1.25 * MAX_PENDING_BYTES);
+    expect((await collector.metrics()).value('tracehouse_collector_messages_requeued_total')).toBeGreaterThan(0);
+
+    clickhouse.restore();
+    const sent = [...small, ...large];
+    await waitFor(async () => (await rabbit.messageCount(queue)) === 0 && (await collector.metrics()).value(METRIC.stored) === sent.length, {
+      timeoutMs: 60_000,
+      what: 'everything written once ClickHouse is back',
+    });
     expect(await checkStored(store.reader, sent)).toEqual({ expected: sent.length, missing: 0, duplicates: 0, unexpected: 0 });
   });
 });
