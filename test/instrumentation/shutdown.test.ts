@@ -36,6 +36,18 @@ async function silentBroker(): Promise<number> {
   return (server.address() as net.AddressInfo).port;
 }
 
+/** The service against a broker on `port` that cannot be used, shutting down within SHUTDOWN_TIMEOUT_MS. */
+function strandedService(port: number, env: Record<string, string> = {}): Promise<RunningService> {
+  return bed.startService({
+    TRACEHOUSE_RABBITMQ_URL: `amqp://guest:guest@127.0.0.1:${port}`,
+    TRACEHOUSE_QUEUE: uniqueQueue('unreachable'),
+    OTEL_SERVICE_NAME: 'stranded-service',
+    INSTRUMENTATION: 'http',
+    TRACEHOUSE_SHUTDOWN_TIMEOUT_MS: String(SHUTDOWN_TIMEOUT_MS),
+    ...env,
+  });
+}
+
 async function requests(service: RunningService, count: number): Promise<void> {
   for (let i = 0; i < count; i++) expect((await service.get(`/r/${i}`)).status).toBe(200);
 }
@@ -72,14 +84,7 @@ describe('shutdown on SIGTERM', () => {
     ['refused (nothing listening)', closedPort],
     ['silent (accepts TCP, never answers)', silentBroker],
   ])('does not hold the exit beyond the flush timeout when the broker is %s', async (_label, brokerPort) => {
-    const port = await brokerPort();
-    const service = await bed.startService({
-      TRACEHOUSE_RABBITMQ_URL: `amqp://guest:guest@127.0.0.1:${port}`,
-      TRACEHOUSE_QUEUE: uniqueQueue('unreachable'),
-      OTEL_SERVICE_NAME: 'stranded-service',
-      INSTRUMENTATION: 'http',
-      TRACEHOUSE_SHUTDOWN_TIMEOUT_MS: String(SHUTDOWN_TIMEOUT_MS),
-    });
+    const service = await strandedService(await brokerPort());
     await requests(service, 20);
     const stats = await service.stats();
     expect(stats.connected).toBe(false);
@@ -152,15 +157,7 @@ describe('shutdown when other SIGTERM listeners are there', () => {
   });
 
   it('does not hold the exit of an app that closes its server beyond the shutdown timeout when the broker is refused', async () => {
-    const port = await closedPort();
-    const service = await bed.startService({
-      TRACEHOUSE_RABBITMQ_URL: `amqp://guest:guest@127.0.0.1:${port}`,
-      TRACEHOUSE_QUEUE: uniqueQueue('unreachable'),
-      OTEL_SERVICE_NAME: 'stranded-service',
-      INSTRUMENTATION: 'http',
-      TRACEHOUSE_SHUTDOWN_TIMEOUT_MS: String(SHUTDOWN_TIMEOUT_MS),
-      APP_ON_SIGTERM: 'drain',
-    });
+    const service = await strandedService(await closedPort(), { APP_ON_SIGTERM: 'drain' });
     await requests(service, 5);
     const sent = Date.now();
     service.child.kill('SIGTERM');
