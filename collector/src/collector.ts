@@ -67,8 +67,6 @@ interface Session {
 }
 
 const PING_INTERVAL_MS = 2_000;
-/** An upper estimate of a message's rows per byte of its (inflated) body, used before any message has been seen. */
-const ROWS_PER_BODY_BYTE_AT_MOST = 3;
 
 export class Collector {
   readonly metrics: CollectorMetrics;
@@ -463,9 +461,10 @@ export class Collector {
    * - every consumer's prefetch is what fits in half the bound at the average
    *   message size (consumerPrefetch), and when that average moves the
    *   consumer is replaced by one with a window twice as large or half as
-   *   large: start the new one, then cancel the old one. A replica starting on
-   *   a backlog thus probes with a small window instead of taking a whole
-   *   prefetch of messages it knows nothing about.
+   *   large: start the new one, then cancel the old one;
+   * - a delivery arriving while the rows already reach the bound goes back to
+   *   the queue undecoded (onMessage): deliveries the broker sent before it
+   *   saw a cancel or a smaller window, or a whole first window on a backlog.
    */
   private adjustFlow(session: Session | undefined = this.session): void {
     if (session === undefined || session !== this.session || this.stopping || session.flowChange !== undefined) return;
@@ -522,14 +521,14 @@ export class Collector {
 
   /**
    * The prefetch of a new consumer: what fits in half of maxPendingBytes at
-   * the average message size, at most the configured one. Before any message
-   * has been seen, what fits at the largest message accepted, whose rows can
-   * take a few times its bytes (1.5 times for HTTP spans in JSON, 2.2 for
-   * spans holding only ids).
+   * the size of the larger messages lately, at most the configured one. Before
+   * any message has been seen, the configured one: a small probe window would
+   * let the first replica to widen take a whole backlog from the others, and
+   * what arrives over the bound goes back to the queue anyway (onMessage).
    */
   private consumerPrefetch(): number {
-    const messageBytes = this.averageMessageBytes === 0 ? ROWS_PER_BODY_BYTE_AT_MOST * this.config.maxMessageBytes : this.averageMessageBytes;
-    const fits = Math.floor(this.config.maxPendingBytes / 2 / messageBytes);
+    if (this.averageMessageBytes === 0) return this.config.prefetch;
+    const fits = Math.floor(this.config.maxPendingBytes / 2 / this.averageMessageBytes);
     return Math.max(1, Math.min(this.config.prefetch, fits));
   }
 
