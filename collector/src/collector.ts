@@ -91,7 +91,7 @@ export class Collector {
   private readonly heldBytes = new Map<number, number>();
   private pendingBytes = 0;
   /** Rows of a message, in bytes: the largest lately (it rises at once and decays slowly); sizes consumers' prefetch. */
-  private averageMessageBytes = 0;
+  private recentMessageBytes = 0;
   private pingOk = false;
   private insertsFailing = false;
   private deadLettersInFlight = 0;
@@ -417,9 +417,7 @@ export class Collector {
         });
       }
       const prefetch = this.consumerPrefetch();
-      await channel.prefetch(prefetch);
-      current.consumerTag = await this.consume(current);
-      current.prefetch = prefetch;
+      await this.startConsumer(current, prefetch);
       this.rabbitmqUp = true;
       this.updateUp();
       this.logger.info({ queue: this.config.queue, prefetch, generation }, 'consuming');
@@ -458,8 +456,8 @@ export class Collector {
    * - once the rows reach maxPendingBytes the consumer is cancelled (the
    *   messages delivered before the broker saw it are still handled, and acked
    *   on the same channel); below half the bound a new consumer starts;
-   * - every consumer's prefetch is what fits in half the bound at the average
-   *   message size (consumerPrefetch), and when that average moves the
+   * - every consumer's prefetch is what fits in half the bound at the size of
+   *   the larger messages lately (consumerPrefetch), and when that size moves the
    *   consumer is replaced by one with a window twice as large or half as
    *   large: start the new one, then cancel the old one;
    * - a delivery arriving while the rows already reach the bound goes back to
@@ -488,7 +486,7 @@ export class Collector {
     } else if (!session.paused && tag !== undefined && session.prefetch !== undefined) {
       const window = this.consumerPrefetch();
       if (window < session.prefetch * 2 && window * 2 > session.prefetch) return;
-      this.logger.info({ averageMessageBytes: Math.round(this.averageMessageBytes), from: session.prefetch, prefetch: window }, 'resizing the prefetch');
+      this.logger.info({ recentMessageBytes: Math.round(this.recentMessageBytes), from: session.prefetch, prefetch: window }, 'resizing the prefetch');
       change = this.startConsumer(session, window).then(async () => {
         await session.channel.cancel(tag);
       });
@@ -527,8 +525,8 @@ export class Collector {
    * what arrives over the bound goes back to the queue anyway (onMessage).
    */
   private consumerPrefetch(): number {
-    if (this.averageMessageBytes === 0) return this.config.prefetch;
-    const fits = Math.floor(this.config.maxPendingBytes / 2 / this.averageMessageBytes);
+    if (this.recentMessageBytes === 0) return this.config.prefetch;
+    const fits = Math.floor(this.config.maxPendingBytes / 2 / this.recentMessageBytes);
     return Math.max(1, Math.min(this.config.prefetch, fits));
   }
 
@@ -536,8 +534,8 @@ export class Collector {
   private hold(tag: number, bytes: number): void {
     // Up at once, down slowly: a run of larger messages shrinks the window with the first of
     // them, and a mix of sizes keeps the window sized for the larger ones.
-    this.averageMessageBytes =
-      bytes >= this.averageMessageBytes ? bytes : this.averageMessageBytes + (bytes - this.averageMessageBytes) / 64;
+    this.recentMessageBytes =
+      bytes >= this.recentMessageBytes ? bytes : this.recentMessageBytes + (bytes - this.recentMessageBytes) / 64;
     this.heldBytes.set(tag, bytes);
     this.pendingBytes += bytes;
     this.metrics.pendingBytes.set(this.pendingBytes);

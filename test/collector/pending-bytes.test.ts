@@ -102,7 +102,7 @@ describe('a byte bound on unacked messages', () => {
     const { queue, store, clickhouse, collector, peaks, watch, publishSteadily } = await bed();
     clickhouse.cut();
     // 300 messages: 30 times the bound, within the prefetch. The consumer's window is sized to
-    // what fits in half the bound at the average message size.
+    // what fits in half the bound at the size of the larger messages lately.
     const sent = await publishSteadily(300);
     expect(peaks.pendingBytes).toBeGreaterThan(MAX_PENDING_BYTES / 4);
     expect(peaks.pendingBytes).toBeLessThan(MAX_PENDING_BYTES);

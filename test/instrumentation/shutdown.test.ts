@@ -52,18 +52,25 @@ async function requests(service: RunningService, count: number): Promise<void> {
   for (let i = 0; i < count; i++) expect((await service.get(`/r/${i}`)).status).toBe(200);
 }
 
+/** The service with its spans held by the batch processor until shutdown, after `count` requests. */
+async function busyService(env: Record<string, string>, count: number): Promise<{ service: RunningService; queue: string }> {
+  const queue = bed.queue('shutdown');
+  const service = await bed.startService({
+    TRACEHOUSE_QUEUE: queue,
+    OTEL_SERVICE_NAME: 'shutdown-service',
+    INSTRUMENTATION: 'http',
+    // Nothing leaves before shutdown: the batch processor waits a minute.
+    OTEL_BSP_SCHEDULE_DELAY: '60000',
+    TRACEHOUSE_SHUTDOWN_TIMEOUT_MS: '5000',
+    ...env,
+  });
+  await requests(service, count);
+  return { service, queue };
+}
+
 describe('shutdown on SIGTERM', () => {
   it('delivers the spans still held by the SDK and the exporter', async () => {
-    const queue = bed.queue('shutdown');
-    const service = await bed.startService({
-      TRACEHOUSE_QUEUE: queue,
-      OTEL_SERVICE_NAME: 'shutdown-service',
-      INSTRUMENTATION: 'http',
-      // Nothing leaves before shutdown: the batch processor waits a minute.
-      OTEL_BSP_SCHEDULE_DELAY: '60000',
-      TRACEHOUSE_SHUTDOWN_TIMEOUT_MS: '5000',
-    });
-    await requests(service, 40);
+    const { service, queue } = await busyService({}, 40);
     expect((await service.stats()).spansExported).toBe(0);
 
     const sent = Date.now();
@@ -101,21 +108,6 @@ describe('shutdown on SIGTERM', () => {
 });
 
 describe('shutdown when other SIGTERM listeners are there', () => {
-  /** Starts the service with spans held by the batch processor until shutdown, and makes `count` requests. */
-  async function busyService(env: Record<string, string>, count: number): Promise<{ service: RunningService; queue: string }> {
-    const queue = bed.queue('listeners');
-    const service = await bed.startService({
-      TRACEHOUSE_QUEUE: queue,
-      OTEL_SERVICE_NAME: 'listeners-service',
-      INSTRUMENTATION: 'http',
-      OTEL_BSP_SCHEDULE_DELAY: '60000',
-      TRACEHOUSE_SHUTDOWN_TIMEOUT_MS: '5000',
-      ...env,
-    });
-    await requests(service, count);
-    return { service, queue };
-  }
-
   const paths = async (queue: string): Promise<string[]> =>
     (await readSpans(bed.broker, queue)).spans.map((span) => String(span.tags?.['url.path'])).sort();
   const expectedPaths = (count: number): string[] => Array.from({ length: count }, (_, i) => `/r/${i}`).sort();
