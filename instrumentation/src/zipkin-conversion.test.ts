@@ -115,6 +115,9 @@ describe('ZipkinSpanConverter', () => {
       flags: '[true,false]',
       'otel.scope.name': 'my-lib',
       'otel.scope.version': '1.2.3',
+      // The deprecated aliases, which the specification still requires.
+      'otel.library.name': 'my-lib',
+      'otel.library.version': '1.2.3',
     });
   });
 

@@ -17,6 +17,12 @@ export const STATUS_CODE_TAG = 'otel.status_code';
 export const STATUS_ERROR_TAG = 'error';
 export const SCOPE_NAME_TAG = 'otel.scope.name';
 export const SCOPE_VERSION_TAG = 'otel.scope.version';
+/**
+ * The scope's deprecated aliases, which the specification's mapping to non-OTLP formats says
+ * MUST still be reported, with the same values: older Zipkin dashboards and queries use them.
+ */
+export const LIBRARY_NAME_TAG = 'otel.library.name';
+export const LIBRARY_VERSION_TAG = 'otel.library.version';
 export const DROPPED_ATTRIBUTES_TAG = 'otel.dropped_attributes_count';
 export const DROPPED_EVENTS_TAG = 'otel.dropped_events_count';
 export const DROPPED_LINKS_TAG = 'otel.dropped_links_count';
@@ -27,6 +33,8 @@ export const MAPPING_TAG_KEYS: readonly string[] = Object.freeze([
   STATUS_ERROR_TAG,
   SCOPE_NAME_TAG,
   SCOPE_VERSION_TAG,
+  LIBRARY_NAME_TAG,
+  LIBRARY_VERSION_TAG,
   DROPPED_ATTRIBUTES_TAG,
   DROPPED_EVENTS_TAG,
   DROPPED_LINKS_TAG,
@@ -161,10 +169,16 @@ export function durationMicros(span: ReadableSpan): number {
   return Math.max(1, hrTimeToMicros(span.duration));
 }
 
-/** Adds the instrumentation scope's tags: name and version, each when set (not empty). */
+/** Adds the instrumentation scope's tags, and their deprecated aliases: name and version, each when set (not empty). */
 export function setScopeTags<T>(tags: Record<string, T>, name: T | undefined, version: T | undefined): void {
-  if (name) tags[SCOPE_NAME_TAG] = name;
-  if (version) tags[SCOPE_VERSION_TAG] = version;
+  if (name) {
+    tags[SCOPE_NAME_TAG] = name;
+    tags[LIBRARY_NAME_TAG] = name;
+  }
+  if (version) {
+    tags[SCOPE_VERSION_TAG] = version;
+    tags[LIBRARY_VERSION_TAG] = version;
+  }
 }
 
 /** The port an attribute value names, if it is one (a number or a numeric string in 1-65535). */

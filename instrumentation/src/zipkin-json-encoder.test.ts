@@ -58,7 +58,7 @@ const KEYS = [
   'unicodé.key', 'key"quote', 'key\\back', 'ctl\u0001key', '',
 ];
 /** Keys the fused path leaves to the reference: they reorder or override tags. */
-const RARE_KEYS = ['0', '12', '1a', 'error', 'otel.status_code', 'otel.scope.name', 'otel.dropped_events_count', 'service.version'];
+const RARE_KEYS = ['0', '12', '1a', 'error', 'otel.status_code', 'otel.scope.name', 'otel.library.version', 'otel.dropped_events_count', 'service.version'];
 
 function attributes(): Attributes {
   const out: Attributes = {};
@@ -238,7 +238,7 @@ describe('what the exporter writes, the collector takes whole', () => {
       timestamp: 1_700_000_000_000_001,
       duration: 1_000_000,
       annotations: [{ timestamp: 1_700_000_000_000_005, value: 'kept' }],
-      tags: { 'otel.scope.name': '123', 'otel.scope.version': '4' },
+      tags: { 'otel.scope.name': '123', 'otel.scope.version': '4', 'otel.library.name': '123', 'otel.library.version': '4' },
     });
     for (const refused of [farSpan, zeroIds, notHex]) {
       expect(() => encode(refused), refused.name).toThrow(ZipkinConversionError);

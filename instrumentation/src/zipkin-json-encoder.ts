@@ -239,7 +239,7 @@ const MAX_TEMPLATE_BYTES = 4096;
 interface EncodedScope {
   name: unknown;
   version: unknown;
-  /** `"otel.scope.name":"...","otel.scope.version":"..."`, or undefined when neither is set. */
+  /** `"otel.scope.name":"...","otel.library.name":"...",...` (see setScopeTags), or undefined when neither is set. */
   tags: Uint8Array | undefined;
   fused: boolean;
 }

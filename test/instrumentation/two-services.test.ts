@@ -71,6 +71,10 @@ describe('two instrumented HTTP services', () => {
     expect(bServer.tags?.['url.path']).toBe('/inventory');
     expect(aClient.tags?.['http.response.status_code']).toBe('200');
     expect(aServer.tags?.['otel.scope.name']).toBe('@opentelemetry/instrumentation-http');
+    // The deprecated alias the specification still requires, with the same value.
+    expect(aServer.tags?.['otel.library.name']).toBe('@opentelemetry/instrumentation-http');
+    expect(aServer.tags?.['otel.library.version']).toBe(aServer.tags?.['otel.scope.version']);
+    expect(aServer.tags?.['otel.scope.version']).toMatch(/^\d+\.\d+\.\d+/);
 
     for (const service of [a, b]) {
       const stats = await service.stats();
