@@ -21,6 +21,7 @@ function sdk(
     attributeCountLimit?: number;
     eventCountLimit?: number;
     linkCountLimit?: number;
+    attributePerEventCountLimit?: number;
   } = {},
 ): Sdk {
   const memory = new InMemorySpanExporter();
@@ -31,6 +32,7 @@ function sdk(
       ...(options.attributeCountLimit === undefined ? {} : { attributeCountLimit: options.attributeCountLimit }),
       ...(options.eventCountLimit === undefined ? {} : { eventCountLimit: options.eventCountLimit }),
       ...(options.linkCountLimit === undefined ? {} : { linkCountLimit: options.linkCountLimit }),
+      ...(options.attributePerEventCountLimit === undefined ? {} : { attributePerEventCountLimit: options.attributePerEventCountLimit }),
     },
   });
   return { tracer: provider.getTracer('my-lib', '1.2.3'), finished: () => memory.getFinishedSpans() };
@@ -206,6 +208,19 @@ describe('ZipkinSpanConverter', () => {
     expect(tags['otel.dropped_attributes_count']).toBe('2');
     expect(tags['otel.dropped_events_count']).toBe('2');
     expect(tags).not.toHaveProperty('otel.dropped_links_count');
+  });
+
+  it("counts an event's dropped attributes in its annotation", () => {
+    const { tracer, finished } = sdk({ attributePerEventCountLimit: 1 });
+    const span = tracer.startSpan('s');
+    span.addEvent('retry', { attempt: 2, delayMs: 50, reason: 'timeout' });
+    span.addEvent('kept', { only: true });
+    span.end();
+    const annotations = converter.convert(only(finished())).annotations ?? [];
+    expect(annotations.map((a) => a.value)).toEqual([
+      '"retry":{"attempt":"2","otel.dropped_attributes_count":"2"}',
+      '"kept":{"only":"true"}',
+    ]);
   });
 
   it('writes exactly the tags MAPPING_TAG_KEYS lists (the encoder relies on that list)', () => {

@@ -256,15 +256,19 @@ function annotationsOf(events: readonly TimedEvent[]): Annotation[] | undefined 
 export function annotation(event: TimedEvent): Annotation {
   const timestamp = hrTimeToMicros(event.time);
   const attributes = event.attributes;
-  if (attributes === undefined) return { timestamp, value: event.name };
-  const keys = Object.keys(attributes);
-  if (keys.length === 0) return { timestamp, value: event.name };
+  const dropped = event.droppedAttributesCount;
+  const droppedSome = typeof dropped === 'number' && dropped > 0;
+  if (attributes === undefined && !droppedSome) return { timestamp, value: event.name };
+  const keys = attributes === undefined ? [] : Object.keys(attributes);
+  if (keys.length === 0 && !droppedSome) return { timestamp, value: event.name };
   // The specification's form: "event-name": {"key1":"value1", ...}
   const values: Record<string, string> = {};
   for (const key of keys) {
-    const value = attributes[key];
+    const value = attributes?.[key];
     if (value !== undefined && value !== null) values[key] = attributeToTag(value);
   }
+  // Attributes the SDK's limits dropped are counted on the event itself, as on the span.
+  if (droppedSome) values[DROPPED_ATTRIBUTES_TAG] = String(dropped);
   return { timestamp, value: `${JSON.stringify(event.name)}:${JSON.stringify(values)}` };
 }
 
