@@ -147,6 +147,26 @@ describe('ZipkinSpanConverter', () => {
     expect(bareSpan?.error).toBe('');
   });
 
+  it('lets the status alone decide error and otel.status_code, whatever the attributes say', () => {
+    const { tracer, finished } = sdk();
+    const ok = tracer.startSpan('ok', { attributes: { error: 'true', 'otel.status_code': 'ERROR' } });
+    ok.setStatus({ code: SpanStatusCode.OK });
+    ok.end();
+    tracer.startSpan('unset', { attributes: { error: 'timeout', 'otel.status_code': 'ERROR', kept: 'yes' } }).end();
+    const failed = tracer.startSpan('failed', { attributes: { error: 'false' } });
+    failed.setStatus({ code: SpanStatusCode.ERROR, message: 'refused' });
+    failed.end();
+    const [okTags, unsetTags, failedTags] = finished().map((s) => converter.convert(s).tags ?? {});
+
+    // Zipkin would show a span with any error tag as failed; the status said it was not.
+    expect(okTags).toMatchObject({ 'otel.status_code': 'OK' });
+    expect(okTags).not.toHaveProperty('error');
+    expect(unsetTags).toMatchObject({ kept: 'yes' });
+    expect(unsetTags).not.toHaveProperty('error');
+    expect(unsetTags).not.toHaveProperty('otel.status_code');
+    expect(failedTags).toMatchObject({ 'otel.status_code': 'ERROR', error: 'refused' });
+  });
+
   it('turns events into annotations, with attributes in the annotation value', () => {
     const { tracer, finished } = sdk();
     const span = tracer.startSpan('s', { startTime: 1_700_000_000_000 });
@@ -177,6 +197,9 @@ describe('ZipkinSpanConverter', () => {
       { timestamp: 1_700_000_000_003_000, value: 'retry' },
     ]);
     expect(alone?.annotations).toBeUndefined();
+    // What was left out is counted, as the events the SDK dropped are.
+    expect(withOthers?.tags?.['otel.dropped_events_count']).toBe('1');
+    expect(alone?.tags?.['otel.dropped_events_count']).toBe('1');
     // The collector takes both spans.
     expect(decodeSpans(Buffer.from(JSON.stringify([withOthers, alone])))).toMatchObject({ ok: true, dropped: [] });
   });
@@ -248,6 +271,9 @@ describe('ZipkinSpanConverter', () => {
     client({ 'net.sock.peer.addr': '::ffff:127.0.0.1', 'net.sock.peer.port': 6379 });
     client({ 'server.address': '2001:db8::1', 'server.port': 443 });
     client({ 'net.peer.ip': '192.168.1.20', 'net.peer.port': '8080' });
+    // net.peer.ip is not in the table: every ranked attribute, down to db.name (11), comes first.
+    client({ 'peer.hostname': 'h.example', 'net.peer.ip': '10.0.0.9' });
+    client({ 'db.name': 'inventory', 'net.peer.ip': '10.0.0.9', 'net.peer.port': 5432 });
     tracer.startSpan('p', { kind: SpanKind.PRODUCER, attributes: { 'db.name': 'orders' } }).end();
     tracer.startSpan('i', { kind: SpanKind.INTERNAL, attributes: { 'peer.service': 'x' } }).end();
 
@@ -259,6 +285,8 @@ describe('ZipkinSpanConverter', () => {
       { ipv4: '127.0.0.1', port: 6379 },
       { ipv6: '2001:db8::1', port: 443 },
       { ipv4: '192.168.1.20', port: 8080 },
+      { serviceName: 'h.example' },
+      { serviceName: 'inventory' },
       { serviceName: 'orders' },
       undefined,
     ]);

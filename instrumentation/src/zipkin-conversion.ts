@@ -100,10 +100,11 @@ const OUTGOING_CANDIDATES: readonly RemoteCandidate[] = [
   { key: 'server.socket.address', portKey: 'server.socket.port' },
   { key: 'net.sock.peer.name', portKey: 'net.sock.peer.port' },
   { key: 'net.sock.peer.addr', portKey: 'net.sock.peer.port' },
-  { key: 'net.peer.ip', portKey: 'net.peer.port' },
   { key: 'peer.hostname', portKey: undefined },
   { key: 'peer.address', portKey: 'peer.port' },
   { key: 'db.name', portKey: undefined },
+  // Not in the specification's table (old HTTP conventions' peer IP): only after every ranked one.
+  { key: 'net.peer.ip', portKey: 'net.peer.port' },
 ];
 
 /**
@@ -242,7 +243,8 @@ export function remoteCandidates(kind: ZipkinKind | undefined): readonly RemoteC
  * would be an annotation with an empty value, which Zipkin's proto3 form
  * cannot carry, and one at time 0 or before (an event given `new Date(0)`)
  * has no time Zipkin can hold: tracehouse's collector refuses either along
- * with its span, so they are left out, the span kept.
+ * with its span, so they are left out, the span kept, and counted with the
+ * events the SDK dropped (`otel.dropped_events_count`).
  */
 function annotationsOf(events: readonly TimedEvent[]): Annotation[] | undefined {
   const annotations: Annotation[] = [];
@@ -347,18 +349,23 @@ export class ZipkinSpanConverter {
     const scope = span.instrumentationScope;
     setScopeTags(tags, textOf(scope.name), textOf(scope.version));
     const status = span.status;
+    // The status alone decides both tags: Zipkin shows any span with an `error` tag as failed, so the
+    // specification has no `error` for OK and UNSET, and no `otel.status_code` for UNSET, whatever the
+    // attributes say (an instrumentation reports a failure through the status).
     if (status.code === SpanStatusCode.OK) {
       tags[STATUS_CODE_TAG] = 'OK';
-      // "error": only for ERROR; a boolean-looking error attribute would mark the span failed.
-      if (tags[STATUS_ERROR_TAG] === 'false') delete tags[STATUS_ERROR_TAG];
+      delete tags[STATUS_ERROR_TAG];
     } else if (status.code === SpanStatusCode.ERROR) {
       tags[STATUS_CODE_TAG] = 'ERROR';
       tags[STATUS_ERROR_TAG] = status.message ?? '';
-    } else if (tags[STATUS_ERROR_TAG] === 'false') {
+    } else {
+      delete tags[STATUS_CODE_TAG];
       delete tags[STATUS_ERROR_TAG];
     }
     if (span.droppedAttributesCount > 0) tags[DROPPED_ATTRIBUTES_TAG] = String(span.droppedAttributesCount);
-    if (span.droppedEventsCount > 0) tags[DROPPED_EVENTS_TAG] = String(span.droppedEventsCount);
+    const annotations = span.events.length > 0 ? annotationsOf(span.events) : undefined;
+    const eventsLeftOut = span.events.length - (annotations?.length ?? 0);
+    if (span.droppedEventsCount + eventsLeftOut > 0) tags[DROPPED_EVENTS_TAG] = String(span.droppedEventsCount + eventsLeftOut);
     if (span.droppedLinksCount > 0) tags[DROPPED_LINKS_TAG] = String(span.droppedLinksCount);
 
     const kind = KIND[span.kind];
@@ -383,7 +390,7 @@ export class ZipkinSpanConverter {
       duration: durationMicros(span),
       localEndpoint: resource.localEndpoint,
       remoteEndpoint: remote,
-      annotations: span.events.length > 0 ? annotationsOf(span.events) : undefined,
+      annotations,
       tags: hasTags ? tags : undefined,
     };
     // The collector's own rules, on what the fast path leaves to this one (odd input only).

@@ -238,7 +238,8 @@ describe('what the exporter writes, the collector takes whole', () => {
       timestamp: 1_700_000_000_000_001,
       duration: 1_000_000,
       annotations: [{ timestamp: 1_700_000_000_000_005, value: 'kept' }],
-      tags: { 'otel.scope.name': '123', 'otel.scope.version': '4', 'otel.library.name': '123', 'otel.library.version': '4' },
+      // The two events left out (at and before the epoch) are counted.
+      tags: { 'otel.scope.name': '123', 'otel.scope.version': '4', 'otel.library.name': '123', 'otel.library.version': '4', 'otel.dropped_events_count': '2' },
     });
     for (const refused of [farSpan, zeroIds, notHex]) {
       expect(() => encode(refused), refused.name).toThrow(ZipkinConversionError);
