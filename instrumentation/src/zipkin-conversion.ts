@@ -172,14 +172,10 @@ export function durationMicros(span: ReadableSpan): number {
 
 /** Adds the instrumentation scope's tags, and their deprecated aliases: name and version, each when set (not empty). */
 export function setScopeTags<T>(tags: Record<string, T>, name: T | undefined, version: T | undefined): void {
-  if (name) {
-    tags[SCOPE_NAME_TAG] = name;
-    tags[LIBRARY_NAME_TAG] = name;
-  }
-  if (version) {
-    tags[SCOPE_VERSION_TAG] = version;
-    tags[LIBRARY_VERSION_TAG] = version;
-  }
+  if (name) tags[SCOPE_NAME_TAG] = name;
+  if (version) tags[SCOPE_VERSION_TAG] = version;
+  if (name) tags[LIBRARY_NAME_TAG] = name;
+  if (version) tags[LIBRARY_VERSION_TAG] = version;
 }
 
 /** The port an attribute value names, if it is one (a number or a numeric string in 1-65535). */
