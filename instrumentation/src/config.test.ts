@@ -28,6 +28,7 @@ const DEFAULTS = {
   exportTimeoutMillis: 30000,
   maxQueueSize: 2048,
   maxExportBatchSize: 512,
+  tracesExporter: 'rabbitmq',
   disabled: false,
 };
 
@@ -83,6 +84,7 @@ describe('parseTracingConfig', () => {
       exportTimeoutMillis: 1000,
       maxQueueSize: 100,
       maxExportBatchSize: 50,
+      tracesExporter: 'rabbitmq',
       disabled: false,
     });
     expect(warnings).toEqual([]);
@@ -159,12 +161,37 @@ describe('parseTracingConfig', () => {
       { maxQueueSize: 10, maxExportBatchSize: 10 },
     ],
     [{ OTEL_RESOURCE_ATTRIBUTES: 'team=payments,oops' }, 'OTEL_RESOURCE_ATTRIBUTES', { resourceAttributes: {} }],
+    [{ OTEL_BSP_SCHEDULE_DELAY: String(2 ** 31) }, 'OTEL_BSP_SCHEDULE_DELAY', { scheduledDelayMillis: 5000 }],
+    // This package exports to RabbitMQ only: another exporter named is not silently "started".
+    [{ OTEL_TRACES_EXPORTER: 'otlp' }, 'OTEL_TRACES_EXPORTER', { tracesExporter: 'rabbitmq' }],
+    [{ OTEL_TRACES_EXPORTER: 'console,rabbitmq' }, 'OTEL_TRACES_EXPORTER', { tracesExporter: 'rabbitmq' }],
+    [{ OTEL_TRACES_EXPORTER: 'none,otlp' }, 'OTEL_TRACES_EXPORTER', { tracesExporter: 'rabbitmq' }],
   ])('ignores the bad OTEL_* value %o with a warning naming it, and uses the default', (env, variable, expected) => {
     const config = parseTracingConfig({}, env);
     expect(config).toMatchObject(expected);
     expect(warnings).toHaveLength(1);
     expect(warnings[0]).toContain(variable);
     expect(warnings[0]).toContain('ignored');
+  });
+
+  it('accepts the OTEL_BSP_* values the specification allows, up to 2^31 - 1', () => {
+    const config = parseTracingConfig(
+      {},
+      { OTEL_BSP_SCHEDULE_DELAY: '900000', OTEL_BSP_EXPORT_TIMEOUT: '700000', OTEL_BSP_MAX_QUEUE_SIZE: String(2 ** 31 - 1) },
+    );
+    expect(config).toMatchObject({ scheduledDelayMillis: 900_000, exportTimeoutMillis: 700_000, maxQueueSize: 2 ** 31 - 1 });
+    expect(warnings).toEqual([]);
+  });
+
+  it.each([
+    ['none', 'none'],
+    [' NONE ', 'none'],
+    ['none,none', 'none'],
+    ['rabbitmq', 'rabbitmq'],
+    ['', 'rabbitmq'],
+  ])('OTEL_TRACES_EXPORTER=%j: %s, silently', (value, expected) => {
+    expect(parseTracingConfig({}, { OTEL_TRACES_EXPORTER: value }).tracesExporter).toBe(expected);
+    expect(warnings).toEqual([]);
   });
 
   describe('OTEL_RESOURCE_ATTRIBUTES', () => {

@@ -12,6 +12,12 @@ import { diag } from '@opentelemetry/api';
 export type WireEncoding = 'json' | 'proto3';
 /** How message bodies are compressed: `gzip` (with the `content-encoding: gzip` property) or `none`. */
 export type BodyCompression = 'gzip' | 'none';
+/**
+ * What becomes of the spans unless another exporter is given: published to
+ * RabbitMQ, or, with `OTEL_TRACES_EXPORTER=none`, not recorded at all (the
+ * instrumentations still carry the trace context through the service).
+ */
+export type TracesExporter = 'rabbitmq' | 'none';
 
 /** Options a service may pass to override what the environment says. */
 export interface TracingOptions {
@@ -51,6 +57,9 @@ export interface TracingOptions {
   disabled?: boolean;
 }
 
+/** The largest value an `OTEL_*` integer must be allowed (the specification: 0 to 2^31 - 1). */
+const OTEL_INTEGER_MAX = 2 ** 31 - 1;
+
 /** The configuration in use. When `disabled`, nothing else was read or checked and the other fields hold the defaults. */
 export interface TracingConfig {
   readonly serviceName: string | undefined;
@@ -67,6 +76,8 @@ export interface TracingConfig {
   readonly exportTimeoutMillis: number;
   readonly maxQueueSize: number;
   readonly maxExportBatchSize: number;
+  /** From `OTEL_TRACES_EXPORTER`; applies only when no `spanExporter` is given to startTracing. */
+  readonly tracesExporter: TracesExporter;
   readonly disabled: boolean;
 }
 
@@ -102,6 +113,7 @@ export const OTEL_VARIABLES_READ: readonly string[] = [
   'OTEL_BSP_EXPORT_TIMEOUT',
   'OTEL_BSP_MAX_QUEUE_SIZE',
   'OTEL_BSP_MAX_EXPORT_BATCH_SIZE',
+  'OTEL_TRACES_EXPORTER',
 ];
 
 const logger = diag.createComponentLogger({ namespace: '@tracehouse/instrumentation/config' });
@@ -276,6 +288,7 @@ const DISABLED_CONFIG: TracingConfig = Object.freeze({
   exportTimeoutMillis: 30_000,
   maxQueueSize: 2048,
   maxExportBatchSize: 512,
+  tracesExporter: 'rabbitmq',
   disabled: true,
 });
 
@@ -311,7 +324,7 @@ export function parseTracingConfig(options: TracingOptions = {}, env: Env = proc
   const encoding = oneOf(env, 'TRACEHOUSE_ENCODING', 'encoding', options.encoding, ['json', 'proto3']);
   const compression = oneOf(env, 'TRACEHOUSE_COMPRESSION', 'compression', options.compression, ['gzip', 'none']);
 
-  const maxQueueSize = integer(env, 'OTEL_BSP_MAX_QUEUE_SIZE', 'maxQueueSize', options.maxQueueSize, 2048, 1, 1_000_000);
+  const maxQueueSize = integer(env, 'OTEL_BSP_MAX_QUEUE_SIZE', 'maxQueueSize', options.maxQueueSize, 2048, 1, OTEL_INTEGER_MAX);
   const maxExportBatchSize = integer(
     env,
     'OTEL_BSP_MAX_EXPORT_BATCH_SIZE',
@@ -363,7 +376,7 @@ export function parseTracingConfig(options: TracingOptions = {}, env: Env = proc
       options.scheduledDelayMillis,
       5000,
       0,
-      600_000,
+      OTEL_INTEGER_MAX,
     ),
     exportTimeoutMillis: integer(
       env,
@@ -372,10 +385,33 @@ export function parseTracingConfig(options: TracingOptions = {}, env: Env = proc
       options.exportTimeoutMillis,
       30_000,
       1,
-      600_000,
+      OTEL_INTEGER_MAX,
     ),
     maxQueueSize,
     maxExportBatchSize,
+    tracesExporter: tracesExporterFromEnv(env),
     disabled: false,
   });
+}
+
+/**
+ * `OTEL_TRACES_EXPORTER`, as sdk-node reads it: `none` alone turns exporting off
+ * (platforms set it to silence a service); `none` among others is ignored. This
+ * package exports to RabbitMQ only, so any other exporter it names (`otlp`,
+ * `zipkin`, ...) is reported and ignored rather than silently not started.
+ */
+function tracesExporterFromEnv(env: Env): TracesExporter {
+  const raw = envString(env, 'OTEL_TRACES_EXPORTER');
+  if (raw === undefined) return 'rabbitmq';
+  const names = [...new Set(raw.split(',').map((name) => name.trim().toLowerCase()))].filter((name) => name !== '');
+  if (names.length === 1 && names[0] === 'none') return 'none';
+  if (names.includes('none')) {
+    ignoreOtelValue('OTEL_TRACES_EXPORTER', raw, '"none" alone or exporters', 'spans go to RabbitMQ');
+    return 'rabbitmq';
+  }
+  const unavailable = names.filter((name) => name !== 'rabbitmq');
+  if (unavailable.length > 0) {
+    ignoreOtelValue('OTEL_TRACES_EXPORTER', raw, '"rabbitmq" or "none" (this package offers no other exporter)', 'spans go to RabbitMQ');
+  }
+  return 'rabbitmq';
 }

@@ -229,6 +229,42 @@ describe.concurrent('the environment', () => {
     expect(result.warnings.join('\n')).toMatch(/OTEL_SDK_DISABLED=true in process\.env/);
   });
 
+  it('OTEL_TRACES_EXPORTER=none exports and records nothing, and the trace context still flows through', async () => {
+    const result = await runChild<{ exporter: boolean; span: string; traceparent: string | undefined; warnings: string[] }>(
+      `
+      import { context, propagation, trace } from '@opentelemetry/api';
+      import { startTracing } from '@tracehouse/instrumentation';
+      const tracing = startTracing({ shutdownSignals: [], esmLoaderHook: false });
+      const incoming = propagation.extract(context.active(), { traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' });
+      const span = trace.getTracer('t').startSpan('work', {}, incoming);
+      const outgoing = {};
+      propagation.inject(trace.setSpan(incoming, span), outgoing);
+      span.end();
+      report({ exporter: tracing.exporter !== undefined, span: span.constructor.name, traceparent: outgoing.traceparent, warnings });
+      await tracing.shutdown();
+      `,
+      { OTEL_TRACES_EXPORTER: 'none', TRACEHOUSE_RABBITMQ_URL: 'amqp://127.0.0.1:1' },
+    );
+    expect(result).toMatchObject({ exporter: false, span: 'NonRecordingSpan', warnings: [] });
+    expect(result.traceparent).toMatch(/^00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01$/);
+  });
+
+  it('OTEL_TRACES_EXPORTER naming an exporter this package does not offer is reported, and spans still go to RabbitMQ', async () => {
+    const result = await runChild<{ exporter: boolean; span: string; warnings: string[] }>(
+      `
+      import { trace } from '@opentelemetry/api';
+      import { startTracing } from '@tracehouse/instrumentation';
+      const tracing = startTracing({ shutdownSignals: [], esmLoaderHook: false, shutdownTimeoutMillis: 100 });
+      const span = trace.getTracer('t').startSpan('work');
+      report({ exporter: tracing.exporter !== undefined, span: span.constructor.name, warnings });
+      await tracing.shutdown();
+      `,
+      { OTEL_TRACES_EXPORTER: 'otlp', TRACEHOUSE_RABBITMQ_URL: 'amqp://127.0.0.1:1' },
+    );
+    expect(result).toMatchObject({ exporter: true, span: 'SpanImpl' });
+    expect(result.warnings.join('\n')).toMatch(/OTEL_TRACES_EXPORTER: got "otlp".*ignored, spans go to RabbitMQ/);
+  });
+
   it('OTEL_METRICS_EXPORTER given only in options.env starts no metrics exporter (the SDK would read process.env)', async () => {
     const result = await runChild<{ meterProvider: string; warnings: string[] }>(
       `

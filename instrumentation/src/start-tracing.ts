@@ -23,6 +23,7 @@ import {
 import {
   CompositePropagator,
   diagLogLevelFromString,
+  ExportResultCode,
   getStringFromEnv,
   getStringListFromEnv,
   W3CBaggagePropagator,
@@ -194,6 +195,12 @@ function warnUnreadVariables(env: Readonly<Record<string, string | undefined>> |
     logger.warn(`options.env: ${unread.join(', ')} not applied; the OpenTelemetry SDK reads its variables from process.env`);
   }
 }
+
+/** Where nothing goes: the exporter of OTEL_TRACES_EXPORTER=none, which no processor calls. */
+const NOTHING_EXPORTER: SpanExporter = {
+  export: (_spans, resultCallback) => resultCallback({ code: ExportResultCode.SUCCESS }),
+  shutdown: () => Promise.resolve(),
+};
 
 function disabledHandle(config: TracingConfig): TracingHandle {
   return {
@@ -387,8 +394,14 @@ export function startTracing(options: StartTracingOptions = {}): TracingHandle {
 
   let exporter: RabbitMqSpanExporter | undefined;
   let spanExporter: SpanExporter;
+  // OTEL_TRACES_EXPORTER=none: no exporter and no processor of ours, so sdk-node registers no
+  // tracer provider (unless the app gave processors); context still flows through the service.
+  const exportsNothing = options.spanExporter === undefined && config.tracesExporter === 'none';
   if (options.spanExporter !== undefined) {
     spanExporter = options.spanExporter;
+  } else if (exportsNothing) {
+    logger.info('OTEL_TRACES_EXPORTER=none: spans are not exported (trace context is still propagated)');
+    spanExporter = NOTHING_EXPORTER;
   } else {
     exporter = new RabbitMqSpanExporter({
       connectionName: `tracehouse-instrumentation ${config.serviceName ?? 'unknown_service'} pid ${process.pid}`,
@@ -453,7 +466,7 @@ export function startTracing(options: StartTracingOptions = {}): TracingHandle {
       ? { resourceDetectors: [...sdkResourceDetectors(), { detect: () => ({ attributes: { ...resourceAttributes } }) }] }
       : {}),
     textMapPropagator: propagatorFor(options.propagator),
-    spanProcessors: [...(options.spanProcessors ?? []), spanProcessor],
+    spanProcessors: [...(options.spanProcessors ?? []), ...(exportsNothing ? [] : [spanProcessor])],
     instrumentations,
     // sdk-node would otherwise start OTLP metric and log exporters by default; this is a tracing
     // setup, so those start only when asked for (sdk-node reads these variables from process.env).
