@@ -102,6 +102,21 @@ describe.concurrent('propagators', () => {
     expect((await injected('{}', { OTEL_PROPAGATORS: value })).headers).toEqual(headers);
   });
 
+  it.each(['bogus', 'tracecontxt, b3mutli'])(
+    'OTEL_PROPAGATORS=%j, naming no propagator the SDK offers, is reported and the default applies (not no propagation at all)',
+    async (value) => {
+      const { headers, warnings } = await injected('{}', { OTEL_PROPAGATORS: value });
+      expect(headers).toEqual(['traceparent', 'x-b3-sampled', 'x-b3-spanid', 'x-b3-traceid']);
+      expect(warnings.join('\n')).toMatch(/OTEL_PROPAGATORS: got .* ignored, using W3C/);
+    },
+  );
+
+  it('OTEL_PROPAGATORS with nothing between its commas is unset: the default applies', async () => {
+    const { headers, warnings } = await injected('{}', { OTEL_PROPAGATORS: ' , ' });
+    expect(headers).toEqual(['traceparent', 'x-b3-sampled', 'x-b3-spanid', 'x-b3-traceid']);
+    expect(warnings).toEqual([]);
+  });
+
   it('the propagator option wins over OTEL_PROPAGATORS', async () => {
     const { headers } = await injected('{ propagator: new W3CTraceContextPropagator() }', { OTEL_PROPAGATORS: 'b3' });
     expect(headers).toEqual(['traceparent']);

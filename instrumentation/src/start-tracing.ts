@@ -141,11 +141,24 @@ function defaultPropagator(): TextMapPropagator {
   });
 }
 
+/** The `OTEL_PROPAGATORS` values sdk-node builds a propagator for (`none`: it sets none). */
+const SDK_PROPAGATOR_NAMES: ReadonlySet<string> = new Set(['tracecontext', 'baggage', 'b3', 'b3multi', 'jaeger', 'none']);
+
 /** The default propagator, unless the SDK is to build its own from `OTEL_PROPAGATORS`. */
 function propagatorFor(option: TextMapPropagator | undefined): TextMapPropagator | undefined {
   if (option !== undefined) return option;
+  const names = getStringListFromEnv('OTEL_PROPAGATORS');
+  if (names === undefined || names.length === 0) return defaultPropagator();
+  // sdk-node would set no propagator at all when it knows none of the names: one typo would cut
+  // every trace at this service. The specification's rule for a bad value is warn and ignore.
+  if (!names.some((name) => SDK_PROPAGATOR_NAMES.has(name))) {
+    logger.warn(
+      `OTEL_PROPAGATORS: got ${JSON.stringify(names.join(','))}, expected some of ${[...SDK_PROPAGATOR_NAMES].join(', ')}; ignored, using W3C trace-context + baggage + B3`,
+    );
+    return defaultPropagator();
+  }
   // sdk-node reads OTEL_PROPAGATORS (from process.env) only when given no propagator.
-  return getStringListFromEnv('OTEL_PROPAGATORS') === undefined ? defaultPropagator() : undefined;
+  return undefined;
 }
 
 /**
