@@ -244,6 +244,32 @@ describe.concurrent('the environment', () => {
     expect(result.warnings.join('\n')).toMatch(/OTEL_SDK_DISABLED=true in process\.env/);
   });
 
+  it('span limits: a bad value is reported and the default applies, and the specification names for event attributes count', async () => {
+    const script = `
+      import { trace } from '@opentelemetry/api';
+      import { InMemorySpanExporter } from '@opentelemetry/sdk-trace-base';
+      import { startTracing } from '@tracehouse/instrumentation';
+      const memory = new InMemorySpanExporter();
+      const tracing = startTracing({ spanExporter: memory, shutdownSignals: [], esmLoaderHook: false });
+      const span = trace.getTracer('t').startSpan('work', { attributes: { a: 1, b: 2, c: 3 } });
+      span.addEvent('e', { x: 1, y: 2, z: 3 });
+      span.end();
+      await tracing.forceFlush();
+      const [done] = memory.getFinishedSpans();
+      report({ attributes: Object.keys(done.attributes), eventAttributes: Object.keys(done.events[0].attributes), warnings });
+      await tracing.shutdown();
+    `;
+    type Report = { attributes: string[]; eventAttributes: string[]; warnings: string[] };
+    const [negative, specNames] = await Promise.all([
+      runChild<Report>(script, { OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT: '-1' }),
+      runChild<Report>(script, { OTEL_ATTRIBUTE_COUNT_LIMIT: '2', OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT: '1' }),
+    ]);
+    // -1 (meant as "no limit"?) used to drop every attribute, silently.
+    expect(negative.attributes).toEqual(['a', 'b', 'c']);
+    expect(negative.warnings.join('\n')).toMatch(/OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT: got "-1".* ignored/);
+    expect(specNames).toMatchObject({ attributes: ['a', 'b'], eventAttributes: ['x'], warnings: [] });
+  });
+
   it('OTEL_TRACES_EXPORTER=none exports and records nothing, and the trace context still flows through', async () => {
     const result = await runChild<{ exporter: boolean; span: string; traceparent: string | undefined; warnings: string[] }>(
       `

@@ -39,7 +39,7 @@ import {
   type ResourceDetector,
 } from '@opentelemetry/resources';
 import { NodeSDK, type NodeSDKConfiguration } from '@opentelemetry/sdk-node';
-import { BatchSpanProcessor, type SpanExporter, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { BatchSpanProcessor, type SpanExporter, type SpanLimits, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { OTEL_VARIABLES_READ, parseTracingConfig, TracingConfigError, type TracingConfig, type TracingOptions } from './config.js';
 import { DROP_REASONS, METER_NAME, registerExporterMetrics, type DropReason, type ExporterStats } from './exporter-stats.js';
 import { RabbitMqSpanExporter, type RabbitMqSpanExporterOptions } from './rabbitmq-span-exporter.js';
@@ -139,6 +139,38 @@ function defaultPropagator(): TextMapPropagator {
       new B3Propagator({ injectEncoding: B3InjectEncoding.MULTI_HEADER }),
     ],
   });
+}
+
+/**
+ * Span limits from the specification's variables, each checked. sdk-node takes any number, so a
+ * negative one (meant as "no limit", say) drops every attribute without a word, and it does not
+ * read the specification's names for event and link attributes. Each limit: the first of its
+ * variables with a good value; when only bad values are given, a warning and the SDK's default.
+ * Only limits some variable speaks of are returned, so the SDK's own defaults apply to the rest.
+ */
+function spanLimitsFromEnv(): SpanLimits {
+  const limits: SpanLimits = {};
+  const read = (key: keyof SpanLimits, names: readonly string[], fallback: number): void => {
+    let bad: string | undefined;
+    for (const name of names) {
+      const raw = getStringFromEnv(name)?.trim();
+      if (raw === undefined) continue;
+      if (/^\d+$/.test(raw)) {
+        limits[key] = Number(raw);
+        return;
+      }
+      logger.warn(`${name}: got ${JSON.stringify(raw)}, expected a non-negative integer; ignored`);
+      bad ??= name;
+    }
+    if (bad !== undefined) limits[key] = fallback;
+  };
+  read('attributeCountLimit', ['OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT', 'OTEL_ATTRIBUTE_COUNT_LIMIT'], 128);
+  read('attributeValueLengthLimit', ['OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT', 'OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT'], Infinity);
+  read('eventCountLimit', ['OTEL_SPAN_EVENT_COUNT_LIMIT'], 128);
+  read('linkCountLimit', ['OTEL_SPAN_LINK_COUNT_LIMIT'], 128);
+  read('attributePerEventCountLimit', ['OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT', 'OTEL_SPAN_ATTRIBUTE_PER_EVENT_COUNT_LIMIT'], 128);
+  read('attributePerLinkCountLimit', ['OTEL_LINK_ATTRIBUTE_COUNT_LIMIT', 'OTEL_SPAN_ATTRIBUTE_PER_LINK_COUNT_LIMIT'], 128);
+  return limits;
 }
 
 /** The `OTEL_PROPAGATORS` values sdk-node builds a propagator for (`none`: it sets none). */
@@ -479,6 +511,7 @@ export function startTracing(options: StartTracingOptions = {}): TracingHandle {
       ? { resourceDetectors: [...sdkResourceDetectors(), { detect: () => ({ attributes: { ...resourceAttributes } }) }] }
       : {}),
     textMapPropagator: propagatorFor(options.propagator),
+    spanLimits: spanLimitsFromEnv(),
     spanProcessors: [...(options.spanProcessors ?? []), ...(exportsNothing ? [] : [spanProcessor])],
     instrumentations,
     // sdk-node would otherwise start OTLP metric and log exporters by default; this is a tracing
