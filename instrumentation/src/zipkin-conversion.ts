@@ -238,9 +238,9 @@ export function remoteCandidates(kind: ZipkinKind | undefined): readonly RemoteC
  * The span's events as annotations. An event named "" without attributes
  * would be an annotation with an empty value, which Zipkin's proto3 form
  * cannot carry, and one at time 0 or before (an event given `new Date(0)`)
- * has no time Zipkin can hold: tracehouse's collector refuses either along
- * with its span, so they are left out, the span kept, and counted with the
- * events the SDK dropped (`otel.dropped_events_count`).
+ * has no time Zipkin can hold: tracehouse's collector would leave either
+ * out, so they are left out here, and counted with the events the SDK
+ * dropped (`otel.dropped_events_count`).
  */
 function annotationsOf(events: readonly TimedEvent[]): Annotation[] | undefined {
   const annotations: Annotation[] = [];

@@ -165,7 +165,7 @@ describe('decodeSpans: bad spans are dropped, the rest kept', () => {
   const tid = Buffer.from(TRACE, 'hex');
   const sid = Buffer.from('a2fb4a1d1a96d312', 'hex');
 
-  it('proto3: wrong id lengths and huge durations are dropped by index; unknown fields and kinds are skipped', () => {
+  it('proto3: wrong id lengths and huge durations are dropped by index; negative times are absent; unknown fields and kinds are skipped', () => {
     const bytes = List.encode(
       List.fromObject({
         spans: [
@@ -174,8 +174,11 @@ describe('decodeSpans: bad spans are dropped, the rest kept', () => {
           { traceId: tid, id: sid.subarray(0, 7) },
           { traceId: tid, id: sid, parentId: Buffer.alloc(9, 1) },
           { traceId: tid, id: sid, kind: 9 },
-          { traceId: tid, id: sid, duration: '18446744073709551615' },
+          // -1 as int64 (the field's type in zipkin.proto): absent, as Zipkin's Span.Builder clamps it.
+          { traceId: tid, id: sid, duration: '18446744073709551615', timestamp: '18446744073709551615' },
           { traceId: tid, id: sid, localEndpoint: { serviceName: 'SVC', ipv4: Buffer.from([1, 2, 3]), port: -1 } },
+          // 2^60 µs: positive, but beyond what a double holds exactly.
+          { traceId: tid, id: sid, duration: '1152921504606846976' },
         ],
         wrong: [{ traceId: tid, id: sid, name: 5 }],
       }),
@@ -184,14 +187,20 @@ describe('decodeSpans: bad spans are dropped, the rest kept', () => {
     expect(r).toMatchObject({
       ok: true,
       encoding: 'PROTO3',
-      spans: [good, { traceId: TRACE, id: 'a2fb4a1d1a96d312' }, { traceId: TRACE, id: 'a2fb4a1d1a96d312', localEndpoint: { serviceName: 'svc' } }],
+      spans: [
+        good,
+        { traceId: TRACE, id: 'a2fb4a1d1a96d312' },
+        { traceId: TRACE, id: 'a2fb4a1d1a96d312' },
+        { traceId: TRACE, id: 'a2fb4a1d1a96d312', localEndpoint: { serviceName: 'svc' } },
+      ],
       dropped: [
         { index: 1, reason: 'bad_trace_id' },
         { index: 2, reason: 'bad_id' },
         { index: 3, reason: 'bad_parent_id' },
-        { index: 5, reason: 'bad_duration' },
+        { index: 7, reason: 'bad_duration' },
       ],
     });
+    expect(r.ok && r.spans[2]).toEqual({ traceId: TRACE, id: 'a2fb4a1d1a96d312' });
     // Kind 9 (unknown to this schema) left the span without kind.
     expect(r.ok && r.spans[1]).not.toHaveProperty('kind');
   });

@@ -196,15 +196,26 @@ describe('normalizeSpan: fields', () => {
   const annotationCases: [string, unknown][] = [
     ['not a list', { timestamp: 1, value: 'a' }],
     ['an entry that is not an object', ['ws']],
-    ['no timestamp', [{ value: 'ws' }]],
-    ['a zero timestamp', [{ timestamp: 0, value: 'ws' }]],
-    ['a string timestamp', [{ timestamp: '1', value: 'ws' }]],
-    ['no value', [{ timestamp: 1 }]],
-    ['an empty value', [{ timestamp: 1, value: '' }]],
-    ['a numeric value', [{ timestamp: 1, value: 5 }]],
   ];
   it.each(annotationCases)('rejects annotations with %s', (_label, annotations) => {
     expect(normalizeSpan({ ...base, annotations })).toMatchObject({ ok: false, reason: 'bad_annotation' });
+  });
+
+  it.each([
+    ['no timestamp', { value: 'ws' }],
+    ['a zero timestamp', { timestamp: 0, value: 'ws' }],
+    ['a negative timestamp', { timestamp: -1, value: 'ws' }],
+    ['a string timestamp', { timestamp: '1', value: 'ws' }],
+    ['no value', { timestamp: 1 }],
+    ['an empty value', { timestamp: 1, value: '' }],
+    ['a boolean value', { timestamp: 1, value: true }],
+  ])('leaves out an annotation with %s and keeps the span and its other annotations', (_label, annotation) => {
+    expect(ok({ ...base, annotations: [annotation, { timestamp: 2, value: 'kept' }] }).annotations).toEqual([{ timestamp: 2, value: 'kept' }]);
+    expect(ok({ ...base, annotations: [annotation] })).toEqual(base);
+  });
+
+  it("keeps an annotation's numeric value as its text, as Zipkin's reader does", () => {
+    expect(ok({ ...base, annotations: [{ timestamp: 1, value: 5 }] }).annotations).toEqual([{ timestamp: 1, value: '5' }]);
   });
 
   it('keeps string tags, including empty values (an empty "error" tag means something); drops an empty tag map', () => {
@@ -219,14 +230,21 @@ describe('normalizeSpan: fields', () => {
     expect(Object.keys(span.tags ?? {})).toEqual(['__proto__', 'a']);
   });
 
+  it("keeps a tag's number value as its text, as Zipkin's reader does (senders such as zipkin-js have sent them)", () => {
+    expect(ok({ ...base, tags: { 'http.status_code': 200, ratio: 1.5, name: 'x' } }).tags).toEqual({
+      'http.status_code': '200',
+      ratio: '1.5',
+      name: 'x',
+    });
+  });
+
   it.each([
-    ['a number value', { status: 200 }],
     ['a boolean value', { error: true }],
     ['a null value', { a: null }],
     ['an object value', { a: {} }],
     ['tags as a list', [['a', 'b']]],
     ['tags as a string', 'a=b'],
-  ])('rejects tags with %s (Zipkin rejects non-string tag values)', (_label, tags) => {
+  ])('rejects tags with %s (Zipkin rejects them too)', (_label, tags) => {
     expect(normalizeSpan({ ...base, tags })).toMatchObject({ ok: false, reason: 'bad_tags' });
   });
 

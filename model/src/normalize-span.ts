@@ -194,20 +194,23 @@ function annotationsOf(value: unknown): Annotation[] | undefined {
   if (!Array.isArray(value)) return rejectSpan('bad_annotation', `annotations is ${show(value)}, not a list`);
   const list = value as unknown[];
   if (list.length === 0) return undefined;
-  const out: Annotation[] = new Array<Annotation>(list.length);
+  const out: Annotation[] = [];
   let sorted = true;
   for (let i = 0; i < list.length; i++) {
     const a = list[i];
     if (typeof a !== 'object' || a === null || Array.isArray(a)) rejectSpan('bad_annotation', `annotations[${i}] is ${show(a)}, not an object`);
-    const { timestamp, value: text } = a as Record<string, unknown>;
-    if (typeof timestamp !== 'number' || !Number.isSafeInteger(timestamp) || timestamp <= 0) {
-      rejectSpan('bad_annotation', `annotations[${i}].timestamp ${show(timestamp)} is not positive epoch microseconds`);
-    }
-    if (typeof text !== 'string' || text.length === 0) rejectSpan('bad_annotation', `annotations[${i}].value ${show(text)} is not a non-empty string`);
+    const { timestamp, value: raw } = a as Record<string, unknown>;
+    // A number is kept as its text, as Zipkin's reader does (gson's nextString).
+    const text = typeof raw === 'number' && Number.isFinite(raw) ? String(raw) : raw;
+    // An annotation without a time or a value is left out, the span kept: Zipkin's proto3 reader
+    // skips such an annotation, and its JSON reader keeps the span (with a 1970 annotation).
+    if (typeof timestamp !== 'number' || !Number.isSafeInteger(timestamp) || timestamp <= 0) continue;
+    if (typeof text !== 'string' || text.length === 0) continue;
     const annotation: Annotation = { timestamp, value: wellFormed(text) };
-    if (i > 0 && sorted && compareAnnotations(out[i - 1]!, annotation) >= 0) sorted = false;
-    out[i] = annotation;
+    if (out.length > 0 && sorted && compareAnnotations(out[out.length - 1]!, annotation) >= 0) sorted = false;
+    out.push(annotation);
   }
+  if (out.length === 0) return undefined;
   if (sorted) return out;
   // As Zipkin does: sorted by timestamp then value, duplicates removed.
   out.sort(compareAnnotations);
@@ -227,8 +230,14 @@ function tagsOf(value: unknown, reuse: boolean): Record<string, string> | undefi
   for (const key in raw) {
     if (!Object.prototype.hasOwnProperty.call(raw, key)) continue;
     const v = raw[key];
-    // Zipkin rejects non-string tag values as malformed (openzipkin/zipkin#3695).
-    if (typeof v !== 'string') rejectSpan('bad_tags', `tag ${show(key)} has value ${show(v)}, not a string`);
+    // Zipkin's reader keeps a number as its text (gson's nextString) and refuses a boolean, null or
+    // object value (openzipkin/zipkin#3695).
+    if (typeof v === 'number' && Number.isFinite(v)) {
+      clean = false;
+      count++;
+      continue;
+    }
+    if (typeof v !== 'string') rejectSpan('bad_tags', `tag ${show(key)} has value ${show(v)}, not a string or a number`);
     if (clean && (!isWellFormed(key) || !isWellFormed(v))) clean = false;
     count++;
   }
@@ -237,7 +246,8 @@ function tagsOf(value: unknown, reuse: boolean): Record<string, string> | undefi
   const out: Record<string, string> = {};
   for (const rawKey in raw) {
     if (!Object.prototype.hasOwnProperty.call(raw, rawKey)) continue;
-    const v = wellFormed(raw[rawKey] as string);
+    const rawValue = raw[rawKey] as string | number;
+    const v = typeof rawValue === 'number' ? String(rawValue) : wellFormed(rawValue);
     const key = wellFormed(rawKey);
     setTag(out, key, v);
   }

@@ -29,6 +29,11 @@ type FastBuffer = Buffer & {
   utf8Write(s: string, offset: number, length: number): number;
 };
 
+/** An int64 field read unsigned: undefined when it was negative (2^63 and above). */
+function unlessNegative(n: number): number | undefined {
+  return n >= 2 ** 63 ? undefined : n;
+}
+
 /** Structural damage in the bytes (truncation, bad varint, bad wire type). */
 class ProtoError extends Error {}
 
@@ -59,7 +64,7 @@ class Reader {
     this.end = outer;
   }
 
-  /** A varint as a number; exact up to 2^53, approximate (and so rejected later) above. */
+  /** A varint as a number; exact up to 2^53, approximate (and so rejected later, or read as negative) above. */
   varint(): number {
     const buf = this.buf;
     let pos = this.pos;
@@ -295,11 +300,13 @@ function readSpan(r: Reader): RawSpan {
       case SPAN_KEY.name:
         span.name = r.label();
         break;
+      // int64 on the wire: a negative one (2^63 and above read unsigned) is absent, as Zipkin's
+      // Span.Builder clamps it and as the JSON path reads a negative number.
       case SPAN_KEY.timestamp:
-        span.timestamp = r.fixed64();
+        span.timestamp = unlessNegative(r.fixed64());
         break;
       case SPAN_KEY.duration:
-        span.duration = r.varint();
+        span.duration = unlessNegative(r.varint());
         break;
       case SPAN_KEY.localEndpoint:
         span.localEndpoint = readEndpoint(r);
@@ -313,7 +320,7 @@ function readSpan(r: Reader): RawSpan {
         let value = '';
         while (r.pos < r.end) {
           const t = r.tag();
-          if (t === ANNOTATION_KEY.timestamp) timestamp = r.fixed64();
+          if (t === ANNOTATION_KEY.timestamp) timestamp = unlessNegative(r.fixed64()) ?? 0;
           else if (t === ANNOTATION_KEY.value) value = r.label();
           else r.skip(t & 7);
         }
