@@ -127,6 +127,7 @@ describe('transcodeSpans gives the rows of encodeSpans(decodeSpans(body))', () =
     ['IPv6 and unusual IPv4 go the general way', `[${span('"localEndpoint":{"ipv6":"2001:DB8::1"}')},${span('"remoteEndpoint":{"ipv4":"::ffff:10.0.0.1"}')},${span('"remoteEndpoint":{"ipv4":"not an ip"}')}]`, 0],
     ['kinds, debug and shared', `[${span('"kind":"CLIENT","shared":true,"debug":true')},${span('"kind":"SERVER","shared":true,"debug":false')},${span('"kind":"PRODUCER","shared":false')},${span('"kind":"CONSUMER","debug":true')}]`, 4],
     ['big numbers', `[${span('"timestamp":9007199254740991,"duration":1,"localEndpoint":{"port":65535},"annotations":[{"timestamp":9007199254740991,"value":"x"}]')}]`, 1],
+    ['number tag and annotation values, and annotations without a time or value, go the general way', `[${span('"tags":{"http.status_code":200,"ratio":1.50},"annotations":[{"timestamp":3,"value":7},{"timestamp":0,"value":"x"},{"timestamp":4,"value":""}]')}]`, 0],
     ['odd spans among clean ones', `[${span('"name":"a"')},${span('"name":null')},5,${span('"name":"b"')},{}]`, 2],
     ['whitespace everywhere', ` \r\n[ { "traceId" : "${T}" , "id" : "${I}" , "tags" : { "b" : "1" , "a" : "2" } } ,\n${span('')} ] \n`, 2],
     ['trailing garbage', `[${span('')}] x`, 0],
@@ -232,6 +233,13 @@ describe('transcodeSpans gives the rows of encodeSpans(decodeSpans(body))', () =
     expect(big.length).toBeGreaterThan(2 * 1024 * 1024);
     same(big);
     same(encodeJsonV2(realisticSpans(20, 12))); // and the next message is back on a shared slab
+  });
+
+  it("keeps a span whose tags are numbers (as zipkin-js once sent them), as Zipkin's server does", () => {
+    const r = transcodeSpans(Buffer.from(`[${span('"tags":{"http.status_code":200}')}]`), {}, NOW);
+    expect(r.ok && r.dropped).toEqual([]);
+    expect(r.ok && r.encoded.count).toBe(1);
+    expect(r.ok && r.encoded.rows.toString('utf8')).toContain('"http.status_code":"200"');
   });
 
   it('the fallback time is what a span without timestamps is filed under', () => {
