@@ -154,6 +154,14 @@ describe('buildApp', () => {
       ['/api/v2/dependencies', 'endTs', 'MISSING_PARAMETER'],
       ['/api/v2/dependencies?endTs=0', 'endTs', 'INVALID_PARAMETER'],
       ['/api/v2/autocompleteValues', 'key', 'MISSING_PARAMETER'],
+      // Numbers Zipkin's Long.valueOf refuses, which a loose coercion would read.
+      ['/api/v2/traces?limit=0x10', 'limit', 'INVALID_PARAMETER'],
+      ['/api/v2/traces?limit=1e1', 'limit', 'INVALID_PARAMETER'],
+      ['/api/v2/traces?limit=%2012', 'limit', 'INVALID_PARAMETER'],
+      ['/api/v2/traces?minDuration=1.0', 'minDuration', 'INVALID_PARAMETER'],
+      ['/api/v2/traces?minDuration=5&maxDuration=0b111', 'maxDuration', 'INVALID_PARAMETER'],
+      ['/api/v2/dependencies?endTs=0x10', 'endTs', 'INVALID_PARAMETER'],
+      ['/api/v2/dependencies?endTs=10&lookback=1e3', 'lookback', 'INVALID_PARAMETER'],
     ];
     for (const [url, parameter, code] of cases) {
       const response = await api.inject({ url });
@@ -187,6 +195,9 @@ describe('buildApp', () => {
     expect(missing.json()).toMatchObject({ code: 'TRACE_NOT_FOUND' });
     const found = await api.inject({ url: `/api/v2/trace/${TRACE.toUpperCase()}` });
     expect(found.statusCode).toBe(200);
+    // Trimmed first, as Zipkin's getTrace does.
+    const spaced = await api.inject({ url: `/api/v2/trace/%20${TRACE}%20` });
+    expect(spaced.statusCode).toBe(200);
     const route = await api.inject({ url: '/api/v2/nope' });
     expect(route.statusCode).toBe(404);
     expect(route.json()).toMatchObject({ code: 'NOT_FOUND' });

@@ -29,6 +29,7 @@ import {
   parseName,
   parseTagKey,
   parseTraceIds,
+  checkIntegerParameters,
   parseTracesQuery,
   parseWindow,
 } from './params.js';
@@ -357,6 +358,15 @@ async function registerQueryApi(instance: FastifyInstance, options: QueryApiOpti
 
   await app.register(
     (api: QueryApp, _opts, done) => {
+      // Before the schema coerces them: ajv reads "0x10" or "1e1" as a number, Zipkin's Long.valueOf does not.
+      api.addHook('preValidation', (request, _reply, done) => {
+        try {
+          checkIntegerParameters(request.query);
+          done();
+        } catch (error) {
+          done(error as Error);
+        }
+      });
       api.get(
         '/services',
         {
@@ -420,7 +430,8 @@ async function registerQueryApi(instance: FastifyInstance, options: QueryApiOpti
           },
         },
         async (request, reply) => {
-          const traceId = normalizeTraceId('traceId', request.params.traceId);
+          // Trimmed first, as Zipkin's getTrace does (and /traceMany does for each id).
+          const traceId = normalizeTraceId('traceId', request.params.traceId.trim());
           const spans = await stoppable(request, (signal) => reader.getTrace(traceId, { signal }));
           if (spans.length === 0) {
             throw new ApiError({ statusCode: 404, code: 'TRACE_NOT_FOUND', message: `trace ${traceId} not found` });

@@ -168,6 +168,22 @@ export function parseTraceIds(value: string | undefined): string[] {
   return ids;
 }
 
+/** The query parameters the API reads as integers. */
+const INTEGER_PARAMETERS = ['limit', 'endTs', 'lookback', 'minDuration', 'maxDuration'] as const;
+
+/**
+ * Refuses an integer parameter written other than in decimal digits (`0x10`,
+ * `1e1`, ` 12`, `1.0`): the schema's coercion would take those as numbers,
+ * where Zipkin's Long.valueOf answers 400. A sign is left to the bounds check.
+ */
+export function checkIntegerParameters(query: unknown): void {
+  if (typeof query !== 'object' || query === null) return;
+  for (const parameter of INTEGER_PARAMETERS) {
+    const value = (query as Record<string, unknown>)[parameter];
+    if (typeof value === 'string' && !/^-?[0-9]+$/.test(value)) throw badParameter(parameter, 'must be an integer in decimal digits');
+  }
+}
+
 function positiveInteger(parameter: string, value: number, max: number): number {
   if (!Number.isSafeInteger(value) || value < 1) throw badParameter(parameter, 'must be a positive integer');
   if (value > max) throw badParameter(parameter, `must be at most ${max}`);
