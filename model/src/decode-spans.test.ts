@@ -57,10 +57,17 @@ describe('decodeSpans: whole-body failures', () => {
     expect(decodeSpans(deflateSync(json([good])), { contentEncoding: 'deflate' })).toMatchObject({ ok: true, spans: [good] });
     expect(decodeSpans(gzipSync(json([good])))).toMatchObject({ ok: true, spans: [good] });
     expect(decodeSpans(json([good]), { contentEncoding: 'identity' })).toMatchObject({ ok: true, spans: [good] });
+    // A charset where the compression goes (Spring AMQP writes UTF-8, kombu utf-8 or binary): Zipkin's
+    // collector ignores the property, so the body is read as it is (and a gzip header still gunzips).
+    for (const charset of ['UTF-8', 'utf8', 'binary', '8bit']) {
+      expect(decodeSpans(json([good]), { contentEncoding: charset }), charset).toMatchObject({ ok: true, spans: [good] });
+      expect(decodeSpans(gzipSync(json([good])), { contentEncoding: charset }), charset).toMatchObject({ ok: true, spans: [good] });
+    }
   });
 
   it('unknown_encoding: an unsupported content-encoding, or bytes that are neither JSON nor proto3', () => {
     expect(failure(decodeSpans(json([good]), { contentEncoding: 'br' })).reason).toBe('unknown_encoding');
+    expect(failure(decodeSpans(json([good]), { contentEncoding: 'zstd' })).reason).toBe('unknown_encoding');
     expect(failure(decodeSpans(json([good]), { contentEncoding: 5 as unknown as string })).reason).toBe('unknown_encoding');
     expect(failure(decodeSpans(Buffer.from('hello'))).reason).toBe('unknown_encoding');
     expect(failure(decodeSpans(Buffer.from([0x08, 0x01]))).reason).toBe('unknown_encoding'); // thrift-like / wrong proto field

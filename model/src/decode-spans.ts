@@ -83,6 +83,28 @@ function decodeJson(body: Buffer, start: number, fastPath: boolean): DecodeResul
 export type ReadBody = { ok: true; bytes: Buffer; start: number } | Failure;
 
 /**
+ * Compressions a content-encoding may name that are not read here. Any other
+ * value reads as no compression: publishers put a charset there (Spring AMQP's
+ * message converters write `UTF-8`, kombu `utf-8` or `binary`), and Zipkin's
+ * collector never looks at the property, so such spans must not be parked.
+ */
+const UNREADABLE_COMPRESSIONS: ReadonlySet<string> = new Set([
+  'br',
+  'compress',
+  'x-compress',
+  'zstd',
+  'lz4',
+  'snappy',
+  'x-snappy-framed',
+  'bzip2',
+  'x-bzip2',
+  'xz',
+  'lzma',
+  'exi',
+  'pack200-gzip',
+]);
+
+/**
  * The first step of decodeSpans, shared with storage's row transcoder: checks
  * the size bound, decompresses (content-encoding gzip or deflate, or a gzip
  * header without it), and finds where the content starts after a UTF-8 byte
@@ -105,7 +127,7 @@ export function readBody(body: Uint8Array, options: DecodeOptions = {}): ReadBod
       const inflated = decompress(bytes, contentEncoding === 'deflate' ? 'deflate' : 'gzip', max);
       if (!Buffer.isBuffer(inflated)) return inflated;
       bytes = inflated;
-    } else if (contentEncoding !== '' && contentEncoding !== 'identity') {
+    } else if (UNREADABLE_COMPRESSIONS.has(contentEncoding) || (typeof rawEncoding !== 'string' && rawEncoding != null)) {
       return fail('unknown_encoding', `content-encoding ${show(options.contentEncoding)} is not supported (use gzip or none)`);
     } else if (bytes.byteLength >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b) {
       // A gzip header without the content-encoding property: a sender that

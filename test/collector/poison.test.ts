@@ -29,7 +29,9 @@ const json = (value: unknown): Buffer => Buffer.from(JSON.stringify(value));
 
 function poisons(): Poison[] {
   const part = (): Span[] => makeSpans(3, { perTrace: 3, service: 'partial' });
-  const [a, b, c, d, e, f, g] = [part(), part(), part(), part(), part(), part(), part()];
+  const [a, b, c, d, e, f, g, h] = [part(), part(), part(), part(), part(), part(), part(), part()];
+  // As a Spring AMQP publisher sends them: numbers among the tags, the charset in content-encoding.
+  const springStyle = h.map((s) => ({ ...s, tags: { ...s.tags, 'http.status_code': 200 } }));
   const one = makeSpans(1)[0]!;
   const bigSpans = makeSpans(12_000, { perTrace: 100 });
   const fiveMegabytes = json(bigSpans.map((s) => ({ ...s, tags: { ...s.tags, padding: 'x'.repeat(300) } })));
@@ -65,7 +67,9 @@ function poisons(): Poison[] {
     { kind: '32-character span id', body: json([...c, { ...one, id: 'ab'.repeat(16) }]), stored: c, drops: { bad_id: 1 } },
     { kind: 'timestamp as text', body: json([...d, { ...one, timestamp: 'yesterday' }]), stored: d, drops: { bad_timestamp: 1 } },
     { kind: 'annotations not a list', body: json([...e, { ...one, annotations: 'boom' }]), stored: e, drops: { bad_annotation: 1 } },
-    { kind: 'numeric tag values', body: json([...f, { ...one, tags: { retries: 3 } }]), stored: f, drops: { bad_tags: 1 } },
+    { kind: 'boolean tag values', body: json([...f, { ...one, tags: { retried: true } }]), stored: f, drops: { bad_tags: 1 } },
+    // Stored whole, as Zipkin's collector stores them.
+    { kind: 'number tags, UTF-8 as content-encoding', body: json(springStyle), options: { contentEncoding: 'UTF-8' }, stored: h },
     { kind: 'span without ids', body: json([...g, { name: 'orphan' }]), stored: g, drops: { missing_trace_id: 1 } },
   ];
   expect(fiveMegabytes.length).toBeGreaterThan(5_000_000);
