@@ -72,6 +72,22 @@ describe('setUpQueues', () => {
     expect(await hasArguments(n.queue, {})).toBe(true);
   });
 
+  it('refuses a span queue that exists as a stream, whose backlog a consumer would never read, and accepts classic and quorum ones', async () => {
+    const stream = names();
+    const channel = await connection.createChannel();
+    await channel.assertQueue(stream.queue, { durable: true, arguments: { 'x-queue-type': 'stream' } });
+    const refused: unknown = await setUpQueues(connection, options(stream, pino({ level: 'silent' }))).catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(QueueRefusedError);
+    expect((refused as Error).message).toMatch(/queue "th_qsetup_\w+" is a stream: .*classic or quorum/);
+
+    const quorum = names();
+    await channel.assertQueue(quorum.queue, { durable: true, arguments: { 'x-queue-type': 'quorum' } });
+    await channel.close();
+    await setUpQueues(connection, options(quorum, pino({ level: 'silent' })));
+    // Still a quorum queue: asking did not change it.
+    expect(await hasArguments(quorum.queue, { 'x-queue-type': 'quorum' })).toBe(true);
+  });
+
   it('gives TRACEHOUSE_QUEUE_ARGUMENTS to the span queue only, never to the dead-letter queue', async () => {
     const n = names();
     await setUpQueues(connection, options(n, pino({ level: 'silent' })));

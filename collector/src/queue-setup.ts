@@ -64,13 +64,26 @@ async function exists(connection: ChannelModel, check: (channel: Channel) => Pro
  * x-queue-type, a value of the wrong type): retrying the same declaration never succeeds.
  */
 export class QueueRefusedError extends Error {
-  constructor(queue: string, args: Record<string, unknown>, cause: unknown) {
-    super(
-      `RabbitMQ refuses to declare queue "${queue}" with arguments ${JSON.stringify(args)} (${amqpMessage(cause)}): ` +
-        'check TRACEHOUSE_QUEUE_ARGUMENTS and TRACEHOUSE_QUEUE_TYPE',
-      { cause },
-    );
+  constructor(message: string, options?: { cause: unknown }) {
+    super(message, options);
     this.name = 'QueueRefusedError';
+  }
+}
+
+/**
+ * Whether an existing queue is a stream, asked by declaring it as one on a throwaway channel: the
+ * broker accepts that only for a stream (it refuses other types as not equivalent, 406), and the
+ * queue was just found, so the declaration creates nothing. A stream only looks like a queue: a
+ * consumer without an offset starts at its next message and acks remove nothing, so its backlog
+ * would never be read and nothing it holds would ever leave it.
+ */
+async function isStream(connection: ChannelModel, queue: string): Promise<boolean> {
+  try {
+    await withChannel(connection, (channel) => channel.assertQueue(queue, { durable: true, arguments: { 'x-queue-type': 'stream' } }));
+    return true;
+  } catch {
+    // 406: another type (or not durable); 403: no configure permission, and then nothing tells.
+    return false;
   }
 }
 
@@ -93,7 +106,11 @@ async function ensureQueue(connection: ChannelModel, queue: string, args: Record
     if (amqpCode(error) !== 406) throw error;
     // Another replica may have declared it a moment ago with other arguments; else ours are refused.
     if (await found()) return true;
-    throw new QueueRefusedError(queue, args, error);
+    throw new QueueRefusedError(
+      `RabbitMQ refuses to declare queue "${queue}" with arguments ${JSON.stringify(args)} (${amqpMessage(error)}): ` +
+        'check TRACEHOUSE_QUEUE_ARGUMENTS and TRACEHOUSE_QUEUE_TYPE',
+      { cause: error },
+    );
   }
 }
 
@@ -138,7 +155,12 @@ function spanQueueArguments(o: QueueSetupOptions): Record<string, unknown> {
 }
 
 export async function setUpQueues(connection: ChannelModel, o: QueueSetupOptions): Promise<void> {
-  await ensureQueue(connection, o.queue, spanQueueArguments(o), o.logger);
+  if ((await ensureQueue(connection, o.queue, spanQueueArguments(o), o.logger)) && (await isStream(connection, o.queue))) {
+    throw new QueueRefusedError(
+      `queue "${o.queue}" is a stream: its backlog would never be read (a stream consumer starts at the next message) ` +
+        'and acks would remove nothing; publish spans to a classic or quorum queue (TRACEHOUSE_QUEUE_TYPE)',
+    );
+  }
   await ensureDeadLetterQueue(connection, o);
   const exchangeFound = (): Promise<boolean> => exists(connection, (channel) => channel.checkExchange(o.deadLetterExchange));
   if (!(await exchangeFound())) {
