@@ -292,6 +292,32 @@ describe('ZipkinSpanConverter', () => {
     ]);
   });
 
+  it("names a database or broker reached by address (or not at all) by its system, so that Zipkin's dependency graph links it", () => {
+    const { tracer, finished } = sdk();
+    const span = (kind: SpanKind, attributes: Record<string, string | number>): void => tracer.startSpan('s', { kind, attributes }).end();
+    span(SpanKind.CLIENT, { 'db.system.name': 'postgresql', 'server.address': '127.0.0.1', 'server.port': 5432 });
+    span(SpanKind.CLIENT, { 'db.system': 'redis', 'network.peer.address': '::1', 'network.peer.port': 6379 });
+    span(SpanKind.PRODUCER, { 'messaging.system': 'rabbitmq', 'server.address': '10.0.0.5', 'server.port': 5672 });
+    span(SpanKind.CONSUMER, { 'messaging.system': 'rabbitmq', 'server.address': '10.0.0.5' });
+    span(SpanKind.CLIENT, { 'db.system.name': 'sqlite' });
+    // A host name or peer.service names the peer better than its system.
+    span(SpanKind.CLIENT, { 'db.system.name': 'postgresql', 'server.address': 'Orders-DB.internal', 'server.port': 5432 });
+    span(SpanKind.CLIENT, { 'db.system.name': 'mysql', 'peer.service': 'billing-db', 'server.address': '10.0.0.9' });
+    // Not a caller's system: a server span's remote side is its caller.
+    span(SpanKind.SERVER, { 'messaging.system': 'rabbitmq', 'network.peer.address': '10.0.0.7' });
+
+    expect(finished().map((s) => converter.convert(s).remoteEndpoint)).toEqual([
+      { serviceName: 'postgresql', ipv4: '127.0.0.1', port: 5432 },
+      { serviceName: 'redis', ipv6: '::1', port: 6379 },
+      { serviceName: 'rabbitmq', ipv4: '10.0.0.5', port: 5672 },
+      { serviceName: 'rabbitmq', ipv4: '10.0.0.5' },
+      { serviceName: 'sqlite' },
+      { serviceName: 'orders-db.internal', port: 5432 },
+      { serviceName: 'billing-db' },
+      { ipv4: '10.0.0.7' },
+    ]);
+  });
+
   it('takes the remote endpoint of a server span from the caller, never from this server', () => {
     const { tracer, finished } = sdk();
     tracer

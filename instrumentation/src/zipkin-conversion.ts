@@ -107,6 +107,9 @@ const OUTGOING_CANDIDATES: readonly RemoteCandidate[] = [
   { key: 'net.peer.ip', portKey: 'net.peer.port' },
 ];
 
+/** The attributes naming the system an outgoing span calls, newest conventions first. */
+const PEER_SYSTEM_KEYS: readonly string[] = ['db.system.name', 'db.system', 'messaging.system'];
+
 /**
  * For a SERVER span the remote side is the caller: `server.address` /
  * `net.host.*` describe this very service there, so only the peer's own
@@ -217,15 +220,37 @@ function addressKind(address: string): AddressKind {
 }
 
 /** The endpoint a remote candidate's `value` and port attribute give. */
-export function remoteEndpointFrom(value: string, portValue: AttributeValue | undefined): Endpoint {
+export function remoteEndpointFrom(value: string, portValue: AttributeValue | undefined, system?: string): Endpoint {
   const endpoint: Endpoint = {};
-  const kind = addressKind(value);
-  if (kind === null) endpoint.serviceName = value.toLowerCase();
-  else if ('ipv4' in kind) endpoint.ipv4 = kind.ipv4;
-  else endpoint.ipv6 = kind.ipv6;
+  const kind = value === '' ? undefined : addressKind(value);
+  if (kind === null) {
+    endpoint.serviceName = value.toLowerCase();
+  } else {
+    // Only an address (or nothing) names the peer: its system does, as the service to link to.
+    if (system !== undefined) endpoint.serviceName = system.toLowerCase();
+    if (kind !== undefined && 'ipv4' in kind) endpoint.ipv4 = kind.ipv4;
+    else if (kind !== undefined) endpoint.ipv6 = kind.ipv6;
+  }
   const port = toPort(portValue);
   if (port !== undefined) endpoint.port = port;
   return endpoint;
+}
+
+/**
+ * What kind of peer an outgoing span calls, by the semantic conventions'
+ * system attributes: `postgresql`, `redis`, `rabbitmq`, ... JS instrumentations
+ * do not set `peer.service`, and a database or broker reached by IP address
+ * would otherwise have an endpoint without a service name, which Zipkin's
+ * dependency graph cannot link (and a broker hop would vanish from it); Brave
+ * names such peers by their system too. Not for SERVER spans (undefined).
+ */
+export function peerSystem(candidates: readonly RemoteCandidate[], attributes: Attributes): string | undefined {
+  if (candidates !== OUTGOING_CANDIDATES) return undefined;
+  for (let i = 0; i < PEER_SYSTEM_KEYS.length; i++) {
+    const value = attributes[PEER_SYSTEM_KEYS[i] as string];
+    if (typeof value === 'string' && value !== '') return value;
+  }
+  return undefined;
 }
 
 /** The candidates for the remote endpoint of a span of Zipkin kind `kind` (none for INTERNAL). */
@@ -305,12 +330,18 @@ export function findRemoteCandidate(
   return undefined;
 }
 
-/** The remote endpoint of a span of Zipkin kind `kind` (none for INTERNAL). */
+/**
+ * The remote endpoint of a span of Zipkin kind `kind` (none for INTERNAL): from
+ * the first ranked attribute, named by the peer's system when that gives only an
+ * address or nothing (see peerSystem).
+ */
 export function remoteEndpointOf(kind: ZipkinKind | undefined, attributes: Attributes): Endpoint | undefined {
   const candidates = remoteCandidates(kind);
   if (candidates === undefined) return undefined;
   const found = findRemoteCandidate(candidates, attributes);
-  return found === undefined ? undefined : remoteEndpointFrom(found.value, found.portValue);
+  const system = peerSystem(candidates, attributes);
+  if (found === undefined) return system === undefined ? undefined : remoteEndpointFrom('', undefined, system);
+  return remoteEndpointFrom(found.value, found.portValue, system);
 }
 
 /** Converts SDK spans to Zipkin v2 spans; one instance per exporter (it caches per-resource work). */

@@ -17,6 +17,7 @@ import { seededRandom } from './seeded-random.test.helpers.js';
 
 
 const rand = seededRandom(20261128);
+const systemRand = seededRandom(20261208);
 const int = (n: number): number => Math.floor(rand() * n);
 const pick = <T,>(items: readonly T[]): T => items[int(items.length)] as T;
 
@@ -69,6 +70,12 @@ function attributes(): Attributes {
   }
   // Remote endpoint candidates with the values the mapping distinguishes.
   if (rand() < 0.5) out[pick(['network.peer.address', 'peer.address', 'net.peer.ip', 'client.address'])] = pick(['10.0.0.1', '::1', '::ffff:10.1.2.3', 'fe80::1%eth0', 'Not.An.IP', '999.1.1.1']);
+  // The peer's system, which names a peer known by address only (or not at all). From a random
+  // stream of its own, so that the cases drawn from `rand` stay the ones they were.
+  if (systemRand() < 0.3) {
+    const key = ['db.system.name', 'db.system', 'messaging.system'][Math.floor(systemRand() * 3)] as string;
+    out[key] = ['postgresql', 'RabbitMQ', '', 7][Math.floor(systemRand() * 4)];
+  }
   if (rand() < 0.5) out[pick(['network.peer.port', 'server.port', 'peer.port', 'client.port'])] = pick([80, '8080', 0, 70000, 'x', 443.5]);
   return out;
 }

@@ -32,6 +32,7 @@ import {
   annotation,
   durationMicros,
   findRemoteCandidate,
+  peerSystem,
   hrTimeToMicros,
   isEpochMicros,
   remoteCandidates,
@@ -216,6 +217,8 @@ interface EncodedRemote {
   readonly portValue: AttributeValue | undefined;
   /** The whole member, for that port value. */
   readonly bytes: Uint8Array;
+  /** Whether the peer is named by an address only (no system asked for): its system may name it. */
+  readonly address: boolean;
   /** Whether it is in the cache (else made for one span, and not worth combining). */
   readonly cached: boolean;
   /** The resource `withTags` was made for. */
@@ -700,12 +703,24 @@ export class ZipkinJsonEncoder {
     withTags: boolean,
   ): void {
     const found = candidates === undefined ? undefined : findRemoteCandidate(candidates, attributes);
-    if (found === undefined) {
+    let remote: EncodedRemote | undefined;
+    let portValue: AttributeValue | undefined;
+    if (found !== undefined) {
+      portValue = found.portValue;
+      remote = this.#remote(found.value, portValue, undefined);
+      // An address alone: named by the peer's system when the span says it (see peerSystem).
+      if (remote.address) {
+        const system = peerSystem(candidates as readonly RemoteCandidate[], attributes);
+        if (system !== undefined) remote = this.#remote(found.value, portValue, system);
+      }
+    } else if (candidates !== undefined) {
+      const system = peerSystem(candidates, attributes);
+      if (system !== undefined) remote = this.#remote('', undefined, system);
+    }
+    if (remote === undefined) {
       this.#chunk(withTags ? resource.localAndTags : resource.localEndpoint);
       return;
     }
-    const portValue = found.portValue;
-    const remote = this.#remote(found.value, portValue);
     if (portValue === remote.portValue) {
       if (withTags && remote.cached) {
         if (remote.resource !== resource) {
@@ -730,24 +745,30 @@ export class ZipkinJsonEncoder {
     if (withTags) this.#chunk(resource.tagsOpen);
   }
 
-  /** The remote endpoint of peer `value` (the first remote candidate's value), from the cache when seen before. */
-  #remote(value: string, portValue: AttributeValue | undefined): EncodedRemote {
-    let remote = this.#remotes.get(value);
+  /**
+   * The remote endpoint of peer `value` (the first remote candidate's value, '' for none) named
+   * by `system` when that is given, from the cache when seen before.
+   */
+  #remote(value: string, portValue: AttributeValue | undefined, system: string | undefined): EncodedRemote {
+    const key = system === undefined ? value : `${system}\u0000${value}`;
+    let remote = this.#remotes.get(key);
     if (remote === undefined) {
-      const open = JSON.stringify(remoteEndpointFrom(value, undefined)).slice(0, -1);
-      const json = JSON.stringify(remoteEndpointFrom(value, portValue));
-      const cached = value.length <= MAX_CACHED_CHARS;
+      const endpoint = remoteEndpointFrom(value, undefined, system);
+      const open = JSON.stringify(endpoint).slice(0, -1);
+      const json = JSON.stringify(remoteEndpointFrom(value, portValue, system));
+      const cached = key.length <= MAX_CACHED_CHARS;
       remote = {
         open: Buffer.from(`,"remoteEndpoint":${open}`, 'utf8'),
         portValue,
         bytes: Buffer.from(`,"remoteEndpoint":${json}`, 'utf8'),
+        address: value !== '' && system === undefined && endpoint.serviceName === undefined,
         cached,
         resource: undefined,
         withTags: undefined,
       };
       if (cached) {
         if (this.#remotes.size >= MAX_REMOTES) this.#remotes.clear();
-        this.#remotes.set(value, remote);
+        this.#remotes.set(key, remote);
         this.#cached(remote.open);
         this.#cached(remote.bytes);
       }
