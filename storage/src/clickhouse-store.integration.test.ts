@@ -1,3 +1,4 @@
+import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeSpans, type Span } from '@tracehouse/model';
 import { ClickHouseStore, DEFAULT_MAX_RESULT_BYTES } from './clickhouse-store.js';
@@ -837,4 +838,51 @@ FROM ${database}.span_index ORDER BY trace_id`,
       await release();
     }
   }, 60_000);
+});
+
+describe('a ClickHouse server that stops answering', () => {
+  const target = new URL(ENGINES[0].url);
+  let forwarder: Server;
+  let port = 0;
+  /** While true, the forwarder takes connections and bytes but passes nothing on: a server hung mid-work. */
+  let hung = false;
+  const sockets = new Set<Socket>();
+
+  beforeAll(async () => {
+    forwarder = createServer((socket) => {
+      sockets.add(socket);
+      socket.on('close', () => sockets.delete(socket));
+      socket.on('error', () => undefined);
+      if (hung) return; // accepted, never answered
+      const upstream = connect(Number(target.port || 8123), target.hostname);
+      upstream.on('error', () => socket.destroy());
+      socket.pipe(upstream).pipe(socket);
+    });
+    await new Promise<void>((resolve) => forwarder.listen(0, '127.0.0.1', resolve));
+    port = (forwarder.address() as AddressInfo).port;
+  });
+
+  afterAll(async () => {
+    for (const socket of sockets) socket.destroy();
+    await new Promise((resolve) => forwarder.close(resolve));
+  });
+
+  it('answers ping with false within seconds, not after the query timeout', async () => {
+    // The default query timeout (30 s) applies; a health check must not wait that long.
+    const store = await ClickHouseStore.open({ url: `http://127.0.0.1:${port}`, database: uniqueDatabase('ping_hang') });
+    try {
+      expect(await store.ping()).toBe(true);
+      hung = true;
+      // Its kept-alive connections drop; the next request opens one that is never answered.
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const started = Date.now();
+      expect(await store.ping()).toBe(false);
+      expect(Date.now() - started).toBeLessThan(10_000);
+    } finally {
+      hung = false;
+      await store.dropDatabase().catch(() => undefined);
+      await store.close();
+    }
+  }, 40_000);
 });

@@ -15,6 +15,9 @@ export interface HttpEngineOptions {
 }
 
 /** ClickHouse over HTTP through @clickhouse/client (any server version). */
+/** How long ping() waits for ClickHouse's /ping (at most the query timeout). */
+const PING_TIMEOUT_MS = 5_000;
+
 export class HttpEngine implements Engine {
   readonly kind = 'http' as const;
   readonly #client: ClickHouseClient;
@@ -25,6 +28,7 @@ export class HttpEngine implements Engine {
    */
   readonly #inserter: ClickHouseClient;
   #closed = false;
+  readonly #queryTimeoutMs: number;
   readonly #readSettings: { max_execution_time: number; use_uncompressed_cache: 0 | 1 };
 
   constructor(options: HttpEngineOptions) {
@@ -40,6 +44,7 @@ export class HttpEngine implements Engine {
         // Failures reach the caller as StorageError; the driver need not print them too.
         log: { level: ClickHouseLogLevel.OFF },
       });
+    this.#queryTimeoutMs = options.queryTimeoutMs;
     this.#client = client(options.queryTimeoutMs);
     this.#inserter = client(options.insertTimeoutMs ?? options.queryTimeoutMs);
     this.#readSettings = {
@@ -145,7 +150,9 @@ export class HttpEngine implements Engine {
   async ping(): Promise<boolean> {
     if (this.#closed) return false;
     try {
-      const result = await this.#client.ping();
+      // A health check: a server that leaves /ping unanswered this long is not healthy, and
+      // readiness must say so now, not after the query timeout (30 s by default).
+      const result = await this.#client.ping({ select: false, abort_signal: AbortSignal.timeout(Math.min(PING_TIMEOUT_MS, this.#queryTimeoutMs)) });
       return result.success;
     } catch {
       return false;
