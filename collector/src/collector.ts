@@ -214,12 +214,16 @@ export class Collector {
     this.updateUp();
     const deadline = Date.now() + this.config.shutdownTimeoutMs;
     const left = (): number => Math.max(0, deadline - Date.now());
+    // Closing RabbitMQ and ending the loops come within the bound too: they get its last fifth
+    // (at most 2 s), whatever the drain before them took.
+    const closing = Math.min(2_000, Math.floor(this.config.shutdownTimeoutMs / 5));
+    const leftToDrain = (): number => Math.max(0, deadline - closing - Date.now());
     this.logger.info('stopping: cancelling the consumer');
     const session = this.session;
     // A resume under way would otherwise leave a consumer that nobody cancels.
-    if (session?.flowChange !== undefined) await withTimeout(session.flowChange, left()).catch(() => undefined);
+    if (session?.flowChange !== undefined) await withTimeout(session.flowChange, leftToDrain()).catch(() => undefined);
     if (session?.consumerTag !== undefined) {
-      await withTimeout(session.channel.cancel(session.consumerTag), left()).catch((error: unknown) =>
+      await withTimeout(session.channel.cancel(session.consumerTag), leftToDrain()).catch((error: unknown) =>
         this.logger.warn({ err: error }, 'could not cancel the consumer'),
       );
     }
@@ -231,7 +235,7 @@ export class Collector {
         .drain()
         .then(() => this.deadLettersDrained())
         .then(() => true),
-      left(),
+      leftToDrain(),
     ).catch(() => false);
     if (!drained) {
       this.logger.warn({ unacked: this.acks.size }, 'shutdown timeout: leaving unwritten messages to the broker');
@@ -239,11 +243,8 @@ export class Collector {
     this.pipeline.abort();
     this.stopper.abort();
     for (const timer of this.timers) clearInterval(timer);
-    if (this.session !== undefined) {
-      const bound = Math.max(left(), 1_000);
-      await this.endSession(this.session, bound);
-    }
-    await withTimeout(Promise.all(this.loops), Math.max(left(), 1_000)).catch(() => undefined);
+    if (this.session !== undefined) await this.endSession(this.session, Math.max(left(), 50));
+    await withTimeout(Promise.all(this.loops), Math.max(left(), 50)).catch(() => undefined);
     this.storeReleased = true;
     await this.store?.close().catch((error: unknown) => this.logger.warn({ err: error }, 'closing the store failed'));
     await this.admin.stop().catch(() => undefined);
