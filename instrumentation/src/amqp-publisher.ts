@@ -80,6 +80,31 @@ function destroyConnection(model: ChannelModel): void {
 }
 
 /**
+ * Drops a connection at once with a TCP reset (amqplib internals, guarded).
+ * After a confirm timeout (a broker blocked by a resource alarm, or wedged) its
+ * publishes may still wait unread in the broker's socket buffer: a graceful
+ * close leaves them there, and the broker routes them once it reads again, on
+ * top of the copies sent again on a new connection; it also leaves the blocked
+ * connection open on the broker, one more per timeout. A reset discards what
+ * the broker has not read. A TLS socket cannot be reset; it is destroyed.
+ */
+function resetConnection(model: ChannelModel): void {
+  const connection = model.connection as unknown as {
+    stream?: { resetAndDestroy?: () => void; destroy?: (error?: Error) => void };
+  };
+  const stream = connection.stream;
+  try {
+    stream?.resetAndDestroy?.();
+  } catch {
+    try {
+      stream?.destroy?.(new Error('no confirm from the broker'));
+    } catch (error) {
+      logger.debug('could not drop the connection', error instanceof Error ? error.message : error);
+    }
+  }
+}
+
+/**
  * Closes a channel or connection, or gives up after `millis`; true when it
  * answered (a close that fails has closed already). amqplib never settles a
  * close once the connection has closed (a broker restart during the queue
@@ -304,7 +329,9 @@ export class AmqpPublisher {
     this.#channel = undefined;
     this.#channelState = undefined;
     this.#returned.clear(); // their confirms will never come on this connection
-    void model.close().catch(() => undefined);
+    // What was in flight is sent again on a new connection: the broker must not get this one's copies too.
+    if (reason === 'confirm timeout') resetConnection(model);
+    else void model.close().catch(() => undefined);
     if (this.#stopped) return;
     logger.debug(`broker connection lost (${reason}), reconnecting`);
     this.#scheduleReconnect();
