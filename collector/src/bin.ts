@@ -65,6 +65,8 @@ collector
   .start()
   .then(() => collector.done())
   .catch((error: unknown) => {
-    logger.fatal({ err: error }, `tracehouse-collector failed: ${error instanceof Error ? error.message : String(error)}`);
+    const portTaken = (error as { code?: unknown } | undefined)?.code === 'EADDRINUSE';
+    const hint = portTaken ? ' (the admin port is taken: set TRACEHOUSE_COLLECTOR_PORT, or stop what holds it)' : '';
+    logger.fatal({ err: error }, `tracehouse-collector failed: ${error instanceof Error ? error.message : String(error)}${hint}`);
     process.exit(1);
   });

@@ -105,7 +105,7 @@ export function createMetrics(o: { defaultMetrics?: boolean } = {}): CollectorMe
     }),
     up: new Gauge({
       name: 'tracehouse_collector_dependency_up',
-      help: '1 when the dependency (rabbitmq, clickhouse) is reachable.',
+      help: '1 when the dependency is in use: clickhouse answers; rabbitmq is connected and consuming (only once ClickHouse is open).',
       labelNames: ['dependency'],
       registers,
     }),

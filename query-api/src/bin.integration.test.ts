@@ -62,6 +62,20 @@ describe('tracehouse-query-api bin', () => {
     expect(stderr()).toContain('accepts an integer');
   });
 
+  it('exits 1 naming TRACEHOUSE_QUERY_PORT when its port is taken', async () => {
+    const holder = createServer();
+    await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (holder.address() as { port: number }).port;
+      const { child, stdout } = run({ TRACEHOUSE_CLICKHOUSE_DATABASE: database, TRACEHOUSE_QUERY_HOST: '127.0.0.1', TRACEHOUSE_QUERY_PORT: String(port) });
+      const [code] = (await once(child, 'exit')) as [number];
+      expect(code).toBe(1);
+      expect(stdout()).toMatch(new RegExp(`port ${port} on 127\\.0\\.0\\.1 is taken \\(set TRACEHOUSE_QUERY_PORT`));
+    } finally {
+      await new Promise((resolve) => holder.close(resolve));
+    }
+  });
+
   it('prints its variables on --help and exits 0 without starting a server', async () => {
     const { child, stdout } = runOnFreePort({}, ['--help']);
     const [code] = (await once(child, 'exit')) as [number];

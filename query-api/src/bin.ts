@@ -37,6 +37,8 @@ try {
   });
   stopOnSignals(server, logger);
 } catch (error) {
-  logger.fatal({ err: error }, 'query API failed to start');
+  const portTaken = (error as { code?: unknown } | undefined)?.code === 'EADDRINUSE';
+  const hint = portTaken ? `: port ${config.port} on ${config.host} is taken (set TRACEHOUSE_QUERY_PORT, or stop what holds it)` : '';
+  logger.fatal({ err: error }, `query API failed to start${hint}`);
   process.exit(1);
 }

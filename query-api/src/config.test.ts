@@ -105,6 +105,13 @@ describe('parseConfig', () => {
     );
   });
 
+  it('never writes a refused bearer token into the message (it would end up in logs)', () => {
+    expect(() => parseConfig({ TRACEHOUSE_QUERY_BEARER_TOKEN: 's3cr3t!' })).toThrow(
+      /^TRACEHOUSE_QUERY_BEARER_TOKEN \(7 characters, not shown\) is invalid: /,
+    );
+    expect(() => parseConfig({ TRACEHOUSE_QUERY_BEARER_TOKEN: 's3cr3t!' })).not.toThrow(/s3cr3t/);
+  });
+
   it('rejects a default limit above the configured maximum', () => {
     expect(() => parseConfig({ TRACEHOUSE_QUERY_MAX_LIMIT: '5', TRACEHOUSE_QUERY_DEFAULT_LIMIT: '6' })).toThrow(
       /TRACEHOUSE_QUERY_DEFAULT_LIMIT accepts an integer from 1 to 5/,

@@ -55,9 +55,11 @@ export class ConfigError extends Error {
   readonly code = 'config_invalid';
   readonly variable: string;
   /** `reason`, when given, says why this value was refused (a rule `accepts` alone does not make plain). */
-  constructor(variable: string, accepts: string, value: string, reason?: string) {
+  /** `value`: the text refused, or for a secret only its length (the message must not carry it into logs). */
+  constructor(variable: string, accepts: string, value: string | { secretLength: number }, reason?: string) {
     const why = reason === undefined ? '' : ` (${reason})`;
-    super(`${variable}=${JSON.stringify(value)} is invalid${why}: ${variable} accepts ${accepts}`);
+    const shown = typeof value === 'string' ? `=${JSON.stringify(value)}` : ` (${value.secretLength} characters, not shown)`;
+    super(`${variable}${shown} is invalid${why}: ${variable} accepts ${accepts}`);
     this.name = 'ConfigError';
     this.variable = variable;
   }
@@ -136,7 +138,9 @@ function bearerToken(env: Env, name: string): string | undefined {
   if (value === undefined) return undefined;
   // RFC 6750 b64token characters, so the header can carry it verbatim.
   if (!/^[A-Za-z0-9\-._~+/]+=*$/.test(value) || value.length < 8) {
-    throw new ConfigError(name, 'a token of at least 8 characters from A-Z a-z 0-9 - . _ ~ + / (optionally ending in =)', value);
+    throw new ConfigError(name, 'a token of at least 8 characters from A-Z a-z 0-9 - . _ ~ + / (optionally ending in =)', {
+      secretLength: value.length,
+    });
   }
   return value;
 }

@@ -1,6 +1,7 @@
 /** The tracehouse-collector bin refuses bad configuration: before touching anything, or as soon as a server refuses it. */
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { createServer, type AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { dropDatabase } from '@tracehouse/storage/testing';
 import { describe, expect, it } from 'vitest';
@@ -22,6 +23,23 @@ describe('tracehouse-collector bin', () => {
     const url = run({ TRACEHOUSE_RABBITMQ_URL: 'http://broker' });
     expect(url.status).toBe(2);
     expect(url.stderr).toMatch(/TRACEHOUSE_RABBITMQ_URL: .*amqp/);
+  });
+
+  it('exits 1 naming TRACEHOUSE_COLLECTOR_PORT when its admin port is taken', async () => {
+    const holder = createServer();
+    await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+    try {
+      const taken = run({
+        TRACEHOUSE_RABBITMQ_URL: 'amqp://127.0.0.1:1',
+        TRACEHOUSE_CLICKHOUSE_URL: 'http://127.0.0.1:1',
+        TRACEHOUSE_COLLECTOR_HOST: '127.0.0.1',
+        TRACEHOUSE_COLLECTOR_PORT: String((holder.address() as AddressInfo).port),
+      });
+      expect(taken.status).toBe(1);
+      expect(taken.stdout).toMatch(/EADDRINUSE.*the admin port is taken: set TRACEHOUSE_COLLECTOR_PORT/);
+    } finally {
+      await new Promise((resolve) => holder.close(resolve));
+    }
   });
 
   it('exits 2 at once naming TRACEHOUSE_CLICKHOUSE_URL when the ClickHouse client refuses the URL, rather than retrying it', () => {
