@@ -54,6 +54,17 @@ describe('RabbitMqSpanExporter without a broker', () => {
     await exporter.shutdown();
   });
 
+  it('reports a batch that lost spans FAILED at most once in 10 s, so the SDK does not log an error for every batch, and counts every drop', async () => {
+    const exporter = unreachable({ maxBufferedSpans: 5 });
+    await exportAsync(exporter, spans(5));
+    const results: ExportResult[] = [];
+    for (let i = 0; i < 20; i++) results.push(await exportAsync(exporter, spans(3)));
+    expect(results.map((r) => r.code)).toEqual([ExportResultCode.FAILED, ...Array<ExportResultCode>(19).fill(ExportResultCode.SUCCESS)]);
+    expect(results[0]?.error?.message).toMatch(/^3 of 3 spans dropped/);
+    expect(exporter.stats().spansDropped.buffer_full).toBe(60);
+    await exporter.shutdown();
+  });
+
   it('drops a span larger than the maximum message size', async () => {
     const exporter = unreachable({ maxMessageBytes: 2048 });
     await exportAsync(exporter, [...spans(1, { blob: 'x'.repeat(4000) }), ...spans(2)]);

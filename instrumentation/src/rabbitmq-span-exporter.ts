@@ -101,6 +101,8 @@ export interface RabbitMqSpanExporterOptions {
  * and spent about 0.3 µs more CPU per request (20 alternating rounds).
  */
 const CONVERSION_CHUNK = 512;
+/** At most one export result FAILED for dropped spans this often (see #resultFor). */
+const FAILURE_REPORT_INTERVAL_MILLIS = 10_000;
 
 /**
  * ... or fewer, once the spans of a turn have been written into this many
@@ -315,8 +317,33 @@ export class RabbitMqSpanExporter implements SpanExporter {
       return;
     }
     this.#scheduleDrain();
-    if (dropped === 0) done({ code: ExportResultCode.SUCCESS });
-    else done({ code: ExportResultCode.FAILED, error: new Error(`${dropped} of ${spans.length} spans dropped`) });
+    done(this.#resultFor(dropped, spans.length));
+  }
+
+  /** Spans dropped in batches reported SUCCESS since the last FAILED one. */
+  #droppedUnreported = 0;
+  /** When a batch was last reported FAILED (ms since the epoch). */
+  #lastFailureReport = 0;
+
+  /**
+   * A batch that lost spans is FAILED, which the SDK logs (an error with its
+   * stack): while the buffer stays full (a broker blocked by an alarm), that
+   * is every batch, hundreds a second at a high span rate. So at most one
+   * FAILED every FAILURE_REPORT_INTERVAL_MILLIS, naming the spans dropped
+   * since the last one; the counters hold every drop, whatever was reported.
+   */
+  #resultFor(dropped: number, batch: number): ExportResult {
+    if (dropped === 0) return { code: ExportResultCode.SUCCESS };
+    const now = Date.now();
+    if (now - this.#lastFailureReport < FAILURE_REPORT_INTERVAL_MILLIS) {
+      this.#droppedUnreported += dropped;
+      return { code: ExportResultCode.SUCCESS };
+    }
+    const earlier = this.#droppedUnreported;
+    this.#droppedUnreported = 0;
+    this.#lastFailureReport = now;
+    const more = earlier > 0 ? ` (and ${earlier} from earlier batches, not reported one by one)` : '';
+    return { code: ExportResultCode.FAILED, error: new Error(`${dropped} of ${batch} spans dropped${more}; see the exporter's counters`) };
   }
 
   /** The bytes the last #bufferSpan wrote, kept or not: what #accept counts a turn's work in. */
