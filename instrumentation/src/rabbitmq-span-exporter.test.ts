@@ -65,11 +65,13 @@ describe('RabbitMqSpanExporter without a broker', () => {
     await exporter.shutdown();
   });
 
-  it('drops a span larger than the maximum message size', async () => {
-    const exporter = unreachable({ maxMessageBytes: 2048 });
-    await exportAsync(exporter, [...spans(1, { blob: 'x'.repeat(4000) }), ...spans(2)]);
+  it('cuts the longest values of a span larger than the maximum message size to keep it, and drops one that cannot be cut enough', async () => {
+    const exporter = unreachable({ maxMessageBytes: 4096 });
+    const manyLongTags = Object.fromEntries(Array.from({ length: 10 }, (_, i) => [`t${i}`, 'y'.repeat(2000)]));
+    await exportAsync(exporter, [...spans(1, { blob: 'x'.repeat(40_000) }), ...spans(1, manyLongTags), ...spans(2)]);
     expect(exporter.stats().spansDropped.too_large).toBe(1);
-    expect(exporter.stats().bufferedSpans).toBe(2);
+    expect(exporter.stats().bufferedSpans).toBe(3);
+    expect(exporter.stats().bufferedBytes).toBeLessThan(3 * 4096);
     await exporter.shutdown();
   });
 

@@ -14,6 +14,7 @@
 import { context, diag, type MeterProvider, metrics } from '@opentelemetry/api';
 import { ExportResultCode, suppressTracing, type ExportResult } from '@opentelemetry/core';
 import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base';
+import type { Span } from '@tracehouse/model';
 import { AmqpPublisher, PublishRefusedError } from './amqp-publisher.js';
 import { compressBody } from './body-compression.js';
 import {
@@ -29,9 +30,10 @@ import {
   type WireEncoding,
 } from './config.js';
 import { ExporterCounters, registerExporterMetrics, type ExporterStats } from './exporter-stats.js';
+import { fitSpan } from './oversized-span.js';
 import { SpanBuffer, type Message } from './span-buffer.js';
 import { spanWriter, wireFormat, type WireFormat } from './wire-format.js';
-import type { ZipkinConversionOptions } from './zipkin-conversion.js';
+import { ZipkinSpanConverter, type ZipkinConversionOptions } from './zipkin-conversion.js';
 
 export interface RabbitMqSpanExporterOptions {
   /** Default `amqp://guest:guest@127.0.0.1:5672`. */
@@ -169,6 +171,9 @@ export class RabbitMqSpanExporter implements SpanExporter {
   }
 
   readonly #write: (span: ReadableSpan, buffer: SpanBuffer) => number;
+  readonly #resourceTags: ZipkinConversionOptions['resourceTags'];
+  /** For spans over the message size only: made on the first. */
+  #converter: ZipkinSpanConverter | undefined;
   readonly #format: WireFormat;
   readonly #compression: BodyCompression;
   readonly #buffer: SpanBuffer;
@@ -201,6 +206,7 @@ export class RabbitMqSpanExporter implements SpanExporter {
   #probing = false;
 
   constructor(options: RabbitMqSpanExporterOptions = {}) {
+    this.#resourceTags = options.resourceTags;
     this.#write = spanWriter(options.encoding ?? 'json', { resourceTags: options.resourceTags });
     this.#format = wireFormat(options.encoding ?? 'json');
     const compression = options.compression ?? 'gzip';
@@ -369,14 +375,32 @@ export class RabbitMqSpanExporter implements SpanExporter {
     }
     if (this.#format.messageBytes(1, length) > this.#maxMessageBytes) {
       this.#buffer.discard();
-      this.#counters.drop('too_large');
-      return false;
+      const fitted = this.#fitted(span);
+      if (fitted === undefined) {
+        this.#counters.drop('too_large');
+        return false;
+      }
+      length = this.#buffer.stage(fitted);
     }
     if (!this.#buffer.commit(length)) {
       this.#counters.drop('buffer_full');
       return false;
     }
     return true;
+  }
+
+  /** The span's piece with its longest values cut to fit in a message (see oversized-span.ts), or undefined. */
+  #fitted(span: ReadableSpan): Buffer | undefined {
+    try {
+      this.#converter ??= new ZipkinSpanConverter({ resourceTags: this.#resourceTags });
+      const zipkin = this.#converter.convert(span);
+      const bytes = (s: Span): number => this.#format.messageBytes(1, this.#format.encodeSpan(s).length);
+      const fitted = fitSpan(zipkin, this.#maxMessageBytes, bytes);
+      return fitted === undefined ? undefined : this.#format.encodeSpan(fitted);
+    } catch (error) {
+      logger.warn('an oversized span could not be cut down', error);
+      return undefined;
+    }
   }
 
   #scheduleDrain(): void {
