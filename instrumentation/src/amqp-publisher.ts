@@ -65,42 +65,36 @@ function untraced<T>(fn: () => T): T {
 }
 
 /**
- * Best effort: drops the socket of a connection whose peer does not answer
- * its close, so it holds nothing until a heartbeat timeout (amqplib internals,
- * guarded). The socket error it raises closes the connection and its channels
+ * Best effort: drops a connection's socket at once (amqplib internals,
+ * guarded); the socket error it raises closes the connection and its channels
  * in amqplib, as a lost connection does.
+ * - `destroy`: a peer that does not answer a close, so that the connection
+ *   holds nothing until a heartbeat timeout.
+ * - `reset` (TCP RST): after a confirm timeout (a broker blocked by a resource
+ *   alarm, or wedged), whose publishes may still wait unread in the broker's
+ *   socket buffer. A graceful close would leave them there, for the broker to
+ *   route once it reads again, on top of the copies sent again on a new
+ *   connection, and would leave the blocked connection open on the broker, one
+ *   more per timeout. A reset discards what the broker has not read. A TLS
+ *   socket cannot be reset; it is destroyed.
  */
-function destroyConnection(model: ChannelModel): void {
-  const connection = model.connection as unknown as { stream?: { destroy?: (error?: Error) => void } };
-  try {
-    connection.stream?.destroy?.(new Error('the broker did not answer the close'));
-  } catch (error) {
-    logger.debug('could not drop the connection', error instanceof Error ? error.message : error);
-  }
-}
-
-/**
- * Drops a connection at once with a TCP reset (amqplib internals, guarded).
- * After a confirm timeout (a broker blocked by a resource alarm, or wedged) its
- * publishes may still wait unread in the broker's socket buffer: a graceful
- * close leaves them there, and the broker routes them once it reads again, on
- * top of the copies sent again on a new connection; it also leaves the blocked
- * connection open on the broker, one more per timeout. A reset discards what
- * the broker has not read. A TLS socket cannot be reset; it is destroyed.
- */
-function resetConnection(model: ChannelModel): void {
+function dropConnection(model: ChannelModel, how: 'destroy' | 'reset', why: string): void {
   const connection = model.connection as unknown as {
     stream?: { resetAndDestroy?: () => void; destroy?: (error?: Error) => void };
   };
   const stream = connection.stream;
   try {
-    stream?.resetAndDestroy?.();
-  } catch {
-    try {
-      stream?.destroy?.(new Error('no confirm from the broker'));
-    } catch (error) {
-      logger.debug('could not drop the connection', error instanceof Error ? error.message : error);
+    if (how === 'reset' && stream?.resetAndDestroy !== undefined) {
+      try {
+        stream.resetAndDestroy();
+        return;
+      } catch {
+        // Not a TCP socket: destroyed below.
+      }
     }
+    stream?.destroy?.(new Error(why));
+  } catch (error) {
+    logger.debug('could not drop the connection', error instanceof Error ? error.message : error);
   }
 }
 
@@ -322,15 +316,15 @@ export class AmqpPublisher {
     }
   }
 
-  #lost(model: ChannelModel, reason: string): void {
+  /** `discardUnread`: what was in flight is sent again on a new connection, so the broker must not get this one's copies too. */
+  #lost(model: ChannelModel, reason: string, discardUnread = false): void {
     if (this.#model !== model && this.#model !== undefined) return;
     if (this.#model === undefined && this.#connecting) return; // the connect attempt handles its own failure
     this.#model = undefined;
     this.#channel = undefined;
     this.#channelState = undefined;
     this.#returned.clear(); // their confirms will never come on this connection
-    // What was in flight is sent again on a new connection: the broker must not get this one's copies too.
-    if (reason === 'confirm timeout') resetConnection(model);
+    if (discardUnread) dropConnection(model, 'reset', 'no confirm from the broker');
     else void model.close().catch(() => undefined);
     if (this.#stopped) return;
     logger.debug(`broker connection lost (${reason}), reconnecting`);
@@ -380,7 +374,7 @@ export class AmqpPublisher {
       };
       const timer = setTimeout(() => {
         settle(new Error(`no confirm from the broker within ${this.#options.confirmTimeoutMillis} ms`));
-        this.#lost(model, 'confirm timeout');
+        this.#lost(model, 'confirm timeout', true);
       }, this.#options.confirmTimeoutMillis);
       timer.unref();
       state.pending.add(settle);
@@ -441,6 +435,6 @@ export class AmqpPublisher {
       for (const fail of state.pending) fail(new Error('connection closed before the broker confirmed'));
     }
     if (answered) unrefConnection(model, true);
-    else destroyConnection(model);
+    else dropConnection(model, 'destroy', 'the broker did not answer the close');
   }
 }

@@ -119,7 +119,7 @@ export const OTEL_VARIABLES_READ: readonly string[] = [
 const logger = diag.createComponentLogger({ namespace: '@tracehouse/instrumentation/config' });
 
 /** The specification's rule for OTEL_* variables: warn and use the default rather than stop the host. */
-function ignoreOtelValue(name: string, value: string, accepts: string, instead: string): void {
+export function ignoreOtelValue(name: string, value: string, accepts: string, instead: string): void {
   logger.warn(`${name}: got ${JSON.stringify(value)}, expected ${accepts}; ignored, ${instead}`);
 }
 

@@ -40,7 +40,7 @@ import {
 } from '@opentelemetry/resources';
 import { NodeSDK, type NodeSDKConfiguration } from '@opentelemetry/sdk-node';
 import { BatchSpanProcessor, type SpanExporter, type SpanLimits, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
-import { OTEL_VARIABLES_READ, parseTracingConfig, TracingConfigError, type TracingConfig, type TracingOptions } from './config.js';
+import { ignoreOtelValue, OTEL_VARIABLES_READ, parseTracingConfig, TracingConfigError, type TracingConfig, type TracingOptions } from './config.js';
 import { DROP_REASONS, METER_NAME, registerExporterMetrics, type DropReason, type ExporterStats } from './exporter-stats.js';
 import { RabbitMqSpanExporter, type RabbitMqSpanExporterOptions } from './rabbitmq-span-exporter.js';
 import { VERSION } from './version.js';
@@ -159,8 +159,8 @@ function spanLimitsFromEnv(): SpanLimits {
         limits[key] = Number(raw);
         return;
       }
-      logger.warn(`${name}: got ${JSON.stringify(raw)}, expected a non-negative integer; ignored`);
       bad ??= name;
+      ignoreOtelValue(name, raw, 'a non-negative integer', 'using the next variable or the default');
     }
     if (bad !== undefined) limits[key] = fallback;
   };
@@ -184,9 +184,7 @@ function propagatorFor(option: TextMapPropagator | undefined): TextMapPropagator
   // sdk-node would set no propagator at all when it knows none of the names: one typo would cut
   // every trace at this service. The specification's rule for a bad value is warn and ignore.
   if (!names.some((name) => SDK_PROPAGATOR_NAMES.has(name))) {
-    logger.warn(
-      `OTEL_PROPAGATORS: got ${JSON.stringify(names.join(','))}, expected some of ${[...SDK_PROPAGATOR_NAMES].join(', ')}; ignored, using W3C trace-context + baggage + B3`,
-    );
+    ignoreOtelValue('OTEL_PROPAGATORS', names.join(','), `some of ${[...SDK_PROPAGATOR_NAMES].join(', ')}`, 'using W3C trace-context + baggage + B3');
     return defaultPropagator();
   }
   // sdk-node reads OTEL_PROPAGATORS (from process.env) only when given no propagator.

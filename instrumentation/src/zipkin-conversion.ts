@@ -281,7 +281,6 @@ export function annotation(event: TimedEvent): Annotation {
   const attributes = event.attributes;
   const dropped = event.droppedAttributesCount;
   const droppedSome = typeof dropped === 'number' && dropped > 0;
-  if (attributes === undefined && !droppedSome) return { timestamp, value: event.name };
   const keys = attributes === undefined ? [] : Object.keys(attributes);
   if (keys.length === 0 && !droppedSome) return { timestamp, value: event.name };
   // The specification's form: "event-name": {"key1":"value1", ...}

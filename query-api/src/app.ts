@@ -115,10 +115,6 @@ const errorResponses = { 400: ErrorRef, 401: ErrorRef, 503: ErrorRef, 504: Error
 /** Zipkin's server.compression.min-response-size: smaller answers are not worth compressing. */
 const COMPRESS_MIN_BYTES = 2048;
 
-/**
- * The headers @fastify/cors adds to an answer other than a preflight, for the answers given
- * before its hook could run (queryApiFrameworkErrors).
- */
 const JSON_TYPE = 'application/json; charset=utf-8';
 
 /** One trace: through the response schema when small, streamed when large (see json-stream.ts). */
@@ -133,6 +129,10 @@ function sendTraces(reply: FastifyReply, traces: Span[][]): Span[][] | FastifyRe
   return reply.type(JSON_TYPE).send(streamTraceList(traces));
 }
 
+/**
+ * The headers @fastify/cors adds to an answer other than a preflight, for the answers given
+ * before its hook could run (queryApiFrameworkErrors).
+ */
 function addCorsHeaders(origins: AppConfig['corsOrigins'], request: FastifyRequest, reply: FastifyReply): void {
   if (origins === 'off') return;
   if (origins === '*') {

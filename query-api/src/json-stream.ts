@@ -13,7 +13,7 @@ export const STREAM_MIN_SPANS = 2_000;
 /** Characters of JSON produced per turn of the event loop. */
 const SLICE_CHARS = 256 * 1024;
 
-/** The JSON of one trace (an array of spans), or of a list of traces when `traces` is nested. */
+/** The JSON of one trace: an array of spans. */
 function* traceJson(trace: readonly Span[]): Generator<string> {
   yield '[';
   for (let i = 0; i < trace.length; i++) {
@@ -24,6 +24,7 @@ function* traceJson(trace: readonly Span[]): Generator<string> {
   yield ']';
 }
 
+/** The JSON of a list of traces. */
 function* traceListJson(traces: readonly (readonly Span[])[]): Generator<string> {
   yield '[';
   for (let i = 0; i < traces.length; i++) {

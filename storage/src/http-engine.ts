@@ -14,10 +14,10 @@ export interface HttpEngineOptions {
   insertTimeoutMs?: number;
 }
 
-/** ClickHouse over HTTP through @clickhouse/client (any server version). */
 /** How long ping() waits for ClickHouse's /ping (at most the query timeout). */
 const PING_TIMEOUT_MS = 5_000;
 
+/** ClickHouse over HTTP through @clickhouse/client (any server version). */
 export class HttpEngine implements Engine {
   readonly kind = 'http' as const;
   readonly #client: ClickHouseClient;
@@ -28,7 +28,7 @@ export class HttpEngine implements Engine {
    */
   readonly #inserter: ClickHouseClient;
   #closed = false;
-  readonly #queryTimeoutMs: number;
+  readonly #pingTimeoutMs: number;
   readonly #readSettings: { max_execution_time: number; use_uncompressed_cache: 0 | 1 };
 
   constructor(options: HttpEngineOptions) {
@@ -44,7 +44,7 @@ export class HttpEngine implements Engine {
         // Failures reach the caller as StorageError; the driver need not print them too.
         log: { level: ClickHouseLogLevel.OFF },
       });
-    this.#queryTimeoutMs = options.queryTimeoutMs;
+    this.#pingTimeoutMs = Math.min(PING_TIMEOUT_MS, options.queryTimeoutMs);
     this.#client = client(options.queryTimeoutMs);
     this.#inserter = client(options.insertTimeoutMs ?? options.queryTimeoutMs);
     this.#readSettings = {
@@ -152,7 +152,7 @@ export class HttpEngine implements Engine {
     try {
       // A health check: a server that leaves /ping unanswered this long is not healthy, and
       // readiness must say so now, not after the query timeout (30 s by default).
-      const result = await this.#client.ping({ select: false, abort_signal: AbortSignal.timeout(Math.min(PING_TIMEOUT_MS, this.#queryTimeoutMs)) });
+      const result = await this.#client.ping({ select: false, abort_signal: AbortSignal.timeout(this.#pingTimeoutMs) });
       return result.success;
     } catch {
       return false;
